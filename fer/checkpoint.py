@@ -1,0 +1,101 @@
+"""Self-describing checkpoints: a checkpoint alone rebuilds its model and preprocessing.
+
+Layout (one torch.save'd dict, loadable with weights_only=True):
+  format, format_version, model {name, **config}, state_dict, classes, preprocessing,
+  train_config, history [per-epoch metrics], metrics, best_epoch, data, versions,
+  resume {optimizer, scheduler, generator} (to continue training).
+Writes go to a temporary file that is renamed into place, so a crash never leaves a
+half-written checkpoint under the final name.
+"""
+from __future__ import annotations
+
+import os
+import pickle
+import platform
+import tempfile
+import zipfile
+from pathlib import Path
+
+import torch
+
+import fer
+from fer.data import CLASSES
+from fer.errors import CheckpointError
+from fer.models import create_model
+
+FORMAT = "fer-checkpoint"
+FORMAT_VERSION = 1
+
+
+def build_payload(trainer, data: dict) -> dict:
+    history = trainer.history
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "model": dict(trainer.run["model"]),
+        "state_dict": {k: v.detach().cpu() for k, v in trainer.model.state_dict().items()},
+        "classes": list(CLASSES),
+        "preprocessing": dict(trainer.prep),
+        "train_config": dict(trainer.run["train"]),
+        "history": list(history),
+        "metrics": dict(history[-1]) if history else {},
+        "best_epoch": trainer.best["epoch"],
+        "data": dict(data),
+        "versions": {"fer": fer.__version__, "torch": str(torch.__version__), "python": platform.python_version()},
+        "resume": {"optimizer": trainer.optimizer.state_dict(), "scheduler": trainer.scheduler.state_dict(),
+                   "generator": trainer.gen.get_state().cpu()},
+    }
+
+
+def save_checkpoint(payload: dict, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(payload, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load_checkpoint(path: str | Path) -> dict:
+    """The payload of a fer checkpoint, or a CheckpointError saying why it is not one."""
+    path = Path(path)
+    if path.is_dir() and (path / "checkpoint.pt").exists():
+        path = path / "checkpoint.pt"
+    if not path.exists():
+        raise CheckpointError(f"{path}: no such checkpoint")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, EOFError, OSError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError) as e:
+        reason = str(e).strip().splitlines()[0][:120] if str(e).strip() else e.__class__.__name__
+        raise CheckpointError(f"{path}: not a readable checkpoint (truncated or corrupt: {reason})") from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: not a fer checkpoint (no '{FORMAT}' format marker)")
+    if payload.get("format_version", 0) > FORMAT_VERSION:
+        raise CheckpointError(f"{path}: checkpoint format {payload['format_version']} is newer than this "
+                              f"fer understands ({FORMAT_VERSION})")
+    return payload
+
+
+def model_from_checkpoint(payload: dict) -> torch.nn.Module:
+    cfg = {k: v for k, v in payload["model"].items() if k != "name"}
+    model = create_model(payload["model"]["name"], **cfg)
+    try:
+        model.load_state_dict(payload["state_dict"])
+    except RuntimeError as e:
+        raise CheckpointError(f"checkpoint weights do not fit its model config ({str(e).splitlines()[0]})") from None
+    model.eval()
+    return model
+
+
+def load_model(path: str | Path) -> tuple[torch.nn.Module, dict]:
+    payload = load_checkpoint(path)
+    return model_from_checkpoint(payload), payload
+
+

@@ -1,0 +1,134 @@
+"""`python -m fer train|evaluate|predict|summary`: train, score and inspect FER2013 classifiers."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from fer.errors import FerError
+
+EPILOG = "Errors in data, configs or checkpoints print one line and exit with status 2."
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args) or 0
+    except FerError as e:
+        print(f"fer: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("fer: interrupted", file=sys.stderr)
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m fer", description=__doc__, epilog=EPILOG)
+    sub = p.add_subparsers(dest="command", required=True)
+    t = sub.add_parser("train", help="train one model and write DIR/checkpoint.pt", epilog=EPILOG)
+    t.add_argument("--config", help="YAML run config (model:, train:, data:)")
+    t.add_argument("--data", help="FER2013 CSV (.csv or .csv.gz), course CSV or image folder; default: synthetic faces")
+    t.add_argument("--epochs", type=int, help="override train.epochs")
+    t.add_argument("--out", help="output folder (default runs/<config name>)")
+    t.add_argument("overrides", nargs="*", metavar="key=value", help="e.g. train.lr=0.01 model.dropout=0.3")
+    t.set_defaults(func=cmd_train)
+    e = sub.add_parser("evaluate", help="accuracy, macro-F1, per-class scores and confusion matrix", epilog=EPILOG)
+    e.add_argument("checkpoint")
+    e.add_argument("--data", help="data source (default: the one the model was trained on)")
+    e.add_argument("--split", help="Training/PublicTest/PrivateTest or train/validation/test "
+                                   "(default: PrivateTest, else PublicTest; a source without splits is used whole)")
+    e.add_argument("--json", action="store_true", help="print one JSON object")
+    e.set_defaults(func=cmd_evaluate)
+    r = sub.add_parser("predict", help="label and class probabilities per image", epilog=EPILOG)
+    r.add_argument("checkpoint")
+    r.add_argument("images", nargs="+")
+    r.set_defaults(func=cmd_predict)
+    s = sub.add_parser("summary", help="Keras-style layer table and parameter totals", epilog=EPILOG)
+    s.add_argument("model", help="a registered model name (seed_cnn, seed_dnn, ...) or a YAML run config")
+    s.set_defaults(func=cmd_summary)
+    return p
+
+
+def cmd_train(args) -> int:
+    from fer.config import load_run
+    from fer.run import train_run
+
+    overrides = list(args.overrides) + ([f"train.epochs={args.epochs}"] if args.epochs else [])
+    if args.data:
+        overrides.append(f"data={args.data}")
+    run = load_run(args.config, overrides)
+    out = Path(args.out or Path("runs") / (Path(args.config).stem if args.config else run["model"]["name"]))
+    print(f"training {run['model']['name']} on {run['data'] or 'synthetic faces'} -> {out}", flush=True)
+    total = run["train"]["epochs"]
+
+    def progress(m: dict) -> None:
+        print(f"epoch {m['epoch']:3d}/{total}  train loss {m['train_loss']:.4f} acc {m['train_acc']:.4f}  "
+              f"val loss {m['val_loss']:.4f} acc {m['val_acc']:.4f} macro-F1 {m['val_macro_f1']:.4f}  "
+              f"lr {m['lr']:.2e}  {m['epoch_s']:.1f}s {m['images_per_s']:.0f} img/s", flush=True)
+
+    t0 = time.perf_counter()
+    payload = train_run(run, out, on_epoch=progress)
+    m = payload["metrics"]
+    print(f"best epoch {payload['best_epoch']}: val acc {m['val_acc']:.4f} macro-F1 {m['val_macro_f1']:.4f} "
+          f"({time.perf_counter() - t0:.0f}s); wrote {out / 'checkpoint.pt'}")
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from fer.checkpoint import load_model
+    from fer.data import load_data
+    from fer.evaluate import classification_metrics, predict_proba
+    from fer.train import pick_device
+
+    model, payload = load_model(args.checkpoint)
+    source = args.data or payload.get("data", {}).get("source")
+    faces = load_data(None if source == "synthetic" else source)
+    split = args.split or next((s for s in ("PrivateTest", "PublicTest") if faces.has_split(s)), None)
+    faces = faces.select(split)
+    device = pick_device()
+    probs = predict_proba(model.to(device), faces.images, payload["preprocessing"],
+                          payload["train_config"].get("tta", "none"), device=device)
+    metrics = classification_metrics(faces.require_labels(), probs)
+    metrics.pop("loss")
+    if args.json:
+        print(json.dumps(metrics))
+        return 0
+    print(f"{faces.source} [{split or 'all rows'}]: n={metrics['n']}  accuracy {metrics['accuracy']:.4f}  "
+          f"macro-F1 {metrics['macro_f1']:.4f}")
+    for name, s in metrics["per_class"].items():
+        print(f"  {name:<9} precision {s['precision']:.3f} recall {s['recall']:.3f} f1 {s['f1']:.3f} "
+              f"support {s['support']}")
+    return 0
+
+
+def cmd_predict(args) -> int:
+    import numpy as np
+
+    from fer.checkpoint import load_model
+    from fer.data import CLASSES, read_image
+    from fer.evaluate import predict_proba
+
+    model, payload = load_model(args.checkpoint)
+    images = np.stack([read_image(p) for p in args.images])
+    probs = predict_proba(model, images, payload["preprocessing"], payload["train_config"].get("tta", "none"))
+    for path, p in zip(args.images, probs):
+        scores = " ".join(f"{c}={v:.3f}" for c, v in zip(CLASSES, p))
+        print(f"{path}\t{CLASSES[int(p.argmax())]}\t{scores}")
+    return 0
+
+
+def cmd_summary(args) -> int:
+    from fer.config import load_run
+    from fer.models import create_model, list_models, summary
+
+    if args.model in list_models():
+        name, model = args.model, create_model(args.model)
+    else:
+        run = load_run(args.model)
+        name = Path(args.model).stem
+        model = create_model(run["model"]["name"], **{k: v for k, v in run["model"].items() if k != "name"})
+    print(summary(model, name, getattr(model.config, "input_size", 48)))
+    return 0

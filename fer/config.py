@@ -1,0 +1,135 @@
+"""Run configs: a YAML file with `model` (a registry name plus its family's fields),
+`train` (TrainConfig's fields) and optionally `data`, overridden by `key=value` pairs.
+
+Every key is checked against its dataclass, so a typo is an error naming its path
+(`train.lr`), never a silently ignored setting.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import yaml
+
+from fer.errors import ConfigError
+from fer.models import make_config, resolve
+
+TOP_KEYS = ("model", "train", "data")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How a model is trained and evaluated; the fields are the YAML `train:` keys."""
+
+    epochs: int = 30
+    batch_size: int = 128
+    optimizer: Literal["adam", "adamw", "sgd"] = "adam"
+    lr: float = 1e-3
+    momentum: float = 0.9
+    nesterov: bool = True  # sgd only
+    weight_decay: float = 0.0
+    schedule: Literal["none", "cosine", "onecycle", "plateau", "step"] = "none"
+    step_size: int = 10  # step schedule: epochs between decays
+    gamma: float = 0.1  # step and plateau decay factor
+    plateau_patience: int = 3
+    label_smoothing: float = 0.0
+    class_balance: Literal["none", "loss", "sampler"] = "none"
+    crop_size: int = 48  # training crops of this side; evaluation takes the centre crop
+    crop_pad: int = 0  # zero padding before the random crop
+    flip: bool = False
+    rotation: float = 0.0  # degrees, uniform in [-rotation, rotation]
+    scale: float = 0.0  # relative zoom jitter
+    translate: float = 0.0  # shift as a fraction of the side
+    erasing: float = 0.0  # probability of erasing one random rectangle
+    tta: Literal["none", "flip", "tencrop"] = "none"
+    early_stopping: int = 0  # patience in epochs; 0 disables
+    monitor: Literal["val_acc", "val_macro_f1"] = "val_acc"
+    time_budget_s: float = 0.0  # stop after the epoch that crosses it; 0 disables
+    seed: int = 0
+    val_fraction: float = 0.1  # holdout size when the data has no PublicTest split
+    eval_batch_size: int = 512
+    channels_last: bool = False
+    device: str = "auto"  # auto, cpu, cuda, cuda:N
+
+    def __post_init__(self):
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ValueError("epochs and batch_size must be >= 1")
+        if not 8 <= self.crop_size <= 48 + 2 * self.crop_pad:
+            raise ValueError(f"crop_size {self.crop_size} must be in 8..{48 + 2 * self.crop_pad}")
+        if self.tta == "tencrop" and self.crop_size >= 48:
+            raise ValueError("tta=tencrop needs crop_size < 48")
+
+
+def parse_overrides(pairs: list[str]) -> dict:
+    """['train.lr=0.01', 'model.channels=[32,64]'] -> nested dict, values read as YAML."""
+    out: dict = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"override {pair!r}: expected KEY=VALUE, e.g. train.lr=0.01")
+        *parents, leaf = key.split(".")
+        node = out
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[leaf] = yaml.safe_load(raw)
+    return out
+
+
+def merge(base: dict, extra: dict) -> dict:
+    out = dict(base)
+    for k, v in extra.items():
+        out[k] = merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def load_yaml(path: str | Path) -> dict:
+    try:
+        with open(path) as f:
+            doc = yaml.safe_load(f)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such config file") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: invalid YAML ({str(e).splitlines()[0]})") from None
+    if not isinstance(doc, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    return doc
+
+
+def resolve_run(doc: dict, source: str = "config") -> dict:
+    """Validate a run config; returns {"model": {"name", **fields}, "train": {...}, "data": ...}
+    with every default filled in, ready to save with the run and inside its checkpoint."""
+    for key in doc:
+        if key not in TOP_KEYS:
+            raise ConfigError(f"{source}: {key}: unknown key (known: {', '.join(TOP_KEYS)})")
+    model = doc.get("model")
+    if isinstance(model, str):
+        model = {"name": model}
+    if not isinstance(model, dict) or "name" not in model:
+        raise ConfigError(f"{source}: model.name: missing (e.g. model: {{name: seed_cnn}})")
+    fields = {k: v for k, v in model.items() if k != "name"}
+    family, model_cfg = resolve(model["name"], **fields)
+    train = make_config(TrainConfig, doc.get("train") or {}, "train")
+    _check_compatible(family, model_cfg, train)
+    return {"model": {"name": family, **_plain(model_cfg)}, "train": _plain(train), "data": doc.get("data")}
+
+
+def load_run(path: str | None, overrides: list[str] = ()) -> dict:
+    doc = load_yaml(path) if path else {}
+    return resolve_run(merge(doc, parse_overrides(list(overrides))), source=str(path or "overrides"))
+
+
+def train_config(run: dict) -> TrainConfig:
+    return make_config(TrainConfig, run["train"], "train")
+
+
+def _check_compatible(family: str, model_cfg, train: TrainConfig) -> None:
+    if family == "dnn" and model_cfg.input_size != train.crop_size:
+        raise ConfigError(f"model.input_size: {model_cfg.input_size} must equal train.crop_size "
+                          f"{train.crop_size} for a dnn (it has a fixed input)")
+
+
+def _plain(cfg) -> dict:
+    """A dataclass as YAML-friendly values (tuples become lists)."""
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(cfg).items()}

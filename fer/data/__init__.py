@@ -1,0 +1,33 @@
+"""Every data source a user has, behind one `load_data(path)`.
+
+`None` is the built-in synthetic face set; a directory is an image-folder tree; a
+file is a FER2013-style CSV (plain or gzip), its layout told by its header.
+"""
+from __future__ import annotations
+
+import os
+
+from fer.data.cache import ArrayCache
+from fer.data.csv import load_csv
+from fer.data.dataset import CLASSES, SPLITS, FaceSet, canonical_split, train_val
+from fer.data.folders import load_folder, read_image
+from fer.data.synthetic import SyntheticSpec, make_synthetic
+from fer.errors import DataError
+
+SYNTHETIC = "synthetic"
+
+__all__ = ["CLASSES", "SPLITS", "FaceSet", "canonical_split", "train_val", "load_data", "read_image",
+           "make_synthetic", "SyntheticSpec", "SYNTHETIC", "DataError"]
+
+
+def load_data(path: str | None = None, *, cache: bool = True, seed: int = 0) -> FaceSet:
+    """Load a data source; None or 'synthetic' gives the built-in synthetic faces."""
+    if path is None or path == SYNTHETIC:
+        return make_synthetic(SyntheticSpec(seed=seed))
+    if not os.path.exists(path):
+        raise DataError(f"{path}: no such file or directory")
+    if os.path.isdir(path):
+        return load_folder(path)
+    if os.path.getsize(path) == 0:
+        raise DataError(f"{path}: empty file")
+    return load_csv(path, ArrayCache() if cache else None)

@@ -1,0 +1,61 @@
+"""The DNN family: a multilayer perceptron on the flattened 48x48 face.
+
+`seed_dnn` is the report's 2304-480-240-128-100-70-48-7 network with dropout.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from collections import OrderedDict
+
+import torch
+from torch import nn
+
+from fer.models.registry import register_family, register_preset
+
+_ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "silu": nn.SiLU, "elu": nn.ELU}
+
+
+@dataclass(frozen=True)
+class DNNConfig:
+    widths: tuple[int, ...] = (480, 240, 128, 100, 70, 48)
+    dropout: float = 0.2
+    norm: Literal["none", "batch", "layer"] = "none"
+    activation: Literal["relu", "gelu", "silu", "elu"] = "relu"
+    input_size: int = 48
+    num_classes: int = 7
+
+
+class DNN(nn.Module):
+    """Named layers `fc1..fcN` (each with norm, act, drop) and `out`. It has no conv, so
+    `first_conv` and `last_conv_block` are None."""
+
+    def __init__(self, cfg: DNNConfig):
+        super().__init__()
+        layers, width = [("flatten", nn.Flatten())], cfg.input_size**2
+        for i, w in enumerate(cfg.widths, 1):
+            layers.append((f"fc{i}", nn.Linear(width, w)))
+            if cfg.norm == "batch":
+                layers.append((f"bn{i}", nn.BatchNorm1d(w)))
+            elif cfg.norm == "layer":
+                layers.append((f"ln{i}", nn.LayerNorm(w)))
+            layers.append((f"act{i}", _ACTIVATIONS[cfg.activation]()))
+            if cfg.dropout > 0:
+                layers.append((f"drop{i}", nn.Dropout(cfg.dropout)))
+            width = w
+        layers.append(("out", nn.Linear(width, cfg.num_classes)))
+        self.layers = nn.Sequential(OrderedDict(layers))
+        self.first_conv, self.last_conv_block = None, None
+        self.first_activation = "layers.act1" if cfg.widths else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, 1, H, W) -> (B, classes) logits
+        return self.layers(x)
+
+
+@register_family("dnn", DNNConfig)
+def build_dnn(cfg: DNNConfig) -> DNN:
+    return DNN(cfg)
+
+
+register_preset("seed_dnn", "dnn")

@@ -1,0 +1,96 @@
+"""Models built by name, timm-style: families with a config dataclass, and presets.
+
+A family (`cnn`, `dnn`) is a builder plus the dataclass whose fields are its YAML
+keys; a preset (`seed_cnn`) is a family with fixed field values. A checkpoint stores
+the family name and the resolved config, so it rebuilds its model alone.
+"""
+from __future__ import annotations
+
+import dataclasses
+import typing
+from typing import Any, Callable
+
+from torch import nn
+
+from fer.errors import ConfigError
+
+
+@dataclasses.dataclass(frozen=True)
+class Family:
+    name: str
+    config_cls: type
+    build: Callable[[Any], nn.Module]
+
+
+_FAMILIES: dict[str, Family] = {}
+_PRESETS: dict[str, tuple[str, dict]] = {}
+
+
+def register_family(name: str, config_cls: type):
+    def wrap(build):
+        _FAMILIES[name] = Family(name, config_cls, build)
+        return build
+    return wrap
+
+
+def register_preset(name: str, family: str, **values):
+    _PRESETS[name] = (family, values)
+
+
+def list_models() -> list[str]:
+    return sorted(_FAMILIES) + sorted(_PRESETS)
+
+
+def resolve(name: str, **overrides) -> tuple[str, Any]:
+    """(family name, validated config dataclass) for a family or preset name."""
+    if name in _PRESETS:
+        family, values = _PRESETS[name]
+        return family, make_config(_FAMILIES[family].config_cls, {**values, **overrides}, "model")
+    if name in _FAMILIES:
+        return name, make_config(_FAMILIES[name].config_cls, overrides, "model")
+    raise ConfigError(f"model.name: unknown model {name!r} (known: {', '.join(list_models())})")
+
+
+def create_model(name: str, **cfg) -> nn.Module:
+    """Build a model by family or preset name; unknown keys are rejected."""
+    family, config = resolve(name, **cfg)
+    model = _FAMILIES[family].build(config)
+    model.family, model.config = family, config
+    return model
+
+
+def make_config(cls: type, values: dict, prefix: str):
+    """Instantiate a config dataclass from plain values, naming the key at fault on error."""
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    for key in values:
+        if key not in fields:
+            raise ConfigError(f"{prefix}.{key}: unknown key (known: {', '.join(fields)})")
+    hints = typing.get_type_hints(cls)
+    kwargs = {k: coerce(v, hints[k], f"{prefix}.{k}") for k, v in values.items()}
+    try:
+        return cls(**kwargs)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"{prefix}: {e}") from None
+
+
+def coerce(value, hint, key: str):
+    """Check (and gently convert: int->float, list->tuple) a YAML value against a type hint."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is typing.Union or origin is getattr(__import__("types"), "UnionType", None):
+        if value is None and type(None) in args:
+            return None
+        return coerce(value, next(a for a in args if a is not type(None)), key)
+    if origin is typing.Literal:
+        if value not in args:
+            raise ConfigError(f"{key}: {value!r} is not one of {', '.join(map(repr, args))}")
+        return value
+    if origin in (tuple, list):
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{key}: expected a list, got {value!r}")
+        item = args[0] if args else object
+        return tuple(coerce(v, item, f"{key}[{i}]") for i, v in enumerate(value))
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if hint in (int, float, str, bool) and (type(value) is not hint):
+        raise ConfigError(f"{key}: expected {hint.__name__}, got {value!r}")
+    return value

@@ -1,0 +1,41 @@
+"""One training run from a resolved config: data -> Trainer -> checkpoint on disk."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Callable
+
+import yaml
+
+from fer.checkpoint import save_checkpoint
+from fer.data import FaceSet, load_data, train_val
+from fer.train import Trainer
+
+
+def split_for_training(faces: FaceSet, run: dict) -> tuple[FaceSet, FaceSet, dict]:
+    """(train, val, data description for the checkpoint) as TrainConfig says."""
+    cfg = run["train"]
+    train, val = train_val(faces, cfg["val_fraction"], cfg["seed"])
+    holdout = not (faces.has_split("Training") and faces.has_split("PublicTest"))
+    data = {"source": faces.source, "train_n": len(train), "val_n": len(val),
+            "val_split": "holdout" if holdout else "PublicTest"}
+    return train, val, data
+
+
+def train_run(run: dict, out: str | Path, faces: FaceSet | None = None,
+              on_epoch: Callable[[dict], None] | None = None) -> dict:
+    """Train, keep the best epoch's weights, and write config.yaml, checkpoint.pt and
+    metrics.json into `out`. Returns the checkpoint payload."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.yaml").write_text(yaml.safe_dump(run, sort_keys=False))
+    faces = faces if faces is not None else load_data(run.get("data"), seed=run["train"]["seed"])
+    train, val, data = split_for_training(faces, run)
+    trainer = Trainer(run, train, val)
+    trainer.fit(on_epoch)
+    trainer.use_best_weights()
+    payload = trainer.checkpoint(data)
+    payload["metrics"] = dict(trainer.history[trainer.best["epoch"] - 1])
+    save_checkpoint(payload, out / "checkpoint.pt")
+    (out / "metrics.json").write_text(json.dumps({"best_epoch": trainer.best["epoch"], **payload["metrics"]}, indent=2))
+    return payload

@@ -1,0 +1,187 @@
+"""The one training loop: every caller (CLI, search trials, benchmarks) goes through it.
+
+The dataset lives on the training device as uint8 and batches are sliced, normalised
+and augmented there, so there are no DataLoader workers to feed. Each epoch yields a
+metrics dict (the per-epoch callback's argument); `Trainer.checkpoint()` packages the
+state at any point.
+"""
+from __future__ import annotations
+
+import copy
+import math
+import time
+from typing import Callable, Iterator
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from fer.config import TrainConfig, train_config
+from fer.data import CLASSES, FaceSet
+from fer.evaluate import _autocast, classification_metrics, predict_proba
+from fer.models import create_model
+from fer.transforms import augment, normalize
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def seed_everything(seed: int) -> None:
+    torch.manual_seed(seed)
+    np.random.seed(seed % 2**32)
+
+
+class Trainer:
+    """Trains the model a resolved run config describes on (train, val) face sets."""
+
+    def __init__(self, run: dict, train: FaceSet, val: FaceSet):
+        self.run, self.cfg = run, train_config(run)
+        cfg = self.cfg
+        seed_everything(cfg.seed)
+        self.device = pick_device(cfg.device)
+        model_cfg = {k: v for k, v in run["model"].items() if k != "name"}
+        self.model = create_model(run["model"]["name"], **model_cfg).to(self.device)
+        if cfg.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.x = torch.as_tensor(train.images).unsqueeze(1).to(self.device)  # (N, 1, 48, 48) uint8
+        self.y = torch.as_tensor(train.require_labels()).to(self.device)
+        self.val_images, self.val_labels = val.images, val.require_labels()
+        pixels = train.images.astype(np.float32) / 255.0
+        self.prep = {"mean": float(pixels.mean()), "std": float(pixels.std() + 1e-6),
+                     "crop_size": cfg.crop_size, "input": "48x48 grayscale, uint8 0-255"}
+        self.gen = torch.Generator(device=self.device).manual_seed(cfg.seed)
+        counts = np.bincount(train.labels, minlength=len(CLASSES)).astype(np.float64)
+        self.class_weights = torch.tensor(len(train) / (len(CLASSES) * np.maximum(counts, 1)),
+                                          dtype=torch.float32, device=self.device)
+        self.steps_per_epoch = math.ceil(len(train) / cfg.batch_size)
+        self.optimizer = _optimizer(self.model, cfg)
+        self.scheduler = _scheduler(self.optimizer, cfg, self.steps_per_epoch)
+        self.epoch, self.history = 0, []
+        self.best = {"value": -math.inf, "epoch": 0, "state": None}
+
+    # -- the loop --------------------------------------------------------------------------
+    def epochs(self) -> Iterator[dict]:
+        """Run the remaining epochs, yielding each one's metrics."""
+        start, stale = time.perf_counter(), 0
+        while self.epoch < self.cfg.epochs:
+            metrics = self._train_epoch()
+            metrics.update(self._validate())
+            self.epoch += 1
+            metrics["epoch"] = self.epoch
+            if self.cfg.schedule == "plateau":
+                self.scheduler.step(metrics[self.cfg.monitor])
+            self.history.append(metrics)
+            value = metrics[self.cfg.monitor]
+            if value > self.best["value"]:
+                self.best = {"value": value, "epoch": self.epoch, "state": copy.deepcopy(self.model.state_dict())}
+                stale = 0
+            else:
+                stale += 1
+            yield metrics
+            if self.cfg.early_stopping and stale >= self.cfg.early_stopping:
+                break
+            if self.cfg.time_budget_s and time.perf_counter() - start > self.cfg.time_budget_s:
+                break
+
+    def fit(self, callback: Callable[[dict], None] | None = None) -> list[dict]:
+        for metrics in self.epochs():
+            if callback:
+                callback(metrics)
+        return self.history
+
+    def _batches(self) -> Iterator[torch.Tensor]:
+        n = len(self.y)
+        if self.cfg.class_balance == "sampler":
+            weights = self.class_weights[self.y]
+            order = torch.multinomial(weights, n, replacement=True, generator=self.gen)
+        else:
+            order = torch.randperm(n, generator=self.gen, device=self.device)
+        return order.split(self.cfg.batch_size)
+
+    def _train_epoch(self) -> dict:
+        cfg, model = self.cfg, self.model
+        model.train()
+        t0 = time.perf_counter()
+        loss_sum = torch.zeros((), device=self.device)
+        correct = torch.zeros((), device=self.device, dtype=torch.long)
+        weight = self.class_weights if cfg.class_balance == "loss" else None
+        for idx in self._batches():
+            x = augment(normalize(self.x[idx], self.prep), cfg, self.gen)
+            if cfg.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            y = self.y[idx]
+            with _autocast(self.device):
+                logits = model(x)
+            loss = F.cross_entropy(logits.float(), y, weight=weight, label_smoothing=cfg.label_smoothing)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            if cfg.schedule in ("cosine", "onecycle", "step"):
+                self.scheduler.step()
+            loss_sum += loss.detach() * len(idx)
+            correct += (logits.argmax(1) == y).sum()
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        seconds = time.perf_counter() - t0
+        n = len(self.y)
+        return {"train_loss": loss_sum.item() / n, "train_acc": correct.item() / n,
+                "lr": self.optimizer.param_groups[0]["lr"], "epoch_s": seconds, "images_per_s": n / seconds}
+
+    def _validate(self) -> dict:
+        probs = predict_proba(self.model, self.val_images, self.prep, self.cfg.tta,
+                              self.cfg.eval_batch_size, self.device)
+        m = classification_metrics(self.val_labels, probs)
+        return {"val_loss": m["loss"], "val_acc": m["accuracy"], "val_macro_f1": m["macro_f1"]}
+
+    # -- state ---------------------------------------------------------------------------
+    def use_best_weights(self) -> None:
+        if self.best["state"] is not None:
+            self.model.load_state_dict(self.best["state"])
+
+    def checkpoint(self, data: dict | None = None) -> dict:
+        """Everything a checkpoint holds for the model's current weights (see fer.checkpoint)."""
+        from fer.checkpoint import build_payload
+
+        return build_payload(self, data or {})
+
+    def restore(self, payload: dict) -> None:
+        """Continue from a checkpoint written by `checkpoint()` (weights, optimiser, epoch)."""
+        self.model.load_state_dict(payload["state_dict"])
+        resume = payload.get("resume") or {}
+        if "optimizer" in resume:
+            self.optimizer.load_state_dict(resume["optimizer"])
+            self.scheduler.load_state_dict(resume["scheduler"])
+            self.gen.set_state(resume["generator"].to(self.gen.get_state().device))
+        self.epoch = len(payload.get("history", []))
+        self.history = list(payload.get("history", []))
+        if self.history:
+            best = max(self.history, key=lambda m: m[self.cfg.monitor])
+            self.best = {"value": best[self.cfg.monitor], "epoch": best["epoch"],
+                         "state": copy.deepcopy(self.model.state_dict())}
+
+
+def _optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    params = model.parameters()
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov and cfg.momentum > 0,
+                               weight_decay=cfg.weight_decay)
+    cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
+    return cls(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+def _scheduler(opt: torch.optim.Optimizer, cfg: TrainConfig, steps_per_epoch: int):
+    """Per-step schedules (cosine, one-cycle, step) and the per-epoch plateau schedule."""
+    total = cfg.epochs * steps_per_epoch
+    if cfg.schedule == "cosine":
+        return torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s / total, 1.0))))
+    if cfg.schedule == "onecycle":
+        return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=total + 1)
+    if cfg.schedule == "step":
+        return torch.optim.lr_scheduler.StepLR(opt, step_size=cfg.step_size * steps_per_epoch, gamma=cfg.gamma)
+    if cfg.schedule == "plateau":
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="max", factor=cfg.gamma,
+                                                          patience=cfg.plateau_patience)
+    return torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
