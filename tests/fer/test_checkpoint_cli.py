@@ -1,0 +1,102 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from fer.checkpoint import load_checkpoint, model_from_checkpoint
+from fer.cli import main
+from fer.errors import CheckpointError
+from tests.conftest import kaggle_rows
+
+TINY = ["model.name=cnn", "model.channels=[8,16]", "model.kernel_sizes=[3,3]", "model.head=gap",
+        "model.head_hidden=[]", "train.batch_size=64"]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    out = tmp_path_factory.mktemp("run")
+    assert main(["train", "--epochs", "2", "--out", str(out), *TINY]) == 0
+    return out
+
+
+def test_train_writes_self_describing_checkpoint(trained):
+    payload = load_checkpoint(trained / "checkpoint.pt")
+    assert payload["model"]["name"] == "cnn" and payload["model"]["channels"] == [8, 16]
+    assert payload["classes"][1] == "disgust" and len(payload["history"]) == 2
+    assert {"mean", "std", "crop_size"} <= set(payload["preprocessing"])
+    assert payload["train_config"]["epochs"] == 2 and payload["versions"]["torch"]
+    model = model_from_checkpoint(payload)  # rebuilt from the checkpoint alone
+    assert model(torch.zeros(1, 1, 48, 48)).shape == (1, 7)
+    assert (trained / "config.yaml").exists() and not list(trained.glob("*.tmp"))
+
+
+def test_evaluate_json(trained, capsys):
+    assert main(["evaluate", str(trained / "checkpoint.pt"), "--json", "--split", "test"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert set(out) == {"accuracy", "macro_f1", "n", "per_class", "confusion_matrix"}
+    assert np.array(out["confusion_matrix"]).shape == (7, 7) and np.sum(out["confusion_matrix"]) == out["n"]
+    assert out["per_class"]["happy"]["support"] == 90
+
+
+def test_evaluate_source_without_splits_is_used_whole(trained, write_csv, capsys):
+    text, _, _ = kaggle_rows(6)
+    rows = "\n".join("{},{}".format(*line.split(",")[:2]) for line in text.splitlines()[1:])
+    path = write_csv("label,feature\n" + rows + "\n")
+    assert main(["evaluate", str(trained), "--data", str(path), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["n"] == 6
+
+
+def test_predict_prints_label_and_probabilities(trained, tmp_path, capsys):
+    img = tmp_path / "face.png"
+    Image.fromarray(np.full((60, 60, 3), 128, np.uint8)).save(img)
+    assert main(["predict", str(trained), str(img)]) == 0
+    path, label, scores = capsys.readouterr().out.strip().split("\t")
+    probs = [float(s.split("=")[1]) for s in scores.split()]
+    assert label in ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
+    assert len(probs) == 7 and abs(sum(probs) - 1) < 0.01
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda p: p.write_bytes(b""), "not a readable checkpoint"),
+    (lambda p: torch.save({"weights": 1}, p), "not a fer checkpoint"),
+])
+def test_bad_checkpoints_exit_2_with_one_line(tmp_path, capsys, make, message):
+    path = tmp_path / "c.pt"
+    make(path)
+    assert main(["evaluate", str(path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1
+
+
+def test_truncated_checkpoint(trained, tmp_path):
+    data = (trained / "checkpoint.pt").read_bytes()
+    (tmp_path / "t.pt").write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match="truncated or corrupt"):
+        load_checkpoint(tmp_path / "t.pt")
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["train", "--data", "/nonexistent.csv", "model.name=seed_dnn"], "/nonexistent.csv: no such file"),
+    (["train", "--config", "/nonexistent.yaml"], "no such config file"),
+    (["train", "model.name=seed_cnn", "train.lrate=1"], "train.lrate: unknown key"),
+    (["predict", "/nonexistent.pt", "x.png"], "no such checkpoint"),
+])
+def test_cli_errors(capsys, argv, message):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.startswith("fer: error:")
+
+
+def test_bad_data_writes_no_checkpoint(write_csv, tmp_path, capsys):
+    path = write_csv("emotion,pixels,Usage\n3,1 2 3,Training\n")
+    out = tmp_path / "out"
+    assert main(["train", "--data", str(path), "--out", str(out), "model.name=seed_dnn"]) == 2
+    assert "line 2: expected 2304 pixels" in capsys.readouterr().err
+    assert not (out / "checkpoint.pt").exists()
+
+
+def test_summary_cli(capsys):
+    assert main(["summary", "seed_cnn"]) == 0
+    assert "Trainable params: 1,276,606" in capsys.readouterr().out

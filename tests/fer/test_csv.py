@@ -1,0 +1,120 @@
+import numpy as np
+import pytest
+
+from fer.data import load_data
+from fer.data.cache import ArrayCache
+from fer.data.csv import load_csv
+from fer.errors import DataError
+from tests.conftest import SHARED_FER, kaggle_rows
+
+
+@pytest.mark.parametrize("name", ["data.csv", "data.csv.gz"])
+def test_kaggle_csv_round_trips(write_csv, name):
+    text, images, labels = kaggle_rows(5)
+    faces = load_data(str(write_csv(text, name)))
+    np.testing.assert_array_equal(faces.images, images)
+    np.testing.assert_array_equal(faces.labels, labels)
+    assert faces.split.tolist() == [0, 1, 0, 1, 0]
+    assert len(faces.select("validation")) == 2
+
+
+def test_edge_values_and_crlf(write_csv):
+    text, images, labels = kaggle_rows(3)
+    images[0, 0, :4] = [0, 9, 10, 255]
+    lines = text.splitlines()
+    lines[1] = f"{labels[0]},{' '.join(map(str, images[0].ravel()))},Training"
+    faces = load_data(str(write_csv("\r\n".join(lines) + "\r\n")))
+    np.testing.assert_array_equal(faces.images[0, 0, :4], [0, 9, 10, 255])
+    np.testing.assert_array_equal(faces.images, images)
+
+
+def test_course_formats(write_csv):
+    _, images, labels = kaggle_rows(4)
+    rows = [f"{labels[i]},{' '.join(map(str, images[i].ravel()))}" for i in range(4)]
+    faces = load_data(str(write_csv("label,feature\n" + "\n".join(rows) + "\n")))
+    np.testing.assert_array_equal(faces.labels, labels)
+    assert faces.split is None
+    ids = [f"{1000 + i},{' '.join(map(str, images[i].ravel()))}" for i in range(4)]
+    unlabelled = load_data(str(write_csv("id,feature\n" + "\n".join(ids), "test.csv")))
+    assert unlabelled.labels is None
+    np.testing.assert_array_equal(unlabelled.images, images)
+
+
+def _corrupt(row_text: str) -> str:
+    text, _, _ = kaggle_rows(3)
+    lines = text.splitlines()
+    lines[2] = row_text.format(pixels=lines[2].split(",")[1])
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize("row, message", [
+    ("3,{pixels} 7,Training", "line 3: expected 2304 pixels, found 2305"),
+    ("3,1 2 3,Training", "line 3: expected 2304 pixels, found 3"),
+    ("9,{pixels},Training", "line 3: label '9' is not an integer in 0-6"),
+    ("x,{pixels},Training", "line 3: label 'x' is not an integer in 0-6"),
+    ("3,{pixels},Holdout", "line 3: unknown Usage 'Holdout'"),
+    ("3,{pixels}", "line 3: expected 3 comma-separated fields, found 2"),
+])
+def test_bad_rows_name_the_line(write_csv, row, message):
+    with pytest.raises(DataError, match=message):
+        load_data(str(write_csv(_corrupt(row))))
+
+
+@pytest.mark.parametrize("bad, message", [("256", "out of range"), ("1000", "out of range"),
+                                          ("-3", "not an integer"), ("12.5", "not an integer"),
+                                          ("abc", "not an integer")])
+def test_bad_pixel_values(write_csv, bad, message):
+    text, images, labels = kaggle_rows(3)
+    pixels = " ".join(map(str, images[1].ravel())).split(" ")
+    pixels[100] = bad
+    row = f"{labels[1]},{' '.join(pixels)},PublicTest"
+    lines = text.splitlines()
+    lines[2] = row
+    with pytest.raises(DataError, match=f"line 3: .*{message}"):
+        load_data(str(write_csv("\n".join(lines) + "\n")))
+
+
+@pytest.mark.parametrize("content, message", [("", "empty file"), ("emotion,pixels,Usage\n", "no rows"),
+                                              ("a,b,c\n1,2,3\n", "unrecognised header")])
+def test_empty_or_foreign_files(write_csv, content, message):
+    with pytest.raises(DataError, match=message):
+        load_data(str(write_csv(content)))
+
+
+def test_missing_path_and_corrupt_gzip(tmp_path):
+    with pytest.raises(DataError, match="no such file"):
+        load_data(str(tmp_path / "nope.csv"))
+    (tmp_path / "bad.csv.gz").write_bytes(b"\x1f\x8b\x08\x00garbage")
+    with pytest.raises(DataError, match="gzip"):
+        load_data(str(tmp_path / "bad.csv.gz"))
+
+
+def test_cache_hit_and_no_cache_on_error(write_csv, tmp_path):
+    cache = ArrayCache(tmp_path / "cache")
+    text, images, _ = kaggle_rows(3)
+    path = write_csv(text)
+    load_csv(str(path), cache)
+    entries = list((tmp_path / "cache").glob("*.npz"))
+    assert len(entries) == 1
+    np.testing.assert_array_equal(load_csv(str(path), cache).images, images)
+    bad = write_csv(text.replace("Training", "Nope", 1), "bad.csv")
+    with pytest.raises(DataError):
+        load_csv(str(bad), cache)
+    assert len(list((tmp_path / "cache").glob("*.npz"))) == 1
+
+
+def test_cache_key_follows_content(write_csv, tmp_path):
+    cache = ArrayCache(tmp_path / "cache")
+    path = write_csv(kaggle_rows(2, seed=1)[0])
+    load_csv(str(path), cache)
+    text, images, _ = kaggle_rows(2, seed=2)
+    path.write_text(text)  # same name, new content: must not hit the old entry
+    np.testing.assert_array_equal(load_csv(str(path), cache).images, images)
+
+
+@pytest.mark.skipif(not SHARED_FER.exists(), reason=f"real FER2013 not present at {SHARED_FER}")
+def test_shared_fer2013_counts():
+    faces = load_data(str(SHARED_FER))
+    assert faces.images.shape == (32298, 48, 48)
+    assert len(faces.select("Training")) == 28709 and len(faces.select("PublicTest")) == 3589
+    assert np.bincount(faces.select("Training").labels).tolist() == [3995, 436, 4097, 7215, 4830, 3171, 4965]

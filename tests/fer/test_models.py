@@ -1,0 +1,62 @@
+import pytest
+import torch
+
+from fer.errors import ConfigError
+from fer.models import count_params, create_model, list_models, summary
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_every_registered_model_maps_faces_to_seven_logits(name):
+    model = create_model(name).eval()
+    out = model(torch.randn(3, 1, 48, 48))
+    assert out.shape == (3, 7) and torch.isfinite(out).all()
+    assert model.family in ("cnn", "dnn")
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_named_layers_exist(name):
+    model = create_model(name)
+    modules = dict(model.named_modules())
+    for attr in ("first_conv", "first_activation", "last_conv_block"):
+        layer = getattr(model, attr)
+        assert layer is None or layer in modules
+    if model.family == "cnn":
+        assert isinstance(modules[model.first_conv], torch.nn.Conv2d)
+
+
+def test_report_parameter_counts():
+    assert count_params(create_model("seed_cnn")) == {"total": 1_278_590, "trainable": 1_276_606,
+                                                       "non_trainable": 1_984}
+    assert count_params(create_model("seed_dnn"))["total"] == 1_276_409
+
+
+def test_summary_prints_report_totals():
+    text = summary(create_model("seed_cnn"), "seed_cnn")
+    assert "Total params: 1,278,590" in text and "Trainable params: 1,276,606" in text
+    assert "Non-trainable params: 1,984" in text
+    assert "features.block5.conv2 (Conv2d)" in text and "(None, 256, 3, 3)" in text
+
+
+def test_family_options_change_the_network():
+    vgg = create_model("cnn", channels=[8, 16], kernel_sizes=[3, 3], pool="max", pool_last=True, head="flatten",
+                       head_hidden=[32], act_per_conv=True, batch_norm=False)
+    assert vgg(torch.randn(2, 1, 48, 48)).shape == (2, 7)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in vgg.modules())
+    dnn = create_model("dnn", widths=[64, 32], norm="layer", activation="gelu")
+    assert sum(isinstance(m, torch.nn.LayerNorm) for m in dnn.modules()) == 2
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"chanels": [8]}, "model.chanels: unknown key"),
+    ({"channels": [8, 16], "kernel_sizes": [3]}, "kernel_sizes has 1 entries"),
+    ({"pool": "median"}, "model.pool: 'median' is not one of"),
+    ({"dropout": "high"}, "model.dropout: expected float"),
+])
+def test_bad_config_names_the_key(kwargs, message):
+    with pytest.raises(ConfigError, match=message):
+        create_model("cnn", **kwargs)
+
+
+def test_unknown_model_name():
+    with pytest.raises(ConfigError, match="unknown model 'resnet'"):
+        create_model("resnet")

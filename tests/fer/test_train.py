@@ -1,0 +1,88 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from fer.config import load_run
+from fer.errors import ConfigError
+from fer.train import Trainer
+from fer.transforms import eval_views, random_crop, random_erasing
+
+TINY = ["model.name=cnn", "model.channels=[8,16]", "model.kernel_sizes=[3,3]", "model.head=gap",
+        "model.head_hidden=[]", "train.epochs=2", "train.batch_size=64"]
+METRIC_KEYS = {"train_loss", "train_acc", "val_loss", "val_acc", "val_macro_f1", "lr", "epoch_s", "images_per_s",
+               "epoch"}
+
+
+def _run(extra=()):
+    return load_run(None, TINY + list(extra))
+
+
+def _fit(synthetic, extra=()):
+    tr, va = synthetic.select("Training"), synthetic.select("PublicTest")
+    return Trainer(_run(extra), tr, va).fit()
+
+
+def test_callback_gets_every_metric_each_epoch(synthetic):
+    seen = []
+    tr, va = synthetic.select("Training"), synthetic.select("PublicTest")
+    Trainer(_run(), tr, va).fit(seen.append)
+    assert [m["epoch"] for m in seen] == [1, 2]
+    assert METRIC_KEYS <= set(seen[0])
+    assert all(math.isfinite(v) for v in seen[-1].values())
+
+
+def test_same_seed_same_metrics_on_cpu(synthetic):
+    extra = ["train.flip=true", "train.crop_pad=4", "train.erasing=0.5", "train.rotation=10"]
+    a, b = _fit(synthetic, extra), _fit(synthetic, extra)
+    strip = lambda h: [{k: v for k, v in m.items() if k not in ("epoch_s", "images_per_s")} for m in h]  # noqa: E731
+    assert strip(a) == strip(b)
+    c = _fit(synthetic, extra + ["train.seed=1"])
+    assert strip(a) != strip(c)
+
+
+@pytest.mark.parametrize("extra", [
+    ["train.optimizer=sgd", "train.schedule=cosine", "train.nesterov=true"],
+    ["train.optimizer=adamw", "train.schedule=onecycle", "train.weight_decay=0.01"],
+    ["train.schedule=plateau", "train.class_balance=loss", "train.label_smoothing=0.1"],
+    ["train.schedule=step", "train.step_size=1", "train.class_balance=sampler"],
+    ["train.crop_size=40", "train.tta=tencrop", "train.flip=true", "train.scale=0.1", "train.translate=0.1"],
+])
+def test_recipes_train(synthetic, extra):
+    history = _fit(synthetic, extra)
+    assert len(history) == 2 and all(np.isfinite(m["train_loss"]) for m in history)
+
+
+def test_cosine_anneals_to_zero_and_step_decays(synthetic):
+    assert _fit(synthetic, ["train.schedule=cosine"])[-1]["lr"] == pytest.approx(0.0, abs=1e-9)
+    step = _fit(synthetic, ["train.schedule=step", "train.step_size=1", "train.gamma=0.5"])
+    assert step[0]["lr"] == pytest.approx(5e-4) and step[1]["lr"] == pytest.approx(2.5e-4)
+
+
+def test_early_stopping_stops(synthetic):
+    history = _fit(synthetic, ["train.epochs=20", "train.early_stopping=1", "train.lr=0.0"])
+    assert len(history) < 20
+
+
+def test_dnn_input_must_match_crop():
+    with pytest.raises(ConfigError, match="model.input_size"):
+        load_run(None, ["model.name=seed_dnn", "train.crop_size=40"])
+
+
+def test_random_crop_takes_real_windows():
+    x = torch.arange(48 * 48, dtype=torch.float32).reshape(1, 1, 48, 48).repeat(8, 1, 1, 1)
+    gen = torch.Generator().manual_seed(0)
+    crops = random_crop(x, 40, 0, gen)
+    assert crops.shape == (8, 1, 40, 40)
+    for c in crops:  # each crop is a contiguous window: rows step by 48, columns by 1
+        assert torch.all(c[0, 1:, 0] - c[0, :-1, 0] == 48) and torch.all(c[0, 0, 1:] - c[0, 0, :-1] == 1)
+    assert len({c[0, 0, 0].item() for c in crops}) > 1
+
+
+def test_erasing_zeroes_a_rectangle_and_tencrop_gives_ten_views():
+    x = torch.ones(16, 1, 48, 48)
+    erased = random_erasing(x, 1.0, torch.Generator().manual_seed(0))
+    zeros = (erased == 0).flatten(1).sum(1)
+    assert (zeros > 0).all() and (zeros < 48 * 48 * 0.3).all()
+    assert len(eval_views(x, 40, "tencrop")) == 10 and len(eval_views(x, 48, "flip")) == 2
