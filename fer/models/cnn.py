@@ -22,7 +22,7 @@ from fer.models.registry import register_family, register_preset
 @dataclass(frozen=True)
 class CNNConfig:
     channels: tuple[int, ...] = (16, 32, 64, 128, 256)
-    kernel_sizes: tuple[int, ...] = (9, 5, 3, 3, 3)  # one per block
+    kernel_sizes: tuple[int, ...] = (9, 5, 3, 3, 3)  # one per block, or one for every block
     convs_per_block: int = 2
     pool: Literal["avg", "max", "none"] = "avg"
     pool_last: bool = False  # pool after the last block too
@@ -36,6 +36,8 @@ class CNNConfig:
     num_classes: int = 7
 
     def __post_init__(self):
+        if len(self.kernel_sizes) == 1 and len(self.channels) > 1:
+            object.__setattr__(self, "kernel_sizes", tuple(self.kernel_sizes) * len(self.channels))
         if len(self.kernel_sizes) != len(self.channels):
             raise ValueError(f"kernel_sizes has {len(self.kernel_sizes)} entries but channels has {len(self.channels)}")
         if not self.channels or self.convs_per_block < 1:

@@ -1,0 +1,1 @@
+"""Hyperparameter sweeps over fer's model families with Ray Tune and Optuna."""

@@ -1,0 +1,32 @@
+"""One line per trial event and epoch, instead of Tune's periodic full tables."""
+from __future__ import annotations
+
+import sys
+
+from ray.tune import Callback
+
+
+class EpochPrinter(Callback):
+    def __init__(self, label: str, metric: str):
+        self.label, self.metric = label, metric
+
+    def _say(self, text: str) -> None:
+        print(f"[{self.label}] {text}", file=sys.stdout, flush=True)
+
+    def on_trial_start(self, iteration, trials, trial, **info):
+        searched = {k: v for k, v in trial.config.get("train", {}).items() if k in ("lr", "optimizer", "batch_size")}
+        self._say(f"{trial.trial_id} started {searched}")
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        self._say(f"{trial.trial_id} epoch {result['training_iteration']:3d}  {self.metric} {result[self.metric]:.4f}  "
+                  f"train_loss {result['train_loss']:.4f}  {result['epoch_s']:.1f}s")
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        best = max((r.get(self.metric, float("-inf")) for r in [trial.last_result]), default=float("nan"))
+        running = sum(t.status == "RUNNING" for t in trials)
+        done = sum(t.status in ("TERMINATED", "ERROR") for t in trials)
+        self._say(f"{trial.trial_id} finished after {trial.last_result.get('training_iteration', 0)} epochs "
+                  f"({self.metric} {best:.4f}); {done} done, {running} running")
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        self._say(f"{trial.trial_id} failed (attempt {trial.num_failures}); Tune retries it from its last checkpoint")

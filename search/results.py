@@ -1,0 +1,101 @@
+"""Read finished (or running) experiments: every trial as a pandas row, and the best
+trial of each family with a path to its best checkpoint in fer's format."""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pandas as pd
+
+from fer.errors import FerError
+from search.sweep import SWEEP_FILE
+
+
+class ResultsError(FerError):
+    """A results folder holds no experiment, or one that cannot be read."""
+
+
+def find_experiments(root: str | Path) -> list[Path]:
+    """Experiment folders (each with sweep.json and Tune's state) under root, root included."""
+    root = Path(root)
+    if not root.exists():
+        raise ResultsError(f"{root}: no such folder")
+    found = sorted(p.parent for p in root.rglob(SWEEP_FILE) if list(p.parent.glob("experiment_state-*.json")))
+    if not found:
+        raise ResultsError(f"{root}: no search experiments inside (looked for {SWEEP_FILE} with Tune state)")
+    return found
+
+
+def _trials(exp: Path) -> tuple[dict, list[dict]]:
+    """(sweep info, one dict per trial: id, status, config, history DataFrame, checkpoints)."""
+    from ray.tune import ExperimentAnalysis
+
+    info = json.loads((exp / SWEEP_FILE).read_text())
+    try:
+        analysis = ExperimentAnalysis(str(exp), default_metric=info["metric"], default_mode="max")
+    except Exception as e:  # Tune raises several types for a half-written state
+        raise ResultsError(f"{exp}: cannot read the experiment ({e.__class__.__name__}: {e})") from None
+    frames = analysis.trial_dataframes
+    trials = []
+    for t in analysis.trials:
+        history = frames.get(t.trial_id, pd.DataFrame())
+        ckpt = None
+        if info["metric"] in history:
+            best = analysis.get_best_checkpoint(t, info["metric"], "max")
+            ckpt = str(Path(best.path) / "checkpoint.pt") if best is not None else None
+        trials.append({"trial_id": t.trial_id, "status": t.status, "config": t.config, "history": history,
+                       "checkpoint": ckpt, "path": t.path})
+    return info, trials
+
+
+def _row(exp: Path, info: dict, trial: dict) -> dict:
+    h, metric = trial["history"], info["metric"]
+    flat = {f"{s}.{k}": v for s in ("model", "train") for k, v in trial["config"].get(s, {}).items()}
+    searched = {k.replace("/", "."): flat.get(k.replace("/", ".")) for k in info["searched"]}
+    best = h[metric].max() if metric in h else math.nan
+    return {"experiment": exp.name, "family": info["family"], "trial_id": trial["trial_id"],
+            "status": trial["status"], "epochs": int(h["training_iteration"].max()) if len(h) else 0,
+            metric: best, "val_acc": h["val_acc"].max() if "val_acc" in h else math.nan,
+            "val_macro_f1": h["val_macro_f1"].max() if "val_macro_f1" in h else math.nan,
+            "num_params": int(h["num_params"].iloc[-1]) if "num_params" in h else None,
+            "epoch_s": h["epoch_s"].mean() if "epoch_s" in h else math.nan,
+            **{k: json.dumps(v) if isinstance(v, list) else v for k, v in searched.items()},
+            "checkpoint": trial["checkpoint"]}
+
+
+def trials_table(root: str | Path) -> pd.DataFrame:
+    """Every trial of every experiment under root, one row each."""
+    rows = []
+    for exp in find_experiments(root):
+        info, trials = _trials(exp)
+        rows += [_row(exp, info, t) for t in trials]
+    return pd.DataFrame(rows)
+
+
+def trial_histories(exp: str | Path) -> tuple[dict, dict[str, pd.DataFrame]]:
+    """(sweep info, {trial_id: per-epoch DataFrame}) of one experiment."""
+    info, trials = _trials(Path(exp))
+    return info, {t["trial_id"]: t["history"] for t in trials}
+
+
+def best_trials(root: str | Path) -> list[dict]:
+    """The best trial of each family: family, metric, value, config, params, checkpoint."""
+    best: dict[str, dict] = {}
+    for exp in find_experiments(root):
+        info, trials = _trials(exp)
+        metric = info["metric"]
+        for t in trials:
+            if metric not in t["history"] or t["checkpoint"] is None:
+                continue
+            value = float(t["history"][metric].max())
+            family = info["family"]
+            if family not in best or value > best[family]["value"]:
+                flat = {f"{s}.{k}": v for s in ("model", "train") for k, v in t["config"].get(s, {}).items()}
+                best[family] = {"family": family, "metric": metric, "value": value, "config": t["config"],
+                                "params": {k.replace("/", "."): flat.get(k.replace("/", ".")) for k in info["searched"]},
+                                "checkpoint": t["checkpoint"], "experiment": str(exp), "trial_id": t["trial_id"],
+                                "num_params": int(t["history"]["num_params"].iloc[-1])}
+    if not best:
+        raise ResultsError(f"{root}: no trial has reported a result yet")
+    return sorted(best.values(), key=lambda b: b["family"])

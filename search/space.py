@@ -1,0 +1,292 @@
+"""Search spaces as data: the YAML format, its validation, and the one converter.
+
+A space file describes one sweep (or several under `sweeps:`):
+
+    family: cnn                      # which model family the trials build
+    settings: {metric: val_acc, num_samples: 24, max_epochs: 30, grace_period: 4, ...}
+    model:  {name: cnn, channels: {choice: [[32, 64], [64, 128]]}, dropout: 0.2}
+    train:  {lr: {loguniform: [1.0e-4, 1.0e-1]},
+             momentum: {uniform: [0.8, 0.95], when: {optimizer: sgd}}}
+
+Each model/train value is fixed, or one distribution: choice, uniform, loguniform,
+int, logint; `when` makes it conditional on keys of the same section. `SearchSpace`
+turns a validated file into Optuna's define-by-run function (used by OptunaSearch),
+Optuna distributions (for importance analysis of finished sweeps) and
+warm-start points.
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from fer.config import TrainConfig, resolve_run
+from fer.errors import ConfigError
+from fer.models import count_params, create_model
+from fer.models.registry import _FAMILIES
+
+DISTRIBUTIONS = ("choice", "uniform", "loguniform", "int", "logint")
+SECTIONS = ("model", "train")
+
+
+@dataclass
+class Settings:
+    """Sweep settings; the fields are the YAML `settings:` keys (CLI flags override them)."""
+
+    metric: str = "val_acc"
+    num_samples: int = 8
+    max_epochs: int = 10
+    grace_period: int = 2
+    reduction_factor: int = 3
+    max_concurrent: int = 2
+    cpus_per_trial: float = 1.0
+    gpus_per_trial: float = 0.0
+    time_budget_s: float | None = None
+    max_failures: int = 2
+    keep_checkpoints: int = 2
+    searcher: str = "tpe"  # tpe, random
+    scheduler: str = "asha"  # asha, fifo
+    param_budget: dict | None = None  # {target: int, tolerance: 0.05, scale: model.widths}
+    warm_start: list = field(default_factory=list)  # configs ({model: {...}, train: {...}}) tried first
+
+
+@dataclass(frozen=True)
+class Param:
+    key: str  # "model/channels"
+    kind: str  # choice, uniform, loguniform, int, logint
+    args: tuple
+    when: tuple[tuple[str, tuple], ...] = ()  # ((key, allowed values), ...)
+
+
+class SearchSpace:
+    """A validated space of one family: fixed values, parameters, settings."""
+
+    def __init__(self, doc: dict, source: str):
+        self.source = source
+        _check_keys(doc, {"family", "name", "settings", "model", "train", "data"}, source)
+        self.family = doc.get("family") or (doc.get("model") or {}).get("name")
+        if self.family not in _FAMILIES:
+            raise ConfigError(f"{source}: family: expected one of {', '.join(_FAMILIES)}, got {self.family!r}")
+        self.name = doc.get("name", self.family)
+        self.settings = _settings(doc.get("settings") or {}, source)
+        self.data = doc.get("data")
+        self.fixed: dict[str, Any] = {}
+        self.params: list[Param] = []
+        for section in SECTIONS:
+            body = doc.get(section) or {}
+            if not isinstance(body, dict):
+                raise ConfigError(f"{source}: {section}: expected a mapping")
+            for key, value in body.items():
+                self._add(section, key, value)
+        self.fixed.setdefault("model/name", self.family)
+        if "train/epochs" in self.fixed or any(p.key == "train/epochs" for p in self.params):
+            raise ConfigError(f"{source}: train.epochs: set settings.max_epochs instead (every trial's schedule "
+                              "spans max_epochs; the scheduler may stop it earlier)")
+        self.fixed["train/epochs"] = self.settings.max_epochs
+        self._validate_point(self.first_point())
+
+    # -- construction -------------------------------------------------------------------
+    def _add(self, section: str, key: str, value: Any) -> None:
+        path = f"{section}.{key}"
+        allowed = _section_fields(section, self.family)
+        if key not in allowed:
+            raise ConfigError(f"{self.source}: {path}: unknown key (known: {', '.join(sorted(allowed))})")
+        if isinstance(value, dict) and set(value) & set(DISTRIBUTIONS):
+            self.params.append(_param(section, key, value, self.source))
+        elif isinstance(value, dict) and key != "name":
+            raise ConfigError(f"{self.source}: {path}: expected a value or one of {{{', '.join(DISTRIBUTIONS)}: ...}}")
+        else:
+            self.fixed[f"{section}/{key}"] = value
+
+    def _validate_point(self, flat: dict) -> None:
+        try:
+            resolve_run(unflatten(flat), source=self.source)
+        except ConfigError as e:
+            msg = str(e)
+            raise ConfigError(msg if msg.startswith(self.source) else f"{self.source}: {msg}") from None
+
+    # -- sampling -------------------------------------------------------------------------
+    def define_by_run(self, trial) -> dict:
+        """Optuna define-by-run: suggest every active parameter, return the whole config
+        (flat "section/key" names, which Tune unflattens into {model: ..., train: ...})."""
+        values = dict(self.fixed)
+        for p in self._ordered():
+            if all(values.get(k) in allowed for k, allowed in p.when):
+                values[p.key] = _suggest(trial, p)
+        return self._apply_budget(values)
+
+    def first_point(self) -> dict:
+        values = dict(self.fixed)
+        for p in self._ordered():
+            if all(values.get(k) in allowed for k, allowed in p.when):
+                values[p.key] = p.args[0]
+        return values
+
+    def _ordered(self) -> list[Param]:
+        """Unconditional parameters first, so a `when` always sees the value it tests."""
+        return sorted(self.params, key=lambda p: len(p.when))
+
+    def distributions(self) -> dict:
+        """Optuna distributions of every parameter (choices of lists as JSON strings)."""
+        import optuna.distributions as d
+
+        out = {}
+        for p in self.params:
+            if p.kind == "choice":
+                out[p.key] = d.CategoricalDistribution([_encode(c) for c in p.args])
+            elif p.kind in ("int", "logint"):
+                out[p.key] = d.IntDistribution(p.args[0], p.args[1], log=p.kind == "logint")
+            else:
+                out[p.key] = d.FloatDistribution(p.args[0], p.args[1], log=p.kind == "loguniform")
+        return out
+
+    def warm_start_points(self) -> list[dict]:
+        """settings.warm_start configs as Optuna parameter values, for points_to_evaluate."""
+        points = []
+        for i, cfg in enumerate(self.settings.warm_start):
+            flat = flatten(cfg)
+            point = {}
+            for p in self.params:
+                if p.key in flat:
+                    value = flat[p.key]
+                    if p.kind == "choice" and _encode(value) not in {_encode(c) for c in p.args}:
+                        raise ConfigError(f"{self.source}: settings.warm_start[{i}].{p.key.replace('/', '.')}: "
+                                          f"{value!r} is not among the choices")
+                    point[p.key] = _encode(value) if p.kind == "choice" else value
+            points.append(point)
+        return points
+
+    # -- the parameter budget ------------------------------------------------------------
+    def _apply_budget(self, values: dict) -> dict:
+        """Rescale the budget's `scale` list (widths or channels) so the model's trainable
+        parameters land within tolerance of the target; CNN and DNN then compare fairly."""
+        budget = self.settings.param_budget
+        if not budget:
+            return values
+        target, tol, key = budget["target"], budget.get("tolerance", 0.05), budget["scale"].replace(".", "/")
+        base = list(values[key])
+        count = lambda s: _trainable(values, key, [max(1, round(w * s)) for w in base])  # noqa: E731
+        if abs(count(1.0) / target - 1) <= tol:
+            return values
+        lo, hi = 1e-3, 1e3
+        for _ in range(40):  # parameters grow monotonically with the scale
+            mid = math.sqrt(lo * hi)
+            lo, hi = (mid, hi) if count(mid) < target else (lo, mid)
+        values[key] = [max(1, round(w * hi)) for w in base]
+        return values
+
+
+def _trainable(values: dict, key: str, scaled: list) -> int:
+    cfg = unflatten({**values, key: scaled})["model"]
+    model = create_model(cfg["name"], **{k: v for k, v in cfg.items() if k != "name"})
+    return count_params(model)["trainable"]
+
+
+def _suggest(trial, p: Param):
+    name = p.key
+    if p.kind == "choice":
+        return _decode(trial.suggest_categorical(name, [_encode(c) for c in p.args]))
+    if p.kind in ("int", "logint"):
+        return trial.suggest_int(name, p.args[0], p.args[1], log=p.kind == "logint")
+    return trial.suggest_float(name, p.args[0], p.args[1], log=p.kind == "loguniform")
+
+
+def _encode(value):
+    """Optuna's categorical choices must be scalars: lists travel as JSON text."""
+    return json.dumps(value) if isinstance(value, (list, tuple, dict)) else value
+
+
+def _decode(value):
+    return json.loads(value) if isinstance(value, str) and value[:1] in "[{" else value
+
+
+def _param(section: str, key: str, spec: dict, source: str) -> Param:
+    path = f"{source}: {section}.{key}"
+    kinds = [k for k in spec if k in DISTRIBUTIONS]
+    extra = set(spec) - set(DISTRIBUTIONS) - {"when"}
+    if len(kinds) != 1 or extra:
+        raise ConfigError(f"{path}: expected exactly one of {', '.join(DISTRIBUTIONS)} (plus optional when), "
+                          f"got {', '.join(spec)}")
+    kind, args = kinds[0], spec[kinds[0]]
+    if kind == "choice":
+        if not isinstance(args, list) or not args:
+            raise ConfigError(f"{path}.choice: expected a non-empty list")
+    else:
+        numeric = (int,) if kind in ("int", "logint") else (int, float)
+        if (not isinstance(args, list) or len(args) != 2 or not all(isinstance(a, numeric) and not isinstance(a, bool)
+                                                                    for a in args) or not args[0] < args[1]):
+            raise ConfigError(f"{path}.{kind}: expected [low, high] {'integers' if numeric == (int,) else 'numbers'}"
+                              " with low < high")
+        if kind in ("loguniform", "logint") and args[0] <= 0:
+            raise ConfigError(f"{path}.{kind}: low must be > 0 on a log scale")
+        args = [float(a) for a in args] if kind in ("uniform", "loguniform") else args
+    when = spec.get("when") or {}
+    if not isinstance(when, dict):
+        raise ConfigError(f"{path}.when: expected a mapping like {{optimizer: sgd}}")
+    conds = tuple((k.replace(".", "/") if "." in k else f"{section}/{k}", tuple(v if isinstance(v, list) else [v]))
+                  for k, v in when.items())
+    return Param(f"{section}/{key}", kind, tuple(args), conds)
+
+
+def _section_fields(section: str, family: str) -> set[str]:
+    if section == "train":
+        return {f.name for f in fields(TrainConfig)}
+    return {f.name for f in fields(_FAMILIES[family].config_cls)} | {"name"}
+
+
+def _settings(values: dict, source: str) -> Settings:
+    known = {f.name: f for f in fields(Settings)}
+    for key, value in values.items():
+        if key not in known:
+            raise ConfigError(f"{source}: settings.{key}: unknown key (known: {', '.join(known)})")
+    s = Settings(**values)
+    if s.metric not in ("val_acc", "val_macro_f1"):
+        raise ConfigError(f"{source}: settings.metric: expected val_acc or val_macro_f1, got {s.metric!r}")
+    for key in ("num_samples", "max_epochs", "grace_period", "max_concurrent"):
+        if not isinstance(getattr(s, key), int) or getattr(s, key) < 1:
+            raise ConfigError(f"{source}: settings.{key}: expected a positive integer, got {getattr(s, key)!r}")
+    if s.searcher not in ("tpe", "random") or s.scheduler not in ("asha", "fifo"):
+        raise ConfigError(f"{source}: settings.searcher/scheduler: expected tpe|random and asha|fifo")
+    if s.param_budget is not None and not ({"target", "scale"} <= set(s.param_budget)):
+        raise ConfigError(f"{source}: settings.param_budget: expected {{target: N, scale: model.widths}}")
+    return s
+
+
+def _check_keys(doc: dict, allowed: set, source: str) -> None:
+    for key in doc:
+        if key not in allowed:
+            raise ConfigError(f"{source}: {key}: unknown key (known: {', '.join(sorted(allowed))})")
+
+
+def flatten(cfg: dict) -> dict:
+    return {f"{s}/{k}": v for s in SECTIONS for k, v in (cfg.get(s) or {}).items()}
+
+
+def unflatten(flat: dict) -> dict:
+    out: dict = {}
+    for key, value in flat.items():
+        section, _, name = key.partition("/")
+        out.setdefault(section, {})[name] = value
+    return out
+
+
+def load_sweeps(path: str, settings: dict | None = None) -> list[SearchSpace]:
+    """The sweeps of a space file: one space, or several under `sweeps:` sharing
+    the file's `settings:` and `data:`. `settings` (from the command line) win."""
+    from fer.config import load_yaml
+
+    doc = load_yaml(path)
+    if "sweeps" not in doc:
+        return [SearchSpace({**doc, "settings": {**(doc.get("settings") or {}), **(settings or {})}}, path)]
+    _check_keys(doc, {"sweeps", "settings", "data"}, path)
+    if not isinstance(doc["sweeps"], list) or not doc["sweeps"]:
+        raise ConfigError(f"{path}: sweeps: expected a non-empty list of spaces")
+    spaces = []
+    for i, sub in enumerate(doc["sweeps"]):
+        if not isinstance(sub, dict):
+            raise ConfigError(f"{path}: sweeps[{i}]: expected a mapping")
+        merged = {"data": doc.get("data"), **sub,
+                  "settings": {**(doc.get("settings") or {}), **(sub.get("settings") or {}), **(settings or {})}}
+        spaces.append(SearchSpace(merged, f"{path}: sweeps[{i}]"))
+    return spaces

@@ -1,0 +1,105 @@
+"""Build and run one Tune experiment per search space: Optuna (seeded TPE) behind a
+ConcurrencyLimiter, ASHA early stopping, best-epoch checkpoints, retries, resume.
+
+ASHA stops weak trials at its rungs (grace_period, grace_period * reduction_factor, ...)
+and Tune then tells Optuna the trial is *complete* with the score it had when stopped.
+TPE therefore learns from early scores: choose a grace period long enough that
+a trial's score at that epoch ranks it the way its final score would.
+"""
+from __future__ import annotations
+
+import json
+import time
+import warnings
+from pathlib import Path
+
+import optuna
+from ray import tune
+from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+from ray.tune.search import ConcurrencyLimiter
+from ray.tune.search.optuna import OptunaSearch
+
+from search.progress import EpochPrinter
+from search.space import SearchSpace
+
+SWEEP_FILE = "sweep.json"
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+
+
+def trial_dirname(trial) -> str:
+    """Short trial folders: Tune's default packs every hyperparameter into the name."""
+    return f"trial_{trial.trial_id}"
+
+
+def experiment_path(storage: str, name: str, space: SearchSpace) -> str:
+    return f"{storage.rstrip('/')}/{name}/{space.name}"
+
+
+def make_searcher(space: SearchSpace, seed: int) -> ConcurrencyLimiter:
+    s = space.settings
+    sampler = (optuna.samplers.RandomSampler(seed=seed) if s.searcher == "random" else
+               optuna.samplers.TPESampler(seed=seed, n_startup_trials=max(2, min(10, s.num_samples // 3)),
+                                          multivariate=True, group=True))
+    searcher = OptunaSearch(space=space.define_by_run, metric=s.metric, mode="max", sampler=sampler,
+                            points_to_evaluate=space.warm_start_points() or None)
+    return ConcurrencyLimiter(searcher, max_concurrent=s.max_concurrent)
+
+
+def make_scheduler(space: SearchSpace):
+    s = space.settings
+    if s.scheduler == "fifo":
+        return FIFOScheduler()
+    return ASHAScheduler(time_attr="training_iteration", max_t=s.max_epochs, grace_period=s.grace_period,
+                         reduction_factor=s.reduction_factor)
+
+
+def make_tuner(space: SearchSpace, trainable, storage: str, name: str, seed: int, resume: bool) -> tune.Tuner:
+    """A new Tuner, or the interrupted experiment's when resuming (searcher state included)."""
+    s = space.settings
+    trainable = tune.with_resources(trainable, {"cpu": s.cpus_per_trial, "gpu": s.gpus_per_trial})
+    path = experiment_path(storage, name, space)
+    if resume and tune.Tuner.can_restore(path):
+        return tune.Tuner.restore(path, trainable, resume_unfinished=True, resume_errored=True)
+    run_config = tune.RunConfig(
+        name=space.name,
+        storage_path=f"{storage.rstrip('/')}/{name}",
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=s.keep_checkpoints, checkpoint_score_attribute=s.metric,
+                                                checkpoint_score_order="max"),
+        failure_config=tune.FailureConfig(max_failures=s.max_failures),
+        callbacks=[EpochPrinter(space.name, s.metric)],
+        verbose=0,
+    )
+    tune_config = tune.TuneConfig(metric=s.metric, mode="max", search_alg=make_searcher(space, seed),
+                                  scheduler=make_scheduler(space), num_samples=s.num_samples,
+                                  time_budget_s=s.time_budget_s, reuse_actors=True,
+                                  trial_dirname_creator=trial_dirname)
+    return tune.Tuner(trainable, tune_config=tune_config, run_config=run_config)
+
+
+def write_sweep_info(space: SearchSpace, storage: str, name: str, seed: int) -> None:
+    """sweep.json beside Tune's files: what `search best|table` and analysis need to read it."""
+    info = {"family": space.family, "name": space.name, "source": space.source, "metric": space.settings.metric,
+            "searched": [p.key for p in space.params], "seed": seed, "settings": vars(space.settings),
+            "distributions": {k: optuna.distributions.distribution_to_json(d)
+                              for k, d in space.distributions().items()},
+            "started": time.strftime("%Y-%m-%d %H:%M:%S")}
+    path = experiment_path(storage, name, space)
+    if "://" in path:
+        import pyarrow.fs
+
+        fs, root = pyarrow.fs.FileSystem.from_uri(path)
+        fs.create_dir(root, recursive=True)
+        with fs.open_output_stream(f"{root}/{SWEEP_FILE}") as f:
+            f.write(json.dumps(info, indent=2, default=str).encode())
+        return
+    Path(path).mkdir(parents=True, exist_ok=True)
+    (Path(path) / SWEEP_FILE).write_text(json.dumps(info, indent=2, default=str))
+
+
+def run_sweep(space: SearchSpace, trainable, storage: str, name: str, seed: int = 0,
+              resume: bool = False) -> tune.ResultGrid:
+    path = experiment_path(storage, name, space)
+    if not (resume and tune.Tuner.can_restore(path)):
+        write_sweep_info(space, storage, name, seed)
+    return make_tuner(space, trainable, storage, name, seed, resume).fit()
