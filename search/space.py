@@ -85,6 +85,7 @@ class SearchSpace:
                               "spans max_epochs; the scheduler may stop it earlier)")
         self.fixed["train/epochs"] = self.settings.max_epochs
         self._validate_point(self.first_point())
+        self.warm_start_points()  # a bad warm-start point fails now, not mid-sweep
 
     # -- construction -------------------------------------------------------------------
     def _add(self, section: str, key: str, value: Any) -> None:

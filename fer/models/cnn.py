@@ -115,5 +115,7 @@ def build_cnn(cfg: CNNConfig) -> CNN:
 
 
 register_preset("seed_cnn", "cnn")  # the report's CNN: CNNConfig's defaults
-register_preset("vgg_cnn", "cnn", channels=(32, 64, 128, 256), kernel_sizes=(3, 3, 3, 3), pool="max",
+register_preset("vgg_cnn", "cnn", channels=(32, 64, 128, 256), kernel_sizes=(3,), pool="max",
                 pool_last=True, act_per_conv=True, dropout=0.0, head="gap", head_hidden=(), head_dropout=0.3)
+register_preset("small_cnn", "cnn", channels=(32, 64, 128), kernel_sizes=(3,), pool="max", pool_last=True,
+                act_per_conv=True, dropout=0.0, head="gap", head_hidden=(), head_dropout=0.2)

@@ -1,0 +1,109 @@
+import optuna
+import pytest
+import yaml
+
+from fer.config import resolve_run
+from fer.errors import ConfigError
+from fer.models import count_params, create_model
+from search.space import SearchSpace, load_sweeps, unflatten
+
+SEED_CNN_PARAMS = 1_276_606
+
+
+def _sample(space: SearchSpace, n: int, seed: int = 0) -> list[dict]:
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
+    out = []
+    for _ in range(n):
+        trial = study.ask()
+        out.append(space.define_by_run(trial))
+        study.tell(trial, 0.0)
+    return out
+
+
+def _params(flat: dict) -> int:
+    model = resolve_run(unflatten(flat))["model"]
+    return count_params(create_model(model["name"], **{k: v for k, v in model.items() if k != "name"}))["trainable"]
+
+
+@pytest.mark.parametrize("path", ["configs/cnn.yaml", "configs/dnn.yaml", "configs/quickstart.yaml"])
+def test_shipped_spaces_sample_valid_runs(path):
+    for space in load_sweeps(path):
+        for flat in _sample(space, 6):
+            run = resolve_run(unflatten(flat))  # raises on any invalid sampled config
+            assert run["train"]["epochs"] == space.settings.max_epochs
+
+
+def test_choices_of_lists_and_conditionals():
+    space = SearchSpace(yaml.safe_load("""
+        family: cnn
+        model: {channels: {choice: [[8, 16], [16, 32]]}, kernel_sizes: [3]}
+        train:
+          optimizer: {choice: [sgd, adam]}
+          lr: {loguniform: [0.001, 0.1]}
+          momentum: {uniform: [0.8, 0.95], when: {optimizer: sgd}}
+          batch_size: {int: [16, 64]}
+    """), "inline")
+    samples = _sample(space, 30)
+    assert {tuple(s["model/channels"]) for s in samples} == {(8, 16), (16, 32)}
+    for s in samples:
+        assert ("train/momentum" in s) == (s["train/optimizer"] == "sgd")
+        assert 0.001 <= s["train/lr"] <= 0.1 and 16 <= s["train/batch_size"] <= 64
+    dists = space.distributions()
+    assert isinstance(dists["train/lr"], optuna.distributions.FloatDistribution) and dists["train/lr"].log
+
+
+def test_dnn_space_respects_parameter_budget():
+    space = load_sweeps("configs/dnn.yaml")[0]
+    counts = [_params(flat) for flat in _sample(space, 12, seed=3)]
+    assert all(abs(c / SEED_CNN_PARAMS - 1) <= 0.05 for c in counts), counts
+    assert len(set(counts)) > 1  # different shapes, same budget
+
+
+def test_budget_rescales_out_of_range_widths():
+    space = SearchSpace({"family": "dnn", "settings": {"param_budget": {"target": 500_000, "scale": "model.widths"}},
+                         "model": {"widths": {"choice": [[4096, 2048], [16]]}}}, "inline")
+    for flat in _sample(space, 6):
+        assert abs(_params(flat) / 500_000 - 1) <= 0.05
+
+
+def test_warm_start_points_are_enqueued_first():
+    space = load_sweeps("configs/cnn.yaml")[0]
+    points = space.warm_start_points()
+    assert points and points[0]["model/name"] == "vgg_cnn"
+    study = optuna.create_study()
+    study.enqueue_trial(points[0])
+    first = space.define_by_run(study.ask())
+    assert first["model/name"] == "vgg_cnn" and first["train/lr"] == 0.01 and first["train/crop_size"] == 40
+
+
+@pytest.mark.parametrize("doc, message", [
+    ({"family": "cnn", "train": {"lrate": 0.1}}, r"train\.lrate: unknown key"),
+    ({"family": "cnn", "model": {"chanels": [8]}}, r"model\.chanels: unknown key"),
+    ({"family": "cnn", "train": {"lr": {"loguniform": [0.1]}}}, r"train\.lr\.loguniform: expected \[low, high\]"),
+    ({"family": "cnn", "train": {"lr": {"loguniform": [0.0, 0.1]}}}, r"train\.lr\.loguniform: low must be > 0"),
+    ({"family": "cnn", "train": {"lr": {"uniform": [0.1, 0.2], "normal": 1}}}, r"train\.lr: expected exactly one"),
+    ({"family": "cnn", "train": {"batch_size": {"choice": []}}}, r"train\.batch_size\.choice: expected a non-empty"),
+    ({"family": "cnn", "train": {"batch_size": {"int": [1.5, 8]}}}, r"train\.batch_size\.int: expected \[low, high\]"),
+    ({"family": "cnn", "train": {"lr": "fast"}}, r"train\.lr: expected float"),
+    ({"family": "cnn", "train": {"epochs": 3}}, r"train\.epochs: set settings\.max_epochs"),
+    ({"family": "rnn"}, r"family: expected one of"),
+    ({"family": "cnn", "settings": {"num_sample": 3}}, r"settings\.num_sample: unknown key"),
+    ({"family": "cnn", "settings": {"metric": "loss"}}, r"settings\.metric"),
+    ({"family": "cnn", "optimiser": "sgd"}, r"optimiser: unknown key"),
+])
+def test_errors_name_the_key(doc, message):
+    with pytest.raises(ConfigError, match=message):
+        SearchSpace(doc, "space.yaml")
+
+
+def test_warm_start_outside_the_choices_is_an_error():
+    doc = {"family": "cnn", "settings": {"warm_start": [{"train": {"optimizer": "rmsprop"}}]},
+           "train": {"optimizer": {"choice": ["sgd", "adam"]}}}
+    with pytest.raises(ConfigError, match=r"warm_start\[0\]\.train\.optimizer"):
+        SearchSpace(doc, "space.yaml")
+
+
+def test_cli_settings_override_file(tmp_path):
+    spaces = load_sweeps("configs/quickstart.yaml", {"num_samples": 3, "max_epochs": 2})
+    assert [s.settings.num_samples for s in spaces] == [3, 3]
+    assert all(s.fixed["train/epochs"] == 2 for s in spaces)
