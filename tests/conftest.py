@@ -39,3 +39,39 @@ def write_csv(tmp_path):
 def synthetic():
     from fer.data import SyntheticSpec, make_synthetic
     return make_synthetic(SyntheticSpec(n_per_class=60, seed=1))
+
+
+def write_kaggle(faces, path) -> Path:
+    """A FaceSet as a Kaggle-format CSV (Usage from its split tags)."""
+    from fer.data import SPLITS
+
+    lines = ["emotion,pixels,Usage"]
+    for img, label, split in zip(faces.images, faces.labels, faces.split):
+        lines.append(f"{label},{' '.join(map(str, img.ravel()))},{SPLITS[split]}")
+    Path(path).write_text("\n".join(lines) + "\n")
+    return Path(path)
+
+
+TINY_SWEEP = """
+settings: {{num_samples: {n}, max_epochs: {epochs}, grace_period: 1, reduction_factor: 3, max_concurrent: {conc},
+            cpus_per_trial: {cpus}, gpus_per_trial: {gpus}, max_failures: 2, scheduler: {sched}}}
+sweeps:
+  - name: cnn
+    family: cnn
+    model: {{channels: {{choice: [[4, 8], [8, 8]]}}, kernel_sizes: [3], convs_per_block: 1, head: gap, head_hidden: [],
+            pool: max, dropout: 0.0, head_dropout: 0.0}}
+    train: {{batch_size: 32, lr: {{loguniform: [1.0e-3, 3.0e-2]}}}}
+"""
+
+
+def tiny_sweep(path, n=4, epochs=2, conc=2, cpus=1, gpus=0, sched="asha") -> Path:
+    Path(path).write_text(TINY_SWEEP.format(n=n, epochs=epochs, conc=conc, cpus=cpus, gpus=gpus, sched=sched))
+    return Path(path)
+
+
+@pytest.fixture(scope="session")
+def tiny_csv(tmp_path_factory):
+    from fer.data import SyntheticSpec, make_synthetic
+
+    faces = make_synthetic(SyntheticSpec(n_per_class=80, seed=2))
+    return write_kaggle(faces, tmp_path_factory.mktemp("data") / "tiny.csv")

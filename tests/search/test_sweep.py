@@ -1,0 +1,106 @@
+"""Sweeps on an in-process Ray with 2 CPUs and 1 logical GPU."""
+import os
+import time
+from pathlib import Path
+
+import pytest
+import ray
+from ray import tune
+
+from fer.checkpoint import load_model
+from fer.data import load_data
+from search.results import best_trials, trial_histories, trials_table
+from search.space import load_sweeps
+from search.sweep import run_sweep
+from search.trainable import train_fer
+from tests.conftest import tiny_sweep
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def ray_cluster():
+    os.environ["PYTHONPATH"] = f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"  # workers import tests.*
+    ray.init(num_cpus=2, num_gpus=1, include_dashboard=False, logging_level="ERROR")
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def faces(tiny_csv):
+    return load_data(str(tiny_csv))
+
+
+def _sweep(tmp_path, trainable, faces, extra=None, **kw):
+    space = load_sweeps(str(tiny_sweep(tmp_path / "space.yaml", **kw)))[0]
+    grid = run_sweep(space, tune.with_parameters(trainable, faces=faces, **(extra or {})),
+                     str(tmp_path / "results"), "exp")
+    return space, grid
+
+
+def test_smoke_sweep_best_checkpoint_and_table(ray_cluster, faces, tmp_path):
+    space, grid = _sweep(tmp_path, train_fer, faces, n=6, epochs=3)
+    assert len(grid) == 6 and not grid.errors
+    assert max(len(r.metrics_dataframe) for r in grid) == 3
+    table = trials_table(tmp_path / "results")
+    assert len(table) == 6 and set(table["status"]) == {"TERMINATED"}
+    (best,) = best_trials(tmp_path / "results")
+    assert best["family"] == "cnn" and best["value"] == pytest.approx(table["val_acc"].max())
+    model, payload = load_model(best["checkpoint"])  # fer reads the checkpoint alone
+    assert max(m["val_acc"] for m in payload["history"]) == pytest.approx(best["value"])
+    assert set(best["params"]) == {"model.channels", "train.lr"}
+
+
+def flaky_train(config, faces, flaky_dir):
+    """Fails once per trial, right after its second reported epoch."""
+    import search.trainable as st
+
+    marker = Path(flaky_dir) / tune.get_context().get_trial_id()
+    real = st.tune
+
+    class Tune:
+        get_checkpoint, Checkpoint = real.get_checkpoint, real.Checkpoint
+
+        @staticmethod
+        def report(metrics, checkpoint=None):
+            real.report(metrics, checkpoint=checkpoint)
+            if metrics["epoch"] == 2 and not marker.exists():
+                marker.touch()
+                raise RuntimeError("injected failure")
+
+    st.tune = Tune
+    try:
+        train_fer(config, faces)
+    finally:
+        st.tune = real
+
+
+def test_failed_trials_are_retried_from_their_checkpoint(ray_cluster, faces, tmp_path):
+    flaky = tmp_path / "flaky"
+    flaky.mkdir()
+    _, grid = _sweep(tmp_path, flaky_train, faces, {"flaky_dir": str(flaky)}, n=2, epochs=4, sched="fifo")
+    assert not grid.errors and len(list(flaky.iterdir())) == 2  # each trial failed once, then finished
+    _, histories = trial_histories(tmp_path / "results" / "exp" / "cnn")
+    for h in histories.values():
+        epochs = h["epoch"].tolist()
+        assert epochs == [1, 2, 3, 4]  # resumed at epoch 3 from the checkpoint, not restarted
+
+
+def packed_train(config, faces, barrier_dir):
+    """Wait until four trials run at once (each holding a quarter of the one GPU)."""
+    barrier = Path(barrier_dir)
+    (barrier / tune.get_context().get_trial_id()).touch()
+    deadline = time.time() + 60
+    while len(list(barrier.iterdir())) < 4 and time.time() < deadline:
+        time.sleep(0.2)
+    assert len(list(barrier.iterdir())) >= 4, "four 0.25-GPU trials did not run together"
+    train_fer(config, faces)
+
+
+def test_fractional_gpus_pack_four_trials(ray_cluster, faces, tmp_path):
+    barrier = tmp_path / "barrier"
+    barrier.mkdir()
+    _, grid = _sweep(tmp_path, packed_train, faces, {"barrier_dir": str(barrier)}, n=4, epochs=1, conc=4,
+                     cpus=0.5, gpus=0.25)
+    assert not grid.errors and len(grid) == 4
+    assert {r.metrics["gpu_ids"] for r in grid} == {"0"}  # every trial was given logical GPU 0
