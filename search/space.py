@@ -44,7 +44,9 @@ class Settings:
     gpus_per_trial: float = 0.0
     time_budget_s: float | None = None
     max_failures: int = 2
-    keep_checkpoints: int = 2
+    # Best epochs kept per trial (Tune also keeps the latest, for resuming). With 1, Tune snapshots the
+    # experiment after every checkpoint, so a killed driver never resumes from a deleted checkpoint.
+    keep_checkpoints: int = 1
     searcher: str = "tpe"  # tpe, random
     scheduler: str = "asha"  # asha, fifo
     param_budget: dict | None = None  # {target: int, tolerance: 0.05, scale: model.widths}

@@ -1,0 +1,74 @@
+"""The CLI as a user runs it: killed and resumed, and on a two-node local Ray cluster."""
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from search.results import trial_histories, trials_table
+from tests.conftest import tiny_sweep
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _env(**extra):
+    env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1", **extra}
+    env.pop("RAY_ADDRESS", None)
+    return env
+
+
+def _search(*args, **kw):
+    return [sys.executable, "-m", "search", "run", *map(str, args), "--no-report"]
+
+
+def test_resume_after_sigkill(tmp_path, tiny_csv):
+    space = tiny_sweep(tmp_path / "space.yaml", n=6, epochs=3)
+    cmd = _search(space, "--data", tiny_csv, "--storage-path", tmp_path / "results", "--name", "exp")
+    log = open(tmp_path / "first.log", "w+")
+    proc = subprocess.Popen(cmd, cwd=REPO, env=_env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    deadline = time.time() + 240
+    while time.time() < deadline and (tmp_path / "first.log").read_text().count("finished after") < 2:
+        assert proc.poll() is None, (tmp_path / "first.log").read_text()[-3000:]
+        time.sleep(0.5)
+    os.killpg(proc.pid, signal.SIGKILL)  # the driver and its local Ray die together, as in a crash
+    proc.wait()
+    finished_before = {line.split()[1] for line in (tmp_path / "first.log").read_text().splitlines()
+                       if "finished after" in line}
+    assert len(finished_before) >= 2
+    done = subprocess.run(cmd + ["--resume"], cwd=REPO, env=_env(), capture_output=True, text=True, timeout=400)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    table = trials_table(tmp_path / "results" / "exp")
+    assert len(table) == 6 and set(table["status"]) == {"TERMINATED"}  # the total asked for, all finished
+    assert finished_before <= set(table["trial_id"])
+    rerun = {line.split()[1] for line in done.stdout.splitlines() if " started " in line}
+    assert not rerun & finished_before  # no finished trial ran again
+    _, histories = trial_histories(tmp_path / "results" / "exp" / "cnn")
+    for h in histories.values():
+        assert h["epoch"].tolist() == list(range(1, len(h) + 1))  # unfinished ones continued, not restarted
+
+
+@pytest.mark.skipif(shutil.which("ray") is None, reason="the ray CLI is not on PATH")
+def test_sweep_on_a_two_node_local_cluster(tmp_path, tiny_csv):
+    env = _env(RAY_AUTH_MODE="token")
+    port = "46379"
+    ray_start = ["ray", "start", "--node-ip-address", "127.0.0.1", "--num-cpus", "1", "--disable-usage-stats"]
+    try:
+        subprocess.run(ray_start + ["--head", "--port", port, "--include-dashboard", "false"], env=env, check=True,
+                       capture_output=True, timeout=120)
+        subprocess.run(ray_start + ["--address", f"127.0.0.1:{port}"], env=env, check=True, capture_output=True,
+                       timeout=120)
+        space = tiny_sweep(tmp_path / "space.yaml", n=4, epochs=2, sched="fifo")
+        cmd = _search(space, "--data", tiny_csv, "--storage-path", tmp_path / "results", "--name", "exp",
+                      "--address", f"127.0.0.1:{port}")
+        done = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=400)
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    finally:
+        subprocess.run(["ray", "stop", "--force"], env=env, capture_output=True, timeout=120)
+    _, histories = trial_histories(tmp_path / "results" / "exp" / "cnn")
+    assert len(histories) == 4
+    nodes = {h["node_id"].iloc[-1] for h in histories.values()}
+    assert len(nodes) == 2  # trials ran on both nodes
