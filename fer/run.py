@@ -26,7 +26,7 @@ def train_run(run: dict, out: str | Path, faces: FaceSet | None = None,
               on_epoch: Callable[[dict], None] | None = None) -> dict:
     """Train, keep the best epoch's weights, and write config.yaml, checkpoint.pt and
     metrics.json into `out`. Returns the checkpoint payload."""
-    faces = faces if faces is not None else load_data(run.get("data"), seed=run["train"]["seed"])
+    faces = faces if faces is not None else load_data(run.get("data"))
     train, val, data = split_for_training(faces, run)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,144 @@
+"""Matplotlib figures from the arrays the analysis modules compute; nothing is computed here."""
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from fer.data import CLASSES  # noqa: E402
+
+
+def _save(fig, path) -> str:
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return str(path)
+
+
+def confusion_matrices(results: dict[str, dict], path) -> str:
+    """Counts and row-normalised rates for each model; never-predicted classes marked on the axis."""
+    fig, axes = plt.subplots(len(results), 2, figsize=(12, 5.2 * len(results)), squeeze=False)
+    for row, (name, cm) in zip(axes, results.items()):
+        for ax, data, title, fmt in ((row[0], cm["counts"], "counts", "d"), (row[1], cm["rates"], "row-normalised", ".2f")):
+            ax.imshow(data, cmap="Blues")
+            for i in range(len(CLASSES)):
+                for j in range(len(CLASSES)):
+                    v = data[i, j]
+                    ax.text(j, i, format(v, fmt), ha="center", va="center", fontsize=8,
+                            color="white" if v > data.max() * 0.6 else "black")
+            labels = [f"{c}\n(never)" if c in cm["never_predicted"] else c for c in CLASSES]
+            ax.set_xticks(range(len(CLASSES)), labels, rotation=45, ha="right")
+            ax.set_yticks(range(len(CLASSES)), CLASSES)
+            ax.set_xlabel("predicted")
+            ax.set_ylabel("true")
+            ax.set_title(f"{name}: {title} (accuracy {cm['accuracy']:.3f})")
+    return _save(fig, path)
+
+
+def saliency_grid(images: np.ndarray, maps: dict[str, np.ndarray], captions: list[str], path) -> str:
+    """One row per image: the face, each method's map, and an overlay of the first map."""
+    methods = list(maps)
+    cols = 2 + len(methods)
+    fig, axes = plt.subplots(len(images), cols, figsize=(1.9 * cols, 2.0 * len(images)), squeeze=False)
+    for i, img in enumerate(images):
+        axes[i, 0].imshow(img, cmap="gray")
+        axes[i, 0].set_ylabel(captions[i], fontsize=7)
+        for j, m in enumerate(methods, 1):
+            axes[i, j].imshow(maps[m][i], cmap="inferno")
+        axes[i, -1].imshow(img, cmap="gray")
+        axes[i, -1].imshow(maps[methods[-1]][i], cmap="jet", alpha=0.45)
+        if i == 0:
+            for j, title in enumerate(["face", *methods, f"overlay ({methods[-1]})"]):
+                axes[0, j].set_title(title.replace("_", " "), fontsize=8)
+    for ax in axes.ravel():
+        ax.set_xticks([])
+        ax.set_yticks([])
+    return _save(fig, path)
+
+
+def image_panels(panels: np.ndarray, title: str, path, cmap="gray", cols: int = 16) -> str:
+    """A grid of small images (filters, patterns or activation maps)."""
+    n = len(panels)
+    cols = min(cols, n)
+    rows = int(np.ceil(n / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(1.1 * cols, 1.1 * rows + 0.5), squeeze=False)
+    for k, ax in enumerate(axes.ravel()):
+        ax.axis("off")
+        if k < n:
+            ax.imshow(panels[k], cmap=cmap)
+            ax.set_title(str(k), fontsize=6)
+    fig.suptitle(title, fontsize=10)
+    return _save(fig, path)
+
+
+def filters_figure(kernels: np.ndarray | None, patterns: np.ndarray | None, layer: str | None, path) -> str:
+    parts = [(kernels, "first conv kernels"), (patterns, f"activation maximisation: {layer}")]
+    parts = [(p, t) for p, t in parts if p is not None]
+    cols = 16
+    rows = [int(np.ceil(len(p) / cols)) for p, _ in parts]
+    fig = plt.figure(figsize=(cols * 0.9, 0.9 * sum(rows) + 0.6 * len(parts)))
+    grid = fig.add_gridspec(sum(rows), cols)
+    r0 = 0
+    for (panels, title), nrows in zip(parts, rows):
+        for k in range(nrows * cols):
+            ax = fig.add_subplot(grid[r0 + k // cols, k % cols])
+            ax.axis("off")
+            if k < len(panels):
+                ax.imshow(panels[k], cmap="gray" if "kernels" in title else "viridis")
+            if k == 0:
+                ax.set_title(title, fontsize=9, loc="left")
+        r0 += nrows
+    return _save(fig, path)
+
+
+def learning_curves(histories: dict[str, list[dict]], trial_curves: dict[str, dict], metric: str, path) -> str:
+    """Accuracy and loss per epoch of the chosen models; every trial's validation curve beside."""
+    cols = 3 if trial_curves else 2
+    fig, axes = plt.subplots(1, cols, figsize=(5.2 * cols, 4))
+    for name, h in histories.items():
+        ep = [m["epoch"] for m in h]
+        axes[0].plot(ep, [m["train_acc"] for m in h], "--", label=f"{name} train")
+        axes[0].plot(ep, [m["val_acc"] for m in h], label=f"{name} val")
+        axes[1].plot(ep, [m["train_loss"] for m in h], "--", label=f"{name} train")
+        axes[1].plot(ep, [m["val_loss"] for m in h], label=f"{name} val")
+    axes[0].set(title="accuracy", xlabel="epoch")
+    axes[1].set(title="loss", xlabel="epoch")
+    axes[0].legend(fontsize=7)
+    axes[1].legend(fontsize=7)
+    if trial_curves:
+        for family, curves in trial_curves.items():
+            for k, df in enumerate(curves.values()):
+                if metric in df:
+                    axes[2].plot(df["training_iteration"], df[metric], color="C0" if family == "cnn" else "C1",
+                                 alpha=0.5, label=family if k == 0 else None)
+        axes[2].set(title=f"every trial: {metric}", xlabel="epoch")
+        axes[2].legend(fontsize=7)
+    return _save(fig, path)
+
+
+def sweep_figure(history: dict, importance: dict[str, dict], parallel: dict, metric: str, path) -> str:
+    """Optimisation history, hyperparameter importance and parallel coordinates, one row per experiment."""
+    exps = list(history)
+    fig, axes = plt.subplots(len(exps), 3, figsize=(17, 4.2 * len(exps)), squeeze=False)
+    for row, exp in zip(axes, exps):
+        h = history[exp]
+        row[0].scatter(h["trial"], h["value"], s=14, label="trial")
+        row[0].step(h["trial"], h["best_so_far"], where="post", color="C3", label="best so far")
+        row[0].set(title=f"{exp}: optimisation history", xlabel="trial", ylabel=metric)
+        row[0].legend(fontsize=7)
+        imp = importance.get(exp) or {}
+        if imp:
+            names = list(imp)[::-1]
+            row[1].barh(names, [imp[n] for n in names])
+        row[1].set(title=f"{exp}: importance (fANOVA)" if imp else f"{exp}: importance (too few trials)")
+        data, cols = parallel[exp]
+        cmap = plt.get_cmap("viridis")
+        vals = data[metric].astype(float)
+        lo, hi = np.nanmin(vals), np.nanmax(vals)
+        for _, r in data.iterrows():
+            c = cmap(0.0 if hi == lo or not np.isfinite(r[metric]) else (r[metric] - lo) / (hi - lo))
+            row[2].plot(range(len(cols)), [r[c_] for c_ in cols], color=c, alpha=0.7)
+        row[2].set_xticks(range(len(cols)), [c.split(".", 1)[-1] for c in cols], rotation=30, ha="right", fontsize=7)
+        row[2].set(title=f"{exp}: parallel coordinates (colour = {metric})")
+    return _save(fig, path)

@@ -1,0 +1,193 @@
+"""`make_report`: the analysis of the best models of a sweep (or one checkpoint) as a
+folder of figures, metrics.json and one self-contained report.html."""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from analysis import filters, html, plots, saliency
+from analysis.metrics import confusion, describe_never_predicted
+from analysis.sources import ModelSource, chosen_images, eval_inputs, resolve_source
+from analysis.sweep import family_table, optimisation_history, parallel_coordinates, param_importance
+from fer.data import CLASSES
+from fer.evaluate import predict_proba
+
+
+def make_report(source: str, data: str | None = None, split: str | None = None, out: str | Path = "report",
+                images: list[int] | None = None, layer: str | None = None, n_filters: int = 16) -> dict:
+    t0 = time.perf_counter()
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    src = resolve_source(source, data, split)
+    models = src.models
+    metrics: dict = {"source": str(source), "models": {}}
+    cms = {}
+    for m in models:
+        probs = predict_proba(m.model, m.faces.images, m.prep, m.payload["train_config"].get("tta", "none"))
+        m.preds = probs.argmax(1)
+        cms[m.name] = confusion(m.faces.labels, m.preds)
+        metrics["models"][m.name] = _model_metrics(m, cms[m.name])
+    sections = [("Summary", _summary(models, metrics))]
+    if src.best:
+        evaluated = {m.family: metrics["models"][m.name] for m in models}
+        metrics["family_table"] = family_table(src.best, evaluated).to_dict("records")
+        sections.append(("CNN against DNN at matched parameters", _family_section(metrics["family_table"])))
+    sections.append(_confusion_section(cms, out))
+    primary = next((m for m in models if m.family == "cnn"), models[0])
+    sections += _explanation_sections(primary, out, images, layer, n_filters, metrics)
+    sections.append(_curves_section(models, src, out))
+    if src.table is not None:
+        sections.append(_sweep_section(src, out, metrics))
+    metrics["seconds"] = time.perf_counter() - t0
+    (out / "metrics.json").write_text(json.dumps(_jsonable(metrics), indent=2))
+    (out / "report.html").write_text(html.page(f"FER analysis: {Path(str(source)).name}", sections))
+    return metrics
+
+
+def _model_metrics(m: ModelSource, cm: dict) -> dict:
+    hist = m.payload.get("history", [])
+    return {"checkpoint": m.path, "family": m.family, "n": int(len(m.preds)), "split": m.split_name,
+            "accuracy": cm["accuracy"], "macro_f1": cm["report"]["macro avg"]["f1-score"],
+            "per_class": {c: cm["report"][c] for c in CLASSES}, "macro_avg": cm["report"]["macro avg"],
+            "weighted_avg": cm["report"]["weighted avg"], "confusion_matrix": cm["counts"].tolist(),
+            "never_predicted": cm["never_predicted"], "num_params": m.num_params,
+            "seconds_per_epoch": float(np.mean([h["epoch_s"] for h in hist])) if hist else None}
+
+
+def _summary(models: list[ModelSource], metrics: dict) -> str:
+    lines = []
+    for m in models:
+        s = metrics["models"][m.name]
+        lines.append(html.para(f"{m.name} ({m.family}, {m.num_params:,} trainable parameters): accuracy "
+                               f"{s['accuracy']:.3f}, macro-F1 {s['macro_f1']:.3f} on {s['n']} images of "
+                               f"{m.source_label}."))
+        if s["never_predicted"]:
+            lines.append(html.para(f"{m.name}: " + describe_never_predicted(s["never_predicted"]), "warn"))
+    return "\n".join(lines)
+
+
+def _family_section(rows: list[dict]) -> str:
+    df = pd.DataFrame(rows)
+    text = "Each family's best trial, scored on the same images; parameters are trainable ones."
+    if len(df) == 2 and df["accuracy"].notna().all():
+        a, b = df.iloc[0], df.iloc[1]
+        lead = a if a["accuracy"] >= b["accuracy"] else b
+        text += f" The {lead['family']} leads by {abs(a['accuracy'] - b['accuracy']):.3f} accuracy."
+    return html.para(text) + html.table(df)
+
+
+def _confusion_section(cms: dict, out: Path) -> tuple[str, str]:
+    path = plots.confusion_matrices(cms, out / "confusion_matrix.png")
+    parts = [html.image(path, "confusion matrices")]
+    for name, cm in cms.items():
+        rates = np.diag(cm["rates"])
+        worst = CLASSES[int(np.argmin(rates))]
+        parts.append(html.para(f"{name}: rows are true classes; the weakest recall is '{worst}' "
+                               f"({rates.min():.2f}). " + describe_never_predicted(cm["never_predicted"]),
+                               "warn" if cm["never_predicted"] else ""))
+        report = pd.DataFrame(cm["report"]).T.reset_index().rename(columns={"index": "class"})
+        parts.append(html.table(report.drop(index=report.index[report["class"] == "accuracy"])))
+    return "Confusion matrix and per-class scores", "\n".join(parts)
+
+
+def _explanation_sections(m: ModelSource, out: Path, images, layer, n_filters, metrics) -> list[tuple[str, str]]:
+    idx, captions = chosen_images(m, images)
+    x, shown, masks = eval_inputs(m, idx)  # x (B, 1, s, s) normalised; shown (B, s, s); masks or None
+    target = torch.as_tensor(m.preds[idx])
+    maps = saliency.attribute_all(m.model, x, target)
+    control = saliency.attribute_all(saliency.reinitialised(m.model), x, target)
+    check = saliency.randomisation_check(maps, control)
+    expl = {"images": idx.tolist(), "randomisation": check}
+    if masks is not None:
+        expl["mask_share"] = saliency.mask_share(maps, masks)
+    metrics["explanations"] = {m.name: expl}
+    path = plots.saliency_grid(shown, maps, captions, out / "saliency.png")
+    unreliable = [k for k, v in check.items() if not v["reliable"]]
+    text = (f"Saliency of {m.name} for {len(idx)} images (target: the predicted class). Model-randomisation check "
+            "(Spearman correlation of each method's maps with those of the same network re-initialised): "
+            + ", ".join(f"{k} {v['spearman']:.2f}" for k, v in check.items()) + ". ")
+    text += (f"Marked unreliable (correlation >= {saliency.UNRELIABLE_RHO}): {', '.join(unreliable)}."
+             if unreliable else "Every method changes with the weights, so the maps reflect what was learned.")
+    parts = [html.image(path, "saliency maps"), html.para(text, "warn" if unreliable else "")]
+    if "mask_share" in expl:
+        parts.append(html.para("Share of attribution inside the regions that decide the class (eyes, brows, mouth) "
+                               "against their share of the image: " + ", ".join(
+                                   f"{k} {v['share_inside']:.2f} vs {v['area_share']:.2f}"
+                                   for k, v in expl["mask_share"].items()) + "."))
+    sections = [("Saliency maps", "\n".join(parts))]
+    sections += _filter_sections(m, out, x[:1], layer, n_filters, idx[0], metrics)
+    return sections
+
+
+def _filter_sections(m: ModelSource, out: Path, x1, layer, n_filters, image_index, metrics):
+    kernels = filters.first_layer_kernels(m.model)
+    pattern_layer = filters.default_pattern_layer(m.model)
+    patterns = filters.maximise_activation(m.model, pattern_layer, n_filters) if pattern_layer else None
+    sections = []
+    if kernels is not None:
+        path = plots.filters_figure(kernels, patterns, pattern_layer, out / "filters.png")
+        sections.append(("Filters", html.image(path, "filters") + html.para(
+            f"Top: the {len(kernels)} kernels of the first conv layer. Bottom: inputs that maximise filters of "
+            f"{pattern_layer} (gradient ascent with jitter and a smoothness prior); repeated, oriented strokes "
+            "mean the filter detects edges or textures at that scale.")))
+    layer = layer or m.model.first_activation
+    try:
+        acts = filters.activations(m.model, layer, x1)
+    except KeyError:
+        from fer.errors import FerError
+
+        raise FerError(f"--layer {layer}: no such layer in {m.name} "
+                       f"(e.g. {m.model.first_activation})") from None
+    path = plots.image_panels(acts, f"{layer} for image {image_index}", out / "activations.png", cmap="viridis")
+    dead = int((acts.reshape(len(acts), -1).max(1) <= 0).sum())
+    metrics.setdefault("activations", {})[m.name] = {"layer": layer, "image": int(image_index), "channels": len(acts),
+                                                    "silent_channels": dead}
+    sections.append(("Activations", html.image(path, "activations") + html.para(
+        f"The output of {layer} for image {image_index}, one panel per channel; {dead} of {len(acts)} channels "
+        "are silent (all zero) for this face.")))
+    return sections
+
+
+def _curves_section(models, src, out: Path):
+    histories = {m.name: m.payload.get("history", []) for m in models}
+    path = plots.learning_curves(histories, src.trial_curves, src.metric, out / "curves.png")
+    gaps = {n: h[-1]["train_acc"] - h[-1]["val_acc"] for n, h in histories.items() if h}
+    text = "Training (dashed) against validation accuracy and loss per epoch. " + "; ".join(
+        f"{n}: final train-val accuracy gap {g:+.3f}" for n, g in gaps.items()) + "."
+    return "Learning curves", html.image(path, "learning curves") + html.para(text)
+
+
+def _sweep_section(src, out: Path, metrics: dict):
+    table, metric = src.table, src.metric
+    history = optimisation_history(table, metric)
+    importance, parallel = {}, {}
+    for exp, rows in table.groupby("experiment"):
+        info = src.infos[exp]
+        importance[exp] = param_importance(rows, info)
+        parallel[exp] = parallel_coordinates(rows.reset_index(drop=True),
+                                             [k.replace("/", ".") for k in info["searched"]], metric)
+    path = plots.sweep_figure(history, importance, parallel, metric, out / "sweep.png")
+    metrics["importance"] = importance
+    top = {e: next(iter(v)) for e, v in importance.items() if v}
+    text = (f"{len(table)} trials. Left: each trial's best {metric} and the best so far. Middle: Optuna's fANOVA "
+            "importance. Right: every trial across the searched settings. "
+            + "; ".join(f"most important in {e}: {k}" for e, k in top.items()))
+    return "Sweep", html.image(path, "sweep plots") + html.para(text) + html.table(
+        table.drop(columns=["checkpoint"]).sort_values(metric, ascending=False))
+
+
+def _jsonable(obj):
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, float) and not np.isfinite(obj):
+        return None
+    return obj

@@ -1,0 +1,123 @@
+"""What a report is about: the models (one checkpoint, or the best of each family in an
+experiment folder) and the images they are judged on."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from fer.checkpoint import load_model
+from fer.data import CLASSES, FaceSet, load_data, train_val
+from fer.errors import FerError
+from fer.models import count_params
+from fer.transforms import centre_crop, normalize
+
+
+@dataclass
+class ModelSource:
+    name: str
+    family: str
+    path: str
+    model: torch.nn.Module
+    payload: dict
+    faces: FaceSet
+    split_name: str
+    source_label: str
+    preds: np.ndarray | None = None
+
+    @property
+    def prep(self) -> dict:
+        return self.payload["preprocessing"]
+
+    @property
+    def num_params(self) -> int:
+        return count_params(self.model)["trainable"]
+
+
+@dataclass
+class Source:
+    models: list[ModelSource]
+    best: list[dict] = field(default_factory=list)  # search's best trials, for an experiment
+    table: pd.DataFrame | None = None
+    infos: dict = field(default_factory=dict)
+    trial_curves: dict = field(default_factory=dict)  # family -> {trial_id: DataFrame}
+    metric: str = "val_acc"
+
+
+def resolve_source(source: str, data: str | None, split: str | None) -> Source:
+    path = Path(source)
+    if not path.exists():
+        raise FerError(f"{source}: no such checkpoint or experiment folder")
+    if path.is_file() or (path / "checkpoint.pt").exists():
+        return Source(models=[_model_source("model", str(path), data, split, {})])
+    from search.results import best_trials, find_experiments, trial_histories, trials_table
+
+    best = best_trials(path)
+    cache: dict = {}
+    models = [_model_source(f"best {b['family']}", b["checkpoint"], data, split, cache) for b in best]
+    infos, curves = {}, {}
+    for exp in find_experiments(path):
+        info, hist = trial_histories(exp)
+        infos[exp.name] = info
+        curves.setdefault(info["family"], {}).update(hist)
+    return Source(models=models, best=best, table=trials_table(path), infos=infos, trial_curves=curves,
+                  metric=best[0]["metric"])
+
+
+def _model_source(name: str, ckpt: str, data: str | None, split: str | None, cache: dict) -> ModelSource:
+    model, payload = load_model(ckpt)
+    faces, split_name, label = _faces(payload, data, split, cache)
+    faces.require_labels()
+    return ModelSource(name=name, family=payload["model"]["name"], path=str(ckpt), model=model, payload=payload,
+                       faces=faces, split_name=split_name, source_label=label)
+
+
+def _faces(payload: dict, data: str | None, split: str | None, cache: dict) -> tuple[FaceSet, str, str]:
+    """The images to judge on: --data/--split, else the validation split of the training data."""
+    trained_on = payload.get("data", {}).get("source", "synthetic")
+    source = data or trained_on
+    if source not in cache:
+        cache[source] = load_data(None if source == "synthetic" else source)
+    faces = cache[source]
+    if split:
+        return faces.select(split), split, f"{source} [{split}]"
+    if data and data != trained_on:
+        return faces, "all", f"{source} (all rows)"
+    train_cfg = payload["train_config"]
+    _, val = train_val(faces, train_cfg["val_fraction"], train_cfg["seed"])
+    kind = payload.get("data", {}).get("val_split", "PublicTest")
+    return val, kind, f"{source} [validation: {kind}]"
+
+
+def chosen_images(m: ModelSource, indices: list[int] | None) -> tuple[np.ndarray, list[str]]:
+    """The given indices, or a correctly and a wrongly classified image per class."""
+    labels, preds = m.faces.labels, m.preds
+    if indices:
+        bad = [i for i in indices if not 0 <= i < len(labels)]
+        if bad:
+            raise FerError(f"--images: index {bad[0]} is outside 0..{len(labels) - 1} of {m.source_label}")
+        idx = np.array(indices)
+    else:
+        picks = []
+        for c in range(len(CLASSES)):
+            for ok in (True, False):
+                hit = np.flatnonzero((labels == c) & ((preds == c) == ok))
+                if hit.size:
+                    picks.append(hit[0])
+        idx = np.array(picks[:16])
+    captions = [f"#{i} {CLASSES[labels[i]]}->{CLASSES[preds[i]]}" for i in idx]
+    return idx, captions
+
+
+def eval_inputs(m: ModelSource, idx: np.ndarray) -> tuple[torch.Tensor, np.ndarray, np.ndarray | None]:
+    """Model inputs (B, 1, s, s) as the model sees them at test time (normalised, centre crop),
+    the cropped faces for display, and the cropped decisive-region masks when known."""
+    s = m.prep["crop_size"]
+    raw = torch.as_tensor(m.faces.images[idx]).unsqueeze(1)
+    x = centre_crop(normalize(raw, m.prep), s)
+    shown = centre_crop(raw, s)[:, 0].numpy()
+    masks = None if m.faces.masks is None else centre_crop(torch.as_tensor(m.faces.masks[idx]), s).numpy()
+    return x, shown, masks
