@@ -1,0 +1,72 @@
+import numpy as np
+import torch
+from torch import nn
+
+from analysis.filters import activations, first_layer_kernels, maximise_activation
+from analysis.metrics import confusion, describe_never_predicted
+from analysis.sweep import optimisation_history, param_importance
+
+
+def test_confusion_from_fixed_predictions():
+    labels = np.array([0, 0, 1, 1, 2, 3, 3, 3])
+    preds = np.array([0, 2, 0, 0, 2, 3, 3, 0])
+    cm = confusion(labels, preds)
+    assert cm["counts"][0].tolist() == [1, 0, 1, 0, 0, 0, 0]
+    assert cm["counts"][1].tolist() == [2, 0, 0, 0, 0, 0, 0]
+    assert cm["rates"][3, 3] == 2 / 3 and cm["accuracy"] == 4 / 8
+    assert cm["report"]["happy"]["recall"] == 2 / 3 and cm["report"]["happy"]["support"] == 3
+
+
+def test_never_predicted_class_is_named():
+    labels = np.array([0, 1, 1, 2, 3])
+    preds = np.array([0, 0, 2, 2, 3])
+    cm = confusion(labels, preds)
+    assert cm["never_predicted"] == ["disgust"]  # absent classes (no support) are not flagged
+    assert "'disgust' is never predicted" in describe_never_predicted(cm["never_predicted"])
+    assert describe_never_predicted([]) == "Every class is predicted at least once."
+
+
+class Tiny(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.features = nn.Sequential(nn.Conv2d(1, 3, 3, padding=1), nn.ReLU())
+        self.first_conv, self.first_activation = "features.0", "features.1"
+
+    def forward(self, x):
+        return self.features(x).mean((2, 3))
+
+
+def test_kernels_activations_and_patterns():
+    model = Tiny()
+    with torch.no_grad():
+        model.features[0].weight.zero_()
+        model.features[0].weight[0, 0, 0, :] = -1.0  # filter 0: a horizontal edge, dark above bright
+        model.features[0].weight[0, 0, 2, :] = 1.0
+        model.features[0].bias.zero_()
+    kernels = first_layer_kernels(model)
+    assert kernels.shape == (3, 3, 3) and kernels[0, 2].tolist() == [1, 1, 1]
+    x = torch.zeros(1, 1, 48, 48)
+    x[0, 0, 10:, :] = 1.0
+    acts = activations(model, "features.1", x)
+    assert acts.shape == (3, 48, 48) and acts[0, 9].max() == 3.0 and acts[0, 20].max() == 0 and acts[1].max() == 0
+    patterns = maximise_activation(model, "features.1", n_filters=1, steps=60)
+    drive = lambda img: activations(model, "features.1", torch.as_tensor(img).reshape(1, 1, 48, 48))[0].mean()  # noqa: E731
+    noise = torch.nn.functional.instance_norm(torch.randn(20, 1, 48, 48)).numpy()
+    assert drive(patterns[0]) > 2 * max(drive(n) for n in noise)  # same scale, far stronger response
+
+
+def test_sweep_history_and_importance():
+    import pandas as pd
+    import optuna
+
+    rng = np.random.default_rng(0)
+    lr = 10 ** rng.uniform(-4, -1, 20)
+    noise = rng.uniform(0, 1, 20)
+    table = pd.DataFrame({"experiment": "cnn", "val_acc": -np.abs(np.log10(lr) + 2.5), "train.lr": lr,
+                          "train.noise": noise})
+    hist = optimisation_history(table, "val_acc")["cnn"]
+    assert hist["best_so_far"].is_monotonic_increasing and hist["best_so_far"].iloc[-1] == table["val_acc"].max()
+    dists = {"train/lr": optuna.distributions.distribution_to_json(optuna.distributions.FloatDistribution(1e-4, 0.1, log=True)),
+             "train/noise": optuna.distributions.distribution_to_json(optuna.distributions.FloatDistribution(0, 1))}
+    imp = param_importance(table, {"metric": "val_acc", "distributions": dists})
+    assert imp["train/lr"] > imp["train/noise"]  # the score depends on lr only
