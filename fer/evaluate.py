@@ -17,13 +17,14 @@ def predict_proba(model: torch.nn.Module, images, prep: dict, tta: str = "none",
     out = []
     for i in range(0, len(x_all), batch_size):
         x = normalize(x_all[i:i + batch_size].to(device).unsqueeze(1), prep)
-        with _autocast(device):
+        with autocast_for(device):
             probs = [torch.softmax(model(v).float(), 1) for v in eval_views(x, prep["crop_size"], tta)]
         out.append(torch.stack(probs).mean(0).cpu())
     return torch.cat(out).numpy() if out else np.zeros((0, len(CLASSES)), np.float32)
 
 
-def _autocast(device):
+def autocast_for(device):
+    """bf16 autocast on CUDA; a no-op context elsewhere (CPU keeps fp32 for exact, seeded runs)."""
     dev = torch.device(device)
     return torch.autocast("cuda", dtype=torch.bfloat16) if dev.type == "cuda" else torch.autocast("cpu", enabled=False)
 

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 
 from fer.config import TrainConfig, train_config
 from fer.data import CLASSES, FaceSet
-from fer.evaluate import _autocast, classification_metrics, predict_proba
+from fer.evaluate import autocast_for, classification_metrics, predict_proba
 from fer.models import create_model
 from fer.transforms import augment, normalize
 
@@ -113,7 +113,7 @@ class Trainer:
             if cfg.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             y = self.y[idx]
-            with _autocast(self.device):
+            with autocast_for(self.device):
                 logits = model(x)
             loss = F.cross_entropy(logits.float(), y, weight=weight, label_smoothing=cfg.label_smoothing)
             self.optimizer.zero_grad(set_to_none=True)

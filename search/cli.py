@@ -30,6 +30,7 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--data", help="data for every sweep (default: each file's data:, else synthetic faces)")
     r.add_argument("--num-samples", type=int, help="trials per sweep")
     r.add_argument("--max-epochs", type=int, help="epochs per trial (ASHA's max_t)")
+    r.add_argument("--grace-period", type=int, help="epochs before ASHA may stop a trial")
     r.add_argument("--time-budget-s", type=float, help="wall-clock budget per sweep")
     r.add_argument("--metric", choices=["val_acc", "val_macro_f1"])
     r.add_argument("--cpus-per-trial", type=float)
@@ -54,7 +55,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _settings_overrides(args) -> dict:
-    names = ("num_samples", "max_epochs", "time_budget_s", "metric", "cpus_per_trial", "gpus_per_trial",
+    names = ("num_samples", "max_epochs", "grace_period", "time_budget_s", "metric", "cpus_per_trial", "gpus_per_trial",
              "max_concurrent")
     return {n: getattr(args, n) for n in names if getattr(args, n) is not None}
 

@@ -24,7 +24,7 @@ from typing import Any
 from fer.config import TrainConfig, resolve_run
 from fer.errors import ConfigError
 from fer.models import count_params, create_model
-from fer.models.registry import _FAMILIES
+from fer.models.registry import family_config, family_names
 
 DISTRIBUTIONS = ("choice", "uniform", "loguniform", "int", "logint")
 SECTIONS = ("model", "train")
@@ -68,8 +68,8 @@ class SearchSpace:
         self.source = source
         _check_keys(doc, {"family", "name", "settings", "model", "train", "data"}, source)
         self.family = doc.get("family") or (doc.get("model") or {}).get("name")
-        if self.family not in _FAMILIES:
-            raise ConfigError(f"{source}: family: expected one of {', '.join(_FAMILIES)}, got {self.family!r}")
+        if self.family not in family_names():
+            raise ConfigError(f"{source}: family: expected one of {', '.join(family_names())}, got {self.family!r}")
         self.name = doc.get("name", self.family)
         self.settings = _settings(doc.get("settings") or {}, source)
         self.data = doc.get("data")
@@ -235,7 +235,7 @@ def _param(section: str, key: str, spec: dict, source: str) -> Param:
 def _section_fields(section: str, family: str) -> set[str]:
     if section == "train":
         return {f.name for f in fields(TrainConfig)}
-    return {f.name for f in fields(_FAMILIES[family].config_cls)} | {"name"}
+    return {f.name for f in fields(family_config(family))} | {"name"}
 
 
 def _settings(values: dict, source: str) -> Settings:
@@ -249,6 +249,9 @@ def _settings(values: dict, source: str) -> Settings:
     for key in ("num_samples", "max_epochs", "grace_period", "max_concurrent"):
         if not isinstance(getattr(s, key), int) or getattr(s, key) < 1:
             raise ConfigError(f"{source}: settings.{key}: expected a positive integer, got {getattr(s, key)!r}")
+    if s.scheduler == "asha" and s.grace_period > s.max_epochs:
+        raise ConfigError(f"{source}: settings.grace_period: {s.grace_period} exceeds max_epochs {s.max_epochs}, "
+                          "so ASHA could never stop a trial (lower it, e.g. --grace-period 1)")
     if s.searcher not in ("tpe", "random") or s.scheduler not in ("asha", "fifo"):
         raise ConfigError(f"{source}: settings.searcher/scheduler: expected tpe|random and asha|fifo")
     if s.param_budget is not None and not ({"target", "scale"} <= set(s.param_budget)):

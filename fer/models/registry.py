@@ -37,6 +37,15 @@ def register_preset(name: str, family: str, **values):
     _PRESETS[name] = (family, values)
 
 
+def family_names() -> list[str]:
+    return sorted(_FAMILIES)
+
+
+def family_config(name: str) -> type:
+    """The config dataclass of a family: its fields are the YAML keys under `model:`."""
+    return _FAMILIES[name].config_cls
+
+
 def list_models() -> list[str]:
     return sorted(_FAMILIES) + sorted(_PRESETS)
 

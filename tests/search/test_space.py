@@ -89,6 +89,7 @@ def test_warm_start_points_are_enqueued_first():
     ({"family": "rnn"}, r"family: expected one of"),
     ({"family": "cnn", "settings": {"num_sample": 3}}, r"settings\.num_sample: unknown key"),
     ({"family": "cnn", "settings": {"metric": "loss"}}, r"settings\.metric"),
+    ({"family": "cnn", "settings": {"max_epochs": 3, "grace_period": 6}}, r"settings\.grace_period: 6 exceeds"),
     ({"family": "cnn", "optimiser": "sgd"}, r"optimiser: unknown key"),
 ])
 def test_errors_name_the_key(doc, message):
