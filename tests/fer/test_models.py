@@ -48,7 +48,7 @@ def test_family_options_change_the_network():
 
 @pytest.mark.parametrize("kwargs, message", [
     ({"chanels": [8]}, "model.chanels: unknown key"),
-    ({"channels": [8, 16], "kernel_sizes": [3]}, "kernel_sizes has 1 entries"),
+    ({"channels": [8, 16], "kernel_sizes": [3, 3, 3]}, "kernel_sizes has 3 entries"),
     ({"pool": "median"}, "model.pool: 'median' is not one of"),
     ({"dropout": "high"}, "model.dropout: expected float"),
 ])
