@@ -22,11 +22,11 @@ class EpochPrinter(Callback):
                   f"train_loss {result['train_loss']:.4f}  {result['epoch_s']:.1f}s")
 
     def on_trial_complete(self, iteration, trials, trial, **info):
-        best = max((r.get(self.metric, float("-inf")) for r in [trial.last_result]), default=float("nan"))
+        best = trial.metric_analysis.get(self.metric, {}).get("max", float("nan"))
         running = sum(t.status == "RUNNING" for t in trials)
         done = sum(t.status in ("TERMINATED", "ERROR") for t in trials)
         self._say(f"{trial.trial_id} finished after {trial.last_result.get('training_iteration', 0)} epochs "
-                  f"({self.metric} {best:.4f}); {done} done, {running} running")
+                  f"(best {self.metric} {best:.4f}); {done} done, {running} running")
 
     def on_trial_error(self, iteration, trials, trial, **info):
         self._say(f"{trial.trial_id} failed (attempt {trial.num_failures}); Tune retries it from its last checkpoint")
