@@ -18,7 +18,8 @@ def machine() -> str:
 
 
 def header(title: str) -> None:
-    print(f"## {title}\n\n`{' '.join(['python', *sys.argv])}` on {machine()}, {time.strftime('%Y-%m-%d')}\n")
+    command = " ".join(["python -m benchmarks." + Path(sys.argv[0]).stem, *sys.argv[1:]])
+    print(f"## {title}\n\n`{command}` on {machine()}, {time.strftime('%Y-%m-%d')}\n")
 
 
 def median_time(fn, repeats: int = 3) -> float:
