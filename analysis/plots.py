@@ -6,6 +6,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from fer.data import CLASSES  # noqa: E402
 
@@ -18,7 +19,8 @@ def _save(fig, path) -> str:
 
 def confusion_matrices(results: dict[str, dict], path) -> str:
     """Counts and row-normalised rates for each model; never-predicted classes marked on the axis."""
-    fig, axes = plt.subplots(len(results), 2, figsize=(12, 5.2 * len(results)), squeeze=False)
+    fig, axes = plt.subplots(len(results), 2, figsize=(12, 5.6 * len(results)), squeeze=False,
+                             layout="constrained")
     for row, (name, cm) in zip(axes, results.items()):
         for ax, data, title, fmt in ((row[0], cm["counts"], "counts", "d"), (row[1], cm["rates"], "row-normalised", ".2f")):
             ax.imshow(data, cmap="Blues")
@@ -102,6 +104,8 @@ def learning_curves(histories: dict[str, list[dict]], trial_curves: dict[str, di
         axes[0].plot(ep, [m["val_acc"] for m in h], label=f"{name} val")
         axes[1].plot(ep, [m["train_loss"] for m in h], "--", label=f"{name} train")
         axes[1].plot(ep, [m["val_loss"] for m in h], label=f"{name} val")
+    for ax in axes:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes[0].set(title="accuracy", xlabel="epoch")
     axes[1].set(title="loss", xlabel="epoch")
     axes[0].legend(fontsize=7)
@@ -120,12 +124,13 @@ def learning_curves(histories: dict[str, list[dict]], trial_curves: dict[str, di
 def sweep_figure(history: dict, importance: dict[str, dict], parallel: dict, metric: str, path) -> str:
     """Optimisation history, hyperparameter importance and parallel coordinates, one row per experiment."""
     exps = list(history)
-    fig, axes = plt.subplots(len(exps), 3, figsize=(17, 4.2 * len(exps)), squeeze=False)
+    fig, axes = plt.subplots(len(exps), 3, figsize=(17, 4.4 * len(exps)), squeeze=False, layout="constrained")
     for row, exp in zip(axes, exps):
         h = history[exp]
         row[0].scatter(h["trial"], h["value"], s=14, label="trial")
         row[0].step(h["trial"], h["best_so_far"], where="post", color="C3", label="best so far")
         row[0].set(title=f"{exp}: optimisation history", xlabel="trial", ylabel=metric)
+        row[0].xaxis.set_major_locator(MaxNLocator(integer=True))
         row[0].legend(fontsize=7)
         imp = importance.get(exp) or {}
         if imp:

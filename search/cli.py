@@ -97,8 +97,11 @@ def _init_ray(address: str | None) -> None:
     # One progress line per epoch comes from search.progress; these only repeat it.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-    ray.init(address=address, include_dashboard=False, logging_level="WARNING", log_to_driver=True,
-             ignore_reinit_error=True, configure_logging=True)
+    try:
+        ray.init(address=address, include_dashboard=False, logging_level="WARNING", log_to_driver=True,
+                 ignore_reinit_error=True, configure_logging=True)
+    except (ConnectionError, RuntimeError, ValueError) as e:
+        raise FerError(f"--address {address}: cannot join the Ray cluster ({str(e).splitlines()[0]})") from None
 
 
 def _print_summary(grid, space) -> None:

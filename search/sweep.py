@@ -100,6 +100,9 @@ def write_sweep_info(space: SearchSpace, storage: str, name: str, seed: int) -> 
 def run_sweep(space: SearchSpace, trainable, storage: str, name: str, seed: int = 0,
               resume: bool = False) -> tune.ResultGrid:
     path = experiment_path(storage, name, space)
-    if not (resume and tune.Tuner.can_restore(path)):
+    restoring = resume and tune.Tuner.can_restore(path)
+    if resume and not restoring:
+        print(f"nothing to resume at {path}: starting the sweep", flush=True)
+    if not restoring:
         write_sweep_info(space, storage, name, seed)
     return make_tuner(space, trainable, storage, name, seed, resume).fit()
