@@ -10,7 +10,7 @@ import pandas as pd
 STYLE = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
 h1{font-size:1.6em}h2{margin-top:2em;border-bottom:1px solid #ccc}img{max-width:100%;border:1px solid #eee}
 table{border-collapse:collapse;font-size:.9em}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}
-.warn{color:#a40000;font-weight:600}.note{color:#555}"""
+.warn{color:#a40000;font-weight:600}.note{color:#555}.wide{overflow-x:auto}"""
 
 
 def image(path: str | Path, alt: str) -> str:
@@ -19,7 +19,8 @@ def image(path: str | Path, alt: str) -> str:
 
 
 def table(df: pd.DataFrame) -> str:
-    return df.to_html(index=False, float_format=lambda v: f"{v:.4g}", na_rep="-", border=0)
+    inner = df.to_html(index=False, float_format=lambda v: f"{v:.4g}", na_rep="-", border=0)
+    return f"<div class='wide'>{inner}</div>"
 
 
 def page(title: str, sections: list[tuple[str, str]]) -> str:

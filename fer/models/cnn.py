@@ -59,8 +59,10 @@ class CNN(nn.Module):
         self.features = nn.Sequential(OrderedDict(blocks))
         self.head = self._head(cfg, c_in)
         act = "act1" if cfg.act_per_conv else "act"
+        last_act = f"act{cfg.convs_per_block}" if cfg.act_per_conv else "act"
         self.first_conv, self.first_activation = "features.block1.conv1", f"features.block1.{act}"
-        self.last_conv_block = f"features.{blocks[-1][0]}"
+        # Grad-CAM's layer: the last block's activation, before its pooling halves the map again.
+        self.last_conv_block = f"features.{blocks[-1][0]}.{last_act}"
 
     @staticmethod
     def _block(cfg: CNNConfig, c_in: int, c: int, k: int, pool: bool) -> nn.Sequential:

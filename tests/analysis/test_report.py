@@ -77,3 +77,12 @@ def test_cli_errors(checkpoint, tmp_path, capsys):
     assert "--images: index 99999 is outside" in capsys.readouterr().err
     assert main(["report", str(checkpoint), "--layer", "nope", "--out", str(tmp_path)]) == 2
     assert "--layer nope: no such layer" in capsys.readouterr().err
+
+
+def test_report_of_a_dnn_skips_conv_only_figures(tmp_path):
+    run = load_run(None, ["model.name=dnn", "model.widths=[32]", "train.epochs=1"])
+    train_run(run, tmp_path / "run")
+    metrics = make_report(str(tmp_path / "run"), out=tmp_path / "report", images=[0, 1])
+    assert "gradcam" not in metrics["explanations"]["model"]["randomisation"]  # no conv block to look at
+    assert not (tmp_path / "report" / "filters.png").exists()
+    assert metrics["activations"]["model"]["layer"] == "layers.act1"
