@@ -17,6 +17,8 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--out", default="report", help="output folder (default ./report)")
     r.add_argument("--images", help="comma-separated image indices for the saliency figure, e.g. 356,12")
     r.add_argument("--layer", help="layer whose outputs activations.png shows (default: the first activation)")
+    r.add_argument("--filters-layer", help="conv layer whose filters are visualised by activation maximisation "
+                                           "(default: a middle conv layer)")
     args = p.parse_args(argv)
     try:
         images = [int(v) for v in args.images.split(",")] if args.images else None
@@ -26,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     from analysis.report import make_report
 
     try:
-        metrics = make_report(args.source, args.data, args.split, args.out, images, args.layer)
+        metrics = make_report(args.source, args.data, args.split, args.out, images, args.layer, args.filters_layer)
     except FerError as e:
         print(f"analysis: error: {e}", file=sys.stderr)
         return 2

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -15,11 +16,21 @@ from analysis.metrics import confusion, describe_never_predicted
 from analysis.sources import ModelSource, chosen_images, eval_inputs, resolve_source
 from analysis.sweep import family_table, optimisation_history, parallel_coordinates, param_importance
 from fer.data import CLASSES
+from fer.errors import FerError
 from fer.evaluate import predict_proba
 
 
+@dataclass(frozen=True)
+class Options:
+    images: list[int] | None = None  # saliency images by index; None picks a right and a wrong one per class
+    layer: str | None = None  # activations.png's layer; None is the model's first activation
+    filters_layer: str | None = None  # activation maximisation's layer; None is a middle conv
+    n_filters: int = 16
+
+
 def make_report(source: str, data: str | None = None, split: str | None = None, out: str | Path = "report",
-                images: list[int] | None = None, layer: str | None = None, n_filters: int = 16) -> dict:
+                images: list[int] | None = None, layer: str | None = None, filters_layer: str | None = None,
+                n_filters: int = 16) -> dict:
     t0 = time.perf_counter()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -39,7 +50,7 @@ def make_report(source: str, data: str | None = None, split: str | None = None, 
         sections.append(("CNN against DNN at matched parameters", _family_section(metrics["family_table"])))
     sections.append(_confusion_section(cms, out))
     primary = next((m for m in models if m.family == "cnn"), models[0])
-    sections += _explanation_sections(primary, out, images, layer, n_filters, metrics)
+    sections += _explanation_sections(primary, out, Options(images, layer, filters_layer, n_filters), metrics)
     sections.append(_curves_section(models, src, out))
     if src.table is not None:
         sections.append(_sweep_section(src, out, metrics))
@@ -95,8 +106,8 @@ def _confusion_section(cms: dict, out: Path) -> tuple[str, str]:
     return "Confusion matrix and per-class scores", "\n".join(parts)
 
 
-def _explanation_sections(m: ModelSource, out: Path, images, layer, n_filters, metrics) -> list[tuple[str, str]]:
-    idx, captions = chosen_images(m, images)
+def _explanation_sections(m: ModelSource, out: Path, opt: Options, metrics) -> list[tuple[str, str]]:
+    idx, captions = chosen_images(m, opt.images)
     x, shown, masks = eval_inputs(m, idx)  # x (B, 1, s, s) normalised; shown (B, s, s); masks or None
     target = torch.as_tensor(m.preds[idx])
     maps = saliency.attribute_all(m.model, x, target)
@@ -120,29 +131,28 @@ def _explanation_sections(m: ModelSource, out: Path, images, layer, n_filters, m
                                    f"{k} {v['share_inside']:.2f} vs {v['area_share']:.2f}"
                                    for k, v in expl["mask_share"].items()) + "."))
     sections = [("Saliency maps", "\n".join(parts))]
-    sections += _filter_sections(m, out, x[:1], layer, n_filters, idx[0], metrics)
+    sections += _filter_sections(m, out, x[:1], opt, idx[0], metrics)
     return sections
 
 
-def _filter_sections(m: ModelSource, out: Path, x1, layer, n_filters, image_index, metrics):
+def _filter_sections(m: ModelSource, out: Path, x1, opt: Options, image_index, metrics):
     kernels = filters.first_layer_kernels(m.model)
-    pattern_layer = filters.default_pattern_layer(m.model)
-    patterns = filters.maximise_activation(m.model, pattern_layer, n_filters) if pattern_layer else None
+    pattern_layer = opt.filters_layer or filters.default_pattern_layer(m.model)
+    _check_layer(m, pattern_layer, "--filters-layer")
+    patterns = filters.maximise_activation(m.model, pattern_layer, opt.n_filters) if pattern_layer else None
     sections = []
+    if patterns is not None:
+        metrics.setdefault("filters", {})[m.name] = {"layer": pattern_layer, "kernels": len(kernels),
+                                                     "patterns": len(patterns)}
     if kernels is not None:
         path = plots.filters_figure(kernels, patterns, pattern_layer, out / "filters.png")
         sections.append(("Filters", html.image(path, "filters") + html.para(
             f"Top: the {len(kernels)} kernels of the first conv layer. Bottom: inputs that maximise filters of "
             f"{pattern_layer} (gradient ascent with jitter and a smoothness prior); repeated, oriented strokes "
             "mean the filter detects edges or textures at that scale.")))
-    layer = layer or m.model.first_activation
-    try:
-        acts = filters.activations(m.model, layer, x1)
-    except KeyError:
-        from fer.errors import FerError
-
-        raise FerError(f"--layer {layer}: no such layer in {m.name} "
-                       f"(e.g. {m.model.first_activation})") from None
+    layer = opt.layer or m.model.first_activation
+    _check_layer(m, layer, "--layer")
+    acts = filters.activations(m.model, layer, x1)
     path = plots.image_panels(acts, f"{layer} for image {image_index}", out / "activations.png", cmap="viridis")
     dead = int((acts.reshape(len(acts), -1).max(1) <= 0).sum())
     metrics.setdefault("activations", {})[m.name] = {"layer": layer, "image": int(image_index), "channels": len(acts),
@@ -151,6 +161,11 @@ def _filter_sections(m: ModelSource, out: Path, x1, layer, n_filters, image_inde
         f"The output of {layer} for image {image_index}, one panel per channel; {dead} of {len(acts)} channels "
         "are silent (all zero) for this face.")))
     return sections
+
+
+def _check_layer(m: ModelSource, layer: str | None, flag: str) -> None:
+    if layer is not None and layer not in dict(m.model.named_modules()):
+        raise FerError(f"{flag} {layer}: no such layer in {m.name} (e.g. {m.model.first_activation})")
 
 
 def _curves_section(models, src, out: Path):
@@ -173,6 +188,7 @@ def _sweep_section(src, out: Path, metrics: dict):
                                              [k.replace("/", ".") for k in info["searched"]], metric)
     path = plots.sweep_figure(history, importance, parallel, metric, out / "sweep.png")
     metrics["importance"] = importance
+    metrics["optimisation_history"] = {e: h.to_dict("list") for e, h in history.items()}
     top = {e: next(iter(v)) for e, v in importance.items() if v}
     text = (f"{len(table)} trials. Left: each trial's best {metric} and the best so far. Middle: Optuna's fANOVA "
             "importance. Right: every trial across the searched settings. "

@@ -44,6 +44,7 @@ def test_report_writes_every_figure_and_metrics(report):
     assert set(expl["randomisation"]) == {"gradient", "smoothgrad", "integrated_gradients", "gradcam"}
     assert 0 < expl["mask_share"]["gradient"]["area_share"] < 1  # synthetic faces carry their masks
     assert saved["activations"]["model"]["layer"] == "features.block1.act"
+    assert saved["filters"]["model"] == {"layer": "features.block2.conv1", "kernels": 8, "patterns": 16}
 
 
 def test_html_is_self_contained(report):
@@ -77,6 +78,8 @@ def test_cli_errors(checkpoint, tmp_path, capsys):
     assert "--images: index 99999 is outside" in capsys.readouterr().err
     assert main(["report", str(checkpoint), "--layer", "nope", "--out", str(tmp_path)]) == 2
     assert "--layer nope: no such layer" in capsys.readouterr().err
+    assert main(["report", str(checkpoint), "--filters-layer", "nope", "--out", str(tmp_path)]) == 2
+    assert "--filters-layer nope: no such layer" in capsys.readouterr().err
 
 
 def test_report_of_a_dnn_skips_conv_only_figures(tmp_path):
