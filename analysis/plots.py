@@ -22,7 +22,8 @@ def confusion_matrices(results: dict[str, dict], path) -> str:
     fig, axes = plt.subplots(len(results), 2, figsize=(12, 5.6 * len(results)), squeeze=False,
                              layout="constrained")
     for row, (name, cm) in zip(axes, results.items()):
-        for ax, data, title, fmt in ((row[0], cm["counts"], "counts", "d"), (row[1], cm["rates"], "row-normalised", ".2f")):
+        panels = ((row[0], cm["counts"], "counts", "d"), (row[1], cm["rates"], "row-normalised", ".2f"))
+        for ax, data, title, fmt in panels:
             ax.imshow(data, cmap="Blues")
             for i in range(len(CLASSES)):
                 for j in range(len(CLASSES)):

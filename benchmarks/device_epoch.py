@@ -70,8 +70,9 @@ def main() -> None:
     loader = dataloader_epoch(faces.images, faces.labels, args.batch_size, args.workers, device)
     print(f"| seed_cnn epoch on {name}, {len(faces)} images, batch {args.batch_size} | images/s | s/epoch |")
     print("| --- | --- | --- |")
-    print(f"| fer: uint8 dataset on the device, batches sliced there | {resident:.0f} | {len(faces) / resident:.1f} |")
-    print(f"| DataLoader, {args.workers} workers, host-to-device per batch | {loader:.0f} | {len(faces) / loader:.1f} |\n")
+    n = len(faces)
+    print(f"| fer: uint8 dataset on the device, batches sliced there | {resident:.0f} | {n / resident:.1f} |")
+    print(f"| DataLoader, {args.workers} workers, host-to-device per batch | {loader:.0f} | {n / loader:.1f} |\n")
 
 
 if __name__ == "__main__":

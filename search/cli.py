@@ -116,7 +116,8 @@ def _print_summary(grid, space) -> None:
                      "epochs": int(h["training_iteration"].max()) if h is not None and len(h) else 0,
                      metric: h[metric].max() if h is not None and metric in h else float("nan"),
                      "params": r.metrics.get("num_params") if r.metrics else None,
-                     "lr": r.config.get("train", {}).get("lr"), "optimizer": r.config.get("train", {}).get("optimizer")})
+                     "lr": r.config.get("train", {}).get("lr"),
+                     "optimizer": r.config.get("train", {}).get("optimizer")})
     table = pd.DataFrame(rows).astype({"params": "Int64"}).sort_values(metric, ascending=False)
     print(f"\n{space.name}: {len(rows)} trials, best {metric} {table[metric].max():.4f}")
     print(table.to_string(index=False, float_format=lambda v: f"{v:.4g}"), flush=True)

@@ -49,10 +49,15 @@ def _trials(exp: Path) -> tuple[dict, list[dict]]:
     return info, trials
 
 
+def _searched(config: dict, info: dict) -> dict:
+    """The values the searcher chose, as "section.key" (None where a conditional key was inactive)."""
+    flat = {f"{s}.{k}": v for s in ("model", "train") for k, v in config.get(s, {}).items()}
+    return {k.replace("/", "."): flat.get(k.replace("/", ".")) for k in info["searched"]}
+
+
 def _row(exp: Path, info: dict, trial: dict) -> dict:
     h, metric = trial["history"], info["metric"]
-    flat = {f"{s}.{k}": v for s in ("model", "train") for k, v in trial["config"].get(s, {}).items()}
-    searched = {k.replace("/", "."): flat.get(k.replace("/", ".")) for k in info["searched"]}
+    searched = _searched(trial["config"], info)
     best = h[metric].max() if metric in h else math.nan
     return {"experiment": exp.name, "family": info["family"], "trial_id": trial["trial_id"],
             "status": trial["status"], "epochs": int(h["training_iteration"].max()) if len(h) else 0,
@@ -91,9 +96,8 @@ def best_trials(root: str | Path) -> list[dict]:
             value = float(t["history"][metric].max())
             family = info["family"]
             if family not in best or value > best[family]["value"]:
-                flat = {f"{s}.{k}": v for s in ("model", "train") for k, v in t["config"].get(s, {}).items()}
                 best[family] = {"family": family, "metric": metric, "value": value, "config": t["config"],
-                                "params": {k.replace("/", "."): flat.get(k.replace("/", ".")) for k in info["searched"]},
+                                "params": _searched(t["config"], info),
                                 "checkpoint": t["checkpoint"], "experiment": str(exp), "trial_id": t["trial_id"],
                                 "num_params": int(t["history"]["num_params"].iloc[-1])}
     if not best:

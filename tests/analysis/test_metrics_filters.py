@@ -66,7 +66,8 @@ def test_sweep_history_and_importance():
                           "train.noise": noise})
     hist = optimisation_history(table, "val_acc")["cnn"]
     assert hist["best_so_far"].is_monotonic_increasing and hist["best_so_far"].iloc[-1] == table["val_acc"].max()
-    dists = {"train/lr": optuna.distributions.distribution_to_json(optuna.distributions.FloatDistribution(1e-4, 0.1, log=True)),
-             "train/noise": optuna.distributions.distribution_to_json(optuna.distributions.FloatDistribution(0, 1))}
+    d = optuna.distributions
+    dists = {"train/lr": d.distribution_to_json(d.FloatDistribution(1e-4, 0.1, log=True)),
+             "train/noise": d.distribution_to_json(d.FloatDistribution(0, 1))}
     imp = param_importance(table, {"metric": "val_acc", "distributions": dists})
     assert imp["train/lr"] > imp["train/noise"]  # the score depends on lr only
