@@ -100,3 +100,13 @@ def test_bad_data_writes_no_checkpoint(write_csv, tmp_path, capsys):
 def test_summary_cli(capsys):
     assert main(["summary", "seed_cnn"]) == 0
     assert "Trainable params: 1,276,606" in capsys.readouterr().out
+
+
+def test_checkpoint_records_an_absolute_data_path(write_csv, tmp_path, monkeypatch):
+    from tests.conftest import kaggle_rows
+
+    path = write_csv(kaggle_rows(14)[0])
+    monkeypatch.chdir(path.parent)
+    out = tmp_path / "abs"
+    assert main(["train", "--data", path.name, "--epochs", "1", "--out", str(out), *TINY]) == 0
+    assert load_checkpoint(out / "checkpoint.pt")["data"]["source"] == str(path)
