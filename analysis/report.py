@@ -190,9 +190,12 @@ def _sweep_section(src, out: Path, metrics: dict):
     metrics["importance"] = importance
     metrics["optimisation_history"] = {e: h.to_dict("list") for e, h in history.items()}
     top = {e: next(iter(v)) for e, v in importance.items() if v}
+    scored = table.groupby("experiment")[metric].count()
+    few = [f"{e} ({n})" for e, n in scored.items() if n < 10]
     text = (f"{len(table)} trials. Left: each trial's best {metric} and the best so far. Middle: Optuna's fANOVA "
             "importance. Right: every trial across the searched settings. "
-            + "; ".join(f"most important in {e}: {k}" for e, k in top.items()))
+            + "; ".join(f"most important in {e}: {k}" for e, k in top.items()) + ". "
+            + (f"Few scored trials in {', '.join(few)}: read the importances as hints, not rankings." if few else ""))
     return "Sweep", html.image(path, "sweep plots") + html.para(text) + html.table(
         table.drop(columns=["checkpoint"]).sort_values(metric, ascending=False))
 
