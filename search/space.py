@@ -113,17 +113,17 @@ class SearchSpace:
     def define_by_run(self, trial) -> dict:
         """Optuna define-by-run: suggest every active parameter, return the whole config
         (flat "section/key" names, which Tune unflattens into {model: ..., train: ...})."""
-        values = dict(self.fixed)
-        for p in self._ordered():
-            if all(values.get(k) in allowed for k, allowed in p.when):
-                values[p.key] = _suggest(trial, p)
-        return self._apply_budget(values)
+        return self._apply_budget(self._values(lambda p: _suggest(trial, p)))
 
     def first_point(self) -> dict:
+        """Each parameter's first choice or lower bound: the point validated at load time."""
+        return self._values(lambda p: p.args[0])
+
+    def _values(self, pick) -> dict:
         values = dict(self.fixed)
         for p in self._ordered():
             if all(values.get(k) in allowed for k, allowed in p.when):
-                values[p.key] = p.args[0]
+                values[p.key] = pick(p)
         return values
 
     def _ordered(self) -> list[Param]:

@@ -75,9 +75,7 @@ def train_val(faces: FaceSet, val_fraction: float = 0.1, seed: int = 0) -> tuple
     faces.require_labels()
     if faces.has_split("Training") and faces.has_split("PublicTest"):
         return faces.select("Training"), faces.select("PublicTest")
-    pool = faces.select("Training") if faces.has_split("Training") else faces
-    if pool.split is not None and not faces.has_split("Training"):
-        pool = pool.subset(np.flatnonzero(pool.split != SPLITS.index("PrivateTest")))
+    pool = faces if faces.split is None else faces.subset(np.flatnonzero(faces.split != SPLITS.index("PrivateTest")))
     from sklearn.model_selection import train_test_split
 
     idx = np.arange(len(pool))
