@@ -17,7 +17,7 @@ from analysis.sources import ModelSource, chosen_images, eval_inputs, resolve_so
 from analysis.sweep import family_table, optimisation_history, parallel_coordinates, param_importance
 from fer.data import CLASSES
 from fer.errors import FerError
-from fer.evaluate import predict_proba
+from fer.evaluate import predict_checkpoint
 
 
 @dataclass(frozen=True)
@@ -39,7 +39,7 @@ def make_report(source: str, data: str | None = None, split: str | None = None, 
     metrics: dict = {"source": str(source), "models": {}}
     cms = {}
     for m in models:
-        probs = predict_proba(m.model, m.faces.images, m.prep, m.payload["train_config"].get("tta", "none"))
+        probs = predict_checkpoint(m.model, m.payload, m.faces.images)
         m.preds = probs.argmax(1)
         cms[m.name] = confusion(m.faces.labels, m.preds)
         metrics["models"][m.name] = _model_metrics(m, cms[m.name])

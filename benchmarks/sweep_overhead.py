@@ -11,7 +11,6 @@ import time
 
 import numpy as np
 import ray
-from ray import tune
 
 from benchmarks.common import header
 from fer.config import load_run
@@ -43,16 +42,14 @@ def main() -> None:
     plain = [m["images_per_s"] for m in Trainer(run, tr, va).fit()][1:]
 
     ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR")
-    trainable = tune.with_parameters(train_fer, faces=faces)
     with tempfile.TemporaryDirectory() as d:
-        grid = run_sweep(space(args.model, args.epochs, 1, 1, 2, lr=0.003), trainable, d, "one")
+        grid = run_sweep(space(args.model, args.epochs, 1, 1, 2, lr=0.003), train_fer, d, "one", faces=faces)
         in_trial = grid[0].metrics_dataframe["images_per_s"].tolist()[1:]
         tiny = faces.subset(np.arange(64))
-        small = tune.with_parameters(train_fer, faces=tiny)
         timings = {}
         for conc in (1, 2):
             t = time.perf_counter()
-            g = run_sweep(space("cnn", 1, 8, conc, 1), small, d, f"tiny{conc}")
+            g = run_sweep(space("cnn", 1, 8, conc, 1), train_fer, d, f"tiny{conc}", faces=tiny)
             wall = time.perf_counter() - t
             trained = sum(r.metrics["time_total_s"] for r in g)
             timings[conc] = (wall / 8, (wall * conc - trained) / 8)

@@ -80,7 +80,7 @@ def cmd_train(args) -> int:
 def cmd_evaluate(args) -> int:
     from fer.checkpoint import load_model
     from fer.data import load_data
-    from fer.evaluate import classification_metrics, predict_proba
+    from fer.evaluate import classification_metrics, predict_checkpoint
     from fer.train import pick_device
 
     model, payload = load_model(args.checkpoint)
@@ -89,8 +89,7 @@ def cmd_evaluate(args) -> int:
     split = args.split or next((s for s in ("PrivateTest", "PublicTest") if faces.has_split(s)), None)
     faces = faces.select(split)
     device = pick_device()
-    probs = predict_proba(model.to(device), faces.images, payload["preprocessing"],
-                          payload["train_config"].get("tta", "none"), device=device)
+    probs = predict_checkpoint(model.to(device), payload, faces.images, device)
     metrics = classification_metrics(faces.require_labels(), probs)
     metrics.pop("loss")
     if args.json:
@@ -109,11 +108,11 @@ def cmd_predict(args) -> int:
 
     from fer.checkpoint import load_model
     from fer.data import CLASSES, read_image
-    from fer.evaluate import predict_proba
+    from fer.evaluate import predict_checkpoint
 
     model, payload = load_model(args.checkpoint)
     images = np.stack([read_image(p) for p in args.images])
-    probs = predict_proba(model, images, payload["preprocessing"], payload["train_config"].get("tta", "none"))
+    probs = predict_checkpoint(model, payload, images)
     for path, p in zip(args.images, probs):
         scores = " ".join(f"{c}={v:.3f}" for c, v in zip(CLASSES, p))
         print(f"{path}\t{CLASSES[int(p.argmax())]}\t{scores}")

@@ -10,23 +10,41 @@ from fer.transforms import eval_views, normalize
 
 @torch.no_grad()
 def predict_proba(model: torch.nn.Module, images, prep: dict, tta: str = "none",
-                  batch_size: int = 512, device: str | torch.device = "cpu") -> np.ndarray:
+                  batch_size: int = 512, device: str | torch.device = "cpu", precision: str = "auto") -> np.ndarray:
     """Class probabilities (N, 7) for uint8 faces (N, 48, 48), averaged over the TTA views."""
     model.eval()
     x_all = torch.as_tensor(images)
     out = []
     for i in range(0, len(x_all), batch_size):
         x = normalize(x_all[i:i + batch_size].to(device).unsqueeze(1), prep)
-        with autocast_for(device):
+        with autocast_for(device, precision):
             probs = [torch.softmax(model(v).float(), 1) for v in eval_views(x, prep["crop_size"], tta)]
-        out.append(torch.stack(probs).mean(0).cpu())
+        out.append(adjust_for_prior(torch.stack(probs).mean(0).cpu(), prep))
     return torch.cat(out).numpy() if out else np.zeros((0, len(CLASSES)), np.float32)
 
 
-def autocast_for(device):
-    """bf16 autocast on CUDA; a no-op context elsewhere (CPU keeps fp32 for exact, seeded runs)."""
+def predict_checkpoint(model: torch.nn.Module, payload: dict, images, device: str | torch.device = "cpu") -> np.ndarray:
+    """Probabilities exactly as the checkpoint's run scored them: its preprocessing, TTA and precision."""
+    cfg = payload["train_config"]
+    return predict_proba(model, images, payload["preprocessing"], cfg.get("tta", "none"), device=device,
+                         precision=cfg.get("precision", "auto"))
+
+
+def adjust_for_prior(probs: torch.Tensor, prep: dict) -> torch.Tensor:
+    """Post-hoc logit adjustment (Menon et al., 2021): p(y|x) / prior(y)^tau, renormalised.
+    tau = 1 gives balanced-error-optimal predictions, so rare classes (disgust) get predicted."""
+    tau = prep.get("logit_adjust", 0.0)
+    if not tau:
+        return probs
+    scaled = probs * torch.tensor(prep["class_prior"], dtype=probs.dtype) ** -tau  # (B, 7)
+    return scaled / scaled.sum(1, keepdim=True)
+
+
+def autocast_for(device, precision: str = "auto"):
+    """bf16 autocast when asked, or on CUDA under "auto"; fp32 otherwise (exact, seeded CPU runs)."""
     dev = torch.device(device)
-    return torch.autocast("cuda", dtype=torch.bfloat16) if dev.type == "cuda" else torch.autocast("cpu", enabled=False)
+    bf16 = precision == "bf16" or (precision == "auto" and dev.type == "cuda")
+    return torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bf16)
 
 
 def classification_metrics(labels: np.ndarray, probs: np.ndarray) -> dict:

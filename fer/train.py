@@ -50,27 +50,35 @@ class Trainer:
         self.y = torch.as_tensor(train.require_labels()).to(self.device)
         self.val_images, self.val_labels = val.images, val.require_labels()
         pixels = train.images.astype(np.float32) / 255.0
-        self.prep = {"mean": float(pixels.mean()), "std": float(pixels.std() + 1e-6),
-                     "crop_size": cfg.crop_size, "input": "48x48 grayscale, uint8 0-255"}
-        self.gen = torch.Generator(device=self.device).manual_seed(cfg.seed)
         counts = np.bincount(train.labels, minlength=len(CLASSES)).astype(np.float64)
+        self.prep = {"mean": float(pixels.mean()), "std": float(pixels.std() + 1e-6),
+                     "crop_size": cfg.crop_size, "input": "48x48 grayscale, uint8 0-255",
+                     "class_prior": (np.maximum(counts, 1) / max(counts.sum(), 1)).tolist(),
+                     "logit_adjust": cfg.logit_adjust}
+        self.gen = torch.Generator(device=self.device).manual_seed(cfg.seed)
         self.class_weights = torch.tensor(len(train) / (len(CLASSES) * np.maximum(counts, 1)),
                                           dtype=torch.float32, device=self.device)
         self.steps_per_epoch = math.ceil(len(train) / cfg.batch_size)
+        self.epoch, self.history, self.elapsed, self._epoch_t0 = 0, [], 0.0, time.perf_counter()
         self.optimizer = _optimizer(self.model, cfg)
-        self.scheduler = _scheduler(self.optimizer, cfg, self.steps_per_epoch)
-        self.epoch, self.history = 0, []
+        self.scheduler = _scheduler(self.optimizer, cfg, self.steps_per_epoch, self.progress)
         self.best = {"value": -math.inf, "epoch": 0, "state": None}
 
     # -- the loop --------------------------------------------------------------------------
     def epochs(self) -> Iterator[dict]:
-        """Run the remaining epochs, yielding each one's metrics."""
-        start, stale = time.perf_counter(), 0
+        """Run the remaining epochs, yielding each one's metrics. With a time budget, an epoch
+        starts only if the last one's duration says it will end inside the budget."""
+        stale, last = 0, 0.0
         while self.epoch < self.cfg.epochs:
+            if self.epoch and self.cfg.time_budget_s and self.elapsed + last > self.cfg.time_budget_s:
+                break
+            t0 = time.perf_counter()
             metrics = self._train_epoch()
             metrics.update(self._validate())
+            last = time.perf_counter() - t0
+            self.elapsed += last
             self.epoch += 1
-            metrics["epoch"] = self.epoch
+            metrics.update(epoch=self.epoch, elapsed_s=self.elapsed)
             if self.cfg.schedule == "plateau":
                 self.scheduler.step(metrics[self.cfg.monitor])
             self.history.append(metrics)
@@ -83,8 +91,13 @@ class Trainer:
             yield metrics
             if self.cfg.early_stopping and stale >= self.cfg.early_stopping:
                 break
-            if self.cfg.time_budget_s and time.perf_counter() - start > self.cfg.time_budget_s:
-                break
+
+    def progress(self, step: int) -> float:
+        """Share of the run done, in [0, 1]: of its steps, or of its time budget if that runs out first."""
+        done = step / (self.cfg.epochs * self.steps_per_epoch)
+        if self.cfg.time_budget_s:
+            done = max(done, (self.elapsed + time.perf_counter() - self._epoch_t0) / self.cfg.time_budget_s)
+        return min(done, 1.0)
 
     def fit(self, callback: Callable[[dict], None] | None = None) -> list[dict]:
         for metrics in self.epochs():
@@ -104,7 +117,7 @@ class Trainer:
     def _train_epoch(self) -> dict:
         cfg, model = self.cfg, self.model
         model.train()
-        t0 = time.perf_counter()
+        t0 = self._epoch_t0 = time.perf_counter()
         loss_sum = torch.zeros((), device=self.device)
         correct = torch.zeros((), device=self.device, dtype=torch.long)
         weight = self.class_weights if cfg.class_balance == "loss" else None
@@ -113,7 +126,7 @@ class Trainer:
             if cfg.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             y = self.y[idx]
-            with autocast_for(self.device):
+            with autocast_for(self.device, cfg.precision):
                 logits = model(x)
             loss = F.cross_entropy(logits.float(), y, weight=weight, label_smoothing=cfg.label_smoothing)
             self.optimizer.zero_grad(set_to_none=True)
@@ -125,14 +138,14 @@ class Trainer:
             correct += (logits.argmax(1) == y).sum()
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
-        seconds = time.perf_counter() - t0
+        seconds = max(time.perf_counter() - t0, 1e-9)
         n = len(self.y)
         return {"train_loss": loss_sum.item() / n, "train_acc": correct.item() / n,
                 "lr": self.optimizer.param_groups[0]["lr"], "epoch_s": seconds, "images_per_s": n / seconds}
 
     def _validate(self) -> dict:
         probs = predict_proba(self.model, self.val_images, self.prep, self.cfg.tta,
-                              self.cfg.eval_batch_size, self.device)
+                              self.cfg.eval_batch_size, self.device, self.cfg.precision)
         m = classification_metrics(self.val_labels, probs)
         return {"val_loss": m["loss"], "val_acc": m["accuracy"], "val_macro_f1": m["macro_f1"]}
 
@@ -155,8 +168,9 @@ class Trainer:
             self.optimizer.load_state_dict(resume["optimizer"])
             self.scheduler.load_state_dict(resume["scheduler"])
             self.gen.set_state(resume["generator"].to(self.gen.get_state().device))
-        self.epoch = len(payload.get("history", []))
         self.history = list(payload.get("history", []))
+        self.epoch = len(self.history)
+        self.elapsed = self.history[-1].get("elapsed_s", 0.0) if self.history else 0.0
         if self.history:
             best = max(self.history, key=lambda m: m[self.cfg.monitor])
             self.best = {"value": best[self.cfg.monitor], "epoch": best["epoch"],
@@ -172,11 +186,13 @@ def _optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimize
     return cls(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
 
 
-def _scheduler(opt: torch.optim.Optimizer, cfg: TrainConfig, steps_per_epoch: int):
-    """Per-step schedules (cosine, one-cycle, step) and the per-epoch plateau schedule."""
+def _scheduler(opt: torch.optim.Optimizer, cfg: TrainConfig, steps_per_epoch: int,
+               progress: Callable[[int], float]):
+    """Per-step schedules (cosine, one-cycle, step) and the per-epoch plateau schedule.
+    Cosine follows `progress`, so a time budget shorter than the epochs still anneals to 0."""
     total = cfg.epochs * steps_per_epoch
     if cfg.schedule == "cosine":
-        return torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s / total, 1.0))))
+        return torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * progress(s))))
     if cfg.schedule == "onecycle":
         return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=total + 1)
     if cfg.schedule == "step":

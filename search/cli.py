@@ -69,20 +69,18 @@ def cmd_run(args) -> int:
     storage = args.storage_path if "://" in args.storage_path else str(Path(args.storage_path).resolve())
     t0 = time.perf_counter()
     _init_ray(args.address)
-    from ray import tune
-
     from fer.data import load_data
     from search.sweep import run_sweep
     from search.trainable import train_fer
 
-    trainables = {}
+    datasets = {}
     for space in spaces:
         source = args.data or space.data
-        if source not in trainables:  # parsed once; trials read it from the object store
-            trainables[source] = tune.with_parameters(train_fer, faces=load_data(source))
+        if source not in datasets:  # parsed once per source; trials read it from the object store
+            datasets[source] = load_data(source)
         print(f"sweep {name}/{space.name}: {space.settings.num_samples} trials of {space.family} on "
               f"{source or 'synthetic faces'}, {space.settings.max_epochs} epochs max", flush=True)
-        grid = run_sweep(space, trainables[source], storage, name, args.seed, args.resume)
+        grid = run_sweep(space, train_fer, storage, name, args.seed, args.resume, faces=datasets[source])
         _print_summary(grid, space)
     root = f"{storage}/{name}"
     print(f"done in {time.perf_counter() - t0:.0f}s; results in {root}")

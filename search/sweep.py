@@ -9,6 +9,7 @@ a trial's score at that epoch ranks it the way its final score would.
 from __future__ import annotations
 
 import json
+import statistics
 import time
 import warnings
 from pathlib import Path
@@ -16,7 +17,7 @@ from pathlib import Path
 import optuna
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
-from ray.tune.search import ConcurrencyLimiter
+from ray.tune.search import ConcurrencyLimiter, Searcher
 from ray.tune.search.optuna import OptunaSearch
 
 from search.progress import EpochPrinter
@@ -36,6 +37,39 @@ def experiment_path(storage: str, name: str, space: SearchSpace) -> str:
     return f"{storage.rstrip('/')}/{name}/{space.name}"
 
 
+class BudgetLimiter(ConcurrencyLimiter):
+    """A ConcurrencyLimiter that stops suggesting once the time left could not take a new
+    trial through `min_epochs` epochs (ASHA's first rung) at the median epoch time so far,
+    so the budget is not spent on trials that could only be cut short.
+
+    The deadline starts at the first suggestion and is left out of the saved state: a
+    resumed sweep gets a fresh budget, as Tune's own time_budget_s does."""
+
+    def __init__(self, searcher: Searcher, max_concurrent: int, budget_s: float | None, min_epochs: int):
+        super().__init__(searcher, max_concurrent)
+        self.budget_s, self.min_epochs = budget_s, min_epochs
+        self.epoch_seconds: list[float] = []
+        self._deadline = None
+
+    def suggest(self, trial_id: str):
+        if self.budget_s:
+            now = time.time()
+            self._deadline = self._deadline or now + self.budget_s
+            if self.epoch_seconds and now + self.min_epochs * statistics.median(self.epoch_seconds) > self._deadline:
+                return Searcher.FINISHED
+        return super().suggest(trial_id)
+
+    def on_trial_result(self, trial_id: str, result: dict) -> None:
+        if "time_this_iter_s" in result:
+            self.epoch_seconds.append(result["time_this_iter_s"])
+        super().on_trial_result(trial_id, result)
+
+    def get_state(self) -> dict:
+        state = super().get_state()
+        state.pop("_deadline", None)
+        return state
+
+
 def make_searcher(space: SearchSpace, seed: int) -> ConcurrencyLimiter:
     s = space.settings
     sampler = (optuna.samplers.RandomSampler(seed=seed) if s.searcher == "random" else
@@ -43,7 +77,7 @@ def make_searcher(space: SearchSpace, seed: int) -> ConcurrencyLimiter:
                                           multivariate=True, group=True))
     searcher = OptunaSearch(space=space.define_by_run, metric=s.metric, mode="max", sampler=sampler,
                             points_to_evaluate=space.warm_start_points() or None)
-    return ConcurrencyLimiter(searcher, max_concurrent=s.max_concurrent)
+    return BudgetLimiter(searcher, s.max_concurrent, s.time_budget_s, s.grace_period)
 
 
 def make_scheduler(space: SearchSpace):
@@ -54,9 +88,14 @@ def make_scheduler(space: SearchSpace):
                          reduction_factor=s.reduction_factor)
 
 
-def make_tuner(space: SearchSpace, trainable, storage: str, name: str, seed: int, resume: bool) -> tune.Tuner:
-    """A new Tuner, or the interrupted experiment's when resuming (searcher state included)."""
+def make_tuner(space: SearchSpace, train_fn, params: dict, storage: str, name: str, seed: int,
+               resume: bool) -> tune.Tuner:
+    """A new Tuner, or the interrupted experiment's when resuming (searcher state included).
+    With a time budget, trials get its deadline (`deadline=` epoch seconds) to fit inside it."""
     s = space.settings
+    if s.time_budget_s:
+        params = {**params, "deadline": time.time() + s.time_budget_s}
+    trainable = tune.with_parameters(train_fn, **params)
     trainable = tune.with_resources(trainable, {"cpu": s.cpus_per_trial, "gpu": s.gpus_per_trial})
     path = experiment_path(storage, name, space)
     if resume and tune.Tuner.can_restore(path):
@@ -97,12 +136,13 @@ def write_sweep_info(space: SearchSpace, storage: str, name: str, seed: int) -> 
     (Path(path) / SWEEP_FILE).write_text(json.dumps(info, indent=2, default=str))
 
 
-def run_sweep(space: SearchSpace, trainable, storage: str, name: str, seed: int = 0,
-              resume: bool = False) -> tune.ResultGrid:
+def run_sweep(space: SearchSpace, train_fn, storage: str, name: str, seed: int = 0, resume: bool = False,
+              **params) -> tune.ResultGrid:
+    """Run (or resume) one space's experiment: `train_fn(config, **params)` is each trial."""
     path = experiment_path(storage, name, space)
     restoring = resume and tune.Tuner.can_restore(path)
     if resume and not restoring:
         print(f"nothing to resume at {path}: starting the sweep", flush=True)
     if not restoring:
         write_sweep_info(space, storage, name, seed)
-    return make_tuner(space, trainable, storage, name, seed, resume).fit()
+    return make_tuner(space, train_fn, params, storage, name, seed, resume).fit()

@@ -2,12 +2,14 @@
 
 It gets the parsed dataset from the object store (tune.with_parameters), trains with
 fer.Trainer, and reports every epoch with a fer checkpoint. A retried or resumed
-trial continues from the checkpoint Tune hands back.
+trial continues from the checkpoint Tune hands back. Under a sweep time budget the
+trial's own time budget ends at the sweep's deadline, so it stops and anneals in time.
 """
 from __future__ import annotations
 
 import logging
 import tempfile
+import time
 from pathlib import Path
 
 import ray
@@ -21,14 +23,19 @@ from fer.run import split_for_training
 from fer.train import Trainer
 
 
-def train_fer(config: dict, faces: FaceSet) -> None:
+def train_fer(config: dict, faces: FaceSet, deadline: float | None = None) -> None:
     logging.getLogger("ray.train").setLevel(logging.WARNING)  # not one "checkpoint created" line per epoch
     run = resolve_run({"model": config["model"], "train": config["train"]}, source="trial config")
-    train, val, data = split_for_training(faces, run)
-    trainer = Trainer(run, train, val)
+    payload = None
     if (ckpt := tune.get_checkpoint()) is not None:
         with ckpt.as_directory() as d:
-            trainer.restore(load_checkpoint(Path(d) / "checkpoint.pt"))
+            payload = load_checkpoint(Path(d) / "checkpoint.pt")
+    if deadline:
+        run["train"]["time_budget_s"] = _time_budget(run["train"]["time_budget_s"], deadline, payload)
+    train, val, data = split_for_training(faces, run)
+    trainer = Trainer(run, train, val)
+    if payload is not None:
+        trainer.restore(payload)
     context = ray.get_runtime_context()
     where = {"family": run["model"]["name"], "num_params": count_params(trainer.model)["trainable"],
              "node_id": context.get_node_id(), "gpu_ids": ",".join(map(str, context.get_accelerator_ids()["GPU"]))}
@@ -36,3 +43,11 @@ def train_fer(config: dict, faces: FaceSet) -> None:
         with tempfile.TemporaryDirectory() as d:
             save_checkpoint(trainer.checkpoint(data), Path(d) / "checkpoint.pt")
             tune.report({**metrics, **where}, checkpoint=tune.Checkpoint.from_directory(d))
+
+
+def _time_budget(own: float, deadline: float, payload: dict | None) -> float:
+    """The trial's training seconds: what it has used (if resumed) plus what is left of the sweep,
+    so its cosine schedule anneals to zero by the sweep's deadline."""
+    history = (payload or {}).get("history") or [{}]
+    budget = history[-1].get("elapsed_s", 0.0) + max(deadline - time.time(), 1.0)
+    return min(own, budget) if own else budget

@@ -12,7 +12,7 @@ from fer.transforms import eval_views, random_crop, random_erasing
 TINY = ["model.name=cnn", "model.channels=[8,16]", "model.kernel_sizes=[3,3]", "model.head=gap",
         "model.head_hidden=[]", "train.epochs=2", "train.batch_size=64"]
 METRIC_KEYS = {"train_loss", "train_acc", "val_loss", "val_acc", "val_macro_f1", "lr", "epoch_s", "images_per_s",
-               "epoch"}
+               "epoch", "elapsed_s"}
 
 
 def _run(extra=()):
@@ -36,7 +36,8 @@ def test_callback_gets_every_metric_each_epoch(synthetic):
 def test_same_seed_same_metrics_on_cpu(synthetic):
     extra = ["train.flip=true", "train.crop_pad=4", "train.erasing=0.5", "train.rotation=10"]
     a, b = _fit(synthetic, extra), _fit(synthetic, extra)
-    strip = lambda h: [{k: v for k, v in m.items() if k not in ("epoch_s", "images_per_s")} for m in h]  # noqa: E731
+    timing = ("epoch_s", "images_per_s", "elapsed_s")
+    strip = lambda h: [{k: v for k, v in m.items() if k not in timing} for m in h]  # noqa: E731
     assert strip(a) == strip(b)
     c = _fit(synthetic, extra + ["train.seed=1"])
     assert strip(a) != strip(c)
@@ -48,6 +49,7 @@ def test_same_seed_same_metrics_on_cpu(synthetic):
     ["train.schedule=plateau", "train.class_balance=loss", "train.label_smoothing=0.1"],
     ["train.schedule=step", "train.step_size=1", "train.class_balance=sampler"],
     ["train.crop_size=40", "train.tta=tencrop", "train.flip=true", "train.scale=0.1", "train.translate=0.1"],
+    ["train.precision=bf16", "train.channels_last=true", "train.logit_adjust=1.0"],
 ])
 def test_recipes_train(synthetic, extra):
     history = _fit(synthetic, extra)
@@ -58,6 +60,34 @@ def test_cosine_anneals_to_zero_and_step_decays(synthetic):
     assert _fit(synthetic, ["train.schedule=cosine"])[-1]["lr"] == pytest.approx(0.0, abs=1e-9)
     step = _fit(synthetic, ["train.schedule=step", "train.step_size=1", "train.gamma=0.5"])
     assert step[0]["lr"] == pytest.approx(5e-4) and step[1]["lr"] == pytest.approx(2.5e-4)
+
+
+class FakeClock:
+    """perf_counter that moves only when an epoch ends: every epoch takes `epoch_s` seconds."""
+
+    def __init__(self, epoch_s):
+        self.now, self.epoch_s = 0.0, epoch_s
+
+    def perf_counter(self):
+        return self.now
+
+
+def test_time_budget_stops_before_overrun_and_cosine_anneals_over_it(synthetic, monkeypatch):
+    import fer.train
+
+    clock = FakeClock(10.0)
+    monkeypatch.setattr(fer.train, "time", clock)
+    tr, va = synthetic.select("Training"), synthetic.select("PublicTest")
+    trainer = Trainer(_run(["train.epochs=100", "train.schedule=cosine", "train.time_budget_s=45"]), tr, va)
+    real_epoch = trainer._train_epoch
+    trainer._train_epoch = lambda: (real_epoch(), setattr(clock, "now", clock.now + clock.epoch_s))[0]
+    history = trainer.fit()
+    # a fifth epoch would end at 50 s > 45 s, so it never starts
+    assert [m["elapsed_s"] for m in history] == [10.0, 20.0, 30.0, 40.0]
+    lrs = [m["lr"] for m in history]
+    assert lrs == sorted(lrs, reverse=True)
+    # by epochs alone (100) the lr would still be ~99.9% of 1e-3; by the budget it is at cos(pi * 30/45)
+    assert lrs[-1] == pytest.approx(1e-3 * 0.5 * (1 + math.cos(math.pi * 30 / 45)), rel=1e-6)
 
 
 def test_early_stopping_stops(synthetic):

@@ -33,8 +33,7 @@ def faces(tiny_csv):
 
 def _sweep(tmp_path, trainable, faces, extra=None, **kw):
     space = load_sweeps(str(tiny_sweep(tmp_path / "space.yaml", **kw)))[0]
-    grid = run_sweep(space, tune.with_parameters(trainable, faces=faces, **(extra or {})),
-                     str(tmp_path / "results"), "exp")
+    grid = run_sweep(space, trainable, str(tmp_path / "results"), "exp", faces=faces, **(extra or {}))
     return space, grid
 
 
@@ -104,3 +103,18 @@ def test_fractional_gpus_pack_four_trials(ray_cluster, faces, tmp_path):
                      cpus=0.5, gpus=0.25)
     assert not grid.errors and len(grid) == 4
     assert {r.metrics["gpu_ids"] for r in grid} == {"0"}  # every trial was given logical GPU 0
+
+
+def test_time_budget_bounds_the_sweep_and_every_trial(ray_cluster, faces, tmp_path):
+    budget = 12.0
+    space = load_sweeps(str(tiny_sweep(tmp_path / "space.yaml", n=50, epochs=200)), {"time_budget_s": budget})[0]
+    t0 = time.time()
+    grid = run_sweep(space, train_fer, str(tmp_path / "results"), "exp", faces=faces)
+    wall = time.time() - t0
+    assert not grid.errors and wall < budget + 4  # Ray's own start and teardown take a few seconds
+    assert len(grid) < 50  # the limiter stopped starting trials
+    for r in grid:
+        _, payload = load_model(Path(r.checkpoint.path) / "checkpoint.pt")
+        own = payload["train_config"]["time_budget_s"]
+        assert 0 < own <= budget and payload["history"][-1]["elapsed_s"] <= own
+        assert len(payload["history"]) < 200  # cut by its budget, not its epochs

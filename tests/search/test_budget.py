@@ -1,0 +1,60 @@
+"""The budget limiter alone, on a fake clock: no Ray cluster needed."""
+import pytest
+from ray.tune.search import Searcher
+
+import search.sweep
+from search.sweep import BudgetLimiter
+
+
+class Always(Searcher):
+    def __init__(self):
+        super().__init__(metric="val_acc", mode="max")
+
+    def suggest(self, trial_id):
+        return {"x": 1}
+
+    def on_trial_complete(self, trial_id, result=None, error=False):
+        pass
+
+
+class Clock:
+    now = 1000.0
+
+    def time(self):
+        return self.now
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    c = Clock()
+    monkeypatch.setattr(search.sweep, "time", c)
+    return c
+
+
+def test_no_trial_starts_that_cannot_reach_the_first_rung(clock):
+    limiter = BudgetLimiter(Always(), max_concurrent=4, budget_s=100, min_epochs=2)
+    assert limiter.suggest("a") == {"x": 1}  # the deadline is now 1100
+    for s in (25.0, 30.0, 35.0):
+        limiter.on_trial_result("a", {"time_this_iter_s": s})
+    clock.now = 1035.0  # 1035 + 2 x 30 s < 1100
+    assert limiter.suggest("b") == {"x": 1}
+    clock.now = 1045.0  # 1045 + 60 > 1100
+    assert limiter.suggest("c") == Searcher.FINISHED
+
+
+def test_a_restored_limiter_gets_a_fresh_budget(clock):
+    limiter = BudgetLimiter(Always(), max_concurrent=4, budget_s=100, min_epochs=1)
+    limiter.suggest("a")
+    limiter.on_trial_result("a", {"time_this_iter_s": 10.0})
+    state = limiter.get_state()
+    assert "_deadline" not in state
+    clock.now = 5000.0  # long after the first deadline: a resumed sweep
+    resumed = BudgetLimiter(Always(), max_concurrent=4, budget_s=100, min_epochs=1)
+    resumed.set_state(state)
+    assert resumed.suggest("b") == {"x": 1}
+
+
+def test_without_a_budget_it_only_limits_concurrency(clock):
+    limiter = BudgetLimiter(Always(), max_concurrent=1, budget_s=None, min_epochs=1)
+    assert limiter.suggest("a") == {"x": 1}
+    assert limiter.suggest("b") is None  # one live trial already
