@@ -12,12 +12,12 @@ import pandas as pd
 import torch
 
 from analysis import filters, html, plots, saliency
-from analysis.metrics import confusion, describe_never_predicted
+from analysis.metrics import confusion, describe_never_predicted, prior_tradeoff
 from analysis.sources import ModelSource, chosen_images, eval_inputs, resolve_source
 from analysis.sweep import family_table, optimisation_history, parallel_coordinates, param_importance
 from fer.data import CLASSES
 from fer.errors import FerError
-from fer.evaluate import predict_checkpoint
+from fer.evaluate import adjust_for_prior, predict_checkpoint
 
 
 @dataclass(frozen=True)
@@ -39,8 +39,8 @@ def make_report(source: str, data: str | None = None, split: str | None = None, 
     metrics: dict = {"source": str(source), "models": {}}
     cms = {}
     for m in models:
-        probs = predict_checkpoint(m.model, m.payload, m.faces.images)
-        m.preds = probs.argmax(1)
+        m.raw_probs = predict_checkpoint(m.model, m.payload, m.faces.images, adjusted=False)
+        m.preds = adjust_for_prior(m.raw_probs, m.prep).argmax(1)
         cms[m.name] = confusion(m.faces.labels, m.preds)
         metrics["models"][m.name] = _model_metrics(m, cms[m.name])
     sections = [("Summary", _summary(models, metrics))]
@@ -49,6 +49,8 @@ def make_report(source: str, data: str | None = None, split: str | None = None, 
         metrics["family_table"] = family_table(src.best, evaluated).to_dict("records")
         sections.append(("CNN against DNN at matched parameters", _family_section(metrics["family_table"])))
     sections.append(_confusion_section(cms, out))
+    if any("class_prior" in m.prep for m in models):
+        sections.append(_prior_section(models, metrics))
     primary = next((m for m in models if m.family == "cnn"), models[0])
     sections += _explanation_sections(primary, out, Options(images, layer, filters_layer, n_filters), metrics)
     sections.append(_curves_section(models, src, out))
@@ -104,6 +106,24 @@ def _confusion_section(cms: dict, out: Path) -> tuple[str, str]:
         report = pd.DataFrame(cm["report"]).T.reset_index().rename(columns={"index": "class"})
         parts.append(html.table(report.drop(index=report.index[report["class"] == "accuracy"])))
     return "Confusion matrix and per-class scores", "\n".join(parts)
+
+
+def _prior_section(models: list[ModelSource], metrics: dict) -> tuple[str, str]:
+    """What post-hoc logit adjustment would buy each model: rare-class recall against accuracy."""
+    parts = [html.para("Each row divides the predicted probabilities of classes rarer than uniform by their "
+                       "training share (times 7) to the power tau, then renormalises (train.logit_adjust, "
+                       "or train.balance_within to choose tau per validation). A model's own tau is marked.")]
+    for m in models:
+        if "class_prior" not in m.prep:
+            continue
+        own = m.prep.get("logit_adjust", 0.0)
+        taus = sorted({0.0, 0.25, 0.5, 0.75, 1.0, own})
+        df = prior_tradeoff(m.faces.labels, m.raw_probs, m.prep["class_prior"], taus)
+        metrics["models"][m.name]["prior_tradeoff"] = df.to_dict("records")
+        df.insert(0, "model", [m.name + (" (own)" if t == own else "") for t in df["tau"]])
+        parts.append(html.table(df[["model", "tau", "accuracy", "macro_f1", "recall_disgust", "recall_fear",
+                                    "recall_surprise"]]))
+    return "Rare classes and the class prior", "\n".join(parts)
 
 
 def _explanation_sections(m: ModelSource, out: Path, opt: Options, metrics) -> list[tuple[str, str]]:

@@ -27,6 +27,7 @@ class ModelSource:
     split_name: str
     source_label: str
     preds: np.ndarray | None = None
+    raw_probs: np.ndarray | None = None  # (N, 7) before any prior correction
 
     @property
     def prep(self) -> dict:

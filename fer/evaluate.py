@@ -19,25 +19,45 @@ def predict_proba(model: torch.nn.Module, images, prep: dict, tta: str = "none",
         x = normalize(x_all[i:i + batch_size].to(device).unsqueeze(1), prep)
         with autocast_for(device, precision):
             probs = [torch.softmax(model(v).float(), 1) for v in eval_views(x, prep["crop_size"], tta)]
-        out.append(adjust_for_prior(torch.stack(probs).mean(0).cpu(), prep))
-    return torch.cat(out).numpy() if out else np.zeros((0, len(CLASSES)), np.float32)
+        out.append(torch.stack(probs).mean(0).cpu())
+    return adjust_for_prior(torch.cat(out).numpy(), prep) if out else np.zeros((0, len(CLASSES)), np.float32)
 
 
-def predict_checkpoint(model: torch.nn.Module, payload: dict, images, device: str | torch.device = "cpu") -> np.ndarray:
-    """Probabilities exactly as the checkpoint's run scored them: its preprocessing, TTA and precision."""
-    cfg = payload["train_config"]
-    return predict_proba(model, images, payload["preprocessing"], cfg.get("tta", "none"), device=device,
+def predict_checkpoint(model: torch.nn.Module, payload: dict, images, device: str | torch.device = "cpu",
+                       adjusted: bool = True) -> np.ndarray:
+    """Probabilities exactly as the checkpoint's run scored them: its preprocessing, TTA, precision
+    and prior correction (adjusted=False leaves the correction out)."""
+    cfg, prep = payload["train_config"], payload["preprocessing"]
+    if not adjusted:
+        prep = {**prep, "logit_adjust": 0.0}
+    return predict_proba(model, images, prep, cfg.get("tta", "none"), device=device,
                          precision=cfg.get("precision", "auto"))
 
 
-def adjust_for_prior(probs: torch.Tensor, prep: dict) -> torch.Tensor:
-    """Post-hoc logit adjustment (Menon et al., 2021): p(y|x) / prior(y)^tau, renormalised.
-    tau = 1 gives balanced-error-optimal predictions, so rare classes (disgust) get predicted."""
+def prior_factor(prior, tau: float) -> np.ndarray:
+    """Per-class multipliers (7,) for post-hoc logit adjustment (Menon et al., 2021), clipped so
+    only classes rarer than uniform are boosted: 1 / min(1, K * prior)^tau. Frequent classes keep
+    their scores, so accuracy is spent only on the rare ones (disgust is 1.5% of FER2013)."""
+    prior = np.asarray(prior, dtype=np.float64)
+    return np.minimum(1.0, len(prior) * prior) ** -tau
+
+
+def adjust_for_prior(probs: np.ndarray, prep: dict) -> np.ndarray:
+    """Probabilities (N, 7) reweighted by prior_factor(prep's prior, prep's logit_adjust), renormalised."""
     tau = prep.get("logit_adjust", 0.0)
     if not tau:
         return probs
-    scaled = probs * torch.tensor(prep["class_prior"], dtype=probs.dtype) ** -tau  # (B, 7)
-    return scaled / scaled.sum(1, keepdim=True)
+    scaled = probs * prior_factor(prep["class_prior"], tau).astype(probs.dtype)
+    return scaled / scaled.sum(1, keepdims=True)
+
+
+def balancing_tau(labels: np.ndarray, probs: np.ndarray, prior, within: float,
+                  taus=np.linspace(0.0, 1.0, 21)) -> float:
+    """The largest tau whose accuracy stays within `within` (0.01 = 1 point) of tau 0's:
+    rare-class recall bought with a bounded share of accuracy."""
+    base = (probs.argmax(1) == labels).mean()
+    ok = [t for t in taus if ((probs * prior_factor(prior, t)).argmax(1) == labels).mean() >= base - within - 1e-12]
+    return float(max(ok))
 
 
 def autocast_for(device, precision: str = "auto"):

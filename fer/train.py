@@ -18,7 +18,7 @@ import torch.nn.functional as F
 
 from fer.config import TrainConfig, train_config
 from fer.data import CLASSES, FaceSet
-from fer.evaluate import autocast_for, classification_metrics, predict_proba
+from fer.evaluate import adjust_for_prior, autocast_for, balancing_tau, classification_metrics, predict_proba
 from fer.models import create_model
 from fer.transforms import augment, normalize
 
@@ -84,7 +84,8 @@ class Trainer:
             self.history.append(metrics)
             value = metrics[self.cfg.monitor]
             if value > self.best["value"]:
-                self.best = {"value": value, "epoch": self.epoch, "state": copy.deepcopy(self.model.state_dict())}
+                self.best = {"value": value, "epoch": self.epoch, "state": copy.deepcopy(self.model.state_dict()),
+                             "logit_adjust": self.prep["logit_adjust"]}
                 stale = 0
             else:
                 stale += 1
@@ -144,15 +145,24 @@ class Trainer:
                 "lr": self.optimizer.param_groups[0]["lr"], "epoch_s": seconds, "images_per_s": n / seconds}
 
     def _validate(self) -> dict:
-        probs = predict_proba(self.model, self.val_images, self.prep, self.cfg.tta,
-                              self.cfg.eval_batch_size, self.device, self.cfg.precision)
+        prep = self.prep
+        if self.cfg.balance_within:
+            raw = predict_proba(self.model, self.val_images, {**prep, "logit_adjust": 0.0}, self.cfg.tta,
+                                self.cfg.eval_batch_size, self.device, self.cfg.precision)
+            prep["logit_adjust"] = balancing_tau(self.val_labels, raw, prep["class_prior"], self.cfg.balance_within)
+            probs = adjust_for_prior(raw, prep)
+        else:
+            probs = predict_proba(self.model, self.val_images, prep, self.cfg.tta,
+                                  self.cfg.eval_batch_size, self.device, self.cfg.precision)
         m = classification_metrics(self.val_labels, probs)
-        return {"val_loss": m["loss"], "val_acc": m["accuracy"], "val_macro_f1": m["macro_f1"]}
+        return {"val_loss": m["loss"], "val_acc": m["accuracy"], "val_macro_f1": m["macro_f1"],
+                "logit_adjust": prep["logit_adjust"]}
 
     # -- state ---------------------------------------------------------------------------
     def use_best_weights(self) -> None:
         if self.best["state"] is not None:
             self.model.load_state_dict(self.best["state"])
+            self.prep["logit_adjust"] = self.best["logit_adjust"]
 
     def checkpoint(self, data: dict | None = None) -> dict:
         """Everything a checkpoint holds for the model's current weights (see fer.checkpoint)."""
@@ -163,6 +173,7 @@ class Trainer:
     def restore(self, payload: dict) -> None:
         """Continue from a checkpoint written by `checkpoint()` (weights, optimiser, epoch)."""
         self.model.load_state_dict(payload["state_dict"])
+        self.prep["logit_adjust"] = payload["preprocessing"].get("logit_adjust", self.prep["logit_adjust"])
         resume = payload.get("resume") or {}
         if "optimizer" in resume:
             self.optimizer.load_state_dict(resume["optimizer"])
@@ -174,7 +185,8 @@ class Trainer:
         if self.history:
             best = max(self.history, key=lambda m: m[self.cfg.monitor])
             self.best = {"value": best[self.cfg.monitor], "epoch": best["epoch"],
-                         "state": copy.deepcopy(self.model.state_dict())}
+                         "state": copy.deepcopy(self.model.state_dict()),
+                         "logit_adjust": payload["preprocessing"].get("logit_adjust", 0.0)}
 
 
 def _optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:

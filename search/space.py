@@ -86,6 +86,13 @@ class SearchSpace:
             raise ConfigError(f"{source}: train.epochs: set settings.max_epochs instead (every trial's schedule "
                               "spans max_epochs; the scheduler may stop it earlier)")
         self.fixed["train/epochs"] = self.settings.max_epochs
+        if self.fixed.get("train/monitor", self.settings.metric) != self.settings.metric:
+            raise ConfigError(f"{source}: train.monitor: must equal settings.metric ({self.settings.metric}) or be left out")
+        self.fixed["train/monitor"] = self.settings.metric  # each trial's best epoch is the sweep's metric's
+        if self.settings.metric == "val_macro_f1":
+            # macro-F1 sweeps are for class balance: unless the space says otherwise, each validation
+            # corrects for the class prior as far as 1 point of accuracy allows (fer.evaluate.balancing_tau)
+            self.fixed.setdefault("train/balance_within", 0.01)
         self._validate_point(self.first_point())
         self.warm_start_points()  # a bad warm-start point fails now, not mid-sweep
 

@@ -49,13 +49,18 @@ class BudgetLimiter(ConcurrencyLimiter):
         super().__init__(searcher, max_concurrent)
         self.budget_s, self.min_epochs = budget_s, min_epochs
         self.epoch_seconds: list[float] = []
-        self._deadline = None
+        self._deadline, self._told = None, False
 
     def suggest(self, trial_id: str):
         if self.budget_s:
             now = time.time()
             self._deadline = self._deadline or now + self.budget_s
-            if self.epoch_seconds and now + self.min_epochs * statistics.median(self.epoch_seconds) > self._deadline:
+            need = self.min_epochs * statistics.median(self.epoch_seconds) if self.epoch_seconds else 0.0
+            if self.epoch_seconds and now + need > self._deadline:
+                if not self._told:
+                    print(f"budget: {self._deadline - now:.0f}s left < {need:.0f}s for {self.min_epochs} epochs; "
+                          "no new trials", flush=True)
+                    self._told = True
                 return Searcher.FINISHED
         return super().suggest(trial_id)
 
@@ -66,7 +71,8 @@ class BudgetLimiter(ConcurrencyLimiter):
 
     def get_state(self) -> dict:
         state = super().get_state()
-        state.pop("_deadline", None)
+        for key in ("_deadline", "_told"):  # a resumed sweep starts a fresh budget
+            state.pop(key, None)
         return state
 
 

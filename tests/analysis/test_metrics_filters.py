@@ -3,7 +3,7 @@ import torch
 from torch import nn
 
 from analysis.filters import activations, first_layer_kernels, maximise_activation
-from analysis.metrics import confusion, describe_never_predicted
+from analysis.metrics import confusion, describe_never_predicted, prior_tradeoff
 from analysis.sweep import optimisation_history, param_importance
 
 
@@ -24,6 +24,19 @@ def test_never_predicted_class_is_named():
     assert cm["never_predicted"] == ["disgust"]  # absent classes (no support) are not flagged
     assert "'disgust' is never predicted" in describe_never_predicted(cm["never_predicted"])
     assert describe_never_predicted([]) == "Every class is predicted at least once."
+
+
+def test_prior_tradeoff_recovers_the_rare_class():
+    # two angry images scored angry, two disgust images scored angry with disgust a close second
+    labels = np.array([0, 0, 1, 1])
+    probs = np.full((4, 7), 0.05)
+    probs[:, 0] = [0.6, 0.6, 0.4, 0.4]
+    probs[:, 1] = [0.05, 0.05, 0.3, 0.3]
+    prior = [0.14, 0.015, 0.14, 0.25, 0.17, 0.11, 0.175]
+    df = prior_tradeoff(labels, probs, prior, taus=(0.0, 1.0))
+    assert df["recall_disgust"].tolist() == [0.0, 1.0]
+    assert df["accuracy"].tolist() == [0.5, 1.0]  # 0.3 x 9.5 beats 0.4 x 1.02; 0.05 x 9.5 loses to 0.6
+    assert df["recall_angry"].tolist() == [1.0, 1.0]
 
 
 class Tiny(nn.Module):

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from fer.evaluate import adjust_for_prior, classification_metrics, predict_proba
+from fer.evaluate import adjust_for_prior, balancing_tau, classification_metrics, predict_proba, prior_factor
 
 
 class FixedLogits(torch.nn.Module):
@@ -16,26 +16,46 @@ class FixedLogits(torch.nn.Module):
         return self.logits.expand(x.shape[0], -1)
 
 
-PRIOR = [0.14, 0.015, 0.14, 0.25, 0.17, 0.11, 0.175]  # FER2013's training shares, roughly
+PRIOR = np.array([0.14, 0.015, 0.14, 0.25, 0.17, 0.11, 0.175])  # FER2013's training shares, roughly
 
 
-def test_logit_adjustment_divides_by_the_prior():
-    probs = torch.tensor([[0.30, 0.10, 0.10, 0.30, 0.10, 0.05, 0.05]])
-    assert torch.equal(adjust_for_prior(probs, {"class_prior": PRIOR}), probs)  # tau 0: unchanged
+def test_prior_factor_boosts_only_classes_rarer_than_uniform():
+    f = prior_factor(PRIOR, 1.0)
+    assert f[1] == pytest.approx(1 / (7 * 0.015)) and f[5] == pytest.approx(1 / (7 * 0.11))
+    assert np.all(f[[3, 4, 6]] == 1.0) and np.all(f >= 1.0)  # happy, sad, neutral are above 1/7
+    assert np.all(prior_factor(PRIOR, 0.0) == 1.0)
+
+
+def test_logit_adjustment_renormalises_and_lets_the_rare_class_win():
+    probs = np.array([[0.30, 0.10, 0.10, 0.30, 0.10, 0.05, 0.05]])
+    assert adjust_for_prior(probs, {"class_prior": PRIOR}) is probs  # tau 0: untouched
     adjusted = adjust_for_prior(probs, {"class_prior": PRIOR, "logit_adjust": 1.0})
-    expected = probs / torch.tensor(PRIOR)
-    assert torch.allclose(adjusted, expected / expected.sum(), atol=1e-6)
-    assert adjusted.argmax().item() == 1  # the rare class now wins: 0.10 / 0.015 beats 0.30 / 0.14
+    assert adjusted.sum() == pytest.approx(1.0) and adjusted.argmax() == 1  # 0.10 x 9.5 beats 0.30
 
 
 def test_predictions_follow_the_checkpoints_adjustment():
     model = FixedLogits([2.0, 0.5, 0.0, 2.2, 0.0, 0.0, 0.0])
     images = np.zeros((5, 48, 48), np.uint8)
-    prep = {"mean": 0.5, "std": 0.25, "crop_size": 48, "class_prior": PRIOR}
+    prep = {"mean": 0.5, "std": 0.25, "crop_size": 48, "class_prior": PRIOR.tolist()}
     plain = predict_proba(model, images, prep)
     adjusted = predict_proba(model, images, {**prep, "logit_adjust": 1.0})
     assert set(plain.argmax(1)) == {3} and set(adjusted.argmax(1)) == {1}
     assert np.allclose(adjusted.sum(1), 1.0, atol=1e-6)
+
+
+def test_balancing_tau_spends_at_most_the_allowed_accuracy():
+    # 100 images: 96 'happy' predicted right with margin, 4 'disgust' scored as happy but with disgust
+    # second; boosting disgust flips them right first, then flips happy ones wrong.
+    rng = np.random.default_rng(0)
+    labels = np.array([3] * 96 + [1] * 4)
+    probs = np.full((100, 7), 0.01)
+    probs[:, 3] = np.r_[rng.uniform(0.5, 0.9, 96), [0.5] * 4]
+    probs[:, 1] = np.r_[rng.uniform(0.02, 0.2, 96), [0.2] * 4]
+    tau = balancing_tau(labels, probs, PRIOR, within=0.01)
+    pred = (probs * prior_factor(PRIOR, tau)).argmax(1)
+    assert (pred[96:] == 1).all()  # every disgust image recovered
+    assert (pred == labels).mean() >= (probs.argmax(1) == labels).mean() - 0.01
+    assert balancing_tau(labels, probs, PRIOR, within=0.0) <= tau
 
 
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
@@ -47,5 +67,4 @@ def test_bf16_predictions_match_fp32_closely(precision):
     exact = predict_proba(model, images, prep, precision="fp32")
     probs = predict_proba(model, images, prep, precision=precision)
     assert np.abs(probs - exact).max() < (1e-6 if precision == "fp32" else 0.05)
-    labels = exact.argmax(1)
-    assert classification_metrics(labels, probs)["accuracy"] > 0.9
+    assert classification_metrics(exact.argmax(1), probs)["accuracy"] > 0.9

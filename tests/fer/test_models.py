@@ -44,6 +44,11 @@ def test_family_options_change_the_network():
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in vgg.modules())
     dnn = create_model("dnn", widths=[64, 32], norm="layer", activation="gelu")
     assert sum(isinstance(m, torch.nn.LayerNorm) for m in dnn.modules()) == 2
+    pooled = create_model("dnn", widths=[64], input_pool=2)
+    assert pooled.layers.fc1.in_features == 24 * 24 and pooled(torch.randn(2, 1, 48, 48)).shape == (2, 7)
+    face = torch.zeros(1, 1, 48, 48)
+    face[..., 0, 0] = 4.0  # one pixel of the first 2x2 block: that input is their mean, 1.0
+    assert pooled.layers.flatten(pooled.layers.pool(face))[0, 0] == 1.0
 
 
 @pytest.mark.parametrize("kwargs, message", [

@@ -116,3 +116,19 @@ def test_erasing_zeroes_a_rectangle_and_tencrop_gives_ten_views():
     zeros = (erased == 0).flatten(1).sum(1)
     assert (zeros > 0).all() and (zeros < 48 * 48 * 0.3).all()
     assert len(eval_views(x, 40, "tencrop")) == 10 and len(eval_views(x, 48, "flip")) == 2
+
+
+def test_balanced_validation_saves_the_tau_it_scored_with(synthetic):
+    from fer.evaluate import predict_checkpoint
+    from fer.models import create_model
+
+    tr, va = synthetic.select("Training"), synthetic.select("PublicTest")
+    trainer = Trainer(_run(["train.balance_within=0.05", "train.monitor=val_macro_f1"]), tr, va)
+    history = trainer.fit()
+    assert all(0.0 <= m["logit_adjust"] <= 1.0 for m in history)
+    payload = trainer.checkpoint()
+    assert payload["preprocessing"]["logit_adjust"] == history[-1]["logit_adjust"]
+    model = create_model(payload["model"]["name"], **{k: v for k, v in payload["model"].items() if k != "name"})
+    model.load_state_dict(payload["state_dict"])
+    probs = predict_checkpoint(model, payload, va.images)
+    assert (probs.argmax(1) == va.labels).mean() == pytest.approx(history[-1]["val_acc"])

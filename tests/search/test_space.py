@@ -108,3 +108,16 @@ def test_cli_settings_override_file(tmp_path):
     spaces = load_sweeps("configs/quickstart.yaml", {"num_samples": 3, "max_epochs": 2})
     assert [s.settings.num_samples for s in spaces] == [3, 3]
     assert all(s.fixed["train/epochs"] == 2 for s in spaces)
+
+
+@pytest.mark.parametrize("metric, within", [("val_acc", 0.0), ("val_macro_f1", 0.01)])
+def test_trials_monitor_the_sweep_metric_and_macro_f1_balances(metric, within):
+    (space,) = load_sweeps("configs/dnn.yaml", {"metric": metric})
+    run = resolve_run(unflatten(_sample(space, 1)[0]))
+    assert run["train"]["monitor"] == metric and run["train"]["balance_within"] == within
+
+
+def test_monitor_other_than_the_metric_is_an_error():
+    doc = {"family": "dnn", "settings": {"metric": "val_acc"}, "train": {"monitor": "val_macro_f1"}}
+    with pytest.raises(ConfigError, match="train.monitor"):
+        SearchSpace(doc, "space.yaml")

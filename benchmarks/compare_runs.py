@@ -1,0 +1,78 @@
+"""One table of finished runs, each scored afresh by fer on the same split: the best
+checkpoint of each sweep under a results folder, or a single `fer train` checkpoint.
+
+    python -m benchmarks.compare_runs "Optuna + ASHA=/tmp/cnn60/cnn60" "hand-tuned=runs/hand_cnn/checkpoint.pt"
+
+Columns: accuracy, macro-F1 and disgust recall on PublicTest (the selection split;
+PrivateTest is never read here), trainable parameters, epochs of the chosen checkpoint,
+trials, and the sweep's or run's wall seconds.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from benchmarks.common import SHARED_FER, header
+from fer.checkpoint import load_model
+from fer.data import load_data
+from fer.evaluate import classification_metrics, predict_checkpoint
+from fer.models import count_params
+
+
+def runs_of(label: str, path: Path) -> list[dict]:
+    """[{label, checkpoint, trials, wall_s}] for a checkpoint file or each experiment under a folder."""
+    if path.is_file():
+        history = load_model(path)[1]["history"]
+        return [{"label": label, "checkpoint": path, "trials": 1, "wall_s": history[-1].get("elapsed_s")}]
+    from search.results import best_trials, trials_table
+
+    table = trials_table(path)
+    out = []
+    for best in best_trials(path):
+        rows = table[table["family"] == best["family"]]
+        out.append({"label": f"{label} ({best['family']})", "checkpoint": Path(best["checkpoint"]),
+                    "trials": len(rows), "wall_s": _sweep_wall(path, best["family"])})
+    return out
+
+
+def _sweep_wall(root: Path, family: str) -> float | None:
+    """Seconds from the sweep's start to its last result, from Tune's experiment state."""
+    for state in sorted(root.rglob("experiment_state-*.json")):
+        if json.loads((state.parent / "sweep.json").read_text())["family"] != family:
+            continue
+        stats = json.loads(state.read_text()).get("runner_data", {}).get("_start_time")
+        return (state.stat().st_mtime - stats) if stats else None
+    return None
+
+
+def score(run: dict, faces) -> dict:
+    model, payload = load_model(run["checkpoint"])
+    probs = predict_checkpoint(model, payload, faces.images)
+    m = classification_metrics(faces.labels, probs)
+    return {**run, "accuracy": m["accuracy"], "macro_f1": m["macro_f1"],
+            "disgust_recall": m["per_class"]["disgust"]["recall"], "params": count_params(model)["trainable"],
+            "epochs": len(payload["history"]), "logit_adjust": payload["preprocessing"].get("logit_adjust", 0.0)}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("runs", nargs="+", help="LABEL=PATH: a results folder or a checkpoint.pt")
+    p.add_argument("--data", default=str(SHARED_FER))
+    p.add_argument("--split", default="PublicTest")
+    args = p.parse_args()
+    faces = load_data(args.data).select(args.split)
+    header("Run comparison")
+    print(f"| run | params | epochs | trials | wall s | {args.split} acc | macro-F1 | disgust recall | tau |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for spec in args.runs:
+        label, _, path = spec.rpartition("=")
+        for run in runs_of(label or path, Path(path)):
+            r = score(run, faces)
+            wall = f"{r['wall_s']:.0f}" if r["wall_s"] else "?"
+            print(f"| {r['label']} | {r['params']:,} | {r['epochs']} | {r['trials']} | {wall} | {r['accuracy']:.4f} "
+                  f"| {r['macro_f1']:.4f} | {r['disgust_recall']:.3f} | {r['logit_adjust']:.2f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
