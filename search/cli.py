@@ -33,6 +33,9 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--grace-period", type=int, help="epochs before ASHA may stop a trial")
     r.add_argument("--time-budget-s", type=float, help="wall-clock budget per sweep")
     r.add_argument("--metric", choices=["val_acc", "val_macro_f1"])
+    r.add_argument("--searcher", choices=["tpe", "random"], help="Optuna's sampler (random: plain random search)")
+    r.add_argument("--scheduler", choices=["asha", "fifo"], help="fifo runs every trial to the end")
+    r.add_argument("--no-warm-start", action="store_true", help="ignore the space's warm_start points")
     r.add_argument("--cpus-per-trial", type=float)
     r.add_argument("--gpus-per-trial", type=float, help="fractions pack trials: 0.25 runs four per GPU")
     r.add_argument("--max-concurrent", type=int)
@@ -56,8 +59,11 @@ def _parser() -> argparse.ArgumentParser:
 
 def _settings_overrides(args) -> dict:
     names = ("num_samples", "max_epochs", "grace_period", "time_budget_s", "metric", "cpus_per_trial", "gpus_per_trial",
-             "max_concurrent")
-    return {n: getattr(args, n) for n in names if getattr(args, n) is not None}
+             "max_concurrent", "searcher", "scheduler")
+    out = {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
+    if getattr(args, "no_warm_start", False):
+        out["warm_start"] = []
+    return out
 
 
 def cmd_run(args) -> int:

@@ -18,8 +18,9 @@ class EpochPrinter(Callback):
         self._say(f"{trial.trial_id} started {searched}")
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
+        tau = f"  tau {result['logit_adjust']:.2f}" if result.get("logit_adjust") else ""
         self._say(f"{trial.trial_id} epoch {result['training_iteration']:3d}  {self.metric} {result[self.metric]:.4f}  "
-                  f"train_loss {result['train_loss']:.4f}  {result['epoch_s']:.1f}s")
+                  f"train_loss {result['train_loss']:.4f}  lr {result['lr']:.2g}{tau}  {result['epoch_s']:.1f}s")
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         best = trial.metric_analysis.get(self.metric, {}).get("max", float("nan"))

@@ -58,8 +58,8 @@ class BudgetLimiter(ConcurrencyLimiter):
             need = self.min_epochs * statistics.median(self.epoch_seconds) if self.epoch_seconds else 0.0
             if self.epoch_seconds and now + need > self._deadline:
                 if not self._told:
-                    print(f"budget: {self._deadline - now:.0f}s left < {need:.0f}s for {self.min_epochs} epochs; "
-                          "no new trials", flush=True)
+                    print(f"budget: {self._deadline - now:.0f}s left, less than {self.min_epochs} epochs at the "
+                          "median epoch time: no new trials start", flush=True)
                     self._told = True
                 return Searcher.FINISHED
         return super().suggest(trial_id)
