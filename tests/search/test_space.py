@@ -121,3 +121,15 @@ def test_monitor_other_than_the_metric_is_an_error():
     doc = {"family": "dnn", "settings": {"metric": "val_acc"}, "train": {"monitor": "val_macro_f1"}}
     with pytest.raises(ConfigError, match="train.monitor"):
         SearchSpace(doc, "space.yaml")
+
+
+def test_cli_flags_give_plain_random_search():
+    from search.cli import _parser, _settings_overrides
+
+    args = _parser().parse_args(["run", "configs/dnn.yaml", "--searcher", "random", "--scheduler", "fifo",
+                                 "--no-warm-start"])
+    (space,) = load_sweeps("configs/dnn.yaml", _settings_overrides(args))
+    assert (space.settings.searcher, space.settings.scheduler) == ("random", "fifo")
+    assert space.warm_start_points() == []
+    (default,) = load_sweeps("configs/dnn.yaml", _settings_overrides(_parser().parse_args(["run"])))
+    assert len(default.warm_start_points()) == 4
