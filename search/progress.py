@@ -14,6 +14,11 @@ class EpochPrinter(Callback):
         print(f"[{self.label}] {text}", file=sys.stdout, flush=True)
 
     def on_trial_start(self, iteration, trials, trial, **info):
+        if trial.last_result.get("training_iteration"):  # paused to take up freed CPUs, or retried
+            cpus = trial.placement_group_factory.required_resources.get("CPU", 0)
+            self._say(f"{trial.trial_id} continues from epoch {trial.last_result['training_iteration']} "
+                      f"with {cpus:g} CPUs")
+            return
         searched = {k: v for k, v in trial.config.get("train", {}).items() if k in ("lr", "optimizer", "batch_size")}
         self._say(f"{trial.trial_id} started {searched}")
 

@@ -51,6 +51,10 @@ class Settings:
     scheduler: str = "asha"  # asha, fifo
     param_budget: dict | None = None  # {target: int, tolerance: 0.05, scale: model.widths}
     warm_start: list = field(default_factory=list)  # configs ({model: {...}, train: {...}}) tried first
+    # With a time budget, new trials start only in this share of it; after that the trials still
+    # running take up the CPUs that free up (grow_trials), so the survivors train faster to the deadline.
+    explore_share: float = 1.0
+    grow_trials: bool = True  # CPU trials only: Tune's ResourceChangingScheduler spreads free CPUs over them
 
 
 @dataclass(frozen=True)
@@ -261,6 +265,10 @@ def _settings(values: dict, source: str) -> Settings:
                           "so ASHA could never stop a trial (lower it, e.g. --grace-period 1)")
     if s.searcher not in ("tpe", "random") or s.scheduler not in ("asha", "fifo"):
         raise ConfigError(f"{source}: settings.searcher/scheduler: expected tpe|random and asha|fifo")
+    if not isinstance(s.explore_share, (int, float)) or not 0 < s.explore_share <= 1:
+        raise ConfigError(f"{source}: settings.explore_share: expected a number in (0, 1], got {s.explore_share!r}")
+    if not isinstance(s.grow_trials, bool):
+        raise ConfigError(f"{source}: settings.grow_trials: expected true or false, got {s.grow_trials!r}")
     if s.param_budget is not None and not ({"target", "scale"} <= set(s.param_budget)):
         raise ConfigError(f"{source}: settings.param_budget: expected {{target: N, scale: model.widths}}")
     return s

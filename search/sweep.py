@@ -16,7 +16,8 @@ from pathlib import Path
 
 import optuna
 from ray import tune
-from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, ResourceChangingScheduler
+from ray.tune.schedulers.resource_changing_scheduler import DistributeResources
 from ray.tune.search import ConcurrencyLimiter, Searcher
 from ray.tune.search.optuna import OptunaSearch
 
@@ -40,14 +41,17 @@ def experiment_path(storage: str, name: str, space: SearchSpace) -> str:
 class BudgetLimiter(ConcurrencyLimiter):
     """A ConcurrencyLimiter that stops suggesting once the time left could not take a new
     trial through `min_epochs` epochs (ASHA's first rung) at the median epoch time so far,
-    so the budget is not spent on trials that could only be cut short.
+    so the budget is not spent on trials that could only be cut short, or once the
+    exploration window (`explore_s` from the start) has closed.
 
     The deadline starts at the first suggestion and is left out of the saved state: a
     resumed sweep gets a fresh budget, as Tune's own time_budget_s does."""
 
-    def __init__(self, searcher: Searcher, max_concurrent: int, budget_s: float | None, min_epochs: int):
+    def __init__(self, searcher: Searcher, max_concurrent: int, budget_s: float | None, min_epochs: int,
+                 explore_s: float | None = None):
         super().__init__(searcher, max_concurrent)
         self.budget_s, self.min_epochs = budget_s, min_epochs
+        self.explore_s = explore_s if explore_s is not None else budget_s
         self.epoch_seconds: list[float] = []
         self._deadline, self._told = None, False
 
@@ -57,12 +61,18 @@ class BudgetLimiter(ConcurrencyLimiter):
             self._deadline = self._deadline or now + self.budget_s
             need = self.min_epochs * statistics.median(self.epoch_seconds) if self.epoch_seconds else 0.0
             if self.epoch_seconds and now + need > self._deadline:
-                if not self._told:
-                    print(f"budget: {self._deadline - now:.0f}s left, less than {self.min_epochs} epochs at the "
-                          "median epoch time: no new trials start", flush=True)
-                    self._told = True
-                return Searcher.FINISHED
+                return self._finish(f"budget: {self._deadline - now:.0f}s left, less than {self.min_epochs} epochs "
+                                    "at the median epoch time: no new trials start")
+            if now > self._deadline - self.budget_s + self.explore_s:
+                return self._finish(f"budget: exploration window ({self.explore_s:.0f}s) closed: no new trials "
+                                    "start; running trials take up the CPUs that free up")
         return super().suggest(trial_id)
+
+    def _finish(self, message: str) -> str:
+        if not self._told:
+            print(message, flush=True)
+            self._told = True
+        return Searcher.FINISHED
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
         if "time_this_iter_s" in result:
@@ -83,15 +93,28 @@ def make_searcher(space: SearchSpace, seed: int) -> ConcurrencyLimiter:
                                           multivariate=True, group=True))
     searcher = OptunaSearch(space=space.define_by_run, metric=s.metric, mode="max", sampler=sampler,
                             points_to_evaluate=space.warm_start_points() or None)
-    return BudgetLimiter(searcher, s.max_concurrent, s.time_budget_s, s.grace_period)
+    explore_s = s.time_budget_s * s.explore_share if s.time_budget_s else None
+    return BudgetLimiter(searcher, s.max_concurrent, s.time_budget_s, s.grace_period, explore_s)
+
+
+def grows_trials(space: SearchSpace) -> bool:
+    """Whether trials take up freed CPUs: CPU-only trials (a GPU trial does not speed up with more
+    CPUs, and fractional GPUs would be rounded to whole ones)."""
+    s = space.settings
+    return s.grow_trials and not s.gpus_per_trial
 
 
 def make_scheduler(space: SearchSpace):
+    """ASHA (or FIFO), wrapped so that CPUs freed by stopped trials, once the searcher starts
+    no new ones, are spread over the running trials (they restart from their last epoch's
+    checkpoint with more CPUs; search.trainable sets torch's threads to match)."""
     s = space.settings
-    if s.scheduler == "fifo":
-        return FIFOScheduler()
-    return ASHAScheduler(time_attr="training_iteration", max_t=s.max_epochs, grace_period=s.grace_period,
-                         reduction_factor=s.reduction_factor)
+    base = FIFOScheduler() if s.scheduler == "fifo" else ASHAScheduler(
+        time_attr="training_iteration", max_t=s.max_epochs, grace_period=s.grace_period,
+        reduction_factor=s.reduction_factor)
+    if not grows_trials(space):
+        return base
+    return ResourceChangingScheduler(base, DistributeResources(increase_by={"CPU": s.cpus_per_trial}))
 
 
 def make_tuner(space: SearchSpace, train_fn, params: dict, storage: str, name: str, seed: int,
@@ -117,7 +140,7 @@ def make_tuner(space: SearchSpace, train_fn, params: dict, storage: str, name: s
     )
     tune_config = tune.TuneConfig(metric=s.metric, mode="max", search_alg=make_searcher(space, seed),
                                   scheduler=make_scheduler(space), num_samples=s.num_samples,
-                                  time_budget_s=s.time_budget_s, reuse_actors=True,
+                                  time_budget_s=s.time_budget_s, reuse_actors=not grows_trials(space),
                                   trial_dirname_creator=trial_dirname)
     return tune.Tuner(trainable, tune_config=tune_config, run_config=run_config)
 

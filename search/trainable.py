@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import ray
+import torch
 from ray import tune
 
 from fer.checkpoint import load_checkpoint, save_checkpoint
@@ -32,17 +33,26 @@ def train_fer(config: dict, faces: FaceSet, deadline: float | None = None) -> No
             payload = load_checkpoint(Path(d) / "checkpoint.pt")
     if deadline:
         run["train"]["time_budget_s"] = _time_budget(run["train"]["time_budget_s"], deadline, payload)
+    threads = _use_trial_cpus()
     train, val, data = split_for_training(faces, run)
     trainer = Trainer(run, train, val)
     if payload is not None:
         trainer.restore(payload)
     context = ray.get_runtime_context()
     where = {"family": run["model"]["name"], "num_params": count_params(trainer.model)["trainable"],
-             "node_id": context.get_node_id(), "gpu_ids": ",".join(map(str, context.get_accelerator_ids()["GPU"]))}
+             "threads": threads, "node_id": context.get_node_id(), "gpu_ids": ",".join(map(str, context.get_accelerator_ids()["GPU"]))}
     for metrics in trainer.epochs():
         with tempfile.TemporaryDirectory() as d:
             save_checkpoint(trainer.checkpoint(data), Path(d) / "checkpoint.pt")
             tune.report({**metrics, **where}, checkpoint=tune.Checkpoint.from_directory(d))
+
+
+def _use_trial_cpus() -> int:
+    """torch's CPU threads = the CPUs Tune gives the trial now (more once the sweep's
+    scheduler hands it CPUs freed by stopped trials; the trial then restarts with them)."""
+    cpus = tune.get_context().get_trial_resources().required_resources.get("CPU", 1)
+    torch.set_num_threads(max(1, int(cpus)))
+    return torch.get_num_threads()
 
 
 def _time_budget(own: float, deadline: float, payload: dict | None) -> float:

@@ -58,3 +58,13 @@ def test_without_a_budget_it_only_limits_concurrency(clock):
     limiter = BudgetLimiter(Always(), max_concurrent=1, budget_s=None, min_epochs=1)
     assert limiter.suggest("a") == {"x": 1}
     assert limiter.suggest("b") is None  # one live trial already
+
+
+def test_no_trial_starts_after_the_exploration_window(clock):
+    limiter = BudgetLimiter(Always(), max_concurrent=4, budget_s=100, min_epochs=1, explore_s=30)
+    assert limiter.suggest("a") == {"x": 1}  # the window closes at 1030
+    limiter.on_trial_result("a", {"time_this_iter_s": 1.0})
+    clock.now = 1029.0
+    assert limiter.suggest("b") == {"x": 1}
+    clock.now = 1031.0  # 69 s of budget left, plenty for a rung, but the window has closed
+    assert limiter.suggest("c") == Searcher.FINISHED

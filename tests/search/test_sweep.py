@@ -58,7 +58,7 @@ def flaky_train(config, faces, flaky_dir):
     real = st.tune
 
     class Tune:
-        get_checkpoint, Checkpoint = real.get_checkpoint, real.Checkpoint
+        get_checkpoint, Checkpoint, get_context = real.get_checkpoint, real.Checkpoint, real.get_context
 
         @staticmethod
         def report(metrics, checkpoint=None):
@@ -118,3 +118,40 @@ def test_time_budget_bounds_the_sweep_and_every_trial(ray_cluster, faces, tmp_pa
         own = payload["train_config"]["time_budget_s"]
         assert 0 < own <= budget and payload["history"][-1]["elapsed_s"] <= own
         assert len(payload["history"]) < 200  # cut by its budget, not its epochs
+
+
+def short_first_train(config, faces, **params):
+    """The first trial (lr 3e-2, the warm start) leaves after one epoch; the other runs on."""
+    import search.trainable as st
+
+    if config["train"]["lr"] != 3.0e-2:
+        return train_fer(config, faces, **params)
+    real = st.tune
+
+    class Tune:
+        get_checkpoint, Checkpoint, get_context = real.get_checkpoint, real.Checkpoint, real.get_context
+
+        @staticmethod
+        def report(metrics, checkpoint=None):
+            real.report(metrics, checkpoint=checkpoint)
+            raise StopIteration  # ends the trial's function: it completes after one epoch
+
+    st.tune = Tune
+    try:
+        train_fer(config, faces, **params)
+    except StopIteration:
+        pass
+    finally:
+        st.tune = real
+
+
+def test_survivors_take_up_freed_cpus_once_no_trial_starts(ray_cluster, faces, tmp_path):
+    path = tiny_sweep(tmp_path / "space.yaml", n=20, epochs=10_000, sched="fifo")
+    path.write_text(path.read_text().replace("settings: {", "settings: {warm_start: [{train: {lr: 3.0e-2}}], "))
+    space = load_sweeps(str(path), {"time_budget_s": 30.0, "explore_share": 0.01})[0]
+    grid = run_sweep(space, short_first_train, str(tmp_path / "results"), "exp", faces=faces)
+    assert not grid.errors and len(grid) == 2  # the window closed before a third trial could start
+    survivor = max(grid, key=lambda r: len(r.metrics_dataframe))
+    df = survivor.metrics_dataframe
+    assert df["threads"].iloc[0] == 1 and df["threads"].iloc[-1] == 2  # restarted with the freed CPU
+    assert df["epoch"].tolist() == list(range(1, len(df) + 1))  # continued from its checkpoint
