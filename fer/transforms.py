@@ -89,9 +89,23 @@ def augment(x: torch.Tensor, cfg, gen: torch.Generator) -> torch.Tensor:
     return x
 
 
+def shifted(x: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
+    """(B, 1, H, W) moved by (dy, dx) pixels, zeros coming in (as random_affine's padding)."""
+    p = max(abs(dy), abs(dx))
+    h, w = x.shape[-2:]
+    padded = F.pad(x, (p, p, p, p))
+    return padded[..., p - dy:p - dy + h, p - dx:p - dx + w]
+
+
 def eval_views(x: torch.Tensor, crop_size: int, tta: str) -> list[torch.Tensor]:
     """The test-time views whose softmax outputs are averaged: centre crop, its flip,
-    or ten crops (four corners and centre, each flipped)."""
+    ten crops (four corners and centre, each flipped), or shifts: the centre crop and
+    its 2-pixel shifts up, down, left and right, each flipped (for nets trained with
+    shifts but without crops, such as the MLPs: they are not shift invariant)."""
+    if tta == "shifts":
+        centre = centre_crop(x, crop_size)
+        views = [centre] + [shifted(centre, dy, dx) for dy, dx in ((2, 0), (-2, 0), (0, 2), (0, -2))]
+        return views + [v.flip(-1) for v in views]
     if tta == "tencrop":
         h, w = x.shape[-2:]
         s = crop_size

@@ -32,6 +32,7 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--max-epochs", type=int, help="epochs per trial (ASHA's max_t)")
     r.add_argument("--grace-period", type=int, help="epochs before ASHA may stop a trial")
     r.add_argument("--time-budget-s", type=float, help="wall-clock budget per sweep")
+    r.add_argument("--explore-share", type=float, help="share of --time-budget-s in which new trials may start")
     r.add_argument("--metric", choices=["val_acc", "val_macro_f1"])
     r.add_argument("--searcher", choices=["tpe", "random"], help="Optuna's sampler (random: plain random search)")
     r.add_argument("--scheduler", choices=["asha", "fifo"], help="fifo runs every trial to the end")
@@ -59,7 +60,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def _settings_overrides(args) -> dict:
     names = ("num_samples", "max_epochs", "grace_period", "time_budget_s", "metric", "cpus_per_trial", "gpus_per_trial",
-             "max_concurrent", "searcher", "scheduler")
+             "max_concurrent", "searcher", "scheduler", "explore_share")
     out = {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
     if getattr(args, "no_warm_start", False):
         out["warm_start"] = []

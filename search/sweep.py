@@ -9,6 +9,7 @@ a trial's score at that epoch ranks it the way its final score would.
 from __future__ import annotations
 
 import json
+import logging
 import statistics
 import time
 import warnings
@@ -27,6 +28,9 @@ from search.space import SearchSpace
 SWEEP_FILE = "sweep.json"
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+# ResourceChangingScheduler reads the controller's reuse_actors flag to refuse reuse (we pass False);
+# Tune warns about that private access on every scheduling step.
+logging.getLogger("ray.tune.execution.tune_controller").addFilter(lambda r: "_reuse_actors" not in r.getMessage())
 
 
 def trial_dirname(trial) -> str:

@@ -118,6 +118,17 @@ def test_erasing_zeroes_a_rectangle_and_tencrop_gives_ten_views():
     assert len(eval_views(x, 40, "tencrop")) == 10 and len(eval_views(x, 48, "flip")) == 2
 
 
+def test_shift_views_move_the_image_and_fill_with_zeros():
+    x = torch.zeros(1, 1, 48, 48)
+    x[0, 0, 10, 20] = 1.0
+    views = eval_views(x, 48, "shifts")
+    assert len(views) == 10 and all(v.shape == x.shape for v in views)
+    peaks = {tuple(int(i) for i in (v[0, 0] == 1).nonzero()[0]) for v in views[:5]}
+    assert peaks == {(10, 20), (12, 20), (8, 20), (10, 22), (10, 18)}
+    edge = torch.ones(1, 1, 48, 48)
+    assert (eval_views(edge, 48, "shifts")[1][0, 0, :2] == 0).all()  # shifted down: zeros come in at the top
+
+
 def test_balanced_validation_saves_the_tau_it_scored_with(synthetic):
     from fer.evaluate import predict_checkpoint
     from fer.models import create_model

@@ -91,6 +91,8 @@ def test_warm_start_points_are_enqueued_first():
     ({"family": "cnn", "settings": {"metric": "loss"}}, r"settings\.metric"),
     ({"family": "cnn", "settings": {"max_epochs": 3, "grace_period": 6}}, r"settings\.grace_period: 6 exceeds"),
     ({"family": "cnn", "optimiser": "sgd"}, r"optimiser: unknown key"),
+    ({"family": "cnn", "settings": {"explore_share": 1.5}}, r"settings\.explore_share: expected a number in \(0, 1\]"),
+    ({"family": "cnn", "settings": {"grow_trials": "yes"}}, r"settings\.grow_trials: expected true or false"),
 ])
 def test_errors_name_the_key(doc, message):
     with pytest.raises(ConfigError, match=message):
@@ -127,9 +129,10 @@ def test_cli_flags_give_plain_random_search():
     from search.cli import _parser, _settings_overrides
 
     args = _parser().parse_args(["run", "configs/dnn.yaml", "--searcher", "random", "--scheduler", "fifo",
-                                 "--no-warm-start"])
+                                 "--no-warm-start", "--explore-share", "1"])
     (space,) = load_sweeps("configs/dnn.yaml", _settings_overrides(args))
     assert (space.settings.searcher, space.settings.scheduler) == ("random", "fifo")
+    assert space.settings.explore_share == 1.0
     assert space.warm_start_points() == []
     (default,) = load_sweeps("configs/dnn.yaml", _settings_overrides(_parser().parse_args(["run"])))
     assert len(default.warm_start_points()) == 4
