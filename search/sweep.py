@@ -16,7 +16,9 @@ import warnings
 from pathlib import Path
 
 import optuna
+import ray
 from ray import tune
+from ray.tune.execution.placement_groups import PlacementGroupFactory
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, ResourceChangingScheduler
 from ray.tune.schedulers.resource_changing_scheduler import DistributeResources
 from ray.tune.search import ConcurrencyLimiter, Searcher
@@ -108,6 +110,24 @@ def grows_trials(space: SearchSpace) -> bool:
     return s.grow_trials and not s.gpus_per_trial
 
 
+class DistributeWithinNode(DistributeResources):
+    """Tune's even split of free CPUs, capped at the smallest node's CPUs. Tune counts the whole
+    cluster's CPUs, but a trial is one process on one node: CPUs elsewhere cannot speed it up, and a
+    request bigger than every node would leave the trial pending for ever."""
+
+    def __call__(self, tune_controller, trial, result, scheduler):
+        pgf = super().__call__(tune_controller, trial, result, scheduler)
+        node_cpus = [n["Resources"].get("CPU", 0) for n in ray.nodes() if n["Alive"]]
+        cap = min((c for c in node_cpus if c > 0), default=0)
+        if pgf is None or pgf.required_resources.get("CPU", 0) <= cap:
+            return pgf
+        step = self.increase_by["CPU"]
+        base = scheduler.base_trial_resources.required_resources.get("CPU", step)
+        bundles = [dict(b) for b in pgf.bundles]
+        bundles[0]["CPU"] = max(base, step * (cap // step))  # one bundle: add_bundles is off
+        return PlacementGroupFactory(bundles, strategy=pgf.strategy)
+
+
 def make_scheduler(space: SearchSpace):
     """ASHA (or FIFO), wrapped so that CPUs freed by stopped trials, once the searcher starts
     no new ones, are spread over the running trials (they restart from their last epoch's
@@ -118,7 +138,7 @@ def make_scheduler(space: SearchSpace):
         reduction_factor=s.reduction_factor)
     if not grows_trials(space):
         return base
-    return ResourceChangingScheduler(base, DistributeResources(increase_by={"CPU": s.cpus_per_trial}))
+    return ResourceChangingScheduler(base, DistributeWithinNode(increase_by={"CPU": s.cpus_per_trial}))
 
 
 def make_tuner(space: SearchSpace, train_fn, params: dict, storage: str, name: str, seed: int,
