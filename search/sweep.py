@@ -111,11 +111,15 @@ def grows_trials(space: SearchSpace) -> bool:
 
 
 class DistributeWithinNode(DistributeResources):
-    """Tune's even split of free CPUs, capped at the smallest node's CPUs. Tune counts the whole
-    cluster's CPUs, but a trial is one process on one node: CPUs elsewhere cannot speed it up, and a
-    request bigger than every node would leave the trial pending for ever."""
+    """Tune's even split of free CPUs, once the searcher starts no new trials (before that, freed
+    CPUs are for the next trial: growing a trial then would pause it only to starve the next one),
+    capped at the smallest node's CPUs. Tune counts the whole cluster's CPUs, but a trial is one
+    process on one node: CPUs elsewhere cannot speed it up, and a request bigger than every node
+    would leave the trial pending for ever."""
 
     def __call__(self, tune_controller, trial, result, scheduler):
+        if not tune_controller.search_alg.is_finished():
+            return None
         pgf = super().__call__(tune_controller, trial, result, scheduler)
         node_cpus = [n["Resources"].get("CPU", 0) for n in ray.nodes() if n["Alive"]]
         cap = min((c for c in node_cpus if c > 0), default=0)
