@@ -121,9 +121,11 @@ class DistributeWithinNode(DistributeResources):
         if not tune_controller.search_alg.is_finished():
             return None
         pgf = super().__call__(tune_controller, trial, result, scheduler)
+        if pgf is None:
+            return None
         node_cpus = [n["Resources"].get("CPU", 0) for n in ray.nodes() if n["Alive"]]
         cap = min((c for c in node_cpus if c > 0), default=0)
-        if pgf is None or pgf.required_resources.get("CPU", 0) <= cap:
+        if pgf.required_resources.get("CPU", 0) <= cap:
             return pgf
         step = self.increase_by["CPU"]
         base = scheduler.base_trial_resources.required_resources.get("CPU", step)
