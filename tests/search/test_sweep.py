@@ -106,14 +106,19 @@ def test_fractional_gpus_pack_four_trials(ray_cluster, faces, tmp_path):
 
 
 def test_time_budget_bounds_the_sweep_and_every_trial(ray_cluster, faces, tmp_path):
-    budget = 12.0
+    budget = 20.0  # room for cold trial workers (torch import) to report a few epochs
     space = load_sweeps(str(tiny_sweep(tmp_path / "space.yaml", n=50, epochs=200)), {"time_budget_s": budget})[0]
     t0 = time.time()
     grid = run_sweep(space, train_fer, str(tmp_path / "results"), "exp", faces=faces)
     wall = time.time() - t0
     assert not grid.errors and wall < budget + 4  # Ray's own start and teardown take a few seconds
     assert len(grid) < 50  # the limiter stopped starting trials
+    reported = [r for r in grid if r.checkpoint is not None]
+    assert reported
     for r in grid:
+        if r.checkpoint is None:  # started in the last seconds: its worker was still starting at the deadline
+            assert "training_iteration" not in (r.metrics or {})
+            continue
         _, payload = load_model(Path(r.checkpoint.path) / "checkpoint.pt")
         own = payload["train_config"]["time_budget_s"]
         assert 0 < own <= budget and payload["history"][-1]["elapsed_s"] <= own
