@@ -1,0 +1,52 @@
+"""What post-hoc prior correction (`train.logit_adjust: tau`) trades, on one checkpoint's
+PublicTest predictions: accuracy, macro-F1 and disgust recall for each tau.
+
+    python -m benchmarks.prior_correction CHECKPOINT [CHECKPOINT ...]
+
+The network runs once per checkpoint (its own TTA and precision); each tau only reweights
+the averaged probabilities. The row marked * is the tau that `train.balance_within: 0.01`
+would pick here (the largest within 1 point of tau 0's accuracy). PrivateTest is never read.
+"""
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+
+from benchmarks.common import SHARED_FER, header
+from fer.checkpoint import load_model
+from fer.data import CLASSES, load_data
+from fer.evaluate import balancing_tau, classification_metrics, predict_proba, prior_factor
+
+TAUS = np.round(np.linspace(0.0, 1.0, 11), 2)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("checkpoints", nargs="+")
+    p.add_argument("--data", default=str(SHARED_FER))
+    args = p.parse_args()
+    faces = load_data(args.data).select("PublicTest")
+    header(f"Prior correction on PublicTest ({len(faces)} images)")
+    disgust = CLASSES.index("disgust")
+    for path in args.checkpoints:
+        model, payload = load_model(path)
+        prep, cfg = payload["preprocessing"], payload["train_config"]
+        probs = predict_proba(model, faces.images, {**prep, "logit_adjust": 0.0}, cfg.get("tta", "none"),
+                              precision=cfg.get("precision", "auto"))
+        picked = balancing_tau(faces.labels, probs, prep["class_prior"], 0.01, TAUS)
+        print(f"{path} (tau it was scored with: {prep.get('logit_adjust', 0.0):g})\n")
+        print("| tau | accuracy | macro-F1 | disgust recall | classes never predicted |")
+        print("| ---: | ---: | ---: | ---: | ---: |")
+        for tau in TAUS:
+            adjusted = probs * prior_factor(prep["class_prior"], tau)
+            m = classification_metrics(faces.labels, adjusted / adjusted.sum(1, keepdims=True))
+            never = sum(col == 0 for col in np.asarray(m["confusion_matrix"]).sum(0))
+            mark = " *" if tau == picked else ""
+            print(f"| {tau:.1f}{mark} | {m['accuracy']:.4f} | {m['macro_f1']:.4f} | "
+                  f"{m['per_class'][CLASSES[disgust]]['recall']:.3f} | {never} |")
+        print()
+
+
+if __name__ == "__main__":
+    main()
