@@ -49,6 +49,23 @@ def pass_times(conv: torch.nn.Conv2d, x: torch.Tensor, repeats: int) -> dict[str
     return {k: median_time(fn, repeats) for k, fn in times.items()}
 
 
+def step_time(model: torch.nn.Module, x: torch.Tensor, repeats: int) -> float:
+    """Seconds of one whole training step (bf16 forward, backward, SGD update) at this batch."""
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, nesterov=True, weight_decay=5e-4)
+    y = torch.randint(0, 7, (len(x),))
+
+    def step():
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            logits = model(x)
+        loss = torch.nn.functional.cross_entropy(logits.float(), y, label_smoothing=0.1)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    step()
+    return median_time(step, repeats)
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--model", default="vgg_cnn")
@@ -63,7 +80,7 @@ def main() -> None:
     x = torch.randn(args.batch, 1, args.crop, args.crop).contiguous(memory_format=torch.channels_last)
     print("| layer | in -> out, size | GFLOP | forward ms | input grad ms | weight grad ms | weight grad / forward |")
     print("| --- | --- | ---: | ---: | ---: | ---: | ---: |")
-    total = dict.fromkeys(("forward", "input grad", "weight grad"), 0.0)
+    total, first_input_grad = dict.fromkeys(("forward", "input grad", "weight grad"), 0.0), 0.0
     for i, (conv, inp) in enumerate(conv_inputs(model, x)):
         t = pass_times(conv, inp, args.repeats)
         h, w = inp.shape[-2:]
@@ -71,8 +88,14 @@ def main() -> None:
         print(f"| {i} | {conv.in_channels} -> {conv.out_channels}, {h}x{w} | {gflop:.2f} | {t['forward'] * 1e3:.1f} | "
               f"{t['input grad'] * 1e3:.1f} | {t['weight grad'] * 1e3:.1f} | {t['weight grad'] / t['forward']:.1f}x |")
         total = {k: total[k] + t[k] for k in total}
+        if i == 0:
+            first_input_grad = t["input grad"]
     print(f"| all | | | {total['forward'] * 1e3:.1f} | {total['input grad'] * 1e3:.1f} | "
           f"{total['weight grad'] * 1e3:.1f} | {total['weight grad'] / total['forward']:.1f}x |\n")
+    step = step_time(model, x, args.repeats)
+    conv = sum(total.values()) - first_input_grad  # the first layer's input needs no gradient
+    print(f"whole training step: {step * 1e3:.0f} ms ({args.batch / step:.0f} images/s); "
+          f"convolutions about {conv / step:.0%} of it\n")
 
 
 if __name__ == "__main__":
