@@ -13,10 +13,11 @@ import argparse
 
 import numpy as np
 
+from analysis.metrics import confusion
 from benchmarks.common import SHARED_FER, header
 from fer.checkpoint import load_model
-from fer.data import CLASSES, load_data
-from fer.evaluate import balancing_tau, classification_metrics, predict_proba, prior_factor
+from fer.data import load_data
+from fer.evaluate import adjust_for_prior, balancing_tau, predict_proba
 
 TAUS = np.round(np.linspace(0.0, 1.0, 11), 2)
 
@@ -28,7 +29,6 @@ def main() -> None:
     args = p.parse_args()
     faces = load_data(args.data).select("PublicTest")
     header(f"Prior correction on PublicTest ({len(faces)} images)")
-    disgust = CLASSES.index("disgust")
     for path in args.checkpoints:
         model, payload = load_model(path)
         prep, cfg = payload["preprocessing"], payload["train_config"]
@@ -39,12 +39,10 @@ def main() -> None:
         print("| tau | accuracy | macro-F1 | disgust recall | classes never predicted |")
         print("| ---: | ---: | ---: | ---: | ---: |")
         for tau in TAUS:
-            adjusted = probs * prior_factor(prep["class_prior"], tau)
-            m = classification_metrics(faces.labels, adjusted / adjusted.sum(1, keepdims=True))
-            never = sum(col == 0 for col in np.asarray(m["confusion_matrix"]).sum(0))
+            c = confusion(faces.labels, adjust_for_prior(probs, {**prep, "logit_adjust": tau}).argmax(1))
             mark = " *" if tau == picked else ""
-            print(f"| {tau:.1f}{mark} | {m['accuracy']:.4f} | {m['macro_f1']:.4f} | "
-                  f"{m['per_class'][CLASSES[disgust]]['recall']:.3f} | {never} |")
+            print(f"| {tau:.1f}{mark} | {c['accuracy']:.4f} | {c['report']['macro avg']['f1-score']:.4f} | "
+                  f"{c['report']['disgust']['recall']:.3f} | {len(c['never_predicted'])} |")
         print()
 
 
