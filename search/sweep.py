@@ -46,9 +46,12 @@ def experiment_path(storage: str, name: str, space: SearchSpace) -> str:
 
 class BudgetLimiter(ConcurrencyLimiter):
     """A ConcurrencyLimiter that stops suggesting once the time left could not take a new
-    trial through `min_epochs` epochs (ASHA's first rung) at the median epoch time so far,
-    so the budget is not spent on trials that could only be cut short, or once the
-    exploration window (`explore_s` from the start) has closed.
+    trial through its start-up and `min_epochs` epochs (ASHA's first rung) at the median
+    times so far, so the budget is not spent on trials that could only be cut short, or
+    once the exploration window (`explore_s` from the start) has closed. Start-up (worker
+    start, imports, data loading) is the time from suggestion to first result less that
+    epoch: seconds with warm workers, more with cold ones, and it is what a trial started
+    just before the deadline would spend without ever reporting.
 
     The deadline starts at the first suggestion and is left out of the saved state: a
     resumed sweep gets a fresh budget, as Tune's own time_budget_s does."""
@@ -59,20 +62,26 @@ class BudgetLimiter(ConcurrencyLimiter):
         self.budget_s, self.min_epochs = budget_s, min_epochs
         self.explore_s = explore_s if explore_s is not None else budget_s
         self.epoch_seconds: list[float] = []
+        self.startup_seconds: list[float] = []
+        self._suggested_at: dict[str, float] = {}
         self._deadline, self._told = None, False
 
     def suggest(self, trial_id: str):
         if self.budget_s:
             now = time.time()
             self._deadline = self._deadline or now + self.budget_s
-            need = self.min_epochs * statistics.median(self.epoch_seconds) if self.epoch_seconds else 0.0
+            startup = statistics.median(self.startup_seconds or [0.0])
+            need = self.min_epochs * statistics.median(self.epoch_seconds) + startup if self.epoch_seconds else 0.0
             if self.epoch_seconds and now + need > self._deadline:
-                return self._finish(f"budget: {self._deadline - now:.0f}s left, less than {self.min_epochs} epochs "
+                return self._finish(f"budget: {self._deadline - now:.0f}s left, less than start-up and {self.min_epochs} epochs "
                                     "at the median epoch time: no new trials start")
             if now > self._deadline - self.budget_s + self.explore_s:
                 return self._finish(f"budget: exploration window ({self.explore_s:.0f}s) closed: no new trials "
                                     "start; running trials take up the CPUs that free up")
-        return super().suggest(trial_id)
+        config = super().suggest(trial_id)
+        if isinstance(config, dict):
+            self._suggested_at[trial_id] = time.time()
+        return config
 
     def _finish(self, message: str) -> str:
         if not self._told:
@@ -83,11 +92,14 @@ class BudgetLimiter(ConcurrencyLimiter):
     def on_trial_result(self, trial_id: str, result: dict) -> None:
         if "time_this_iter_s" in result:
             self.epoch_seconds.append(result["time_this_iter_s"])
+            if trial_id in self._suggested_at:  # the trial's first result
+                waited = time.time() - self._suggested_at.pop(trial_id)
+                self.startup_seconds.append(max(0.0, waited - result["time_this_iter_s"]))
         super().on_trial_result(trial_id, result)
 
     def get_state(self) -> dict:
         state = super().get_state()
-        for key in ("_deadline", "_told"):  # a resumed sweep starts a fresh budget
+        for key in ("_deadline", "_told", "_suggested_at"):  # a resumed sweep starts a fresh budget
             state.pop(key, None)
         return state
 

@@ -68,3 +68,25 @@ def test_no_trial_starts_after_the_exploration_window(clock):
     assert limiter.suggest("b") == {"x": 1}
     clock.now = 1031.0  # 69 s of budget left, plenty for a rung, but the window has closed
     assert limiter.suggest("c") == Searcher.FINISHED
+
+
+def test_start_up_time_counts_against_the_budget(clock):
+    # Trial a waits 20 s for its worker before a 10 s epoch: a new trial needs 20 + 2 x 10 s.
+    limiter = BudgetLimiter(Always(), max_concurrent=4, budget_s=100, min_epochs=2)
+    assert limiter.suggest("a") == {"x": 1}  # the deadline is now 1100
+    clock.now = 1030.0
+    limiter.on_trial_result("a", {"time_this_iter_s": 10.0})
+    assert limiter.startup_seconds == [20.0]
+    clock.now = 1065.0  # 35 s left: two epochs (20 s) would fit, start-up and two epochs (40 s) would not
+    assert limiter.suggest("b") == Searcher.FINISHED
+
+
+def test_later_results_and_restored_trials_are_not_start_up(clock):
+    limiter = BudgetLimiter(Always(), max_concurrent=4, budget_s=1000, min_epochs=1)
+    limiter.suggest("a")
+    clock.now = 1005.0
+    limiter.on_trial_result("a", {"time_this_iter_s": 4.0})
+    clock.now = 1500.0
+    limiter.on_trial_result("a", {"time_this_iter_s": 4.0})  # not a first result
+    limiter.on_trial_result("z", {"time_this_iter_s": 4.0})  # a trial this limiter never suggested
+    assert limiter.startup_seconds == [1.0]
