@@ -198,15 +198,25 @@ def _optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimize
     return cls(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
 
 
+def one_cycle(p: float, warmup: float = 0.3, div: float = 25.0, final_div: float = 1e4) -> float:
+    """lr / max lr at progress p in [0, 1]: the shape of torch's OneCycleLR with its defaults
+    (cosine from max/25 up to max over the first 30%, then down to max/2.5e5), as a function
+    of progress rather than of a step count fixed in advance. Momentum is not cycled."""
+    start, end = 1 / div, 1 / (div * final_div)
+    if p < warmup:
+        return start + (1 - start) * 0.5 * (1 - math.cos(math.pi * p / warmup))
+    return end + (1 - end) * 0.5 * (1 + math.cos(math.pi * (p - warmup) / (1 - warmup)))
+
+
 def _scheduler(opt: torch.optim.Optimizer, cfg: TrainConfig, steps_per_epoch: int,
                progress: Callable[[int], float]):
     """Per-step schedules (cosine, one-cycle, step) and the per-epoch plateau schedule.
-    Cosine follows `progress`, so a time budget shorter than the epochs still anneals to 0."""
-    total = cfg.epochs * steps_per_epoch
+    Cosine and one-cycle follow `progress`, so a time budget shorter than the epochs still
+    anneals them to ~0 by its end."""
     if cfg.schedule == "cosine":
         return torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * progress(s))))
     if cfg.schedule == "onecycle":
-        return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=total + 1)
+        return torch.optim.lr_scheduler.LambdaLR(opt, lambda s: one_cycle(progress(s)))
     if cfg.schedule == "step":
         return torch.optim.lr_scheduler.StepLR(opt, step_size=cfg.step_size * steps_per_epoch, gamma=cfg.gamma)
     if cfg.schedule == "plateau":

@@ -6,7 +6,7 @@ import torch
 
 from fer.config import load_run
 from fer.errors import ConfigError
-from fer.train import Trainer
+from fer.train import Trainer, one_cycle
 from fer.transforms import eval_views, random_crop, random_erasing
 
 TINY = ["model.name=cnn", "model.channels=[8,16]", "model.kernel_sizes=[3,3]", "model.head=gap",
@@ -88,6 +88,22 @@ def test_time_budget_stops_before_overrun_and_cosine_anneals_over_it(synthetic, 
     assert lrs == sorted(lrs, reverse=True)
     # by epochs alone (100) the lr would still be ~99.9% of 1e-3; by the budget it is at cos(pi * 30/45)
     assert lrs[-1] == pytest.approx(1e-3 * 0.5 * (1 + math.cos(math.pi * 30 / 45)), rel=1e-6)
+
+
+def test_one_cycle_warms_up_then_anneals_over_the_time_budget(synthetic, monkeypatch):
+    import fer.train
+
+    assert (one_cycle(0.0), one_cycle(0.3), one_cycle(1.0)) == pytest.approx((1 / 25, 1.0, 1 / 2.5e5))
+    clock = FakeClock(10.0)
+    monkeypatch.setattr(fer.train, "time", clock)
+    tr, va = synthetic.select("Training"), synthetic.select("PublicTest")
+    trainer = Trainer(_run(["train.epochs=100", "train.schedule=onecycle", "train.time_budget_s=45"]), tr, va)
+    real_epoch = trainer._train_epoch
+    trainer._train_epoch = lambda: (real_epoch(), setattr(clock, "now", clock.now + clock.epoch_s))[0]
+    lrs = [m["lr"] for m in trainer.fit()]
+    # by epochs alone (100) the last epoch would still be warming up; by the budget it is past the peak
+    assert lrs[0] < lrs[1] < lrs[2] > lrs[3]
+    assert lrs[-1] == pytest.approx(1e-3 * one_cycle(30 / 45), rel=1e-6)
 
 
 def test_early_stopping_stops(synthetic):
