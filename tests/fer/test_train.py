@@ -72,16 +72,21 @@ class FakeClock:
         return self.now
 
 
-def test_time_budget_stops_before_overrun_and_cosine_anneals_over_it(synthetic, monkeypatch):
+def _fit_on_fake_clock(synthetic, monkeypatch, schedule: str) -> list[dict]:
+    """100 planned epochs of 10 s each under a 45 s budget, on a clock that moves only between epochs."""
     import fer.train
 
     clock = FakeClock(10.0)
     monkeypatch.setattr(fer.train, "time", clock)
     tr, va = synthetic.select("Training"), synthetic.select("PublicTest")
-    trainer = Trainer(_run(["train.epochs=100", "train.schedule=cosine", "train.time_budget_s=45"]), tr, va)
+    trainer = Trainer(_run(["train.epochs=100", f"train.schedule={schedule}", "train.time_budget_s=45"]), tr, va)
     real_epoch = trainer._train_epoch
     trainer._train_epoch = lambda: (real_epoch(), setattr(clock, "now", clock.now + clock.epoch_s))[0]
-    history = trainer.fit()
+    return trainer.fit()
+
+
+def test_time_budget_stops_before_overrun_and_cosine_anneals_over_it(synthetic, monkeypatch):
+    history = _fit_on_fake_clock(synthetic, monkeypatch, "cosine")
     # a fifth epoch would end at 50 s > 45 s, so it never starts
     assert [m["elapsed_s"] for m in history] == [10.0, 20.0, 30.0, 40.0]
     lrs = [m["lr"] for m in history]
@@ -91,16 +96,8 @@ def test_time_budget_stops_before_overrun_and_cosine_anneals_over_it(synthetic, 
 
 
 def test_one_cycle_warms_up_then_anneals_over_the_time_budget(synthetic, monkeypatch):
-    import fer.train
-
     assert (one_cycle(0.0), one_cycle(0.3), one_cycle(1.0)) == pytest.approx((1 / 25, 1.0, 1 / 2.5e5))
-    clock = FakeClock(10.0)
-    monkeypatch.setattr(fer.train, "time", clock)
-    tr, va = synthetic.select("Training"), synthetic.select("PublicTest")
-    trainer = Trainer(_run(["train.epochs=100", "train.schedule=onecycle", "train.time_budget_s=45"]), tr, va)
-    real_epoch = trainer._train_epoch
-    trainer._train_epoch = lambda: (real_epoch(), setattr(clock, "now", clock.now + clock.epoch_s))[0]
-    lrs = [m["lr"] for m in trainer.fit()]
+    lrs = [m["lr"] for m in _fit_on_fake_clock(synthetic, monkeypatch, "onecycle")]
     # by epochs alone (100) the last epoch would still be warming up; by the budget it is past the peak
     assert lrs[0] < lrs[1] < lrs[2] > lrs[3]
     assert lrs[-1] == pytest.approx(1e-3 * one_cycle(30 / 45), rel=1e-6)
