@@ -55,6 +55,9 @@ class Settings:
     # running take up the CPUs that free up (grow_trials), so the survivors train faster to the deadline.
     explore_share: float = 1.0
     grow_trials: bool = True  # CPU trials only: Tune's ResourceChangingScheduler spreads free CPUs over them
+    # ASHA only: a trial that passed a rung early is stopped once later arrivals push it out of the
+    # rung's top 1/reduction_factor (search.rungs.RecheckedASHA), so a race of few trials is decided.
+    recheck_rungs: bool = False
 
 
 @dataclass(frozen=True)
@@ -267,8 +270,9 @@ def _settings(values: dict, source: str) -> Settings:
         raise ConfigError(f"{source}: settings.searcher/scheduler: expected tpe|random and asha|fifo")
     if not isinstance(s.explore_share, (int, float)) or not 0 < s.explore_share <= 1:
         raise ConfigError(f"{source}: settings.explore_share: expected a number in (0, 1], got {s.explore_share!r}")
-    if not isinstance(s.grow_trials, bool):
-        raise ConfigError(f"{source}: settings.grow_trials: expected true or false, got {s.grow_trials!r}")
+    for key in ("grow_trials", "recheck_rungs"):
+        if not isinstance(getattr(s, key), bool):
+            raise ConfigError(f"{source}: settings.{key}: expected true or false, got {getattr(s, key)!r}")
     if s.param_budget is not None and not ({"target", "scale"} <= set(s.param_budget)):
         raise ConfigError(f"{source}: settings.param_budget: expected {{target: N, scale: model.widths}}")
     return s

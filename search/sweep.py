@@ -25,6 +25,7 @@ from ray.tune.search import ConcurrencyLimiter, Searcher
 from ray.tune.search.optuna import OptunaSearch
 
 from search.progress import EpochPrinter
+from search.rungs import RecheckedASHA
 from search.space import SearchSpace
 
 SWEEP_FILE = "sweep.json"
@@ -151,7 +152,8 @@ def make_scheduler(space: SearchSpace):
     no new ones, are spread over the running trials (they restart from their last epoch's
     checkpoint with more CPUs; search.trainable sets torch's threads to match)."""
     s = space.settings
-    base = FIFOScheduler() if s.scheduler == "fifo" else ASHAScheduler(
+    asha = RecheckedASHA if s.recheck_rungs else ASHAScheduler
+    base = FIFOScheduler() if s.scheduler == "fifo" else asha(
         time_attr="training_iteration", max_t=s.max_epochs, grace_period=s.grace_period,
         reduction_factor=s.reduction_factor)
     if not grows_trials(space):

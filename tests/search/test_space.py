@@ -93,6 +93,7 @@ def test_warm_start_points_are_enqueued_first():
     ({"family": "cnn", "optimiser": "sgd"}, r"optimiser: unknown key"),
     ({"family": "cnn", "settings": {"explore_share": 1.5}}, r"settings\.explore_share: expected a number in \(0, 1\]"),
     ({"family": "cnn", "settings": {"grow_trials": "yes"}}, r"settings\.grow_trials: expected true or false"),
+    ({"family": "cnn", "settings": {"recheck_rungs": 1}}, r"settings\.recheck_rungs: expected true or false"),
 ])
 def test_errors_name_the_key(doc, message):
     with pytest.raises(ConfigError, match=message):
