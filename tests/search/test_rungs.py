@@ -46,3 +46,12 @@ def test_a_trial_past_a_higher_rung_is_not_judged_at_a_lower_one():
         assert sched.on_trial_result(None, a, {"epoch": epoch, "acc": acc}) == CONTINUE
     assert sched.on_trial_result(None, b, {"epoch": 2, "acc": 0.55}) == CONTINUE
     assert sched.on_trial_result(None, a, {"epoch": 7, "acc": 0.61}) == CONTINUE
+
+
+def test_the_cnn_space_races_with_rechecked_rungs_and_growing_trials():
+    from search.space import load_sweeps
+    from search.sweep import make_scheduler
+
+    scheduler = make_scheduler(load_sweeps("configs/cnn.yaml")[0])
+    assert isinstance(scheduler._base_scheduler, RecheckedASHA)
+    assert not isinstance(make_scheduler(load_sweeps("configs/dnn.yaml")[0])._base_scheduler, RecheckedASHA)
