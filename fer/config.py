@@ -55,7 +55,9 @@ class TrainConfig:
     time_budget_s: float = 0.0
     seed: int = 0
     val_fraction: float = 0.1  # holdout size when the data has no PublicTest split
-    eval_batch_size: int = 512
+    # 256 rather than 512: a validation pass of the CNN recipe on CPU takes 6.3 s against 8.2-9.4 s
+    # (benchmarks/BENCHMARKS.md, "Validation batch size"): 512's activations overflow the caches.
+    eval_batch_size: int = 256
     channels_last: bool = False
     # bf16 autocast (fp32 weights and optimiser): ~1.7x faster convs on CPUs with AVX512-BF16 or AMX.
     # auto = bf16 on CUDA, fp32 on CPU, so CPU runs stay exact unless asked.
