@@ -4,13 +4,14 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from fer.config import TrainConfig
 from fer.data import CLASSES
 from fer.transforms import eval_views, normalize
 
 
 @torch.no_grad()
 def predict_proba(model: torch.nn.Module, images, prep: dict, tta: str = "none",
-                  batch_size: int = 256, device: str | torch.device = "cpu", precision: str = "auto") -> np.ndarray:
+                  batch_size: int = TrainConfig.eval_batch_size, device: str | torch.device = "cpu", precision: str = "auto") -> np.ndarray:
     """Class probabilities (N, 7) for uint8 faces (N, 48, 48), averaged over the TTA views."""
     model.eval()
     x_all = torch.as_tensor(images)
