@@ -65,22 +65,35 @@ def save_checkpoint(payload: dict, path: str | Path) -> Path:
 
 def load_checkpoint(path: str | Path) -> dict:
     """The payload of a fer checkpoint, or a CheckpointError saying why it is not one."""
-    path = Path(path)
-    if path.is_dir() and (path / "checkpoint.pt").exists():
-        path = path / "checkpoint.pt"
-    if not path.exists():
-        raise CheckpointError(f"{path}: no such checkpoint")
+    path = _checkpoint_file(Path(path))
+    with open(path, "rb") as f:
+        magic = f.read(4)
+    if magic != b"PK\x03\x04":  # torch.save writes a zip archive; anything else is another kind of file
+        raise CheckpointError(f"{path}: not a fer checkpoint ({'an empty file' if not magic else 'not a PyTorch file'})")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except (RuntimeError, EOFError, OSError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError) as e:
-        reason = str(e).strip().splitlines()[0][:120] if str(e).strip() else e.__class__.__name__
-        raise CheckpointError(f"{path}: not a readable checkpoint (truncated or corrupt: {reason})") from None
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else e.__class__.__name__
+        raise CheckpointError(f"{path}: a PyTorch file that cannot be read, truncated or corrupt ({reason})") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise CheckpointError(f"{path}: not a fer checkpoint (no '{FORMAT}' format marker)")
+        raise CheckpointError(f"{path}: not a fer checkpoint (a PyTorch file without the '{FORMAT}' marker)")
     if payload.get("format_version", 0) > FORMAT_VERSION:
         raise CheckpointError(f"{path}: checkpoint format {payload['format_version']} is newer than this "
                               f"fer understands ({FORMAT_VERSION})")
     return payload
+
+
+def _checkpoint_file(path: Path) -> Path:
+    """The file itself, or a run folder's checkpoint.pt; a clear error for anything else."""
+    if path.is_dir():
+        if (path / "checkpoint.pt").is_file():
+            return path / "checkpoint.pt"
+        held = sorted(p.name + ("/" if p.is_dir() else "") for p in path.iterdir())
+        shown = ", ".join(held[:8]) + (f" and {len(held) - 8} more" if len(held) > 8 else "")
+        raise CheckpointError(f"{path}: a folder without checkpoint.pt (it holds: {shown or 'nothing'})")
+    if not path.exists():
+        raise CheckpointError(f"{path}: no such checkpoint")
+    return path
 
 
 def model_from_checkpoint(payload: dict) -> torch.nn.Module:

@@ -3,35 +3,28 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
+import os
 import time
 from pathlib import Path
 
-from fer.errors import FerError
+from fer.command import Parser, positive_int, run_command
 
-EPILOG = "Errors in data, configs or checkpoints print one line and exit with status 2."
+EPILOG = ("Exit status: 0 done; 2 bad data, config, checkpoint or option (one line on stderr); "
+          "130 interrupted (train keeps the best checkpoint so far).")
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = _parser()
-    args = parser.parse_args(argv)
-    try:
-        return args.func(args) or 0
-    except FerError as e:
-        print(f"fer: error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("fer: interrupted", file=sys.stderr)
-        return 130
+    args = _parser().parse_args(argv)
+    return run_command("fer", args.func, args)
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m fer", description=__doc__, epilog=EPILOG)
+    p = Parser(prog="python -m fer", description=__doc__, epilog=EPILOG)
     sub = p.add_subparsers(dest="command", required=True)
     t = sub.add_parser("train", help="train one model and write DIR/checkpoint.pt", epilog=EPILOG)
     t.add_argument("--config", help="YAML run config (model:, train:, data:)")
     t.add_argument("--data", help="FER2013 CSV (.csv or .csv.gz), course CSV or image folder; default: synthetic faces")
-    t.add_argument("--epochs", type=int, help="override train.epochs")
+    t.add_argument("--epochs", type=positive_int, help="override train.epochs")
     t.add_argument("--out", help="output folder (default runs/<config name>)")
     t.add_argument("overrides", nargs="*", metavar="key=value", help="e.g. train.lr=0.01 model.dropout=0.3")
     t.set_defaults(func=cmd_train)
@@ -70,7 +63,11 @@ def cmd_train(args) -> int:
               f"lr {m['lr']:.2e}  {m['epoch_s']:.1f}s {m['images_per_s']:.0f} img/s", flush=True)
 
     t0 = time.perf_counter()
-    payload = train_run(run, out, on_epoch=progress)
+    try:
+        payload = train_run(run, out, on_epoch=progress)
+    except KeyboardInterrupt as stop:
+        kept = stop.args[0] if stop.args else None  # train_run's note on what it kept
+        raise KeyboardInterrupt(kept or "no epoch finished, so no checkpoint was written") from None
     m = payload["metrics"]
     print(f"best epoch {payload['best_epoch']}: val acc {m['val_acc']:.4f} macro-F1 {m['val_macro_f1']:.4f} "
           f"({time.perf_counter() - t0:.0f}s); wrote {out / 'checkpoint.pt'}")
@@ -79,7 +76,7 @@ def cmd_train(args) -> int:
 
 def cmd_evaluate(args) -> int:
     from fer.checkpoint import load_model
-    from fer.data import load_data
+    from fer.data import canonical_split, load_data
     from fer.evaluate import classification_metrics, predict_checkpoint
     from fer.train import pick_device
 
@@ -87,20 +84,39 @@ def cmd_evaluate(args) -> int:
     source = args.data or payload.get("data", {}).get("source")
     faces = load_data(None if source == "synthetic" else source)
     split = args.split or next((s for s in ("PrivateTest", "PublicTest") if faces.has_split(s)), None)
+    split = canonical_split(split) if split else None
     faces = faces.select(split)
     device = pick_device()
     probs = predict_checkpoint(model.to(device), payload, faces.images, device)
     metrics = classification_metrics(faces.require_labels(), probs)
     metrics.pop("loss")
+    caveat = _selection_caveat(payload, faces.source, split)
+    metrics = {"data": faces.source, "split": split or "all", "selected_on_this_split": bool(caveat), **metrics}
     if args.json:
         print(json.dumps(metrics))
         return 0
     print(f"{faces.source} [{split or 'all rows'}]: n={metrics['n']}  accuracy {metrics['accuracy']:.4f}  "
           f"macro-F1 {metrics['macro_f1']:.4f}")
+    if caveat:
+        print(f"note: {caveat}")
     for name, s in metrics["per_class"].items():
         print(f"  {name:<9} precision {s['precision']:.3f} recall {s['recall']:.3f} f1 {s['f1']:.3f} "
               f"support {s['support']}")
     return 0
+
+
+def _selection_caveat(payload: dict, source: str, split: str | None) -> str | None:
+    """Why a score is optimistic: the rows scored are (or include) those the checkpoint was chosen on."""
+    data = payload.get("data", {})
+    if os.path.abspath(source) != data.get("source") and source != data.get("source"):
+        return None
+    if split == "PublicTest" and data.get("val_split") == "PublicTest":
+        return ("PublicTest is the split this checkpoint was selected on, so this score is optimistic; "
+                "PrivateTest is the independent one")
+    if split is None or (data.get("val_split") == "holdout" and split != "PrivateTest"):
+        return ("these rows include the images this checkpoint was trained and selected on, so this score is "
+                "optimistic")
+    return None
 
 
 def cmd_predict(args) -> int:

@@ -7,6 +7,7 @@ Every key is checked against its dataclass, so a typo is an error naming its pat
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -17,6 +18,26 @@ from fer.errors import ConfigError
 from fer.models import make_config, resolve
 
 TOP_KEYS = ("model", "train", "data")
+
+
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader with YAML 1.2's floats: PyYAML follows YAML 1.1, where a float needs a
+    dot, so `1e-4` and `3E-3` would be strings and `lr: 1e-4` a type error."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+                |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+                |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+                |[-+]?\.(?:inf|Inf|INF)
+                |\.(?:nan|NaN|NAN))$""", re.X),
+    list("-+0123456789."))
+
+
+def read_yaml(text) -> object:
+    """YAML text (or an open file) as Python values, numbers read as YAML 1.2 reads them."""
+    return yaml.load(text, Loader=_Loader)  # noqa: S506 (a SafeLoader subclass)
 
 
 @dataclass(frozen=True)
@@ -84,7 +105,7 @@ def parse_overrides(pairs: list[str]) -> dict:
         node = out
         for p in parents:
             node = node.setdefault(p, {})
-        node[leaf] = yaml.safe_load(raw)
+        node[leaf] = read_yaml(raw)
     return out
 
 
@@ -98,7 +119,7 @@ def merge(base: dict, extra: dict) -> dict:
 def load_yaml(path: str | Path) -> dict:
     try:
         with open(path) as f:
-            doc = yaml.safe_load(f)
+            doc = read_yaml(f)
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such config file") from None
     except yaml.YAMLError as e:

@@ -34,7 +34,18 @@ def train_run(run: dict, out: str | Path, faces: FaceSet | None = None,
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.yaml").write_text(yaml.safe_dump(run, sort_keys=False))
     trainer = Trainer(run, train, val)
-    trainer.fit(on_epoch)
+    try:
+        trainer.fit(on_epoch)
+    except KeyboardInterrupt:
+        if not trainer.history:
+            raise
+        payload = _write_best(trainer, data, out)  # Ctrl-C keeps the best epoch so far
+        raise KeyboardInterrupt(f"kept epoch {payload['best_epoch']}, the best of {len(trainer.history)}, "
+                                f"in {out / 'checkpoint.pt'}") from None
+    return _write_best(trainer, data, out)
+
+
+def _write_best(trainer: Trainer, data: dict, out: Path) -> dict:
     trainer.use_best_weights()
     payload = trainer.checkpoint(data)
     payload["metrics"] = dict(trainer.history[trainer.best["epoch"] - 1])

@@ -67,11 +67,11 @@ class Trainer:
     # -- the loop --------------------------------------------------------------------------
     def epochs(self) -> Iterator[dict]:
         """Run the remaining epochs, yielding each one's metrics. With a time budget, an epoch
-        starts only if the last one's duration says it will end inside the budget."""
-        stale, last = 0, 0.0
+        starts only if the last one's duration says it will end inside the budget. Each epoch's
+        `run_ends` says whether it is the last and why ("epochs", "time budget", "early
+        stopping"; "" when another follows), so a caller can tell its run's own end from a stop."""
+        stale = 0
         while self.epoch < self.cfg.epochs:
-            if self.epoch and self.cfg.time_budget_s and self.elapsed + last > self.cfg.time_budget_s:
-                break
             t0 = time.perf_counter()
             metrics = self._train_epoch()
             metrics.update(self._validate())
@@ -81,7 +81,6 @@ class Trainer:
             metrics.update(epoch=self.epoch, elapsed_s=self.elapsed)
             if self.cfg.schedule == "plateau":
                 self.scheduler.step(metrics[self.cfg.monitor])
-            self.history.append(metrics)
             value = metrics[self.cfg.monitor]
             if value > self.best["value"]:
                 self.best = {"value": value, "epoch": self.epoch, "state": copy.deepcopy(self.model.state_dict()),
@@ -89,8 +88,13 @@ class Trainer:
                 stale = 0
             else:
                 stale += 1
+            metrics["run_ends"] = ("epochs" if self.epoch >= self.cfg.epochs else
+                                   "time budget" if self.cfg.time_budget_s and self.elapsed + last > self.cfg.time_budget_s
+                                   else "early stopping" if self.cfg.early_stopping and stale >= self.cfg.early_stopping
+                                   else "")
+            self.history.append(metrics)
             yield metrics
-            if self.cfg.early_stopping and stale >= self.cfg.early_stopping:
+            if metrics["run_ends"]:
                 break
 
     def progress(self, step: int) -> float:

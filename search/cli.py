@@ -4,54 +4,62 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import sys
 import time
 from pathlib import Path
 
+from fer.command import EXIT_FAILED, Parser, non_negative_float, positive_float, positive_int, run_command
 from fer.errors import FerError
+
+EPILOG = ("Exit status: 0 done; 1 some trials failed after their retries (one line each on stderr); "
+          "2 bad input (one line on stderr, nothing written); 130 interrupted (the line says how to --resume).")
 
 QUICKSTART = Path(__file__).resolve().parents[1] / "configs" / "quickstart.yaml"
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = _parser().parse_args(argv)
-    try:
-        return args.func(args) or 0
-    except FerError as e:
-        print(f"search: error: {e}", file=sys.stderr)
-        return 2
+    args.argv = argv
+    return run_command("search", args.func, args)
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m search", description=__doc__)
+    p = Parser(prog="python -m search", description=__doc__, epilog=EPILOG)
     sub = p.add_subparsers(dest="command", required=True)
-    r = sub.add_parser("run", help="run the sweeps of one or more space files (default: configs/quickstart.yaml)")
+    r = sub.add_parser("run", help="run the sweeps of one or more space files (default: configs/quickstart.yaml)",
+                       description="Run the sweeps of space files. Options left out take the space file's "
+                                   "settings: value, else the default of search.space.Settings.", epilog=EPILOG)
     r.add_argument("configs", nargs="*", help="space YAML files")
     r.add_argument("--data", help="data for every sweep (default: each file's data:, else synthetic faces)")
-    r.add_argument("--num-samples", type=int, help="trials per sweep")
-    r.add_argument("--max-epochs", type=int, help="epochs per trial (ASHA's max_t)")
-    r.add_argument("--grace-period", type=int, help="epochs before ASHA may stop a trial")
-    r.add_argument("--time-budget-s", type=float, help="wall-clock budget per sweep")
-    r.add_argument("--explore-share", type=float, help="share of --time-budget-s in which new trials may start")
-    r.add_argument("--metric", choices=["val_acc", "val_macro_f1"])
+    r.add_argument("--num-samples", type=positive_int, help="trials per sweep")
+    r.add_argument("--max-epochs", type=positive_int, help="epochs per trial (ASHA's max_t)")
+    r.add_argument("--grace-period", type=positive_int, help="epochs before ASHA may stop a trial")
+    r.add_argument("--time-budget-s", type=positive_float, help="wall-clock seconds per sweep")
+    r.add_argument("--explore-share", type=positive_float, help="share of --time-budget-s in which new trials may start")
+    r.add_argument("--metric", choices=["val_acc", "val_macro_f1"],
+                   help="what trials are ranked and checkpoints kept by (val_macro_f1: class balance)")
     r.add_argument("--searcher", choices=["tpe", "random"], help="Optuna's sampler (random: plain random search)")
     r.add_argument("--scheduler", choices=["asha", "fifo"], help="fifo runs every trial to the end")
     r.add_argument("--no-warm-start", action="store_true", help="ignore the space's warm_start points")
-    r.add_argument("--cpus-per-trial", type=float)
-    r.add_argument("--gpus-per-trial", type=float, help="fractions pack trials: 0.25 runs four per GPU")
-    r.add_argument("--max-concurrent", type=int)
+    r.add_argument("--cpus-per-trial", type=positive_float, help="CPUs each trial needs (torch threads follow)")
+    r.add_argument("--gpus-per-trial", type=non_negative_float, help="fractions pack trials: 0.25 runs four per GPU")
+    r.add_argument("--max-concurrent", type=positive_int,
+                   help="cap on trials at a time (default: as many as the cluster holds)")
     r.add_argument("--address", help="join a Ray cluster: auto, or ray://HOST:10001")
     r.add_argument("--storage-path", default="results", help="folder or URI (s3://...) for experiments")
     r.add_argument("--name", help="experiment name (default: the first config's name)")
     r.add_argument("--resume", action="store_true", help="continue an interrupted experiment of the same name")
-    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--seed", type=int, default=0, help="seed of the searcher's sampler (trials keep their own)")
     r.add_argument("--no-report", action="store_true", help="skip the analysis report at the end")
+    r.add_argument("--verbose", action="store_true", help="show Ray's and Optuna's own logs and worker output")
     r.set_defaults(func=cmd_run)
-    b = sub.add_parser("best", help="best trial of each family under DIR")
+    b = sub.add_parser("best", help="best trial of each family under DIR", epilog=EPILOG)
     b.add_argument("dir")
     b.add_argument("--json", action="store_true")
     b.set_defaults(func=cmd_best)
-    t = sub.add_parser("table", help="every trial under DIR, one row each")
+    t = sub.add_parser("table", help="every trial under DIR, one row each", epilog=EPILOG)
     t.add_argument("dir")
     t.add_argument("--csv", help="also write the table to this CSV file")
     t.set_defaults(func=cmd_table)
@@ -68,64 +76,129 @@ def _settings_overrides(args) -> dict:
 
 
 def cmd_run(args) -> int:
+    """Check everything, then run each sweep; Ctrl-C or SIGTERM stops them all (exit 130)."""
     from search.space import load_sweeps
+    from search.sweep import experiment_path
 
     configs = args.configs or [str(QUICKSTART)]
     spaces = [s for c in configs for s in load_sweeps(c, _settings_overrides(args))]
     name = args.name or Path(configs[0]).stem
     storage = args.storage_path if "://" in args.storage_path else str(Path(args.storage_path).resolve())
+    if not args.resume:
+        for space in spaces:
+            if _holds_experiment(experiment_path(storage, name, space)):
+                raise FerError(f"{experiment_path(storage, name, space)}: an experiment named {name!r} is already "
+                               "there: continue it with --resume, or start another with --name")
+    resume = "python -m search " + shlex.join([a for a in args.argv if a != "--resume"] + ["--resume"])
+    try:
+        return _run_sweeps(args, spaces, name, storage)
+    except KeyboardInterrupt:
+        raise KeyboardInterrupt(f"the sweeps' state is saved; continue with: {resume}") from None
+
+
+def _run_sweeps(args, spaces, name: str, storage: str) -> int:
     t0 = time.perf_counter()
-    _init_ray(args.address)
+    _start_ray(args.address, args.verbose)
     from fer.data import load_data
-    from search.sweep import run_sweep
+    from search.interrupt import received
+    from search.sweep import run_sweep, settle_concurrency
     from search.trainable import train_fer
 
-    datasets = {}
+    why = {space.name: settle_concurrency(space) for space in spaces}  # every sweep fits before any starts
+    datasets, failed = {}, []
     for space in spaces:
         source = args.data or space.data
         if source not in datasets:  # parsed once per source; trials read it from the object store
             datasets[source] = load_data(source)
-        print(f"sweep {name}/{space.name}: {space.settings.num_samples} trials of {space.family} on "
-              f"{source or 'synthetic faces'}, {space.settings.max_epochs} epochs max", flush=True)
+        s = space.settings
+        print(f"sweep {name}/{space.name}: {s.num_samples} trials of {space.family} on {source or 'synthetic faces'}, "
+              f"{s.max_epochs} epochs max, {s.max_concurrent} at a time ({why[space.name]})", flush=True)
         grid = run_sweep(space, train_fer, storage, name, args.seed, args.resume, faces=datasets[source])
-        _print_summary(grid, space)
+        if received():
+            raise KeyboardInterrupt
+        failed += _print_summary(grid, space)
     root = f"{storage}/{name}"
     print(f"done in {time.perf_counter() - t0:.0f}s; results in {root}")
+    for line in failed:
+        print(f"search: {line}", file=sys.stderr)
     if not args.no_report and "://" not in root:
         _report(root)
-    return 0
+    return EXIT_FAILED if failed else 0
 
 
-def _init_ray(address: str | None) -> None:
+def _holds_experiment(path: str) -> bool:
+    if "://" in path:
+        import pyarrow.fs
+
+        fs, root = pyarrow.fs.FileSystem.from_uri(path)
+        return fs.get_file_info(root).type != pyarrow.fs.FileType.NotFound
+    return Path(path).is_dir() and any(Path(path).iterdir())
+
+
+def _start_ray(address: str | None, verbose: bool) -> None:
+    """The one place that sets how much Ray, Tune and Optuna say: unless --verbose, only errors
+    from the driver, nothing from the workers (trials report through search.progress, failures
+    in one line each; the full text stays in each trial's folder)."""
+    import logging
+    import warnings
+
+    import optuna
     import ray
 
-    # One progress line per epoch comes from search.progress; these only repeat it.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    optuna.logging.set_verbosity(optuna.logging.INFO if verbose else optuna.logging.ERROR)
+    if not verbose:
+        warnings.filterwarnings("ignore", module=r"(ray|optuna)(\.|$)")
     try:
-        ray.init(address=address, include_dashboard=False, logging_level="WARNING", log_to_driver=True,
-                 ignore_reinit_error=True, configure_logging=True)
+        ray.init(address=address, include_dashboard=False, logging_level="INFO" if verbose else "ERROR",
+                 log_to_driver=verbose, ignore_reinit_error=True, configure_logging=True)
     except (ConnectionError, RuntimeError, ValueError) as e:
         raise FerError(f"--address {address}: cannot join the Ray cluster ({str(e).splitlines()[0]})") from None
+    if not verbose:
+        logging.getLogger("ray.tune").setLevel(logging.CRITICAL)  # trial failures: one line each, from the CLI
 
 
-def _print_summary(grid, space) -> None:
+def _print_summary(grid, space) -> list[str]:
+    """The sweep's table; returns one line per failed trial naming its error."""
     import pandas as pd
 
-    metric = space.settings.metric
-    rows = []
+    s, metric = space.settings, space.settings.metric
+    rows, failed = [], []
     for r in grid:
         h = r.metrics_dataframe
-        rows.append({"trial": r.metrics.get("trial_id", r.path.rsplit("/", 1)[-1][:20]) if r.metrics else "?",
-                     "status": "ERROR" if r.error else "OK",
-                     "epochs": int(h["training_iteration"].max()) if h is not None and len(h) else 0,
+        trial_id = Path(r.path).name.removeprefix("trial_")
+        epochs = int(h["training_iteration"].max()) if h is not None and len(h) else 0
+        status = "failed" if r.error else _ended(r, epochs, s)
+        if r.error:
+            failed.append(f"trial {space.name}/{trial_id} failed after its retries: {_last_line(r.error)} "
+                          f"(full text: {Path(r.path) / 'error.txt'})")
+        rows.append({"trial": trial_id, "status": status, "epochs": epochs,
                      metric: h[metric].max() if h is not None and metric in h else float("nan"),
-                     "params": r.metrics.get("num_params") if r.metrics else None,
+                     "params": (r.metrics or {}).get("num_params"),
                      "lr": r.config.get("train", {}).get("lr"),
                      "optimizer": r.config.get("train", {}).get("optimizer")})
+    if not rows:
+        print(f"\n{space.name}: no trials ran", flush=True)
+        return failed
     table = pd.DataFrame(rows).astype({"params": "Int64"}).sort_values(metric, ascending=False)
     print(f"\n{space.name}: {len(rows)} trials, best {metric} {table[metric].max():.4f}")
     print(table.to_string(index=False, float_format=lambda v: f"{v:.4g}"), flush=True)
+    return failed
+
+
+def _ended(r, epochs: int, s) -> str:
+    """A short status: finished, or what stopped the trial (ASHA with its rung)."""
+    from search.progress import asha_rung, outcome
+
+    text = outcome(epochs, (r.metrics or {}).get("run_ends") or "", s, None, None)
+    rung = asha_rung(epochs, s.grace_period, s.reduction_factor) if text == "stopped by ASHA" else None
+    return text.replace("stopped by ", "").replace("ended by its ", "") + (f", rung {rung}" if rung else "")
+
+
+def _last_line(error: BaseException) -> str:
+    lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()]
+    return lines[-1] if lines else error.__class__.__name__
 
 
 def _report(root: str) -> None:

@@ -18,7 +18,7 @@ class ResultsError(FerError):
 
 def find_experiments(root: str | Path) -> list[Path]:
     """Experiment folders (each with sweep.json and Tune's state) under root, root included."""
-    root = Path(root)
+    root = Path(root).resolve()  # Tune reads absolute paths only (a relative one is an "empty URI scheme")
     if not root.exists():
         raise ResultsError(f"{root}: no such folder")
     found = sorted(p.parent for p in root.rglob(SWEEP_FILE) if list(p.parent.glob("experiment_state-*.json")))
@@ -31,6 +31,7 @@ def _trials(exp: Path) -> tuple[dict, list[dict]]:
     """(sweep info, one dict per trial: id, status, config, history DataFrame, checkpoints)."""
     from ray.tune import ExperimentAnalysis
 
+    exp = Path(exp).resolve()
     info = json.loads((exp / SWEEP_FILE).read_text())
     try:
         analysis = ExperimentAnalysis(str(exp), default_metric=info["metric"], default_mode="max")

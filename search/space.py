@@ -19,11 +19,11 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import Any, Literal
 
 from fer.config import TrainConfig, resolve_run
 from fer.errors import ConfigError
-from fer.models import count_params, create_model
+from fer.models import count_params, create_model, make_config
 from fer.models.registry import family_config, family_names
 
 DISTRIBUTIONS = ("choice", "uniform", "loguniform", "int", "logint")
@@ -32,14 +32,16 @@ SECTIONS = ("model", "train")
 
 @dataclass
 class Settings:
-    """Sweep settings; the fields are the YAML `settings:` keys (CLI flags override them)."""
+    """Sweep settings; the fields are the YAML `settings:` keys (CLI flags override them).
+    Types are checked by fer's `make_config`, as for run configs; ranges here."""
 
-    metric: str = "val_acc"
+    metric: Literal["val_acc", "val_macro_f1"] = "val_acc"
     num_samples: int = 8
     max_epochs: int = 10
     grace_period: int = 2
     reduction_factor: int = 3
-    max_concurrent: int = 2
+    # Trials at a time. None: as many as the cluster holds at the trial's resources (search.resources).
+    max_concurrent: int | None = None
     cpus_per_trial: float = 1.0
     gpus_per_trial: float = 0.0
     time_budget_s: float | None = None
@@ -47,8 +49,8 @@ class Settings:
     # Best epochs kept per trial (Tune also keeps the latest, for resuming). With 1, Tune snapshots the
     # experiment after every checkpoint, so a killed driver never resumes from a deleted checkpoint.
     keep_checkpoints: int = 1
-    searcher: str = "tpe"  # tpe, random
-    scheduler: str = "asha"  # asha, fifo
+    searcher: Literal["tpe", "random"] = "tpe"
+    scheduler: Literal["asha", "fifo"] = "asha"
     param_budget: dict | None = None  # {target: int, tolerance: 0.05, scale: model.widths}
     warm_start: list = field(default_factory=list)  # configs ({model: {...}, train: {...}}) tried first
     # With a time budget, new trials start only in this share of it; after that the trials still
@@ -58,6 +60,30 @@ class Settings:
     # ASHA only: a trial that passed a rung early is stopped once later arrivals push it out of the
     # rung's top 1/reduction_factor (search.rungs.RecheckedASHA), so a race of few trials is decided.
     recheck_rungs: bool = False
+
+    def __post_init__(self):
+        for key in ("num_samples", "max_epochs", "grace_period", "keep_checkpoints"):
+            _require(getattr(self, key) >= 1, key, "a positive integer", getattr(self, key))
+        _require(self.reduction_factor >= 2, "reduction_factor", "an integer >= 2", self.reduction_factor)
+        _require(self.max_failures >= 0, "max_failures", "an integer >= 0", self.max_failures)
+        _require(self.max_concurrent is None or self.max_concurrent >= 1, "max_concurrent", "a positive integer",
+                 self.max_concurrent)
+        _require(self.cpus_per_trial > 0, "cpus_per_trial", "a positive number", self.cpus_per_trial)
+        _require(self.gpus_per_trial >= 0, "gpus_per_trial", "a number >= 0", self.gpus_per_trial)
+        _require(self.time_budget_s is None or self.time_budget_s > 0, "time_budget_s",
+                 "a positive number of seconds (leave it out for no budget)", self.time_budget_s)
+        _require(0 < self.explore_share <= 1, "explore_share", "a number in (0, 1]", self.explore_share)
+        if self.scheduler == "asha" and self.grace_period > self.max_epochs:
+            raise ValueError(f"grace_period: {self.grace_period} exceeds max_epochs {self.max_epochs}, "
+                             "so ASHA could never stop a trial (lower it, e.g. --grace-period 1)")
+        if self.param_budget is not None and not (isinstance(self.param_budget, dict)
+                                                  and {"target", "scale"} <= set(self.param_budget)):
+            raise ValueError("param_budget: expected {target: N, scale: model.widths}")
+
+
+def _require(ok: bool, key: str, expected: str, value) -> None:
+    if not ok:
+        raise ValueError(f"{key}: expected {expected}, got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -100,7 +126,8 @@ class SearchSpace:
             # macro-F1 sweeps are for class balance: unless the space says otherwise, each validation
             # corrects for the class prior as far as 1 point of accuracy allows (fer.evaluate.balancing_tau)
             self.fixed.setdefault("train/balance_within", 0.01)
-        self._validate_point(self.first_point())
+        self._check_when()
+        self._check_values()
         self.warm_start_points()  # a bad warm-start point fails now, not mid-sweep
 
     # -- construction -------------------------------------------------------------------
@@ -116,12 +143,58 @@ class SearchSpace:
         else:
             self.fixed[f"{section}/{key}"] = value
 
-    def _validate_point(self, flat: dict) -> None:
+    def _check_when(self) -> None:
+        """Every `when:` names a key of the space, with values that key can take."""
+        for p in self.params:
+            for key, allowed in p.when:
+                path = f"{self.source}: {p.key.replace('/', '.')}.when.{key.split('/', 1)[1]}"
+                target = next((q for q in self.params if q.key == key), None)
+                if target is None and key not in self.fixed:
+                    known = ", ".join(q.key.split("/", 1)[1] for q in self.params if q.key.split("/")[0] == key.split("/")[0])
+                    raise ConfigError(f"{path}: not a parameter of this space (parameters: {known or 'none'})")
+                possible = [_encode(c) for c in target.args] if target and target.kind == "choice" else None
+                never = [v for v in allowed if possible is not None and _encode(v) not in possible]
+                if never:
+                    raise ConfigError(f"{path}: {never[0]!r} is never chosen (choices: "
+                                      f"{', '.join(map(str, target.args))})")
+
+    def _check_values(self) -> None:
+        """Every choice and both ends of every range pass the checks fer applies to a run
+        (types, allowed values), each tried in the space's first point (the others' first
+        values, its own `when` met), so a bad value is an error naming its key now rather
+        than a failed trial mid-sweep."""
+        self._check_first_point()
+        for p in self.params:
+            for label, value in _labelled_values(p):
+                self._validate_point(self._point_with(p, value), f"{p.key.replace('/', '.')}.{label} = {value!r}: ")
+
+    def _check_first_point(self) -> None:
+        """The first point fails only through a fixed value or some parameter's first value: name which."""
+        try:
+            self._validate_point(self.first_point(), "")
+        except ConfigError as error:
+            for p in self.params:
+                for label, value in _labelled_values(p)[1:]:
+                    try:
+                        self._validate_point(self._point_with(p, value), "")
+                    except ConfigError:
+                        continue
+                    first = _labelled_values(p)[0]
+                    raise ConfigError(f"{self.source}: {p.key.replace('/', '.')}.{first[0]} = {first[1]!r}: "
+                                      f"{str(error).removeprefix(f'{self.source}: ')}") from None
+            raise
+
+    def _point_with(self, p: Param, value) -> dict:
+        need = dict(p.when)  # its conditions' keys -> allowed values
+        point = self._values(lambda q: value if q is p else need[q.key][0] if q.key in need else q.args[0])
+        return {**point, p.key: value}
+
+    def _validate_point(self, flat: dict, where: str) -> None:
         try:
             resolve_run(unflatten(flat), source=self.source)
         except ConfigError as e:
-            msg = str(e)
-            raise ConfigError(msg if msg.startswith(self.source) else f"{self.source}: {msg}") from None
+            msg = str(e).removeprefix(f"{self.source}: ")
+            raise ConfigError(f"{self.source}: {where}{msg}") from None
 
     # -- sampling -------------------------------------------------------------------------
     def define_by_run(self, trial) -> dict:
@@ -194,6 +267,13 @@ class SearchSpace:
         return values
 
 
+def _labelled_values(p: Param) -> list[tuple[str, Any]]:
+    """[(label, value)]: every choice, or both ends of a range."""
+    if p.kind == "choice":
+        return [(f"choice[{i}]", v) for i, v in enumerate(p.args)]
+    return [(f"{p.kind}[0]", p.args[0]), (f"{p.kind}[1]", p.args[1])]
+
+
 def _trainable(values: dict, key: str, scaled: list) -> int:
     cfg = unflatten({**values, key: scaled})["model"]
     model = create_model(cfg["name"], **{k: v for k, v in cfg.items() if k != "name"})
@@ -253,29 +333,7 @@ def _section_fields(section: str, family: str) -> set[str]:
 
 
 def _settings(values: dict, source: str) -> Settings:
-    known = {f.name: f for f in fields(Settings)}
-    for key, value in values.items():
-        if key not in known:
-            raise ConfigError(f"{source}: settings.{key}: unknown key (known: {', '.join(known)})")
-    s = Settings(**values)
-    if s.metric not in ("val_acc", "val_macro_f1"):
-        raise ConfigError(f"{source}: settings.metric: expected val_acc or val_macro_f1, got {s.metric!r}")
-    for key in ("num_samples", "max_epochs", "grace_period", "max_concurrent"):
-        if not isinstance(getattr(s, key), int) or getattr(s, key) < 1:
-            raise ConfigError(f"{source}: settings.{key}: expected a positive integer, got {getattr(s, key)!r}")
-    if s.scheduler == "asha" and s.grace_period > s.max_epochs:
-        raise ConfigError(f"{source}: settings.grace_period: {s.grace_period} exceeds max_epochs {s.max_epochs}, "
-                          "so ASHA could never stop a trial (lower it, e.g. --grace-period 1)")
-    if s.searcher not in ("tpe", "random") or s.scheduler not in ("asha", "fifo"):
-        raise ConfigError(f"{source}: settings.searcher/scheduler: expected tpe|random and asha|fifo")
-    if not isinstance(s.explore_share, (int, float)) or not 0 < s.explore_share <= 1:
-        raise ConfigError(f"{source}: settings.explore_share: expected a number in (0, 1], got {s.explore_share!r}")
-    for key in ("grow_trials", "recheck_rungs"):
-        if not isinstance(getattr(s, key), bool):
-            raise ConfigError(f"{source}: settings.{key}: expected true or false, got {getattr(s, key)!r}")
-    if s.param_budget is not None and not ({"target", "scale"} <= set(s.param_budget)):
-        raise ConfigError(f"{source}: settings.param_budget: expected {{target: N, scale: model.widths}}")
-    return s
+    return make_config(Settings, values, f"{source}: settings")
 
 
 def _check_keys(doc: dict, allowed: set, source: str) -> None:

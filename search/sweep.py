@@ -8,6 +8,7 @@ a trial's score at that epoch ranks it the way its final score would.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import statistics
@@ -24,12 +25,13 @@ from ray.tune.schedulers.resource_changing_scheduler import DistributeResources
 from ray.tune.search import ConcurrencyLimiter, Searcher
 from ray.tune.search.optuna import OptunaSearch
 
+from search.interrupt import SignalWatch
 from search.progress import EpochPrinter
+from search.resources import concurrency
 from search.rungs import RecheckedASHA
 from search.space import SearchSpace
 
 SWEEP_FILE = "sweep.json"
-optuna.logging.set_verbosity(optuna.logging.WARNING)
 warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
 # ResourceChangingScheduler reads the controller's reuse_actors flag to refuse reuse (we pass False);
 # Tune warns about that private access on every scheduling step.
@@ -166,8 +168,9 @@ def make_tuner(space: SearchSpace, train_fn, params: dict, storage: str, name: s
     """A new Tuner, or the interrupted experiment's when resuming (searcher state included).
     With a time budget, trials get its deadline (`deadline=` epoch seconds) to fit inside it."""
     s = space.settings
-    if s.time_budget_s:
-        params = {**params, "deadline": time.time() + s.time_budget_s}
+    deadline = time.time() + s.time_budget_s if s.time_budget_s else None
+    if deadline:
+        params = {**params, "deadline": deadline}
     trainable = tune.with_parameters(train_fn, **params)
     trainable = tune.with_resources(trainable, {"cpu": s.cpus_per_trial, "gpu": s.gpus_per_trial})
     path = experiment_path(storage, name, space)
@@ -179,7 +182,7 @@ def make_tuner(space: SearchSpace, train_fn, params: dict, storage: str, name: s
         checkpoint_config=tune.CheckpointConfig(num_to_keep=s.keep_checkpoints, checkpoint_score_attribute=s.metric,
                                                 checkpoint_score_order="max"),
         failure_config=tune.FailureConfig(max_failures=s.max_failures),
-        callbacks=[EpochPrinter(space.name, s.metric)],
+        callbacks=[EpochPrinter(space.name, s.metric, s, deadline), SignalWatch()],
         verbose=0,
     )
     tune_config = tune.TuneConfig(metric=s.metric, mode="max", search_alg=make_searcher(space, seed),
@@ -209,9 +212,19 @@ def write_sweep_info(space: SearchSpace, storage: str, name: str, seed: int) -> 
     (Path(path) / SWEEP_FILE).write_text(json.dumps(info, indent=2, default=str))
 
 
+def settle_concurrency(space: SearchSpace) -> str:
+    """Fill in settings.max_concurrent (None: what the cluster holds); returns why that figure."""
+    s = space.settings
+    n, why = concurrency(s.cpus_per_trial, s.gpus_per_trial, s.max_concurrent)
+    space.settings = dataclasses.replace(s, max_concurrent=n)
+    return why
+
+
 def run_sweep(space: SearchSpace, train_fn, storage: str, name: str, seed: int = 0, resume: bool = False,
               **params) -> tune.ResultGrid:
     """Run (or resume) one space's experiment: `train_fn(config, **params)` is each trial."""
+    if space.settings.max_concurrent is None:
+        settle_concurrency(space)
     path = experiment_path(storage, name, space)
     restoring = resume and tune.Tuner.can_restore(path)
     if resume and not restoring:

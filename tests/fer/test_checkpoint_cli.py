@@ -59,8 +59,12 @@ def test_predict_prints_label_and_probabilities(trained, tmp_path, capsys):
 
 
 @pytest.mark.parametrize("make, message", [
-    (lambda p: p.write_bytes(b""), "not a readable checkpoint"),
+    (lambda p: p.write_bytes(b""), "not a fer checkpoint (an empty file)"),
     (lambda p: torch.save({"weights": 1}, p), "not a fer checkpoint"),
+    (lambda p: p.write_text("model: {name: seed_cnn}\n"), "not a fer checkpoint (not a PyTorch file)"),
+    (lambda p: Image.new("L", (48, 48)).save(p, format="PNG"), "not a fer checkpoint (not a PyTorch file)"),
+    (lambda p: (p.mkdir(), (p / "config.yaml").write_text("x: 1\n")), "a folder without checkpoint.pt (it holds: "
+                                                                       "config.yaml)"),
 ])
 def test_bad_checkpoints_exit_2_with_one_line(tmp_path, capsys, make, message):
     path = tmp_path / "c.pt"

@@ -1,0 +1,44 @@
+"""Ctrl-C and SIGTERM stop a whole `search run`, the way Tune stops one experiment.
+
+On SIGINT, `Tuner.fit` ends gracefully: it saves the experiment state one last time and
+leaves the running trials to be resumed. But it then returns as if the sweep had finished,
+so a caller cannot tell the two apart, and SIGTERM is not handled at all. `SignalWatch`
+records the signal and hands both signals to Tune's graceful stop; the command then stops
+every sweep and exits 130.
+
+Tune installs its handler inside `fit` before it sets up callbacks (ray/tune/tune.py,
+`_setup_signal_catching`); `setup` below relies on that order. No public API exposes it:
+tests/search/test_user_path.py interrupts a real sweep and fails if it changes.
+"""
+from __future__ import annotations
+
+import signal
+
+from ray.tune import Callback
+
+
+_received: list[int] = []  # module state: a restored experiment brings its own unpickled callback
+
+
+def received() -> int | None:
+    """The signal that stopped a sweep of this process, if any."""
+    return _received[-1] if _received else None
+
+
+class SignalWatch(Callback):
+    """Records a SIGINT or SIGTERM received during a sweep and passes it to Tune's stop."""
+
+    def setup(self, **info):
+        graceful = signal.getsignal(signal.SIGINT)  # Tune's handler for this fit
+
+        def on_signal(signum, frame):
+            _received.append(signum)
+            for s in (signal.SIGINT, signal.SIGTERM):  # a second signal aborts at once
+                signal.signal(s, signal.default_int_handler)
+            if callable(graceful) and graceful is not signal.default_int_handler:
+                graceful(signum, frame)
+            else:
+                raise KeyboardInterrupt
+
+        signal.signal(signal.SIGINT, on_signal)
+        signal.signal(signal.SIGTERM, on_signal)

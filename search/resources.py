@@ -1,0 +1,47 @@
+"""How many trials the Ray cluster runs at once, and whether a trial fits at all.
+
+Asked of the nodes alive now (`ray.nodes()`): a trial is one process on one node, so it
+needs one node with its CPUs and GPUs, and the cluster holds the sum over nodes of what
+each node holds. An autoscaling cluster may grow later; the figure is for the nodes there.
+"""
+from __future__ import annotations
+
+import math
+
+import ray
+
+from fer.errors import ConfigError
+
+
+def node_resources() -> list[dict]:
+    return [n["Resources"] for n in ray.nodes() if n["Alive"]]
+
+
+def trials_at_once(cpus: float, gpus: float, nodes: list[dict] | None = None) -> int:
+    """Trials of `cpus` CPUs and `gpus` GPUs the nodes run at the same time."""
+    nodes = node_resources() if nodes is None else nodes
+
+    def fits(have: float, need: float) -> float:
+        return math.floor(have / need + 1e-9) if need else math.inf
+
+    return sum(int(min(fits(n.get("CPU", 0), cpus), fits(n.get("GPU", 0), gpus))) for n in nodes)
+
+
+def describe(nodes: list[dict]) -> str:
+    cpus, gpus = sum(n.get("CPU", 0) for n in nodes), sum(n.get("GPU", 0) for n in nodes)
+    return f"{len(nodes)} node{'s' * (len(nodes) != 1)}, {cpus:g} CPUs" + (f", {gpus:g} GPUs" if gpus else "")
+
+
+def concurrency(cpus: float, gpus: float, cap: int | None) -> tuple[int, str]:
+    """(trials at a time, why): what the cluster holds, capped by the space or --max-concurrent.
+    A trial no node can hold is a ConfigError: Tune would wait for it for ever."""
+    nodes = node_resources()
+    room = trials_at_once(cpus, gpus, nodes)
+    need = f"{cpus:g} CPU{'s' * (cpus != 1)}" + (f" + {gpus:g} GPU{'s' * (gpus != 1)}" if gpus else "")
+    if room == 0:
+        raise ConfigError(f"no node of the Ray cluster ({describe(nodes)}) can hold a trial of {need}: "
+                          "lower --cpus-per-trial or --gpus-per-trial")
+    why = f"the cluster ({describe(nodes)}) holds {room} trial{'s' * (room != 1)} of {need}"
+    if cap is not None and cap < room:
+        return cap, f"{why}; max_concurrent caps it at {cap}"
+    return room, why
