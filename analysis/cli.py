@@ -2,36 +2,42 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
-from fer.errors import FerError
+from fer.command import Parser, run_command
+
+EPILOG = ("Exit status: 0 done; 2 bad source or option (one line on stderr; checked before any work, "
+          "nothing written); 130 interrupted.")
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m analysis", description=__doc__)
+    p = Parser(prog="python -m analysis", description=__doc__, epilog=EPILOG)
     sub = p.add_subparsers(dest="command", required=True)
-    r = sub.add_parser("report", help="analyse one checkpoint or the best CNN and DNN of an experiment folder")
+    r = sub.add_parser("report", help="analyse one checkpoint or the best CNN and DNN of an experiment folder",
+                       epilog=EPILOG)
     r.add_argument("source", help="a checkpoint (file or run folder) or a search experiment folder")
     r.add_argument("--data", help="images to judge on (default: the model's own validation data)")
     r.add_argument("--split", help="Training/PublicTest/PrivateTest or train/validation/test")
     r.add_argument("--out", default="report", help="output folder (default ./report)")
-    r.add_argument("--images", help="comma-separated image indices for the saliency figure, e.g. 356,12")
+    r.add_argument("--images", type=_indices, help="comma-separated image indices for the saliency figure, e.g. 356,12")
     r.add_argument("--layer", help="layer whose outputs activations.png shows (default: the first activation)")
     r.add_argument("--filters-layer", help="conv layer whose filters are visualised by activation maximisation "
                                            "(default: a middle conv layer)")
+    r.set_defaults(func=cmd_report)
     args = p.parse_args(argv)
+    return run_command("analysis", args.func, args)
+
+
+def _indices(text: str) -> list[int]:
     try:
-        images = [int(v) for v in args.images.split(",")] if args.images else None
+        return [int(v) for v in text.split(",")]
     except ValueError:
-        print(f"analysis: error: --images: expected comma-separated integers, got {args.images!r}", file=sys.stderr)
-        return 2
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+
+
+def cmd_report(args) -> int:
     from analysis.report import make_report
 
-    try:
-        metrics = make_report(args.source, args.data, args.split, args.out, images, args.layer, args.filters_layer)
-    except FerError as e:
-        print(f"analysis: error: {e}", file=sys.stderr)
-        return 2
+    metrics = make_report(args.source, args.data, args.split, args.out, args.images, args.layer, args.filters_layer)
     for name, m in metrics["models"].items():
         print(f"{name}: accuracy {m['accuracy']:.4f} macro-F1 {m['macro_f1']:.4f} on {m['n']} images")
     print(f"wrote {args.out}/report.html ({metrics['seconds']:.1f}s)")

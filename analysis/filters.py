@@ -31,6 +31,30 @@ def layer_output(model: torch.nn.Module, layer: str, x: torch.Tensor) -> torch.T
 
 
 @torch.no_grad()
+def output_dims(model: torch.nn.Module, size: int = 48) -> dict[str, int]:
+    """{layer name: number of dimensions of its output} for one (1, 1, size, size) input;
+    4 is conv feature maps, 2 a vector per image. Layers whose output is not a tensor are left out."""
+    dims, hooks = {}, []
+
+    def record(name):
+        def hook(module, inputs, output) -> None:  # returns None: the output passes unchanged
+            if torch.is_tensor(output):
+                dims.setdefault(name, output.dim())
+        return hook
+
+    for name, module in model.named_modules():
+        if name:
+            hooks.append(module.register_forward_hook(record(name)))
+    try:
+        model.eval()
+        model(torch.zeros(1, 1, size, size))
+    finally:
+        for h in hooks:
+            h.remove()
+    return dims
+
+
+@torch.no_grad()
 def activations(model: torch.nn.Module, layer: str, x: torch.Tensor) -> np.ndarray:
     """(C, H, W) maps of a conv layer (or (1, 1, F) for a dense one) for one image x (1, 1, H, W)."""
     y = layer_output(model, layer, x)[0]

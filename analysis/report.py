@@ -3,6 +3,7 @@ folder of figures, metrics.json and one self-contained report.html."""
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,10 +32,26 @@ class Options:
 def make_report(source: str, data: str | None = None, split: str | None = None, out: str | Path = "report",
                 images: list[int] | None = None, layer: str | None = None, filters_layer: str | None = None,
                 n_filters: int = 16) -> dict:
+    """Check the source and every option first, then write the report into `out`. A FerError
+    leaves nothing behind: `out` is created only after the checks, and removed if it was new
+    and the report fails part-way."""
     t0 = time.perf_counter()
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     src = resolve_source(source, data, split)
+    opt = Options(images, layer, filters_layer, n_filters)
+    primary = next((m for m in src.models if m.family == "cnn"), src.models[0])
+    _check_options(primary, opt)
+    out = Path(out)
+    new = not out.exists()
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        return _write_report(src, primary, opt, out, source, t0)
+    except BaseException:
+        if new:
+            shutil.rmtree(out, ignore_errors=True)
+        raise
+
+
+def _write_report(src, primary: ModelSource, opt: Options, out: Path, source: str, t0: float) -> dict:
     models = src.models
     metrics: dict = {"source": str(source), "models": {}}
     cms = {}
@@ -51,8 +68,7 @@ def make_report(source: str, data: str | None = None, split: str | None = None, 
     sections.append(_confusion_section(cms, out))
     if any("class_prior" in m.prep for m in models):
         sections.append(_prior_section(models, metrics))
-    primary = next((m for m in models if m.family == "cnn"), models[0])
-    sections += _explanation_sections(primary, out, Options(images, layer, filters_layer, n_filters), metrics)
+    sections += _explanation_sections(primary, out, opt, metrics)
     sections.append(_curves_section(models, src, out))
     if src.table is not None:
         sections.append(_sweep_section(src, out, metrics))
@@ -60,6 +76,26 @@ def make_report(source: str, data: str | None = None, split: str | None = None, 
     (out / "metrics.json").write_text(json.dumps(_jsonable(metrics), indent=2))
     (out / "report.html").write_text(html.page(f"FER analysis: {Path(str(source)).name}", sections))
     return metrics
+
+
+def _check_options(m: ModelSource, opt: Options) -> None:
+    """--images within the judged images; --layer a layer with a showable output (conv maps or a
+    vector); --filters-layer one with conv maps, which activation maximisation needs."""
+    n = len(m.faces)
+    bad = [i for i in opt.images or [] if not 0 <= i < n]
+    if bad:
+        raise FerError(f"--images: index {bad[0]} is outside 0..{n - 1} of {m.source_label}")
+    dims = filters.output_dims(m.model, m.prep["crop_size"])
+    for flag, name, allowed in (("--layer", opt.layer, (2, 4)), ("--filters-layer", opt.filters_layer, (4,))):
+        if name is None:
+            continue
+        if name not in dims:
+            shown = [k for k, d in dims.items() if d in allowed]
+            raise FerError(f"{flag} {name}: no such layer in {m.name} (layers: {', '.join(shown[:12])}"
+                           f"{', ...' if len(shown) > 12 else ''})")
+        if dims[name] not in allowed:
+            kind = "conv feature maps" if allowed == (4,) else "conv feature maps or a vector"
+            raise FerError(f"{flag} {name}: its output is not {kind} (e.g. {m.model.first_activation})")
 
 
 def _model_metrics(m: ModelSource, cm: dict) -> dict:
@@ -158,7 +194,6 @@ def _explanation_sections(m: ModelSource, out: Path, opt: Options, metrics) -> l
 def _filter_sections(m: ModelSource, out: Path, x1, opt: Options, image_index, metrics):
     kernels = filters.first_layer_kernels(m.model)
     pattern_layer = opt.filters_layer or filters.default_pattern_layer(m.model)
-    _check_layer(m, pattern_layer, "--filters-layer")
     patterns = filters.maximise_activation(m.model, pattern_layer, opt.n_filters) if pattern_layer else None
     sections = []
     if patterns is not None:
@@ -171,7 +206,6 @@ def _filter_sections(m: ModelSource, out: Path, x1, opt: Options, image_index, m
             f"{pattern_layer} (gradient ascent with jitter and a smoothness prior); repeated, oriented strokes "
             "mean the filter detects edges or textures at that scale.")))
     layer = opt.layer or m.model.first_activation
-    _check_layer(m, layer, "--layer")
     acts = filters.activations(m.model, layer, x1)
     path = plots.image_panels(acts, f"{layer} for image {image_index}", out / "activations.png", cmap="viridis")
     dead = int((acts.reshape(len(acts), -1).max(1) <= 0).sum())
@@ -181,11 +215,6 @@ def _filter_sections(m: ModelSource, out: Path, x1, opt: Options, image_index, m
         f"The output of {layer} for image {image_index}, one panel per channel; {dead} of {len(acts)} channels "
         "are silent (all zero) for this face.")))
     return sections
-
-
-def _check_layer(m: ModelSource, layer: str | None, flag: str) -> None:
-    if layer is not None and layer not in dict(m.model.named_modules()):
-        raise FerError(f"{flag} {layer}: no such layer in {m.name} (e.g. {m.model.first_activation})")
 
 
 def _curves_section(models, src, out: Path):

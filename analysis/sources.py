@@ -96,10 +96,7 @@ def _faces(payload: dict, data: str | None, split: str | None, cache: dict) -> t
 def chosen_images(m: ModelSource, indices: list[int] | None) -> tuple[np.ndarray, list[str]]:
     """The given indices, or a correctly and a wrongly classified image per class."""
     labels, preds = m.faces.labels, m.preds
-    if indices:
-        bad = [i for i in indices if not 0 <= i < len(labels)]
-        if bad:
-            raise FerError(f"--images: index {bad[0]} is outside 0..{len(labels) - 1} of {m.source_label}")
+    if indices:  # checked against the images before the report starts (report._check_options)
         idx = np.array(indices)
     else:
         picks = []

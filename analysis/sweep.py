@@ -48,7 +48,9 @@ def param_importance(table: pd.DataFrame, info: dict) -> dict[str, float]:
     if len(study.trials) < 3:
         return {}
     try:
-        return dict(optuna.importance.get_param_importances(study))
+        with warnings.catch_warnings():  # "few trials in a regime": the report says how many trials these rest on
+            warnings.simplefilter("ignore", UserWarning)
+            return dict(optuna.importance.get_param_importances(study))
     except (RuntimeError, ValueError):  # e.g. every parameter constant across trials
         return {}
 

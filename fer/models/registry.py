@@ -78,8 +78,8 @@ def make_config(cls: type, values: dict, prefix: str):
     kwargs = {k: coerce(v, hints[k], f"{prefix}.{k}") for k, v in values.items()}
     try:
         return cls(**kwargs)
-    except (TypeError, ValueError) as e:
-        raise ConfigError(f"{prefix}: {e}") from None
+    except (TypeError, ValueError) as e:  # __post_init__'s checks; "key: ..." names a field
+        raise ConfigError(f"{prefix}.{e}" if str(e).partition(":")[0] in fields else f"{prefix}: {e}") from None
 
 
 def coerce(value, hint, key: str):

@@ -54,6 +54,7 @@ def test_html_is_self_contained(report):
     assert "http://" not in page and "https://" not in page and "<script" not in page
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(shutil.which("chromium") is None, reason="Debian's chromium is not installed (.ci/run installs it)")
 def test_report_renders_in_headless_chromium(report, tmp_path):
     page = (report[0] / "report.html").read_text()
@@ -71,15 +72,30 @@ def test_report_renders_in_headless_chromium(report, tmp_path):
     assert int(found.group(1)) == len(FIGURES) and found.group(1) == found.group(2)
 
 
-def test_cli_errors(checkpoint, tmp_path, capsys):
-    assert main(["report", str(tmp_path / "nope"), "--out", str(tmp_path)]) == 2
-    assert "no such checkpoint or experiment folder" in capsys.readouterr().err
-    assert main(["report", str(checkpoint), "--images", "99999", "--out", str(tmp_path)]) == 2
-    assert "--images: index 99999 is outside" in capsys.readouterr().err
-    assert main(["report", str(checkpoint), "--layer", "nope", "--out", str(tmp_path)]) == 2
-    assert "--layer nope: no such layer" in capsys.readouterr().err
-    assert main(["report", str(checkpoint), "--filters-layer", "nope", "--out", str(tmp_path)]) == 2
-    assert "--filters-layer nope: no such layer" in capsys.readouterr().err
+@pytest.mark.parametrize("args, message", [
+    (["{tmp}/nope"], "no such checkpoint or experiment folder"),
+    (["{ckpt}", "--images", "99999"], "--images: index 99999 is outside"),
+    (["{ckpt}", "--images", "3,x"], "argument --images: expected comma-separated integers"),
+    (["{ckpt}", "--layer", "nope"], "--layer nope: no such layer"),
+    (["{ckpt}", "--filters-layer", "nope"], "--filters-layer nope: no such layer"),
+    (["{ckpt}", "--filters-layer", "head"], "--filters-layer head: its output is not conv feature maps"),
+    (["{ckpt}", "--split", "holdout"], "unknown split 'holdout'"),
+    (["{truncated}"], "cannot be read, truncated or corrupt"),
+    (["{tmp}/config.yaml"], "not a fer checkpoint (not a PyTorch file)"),
+])
+def test_bad_arguments_exit_2_and_write_nothing(checkpoint, tmp_path, capsys, args, message):
+    data = (checkpoint / "checkpoint.pt").read_bytes() if checkpoint.is_dir() else checkpoint.read_bytes()
+    (tmp_path / "truncated.pt").write_bytes(data[: len(data) // 2])
+    (tmp_path / "config.yaml").write_text("model: {name: seed_cnn}\n")
+    fill = {"tmp": tmp_path, "ckpt": checkpoint, "truncated": tmp_path / "truncated.pt"}
+    out = tmp_path / "out"
+    try:
+        code = main(["report", *[a.format(**fill) for a in args], "--out", str(out)])
+    except SystemExit as e:  # argparse's own refusals
+        code = e.code
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1
+    assert not out.exists()
 
 
 def test_report_of_a_dnn_skips_conv_only_figures(tmp_path):

@@ -35,7 +35,9 @@ def test_train_writes_self_describing_checkpoint(trained):
 def test_evaluate_json(trained, capsys):
     assert main(["evaluate", str(trained / "checkpoint.pt"), "--json", "--split", "test"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert set(out) == {"accuracy", "macro_f1", "n", "per_class", "confusion_matrix"}
+    assert set(out) == {"data", "split", "selected_on_this_split", "accuracy", "macro_f1", "n", "per_class",
+                        "confusion_matrix"}
+    assert (out["data"], out["split"], out["selected_on_this_split"]) == ("synthetic", "PrivateTest", False)
     assert np.array(out["confusion_matrix"]).shape == (7, 7) and np.sum(out["confusion_matrix"]) == out["n"]
     assert out["per_class"]["happy"]["support"] == 90
 
@@ -114,3 +116,33 @@ def test_checkpoint_records_an_absolute_data_path(write_csv, tmp_path, monkeypat
     out = tmp_path / "abs"
     assert main(["train", "--data", path.name, "--epochs", "1", "--out", str(out), *TINY]) == 0
     assert load_checkpoint(out / "checkpoint.pt")["data"]["source"] == str(path)
+
+
+def test_evaluate_says_when_it_scores_the_selection_split(write_csv, tmp_path, capsys):
+    path = write_csv(kaggle_rows(28)[0])  # Training and PublicTest only: no independent split
+    assert main(["train", "--data", str(path), "--epochs", "1", "--out", str(tmp_path / "r"), *TINY]) == 0
+    capsys.readouterr()
+    assert main(["evaluate", str(tmp_path / "r"), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert (out["data"], out["split"], out["selected_on_this_split"]) == (str(path), "PublicTest", True)
+    assert main(["evaluate", str(tmp_path / "r")]) == 0
+    assert "note: PublicTest is the split this checkpoint was selected on" in capsys.readouterr().out
+
+
+def test_scientific_notation_in_overrides_and_configs(tmp_path, capsys):
+    config = tmp_path / "run.yaml"
+    config.write_text("model: {name: seed_dnn}\ntrain: {lr: 1e-4, weight_decay: 5E-4, epochs: 1}\n")
+    out = tmp_path / "r"
+    assert main(["train", "--config", str(config), "--out", str(out), "train.lr=3e-4"]) == 0
+    cfg = load_checkpoint(out / "checkpoint.pt")["train_config"]
+    assert (cfg["lr"], cfg["weight_decay"]) == (3e-4, 5e-4)
+
+
+@pytest.mark.parametrize("flag", ["0", "-3", "ten"])
+def test_train_refuses_a_bad_epoch_count(tmp_path, capsys, flag):
+    with pytest.raises(SystemExit) as exit_:
+        main(["train", "--epochs", flag, "--out", str(tmp_path / "r"), *TINY])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert "argument --epochs: expected a positive integer" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "r").exists()

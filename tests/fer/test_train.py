@@ -30,6 +30,7 @@ def test_callback_gets_every_metric_each_epoch(synthetic):
     Trainer(_run(), tr, va).fit(seen.append)
     assert [m["epoch"] for m in seen] == [1, 2]
     assert METRIC_KEYS <= set(seen[0])
+    assert [m.pop("run_ends") for m in seen] == ["", "epochs"]  # the last epoch says why the run ends
     assert all(math.isfinite(v) for v in seen[-1].values())
 
 
@@ -89,6 +90,7 @@ def test_time_budget_stops_before_overrun_and_cosine_anneals_over_it(synthetic, 
     history = _fit_on_fake_clock(synthetic, monkeypatch, "cosine")
     # a fifth epoch would end at 50 s > 45 s, so it never starts
     assert [m["elapsed_s"] for m in history] == [10.0, 20.0, 30.0, 40.0]
+    assert [m["run_ends"] for m in history] == ["", "", "", "time budget"]
     lrs = [m["lr"] for m in history]
     assert lrs == sorted(lrs, reverse=True)
     # by epochs alone (100) the lr would still be ~99.9% of 1e-3; by the budget it is at cos(pi * 30/45)
@@ -105,7 +107,7 @@ def test_one_cycle_warms_up_then_anneals_over_the_time_budget(synthetic, monkeyp
 
 def test_early_stopping_stops(synthetic):
     history = _fit(synthetic, ["train.epochs=20", "train.early_stopping=1", "train.lr=0.0"])
-    assert len(history) < 20
+    assert len(history) < 20 and history[-1]["run_ends"] == "early stopping"
 
 
 def test_dnn_input_must_match_crop():

@@ -92,8 +92,26 @@ def test_warm_start_points_are_enqueued_first():
     ({"family": "cnn", "settings": {"max_epochs": 3, "grace_period": 6}}, r"settings\.grace_period: 6 exceeds"),
     ({"family": "cnn", "optimiser": "sgd"}, r"optimiser: unknown key"),
     ({"family": "cnn", "settings": {"explore_share": 1.5}}, r"settings\.explore_share: expected a number in \(0, 1\]"),
-    ({"family": "cnn", "settings": {"grow_trials": "yes"}}, r"settings\.grow_trials: expected true or false"),
-    ({"family": "cnn", "settings": {"recheck_rungs": 1}}, r"settings\.recheck_rungs: expected true or false"),
+    ({"family": "cnn", "settings": {"grow_trials": "yes"}}, r"settings\.grow_trials: expected bool"),
+    ({"family": "cnn", "settings": {"recheck_rungs": 1}}, r"settings\.recheck_rungs: expected bool"),
+    ({"family": "cnn", "settings": {"time_budget_s": -5}}, r"settings\.time_budget_s: expected a positive number"),
+    ({"family": "cnn", "settings": {"time_budget_s": 0}}, r"settings\.time_budget_s: expected a positive number"),
+    ({"family": "cnn", "settings": {"cpus_per_trial": 0}}, r"settings\.cpus_per_trial: expected a positive number"),
+    ({"family": "cnn", "settings": {"gpus_per_trial": -1}}, r"settings\.gpus_per_trial: expected a number >= 0"),
+    ({"family": "cnn", "settings": {"max_concurrent": 0}}, r"settings\.max_concurrent: expected a positive integer"),
+    ({"family": "cnn", "train": {"optimizer": {"choice": ["sgd", "adamm"]}}},
+     r"train\.optimizer\.choice\[1\] = 'adamm': train\.optimizer: 'adamm' is not one of"),
+    ({"family": "cnn", "model": {"channels": {"choice": [[8, 16], 32]}, "kernel_sizes": [3]}},
+     r"model\.channels\.choice\[1\] = 32: model\.channels: expected a list"),
+    ({"family": "cnn", "train": {"batch_size": {"int": [0, 64]}}}, r"train\.batch_size\.int\[0\] = 0: "),
+    ({"family": "cnn", "train": {"label_smoothing": {"uniform": [0.0, 1]}, "optimizer": "sgd"}, "model": {"dropout": "x"}},
+     r"model\.dropout: expected float"),
+    ({"family": "cnn", "train": {"optimizer": {"choice": ["sgd", "adam"]},
+                                 "momentum": {"uniform": [0.8, 0.95], "when": {"optimzer": "sgd"}}}},
+     r"train\.momentum\.when\.optimzer: not a parameter of this space \(parameters: optimizer, momentum\)"),
+    ({"family": "cnn", "train": {"optimizer": {"choice": ["sgd", "adam"]},
+                                 "momentum": {"uniform": [0.8, 0.95], "when": {"optimizer": "sgdd"}}}},
+     r"train\.momentum\.when\.optimizer: 'sgdd' is never chosen"),
 ])
 def test_errors_name_the_key(doc, message):
     with pytest.raises(ConfigError, match=message):
@@ -137,3 +155,16 @@ def test_cli_flags_give_plain_random_search():
     assert space.warm_start_points() == []
     (default,) = load_sweeps("configs/dnn.yaml", _settings_overrides(_parser().parse_args(["run"])))
     assert len(default.warm_start_points()) == 4
+
+
+def test_scientific_notation_reads_as_floats(tmp_path):
+    path = tmp_path / "space.yaml"
+    path.write_text("family: cnn\ntrain:\n  lr: {loguniform: [1e-4, 1E-2]}\n  weight_decay: 5e-4\n")
+    (space,) = load_sweeps(str(path))
+    assert space.params[0].args == (1e-4, 1e-2) and space.fixed["train/weight_decay"] == 5e-4
+
+
+def test_every_choice_is_checked_not_only_the_first():
+    doc = {"family": "dnn", "model": {"norm": {"choice": ["batch", "layer", "group"]}}}
+    with pytest.raises(ConfigError, match=r"model\.norm\.choice\[2\] = 'group'"):
+        SearchSpace(doc, "space.yaml")

@@ -16,6 +16,7 @@ from search.trainable import train_fer
 from tests.conftest import tiny_sweep
 
 REPO = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.slow  # an in-process Ray
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,77 @@
+"""`python -m search` on bad input: one line on stderr, exit 2, nothing written, Ray never started.
+And the arithmetic behind the default concurrency and the trial outcomes."""
+from types import SimpleNamespace
+
+import pytest
+
+from fer.errors import ConfigError
+from search.cli import main
+from search.progress import asha_rung, outcome, rank_at
+from search.resources import trials_at_once
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--time-budget-s", "-5"], "argument --time-budget-s: expected a positive number, got '-5'"),
+    (["--time-budget-s", "0"], "argument --time-budget-s: expected a positive number, got '0'"),
+    (["--cpus-per-trial", "0"], "argument --cpus-per-trial: expected a positive number, got '0'"),
+    (["--cpus-per-trial", "-1"], "argument --cpus-per-trial: expected a positive number, got '-1'"),
+    (["--gpus-per-trial", "-0.5"], "argument --gpus-per-trial: expected a number >= 0"),
+    (["--num-samples", "0"], "argument --num-samples: expected a positive integer, got '0'"),
+    (["--max-epochs", "two"], "argument --max-epochs: expected a positive integer, got 'two'"),
+    (["--max-concurrent", "0"], "argument --max-concurrent: expected a positive integer"),
+    (["--explore-share", "1.5"], "settings.explore_share: expected a number in (0, 1]"),
+    (["--grace-period", "9"], "settings.grace_period: 9 exceeds max_epochs 4"),
+    (["configs/nope.yaml"], "configs/nope.yaml: no such config file"),
+])
+def test_bad_options_exit_2_with_one_line_and_write_nothing(tmp_path, capsys, flags, message):
+    storage = tmp_path / "results"
+    assert _exit_code(["run", *flags, "--storage-path", str(storage)]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert not storage.exists()
+
+
+def _exit_code(argv: list[str]) -> int:
+    """main's return value, or argparse's exit status for options it refuses itself."""
+    try:
+        return main(argv)
+    except SystemExit as e:
+        return e.code
+
+
+def test_a_second_run_under_the_same_name_is_refused(tmp_path, capsys):
+    (tmp_path / "quickstart" / "cnn").mkdir(parents=True)
+    (tmp_path / "quickstart" / "cnn" / "sweep.json").write_text("{}")
+    assert main(["run", "--storage-path", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "an experiment named 'quickstart' is already there" in err and "--resume" in err and "--name" in err
+    assert sorted(p.name for p in (tmp_path / "quickstart").iterdir()) == ["cnn"]  # nothing new written
+
+
+def test_trials_at_once_counts_what_each_node_holds():
+    nodes = [{"CPU": 8, "GPU": 2}, {"CPU": 4}]
+    assert trials_at_once(1, 0, nodes) == 12
+    assert trials_at_once(1, 0.5, nodes) == 4  # the GPU node holds 4 half-GPU trials, the CPU node none
+    assert trials_at_once(3, 0.25, nodes) == 2  # 8 CPUs / 3
+    assert trials_at_once(16, 0, nodes) == 0  # no node has 16 CPUs, though the cluster has 12
+
+
+def test_concurrency_refuses_a_trial_no_node_holds(monkeypatch):
+    import search.resources as resources
+
+    monkeypatch.setattr(resources, "node_resources", lambda: [{"CPU": 2}])
+    with pytest.raises(ConfigError, match=r"no node of the Ray cluster \(1 node, 2 CPUs\) can hold a trial of 4 CPUs"):
+        resources.concurrency(4, 0, None)
+    assert resources.concurrency(1, 0, None)[0] == 2
+    assert resources.concurrency(1, 0, 1) == (1, "the cluster (1 node, 2 CPUs) holds 2 trials of 1 CPU; "
+                                                  "max_concurrent caps it at 1")
+
+
+def test_outcomes_name_who_ended_a_trial():
+    s = SimpleNamespace(max_epochs=54, grace_period=6, reduction_factor=3, scheduler="asha")
+    assert [asha_rung(e, 6, 3) for e in (5, 6, 7, 18, 53)] == [None, 6, 6, 18, 18]
+    assert rank_at({"a": 0.6, "b": 0.5}, "b") == (2, 2)
+    assert outcome(54, "epochs", s, None, None) == "finished"
+    assert outcome(20, "time budget", s, None, None) == "ended by its time budget"
+    assert outcome(7, "", s, None, (2, 2)) == "stopped by ASHA (rung 6: rank 2 of 2)"
+    assert outcome(9, "", s, deadline=1.0, rank=None) == "stopped by the sweep's time budget"

@@ -1,0 +1,103 @@
+"""README's commands are a promise: each `python -m ...` line of its code blocks runs as written,
+with relative paths, from the root of a copy of the repository, in README order.
+
+Real data is stood in for by a small synthetic file under the README's own name
+(`fer2013.csv.gz`); where README asks for hours or many epochs, a few flags appended at the
+end (argparse keeps the last value) make it take seconds. The first command, the main job,
+runs exactly as written and must be quiet: no tracebacks and no warnings.
+"""
+import gzip
+import json
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.conftest import write_kaggle
+
+REPO = Path(__file__).resolve().parents[1]
+SHORTER = {  # README command prefix -> flags appended to keep it short on the stand-in data
+    "python -m search run configs/": ["--num-samples", "2", "--max-epochs", "1", "--grace-period", "1",
+                                      "--no-report"],
+    "python -m fer train --config configs/seed_cnn.yaml": ["--epochs", "1"],
+}
+CLUSTER = ("--address", "ray://", "/shared/")  # lines that need machines of a cluster
+
+
+def readme_commands() -> list[str]:
+    """Every `python -m` command in README's bash blocks, in order, comments cut."""
+    text = (REPO / "README.md").read_text()
+    out = []
+    for block in re.findall(r"```bash\n(.*?)```", text, re.S):
+        for line in block.splitlines():
+            line = line.split("  #")[0].strip()
+            if "python -m" not in line or any(c in line for c in CLUSTER):
+                continue
+            command = line[line.index("python -m"):]  # `pip install ... && python -m ...`
+            if not command.startswith("python -m pytest"):
+                out.append(command)
+    return out
+
+
+@pytest.fixture(scope="module")
+def checkout(tmp_path_factory):
+    """The tracked files in a fresh folder, with the stand-in data and the two faces README names."""
+    from fer.data import SyntheticSpec, make_synthetic
+
+    root = tmp_path_factory.mktemp("checkout")
+    files = subprocess.run(["git", "ls-files"], cwd=REPO, capture_output=True, text=True, check=True).stdout
+    for name in files.splitlines():
+        if (REPO / name).is_file():
+            (root / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / name, root / name)
+    faces = make_synthetic(SyntheticSpec(n_per_class=100, seed=3, split_fractions=(0.4, 0.55, 0.05)))
+    plain = write_kaggle(faces, root / "fer2013.csv")  # PublicTest holds 385 faces: --images 356 exists
+    (root / "fer2013.csv.gz").write_bytes(gzip.compress(plain.read_bytes()))
+    plain.unlink()
+    Image.fromarray(faces.images[0]).save(root / "face1.jpg")
+    Image.fromarray(np.stack([faces.images[1]] * 3, -1)).save(root / "face2.png")
+    return root
+
+
+def test_readme_lists_the_commands_this_test_shortens():
+    commands = readme_commands()
+    assert commands[0] == "python -m search run"  # the main job, first
+    for prefix in SHORTER:
+        assert any(c.startswith(prefix) for c in commands), f"README no longer has {prefix!r}"
+
+
+@pytest.mark.slow
+def test_every_readme_command_runs_as_written(checkout):
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "FER_CACHE_DIR": str(checkout / ".cache")}
+    env.pop("RAY_ADDRESS", None)
+    for command in readme_commands():
+        extra = next((v for k, v in SHORTER.items() if command.startswith(k)), [])
+        argv = [sys.executable, *shlex.split(command)[1:], *extra]
+        done = subprocess.run(argv, cwd=checkout, env=env, capture_output=True, text=True, timeout=900)
+        shown = f"{command}\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+        assert done.returncode == 0, shown
+        assert "Traceback" not in done.stdout + done.stderr, shown
+        if command == "python -m search run":
+            _check_main_job(checkout, done)
+
+
+def _check_main_job(root: Path, done) -> None:
+    from search.results import trials_table
+
+    noisy = [line for line in (done.stdout + done.stderr).splitlines() if "WARNING" in line or "Warning" in line]
+    assert not noisy, noisy
+    table = trials_table(root / "results" / "quickstart")
+    assert (table.groupby("family").size() >= 8).all() and set(table["family"]) == {"cnn", "dnn"}
+    assert (table["epochs"] < 4).any()  # ASHA stopped some trials before max_epochs
+    assert "stopped by ASHA (rung " in done.stdout
+    report = (root / "results" / "quickstart" / "report" / "report.html").resolve()
+    assert f"report: {report}" in done.stdout and report.exists()
+    metrics = json.loads((report.parent / "metrics.json").read_text())
+    assert set(metrics["models"]) == {"best cnn", "best dnn"}
