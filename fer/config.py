@@ -122,6 +122,8 @@ def load_yaml(path: str | Path) -> dict:
             doc = read_yaml(f)
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such config file") from None
+    except (IsADirectoryError, PermissionError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{path}: cannot read it as a YAML config ({e.__class__.__name__})") from None
     except yaml.YAMLError as e:
         raise ConfigError(f"{path}: invalid YAML ({str(e).splitlines()[0]})") from None
     if not isinstance(doc, dict):

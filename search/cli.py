@@ -84,6 +84,11 @@ def cmd_run(args) -> int:
     spaces = [s for c in configs for s in load_sweeps(c, _settings_overrides(args))]
     name = args.name or Path(configs[0]).stem
     storage = args.storage_path if "://" in args.storage_path else str(Path(args.storage_path).resolve())
+    names = [space.name for space in spaces]
+    twice = next((n for n in names if names.count(n) > 1), None)
+    if twice:
+        raise FerError(f"two sweeps are named {twice!r} and would share {storage}/{name}/{twice}: give each space "
+                       "file a distinct `name:`, or run them under different --name")
     if not args.resume:
         for space in spaces:
             if _holds_experiment(experiment_path(storage, name, space)):
@@ -97,19 +102,23 @@ def cmd_run(args) -> int:
 
 
 def _run_sweeps(args, spaces, name: str, storage: str) -> int:
-    t0 = time.perf_counter()
-    _start_ray(args.address, args.verbose)
     from fer.data import load_data
+
+    t0 = time.perf_counter()
+    datasets = {}  # parsed once per source, before Ray starts; trials read it from the object store
+    for space in spaces:
+        source = args.data or space.data
+        if source not in datasets:
+            datasets[source] = load_data(source)
+    _start_ray(args.address, args.verbose)
     from search.interrupt import received
     from search.sweep import run_sweep, settle_concurrency
     from search.trainable import train_fer
 
     why = {space.name: settle_concurrency(space) for space in spaces}  # every sweep fits before any starts
-    datasets, failed = {}, []
+    failed = []
     for space in spaces:
         source = args.data or space.data
-        if source not in datasets:  # parsed once per source; trials read it from the object store
-            datasets[source] = load_data(source)
         s = space.settings
         print(f"sweep {name}/{space.name}: {s.num_samples} trials of {space.family} on {source or 'synthetic faces'}, "
               f"{s.max_epochs} epochs max, {s.max_concurrent} at a time ({why[space.name]})", flush=True)

@@ -22,6 +22,9 @@ from search.resources import trials_at_once
     (["--explore-share", "1.5"], "settings.explore_share: expected a number in (0, 1]"),
     (["--grace-period", "9"], "settings.grace_period: 9 exceeds max_epochs 4"),
     (["configs/nope.yaml"], "configs/nope.yaml: no such config file"),
+    (["configs"], "configs: cannot read it as a YAML config"),
+    (["configs/cnn.yaml", "configs/cnn_gpu.yaml"], "two sweeps are named 'cnn'"),
+    (["--data", "fer2013.csv.gzz"], "fer2013.csv.gzz: no such file or directory"),
 ])
 def test_bad_options_exit_2_with_one_line_and_write_nothing(tmp_path, capsys, flags, message):
     storage = tmp_path / "results"
