@@ -10,7 +10,7 @@ trials, and the sweep's or run's wall seconds.
 from __future__ import annotations
 
 import argparse
-import json
+import time
 from pathlib import Path
 
 from benchmarks.common import SHARED_FER, header
@@ -37,12 +37,16 @@ def runs_of(label: str, path: Path) -> list[dict]:
 
 
 def _sweep_wall(root: Path, family: str) -> float | None:
-    """Seconds from the sweep's start to its last result, from Tune's experiment state."""
-    for state in sorted(root.rglob("experiment_state-*.json")):
-        if json.loads((state.parent / "sweep.json").read_text())["family"] != family:
+    """Seconds from the sweep's start (sweep.json) to its last result (Tune's per-result timestamp)."""
+    from search.results import find_experiments, trial_histories
+
+    for exp in find_experiments(root):
+        info, histories = trial_histories(exp)
+        if info["family"] != family:
             continue
-        stats = json.loads(state.read_text()).get("runner_data", {}).get("_start_time")
-        return (state.stat().st_mtime - stats) if stats else None
+        started = time.mktime(time.strptime(info["started"], "%Y-%m-%d %H:%M:%S"))
+        last = max((h["timestamp"].max() for h in histories.values() if "timestamp" in h), default=None)
+        return float(last - started) if last else None
     return None
 
 

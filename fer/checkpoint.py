@@ -19,7 +19,6 @@ from pathlib import Path
 import torch
 
 import fer
-from fer.data import CLASSES
 from fer.errors import CheckpointError
 from fer.models import create_model
 
@@ -27,24 +26,9 @@ FORMAT = "fer-checkpoint"
 FORMAT_VERSION = 1
 
 
-def build_payload(trainer, data: dict) -> dict:
-    history = trainer.history
-    return {
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
-        "model": dict(trainer.run["model"]),
-        "state_dict": {k: v.detach().cpu() for k, v in trainer.model.state_dict().items()},
-        "classes": list(CLASSES),
-        "preprocessing": dict(trainer.prep),
-        "train_config": dict(trainer.run["train"]),
-        "history": list(history),
-        "metrics": dict(history[-1]) if history else {},
-        "best_epoch": trainer.best["epoch"],
-        "data": dict(data),
-        "versions": {"fer": fer.__version__, "torch": str(torch.__version__), "python": platform.python_version()},
-        "resume": {"optimizer": trainer.optimizer.state_dict(), "scheduler": trainer.scheduler.state_dict(),
-                   "generator": trainer.gen.get_state().cpu()},
-    }
+def versions() -> dict:
+    """What wrote a checkpoint, stored inside it."""
+    return {"fer": fer.__version__, "torch": str(torch.__version__), "python": platform.python_version()}
 
 
 def save_checkpoint(payload: dict, path: str | Path) -> Path:

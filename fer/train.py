@@ -16,6 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from fer.checkpoint import FORMAT, FORMAT_VERSION, versions
 from fer.config import TrainConfig, train_config
 from fer.data import CLASSES, FaceSet
 from fer.evaluate import adjust_for_prior, autocast_for, balancing_tau, classification_metrics, predict_proba
@@ -169,10 +170,23 @@ class Trainer:
             self.prep["logit_adjust"] = self.best["logit_adjust"]
 
     def checkpoint(self, data: dict | None = None) -> dict:
-        """Everything a checkpoint holds for the model's current weights (see fer.checkpoint)."""
-        from fer.checkpoint import build_payload
-
-        return build_payload(self, data or {})
+        """Everything a checkpoint holds for the model's current weights (layout: fer.checkpoint)."""
+        return {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "model": dict(self.run["model"]),
+            "state_dict": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
+            "classes": list(CLASSES),
+            "preprocessing": dict(self.prep),
+            "train_config": dict(self.run["train"]),
+            "history": list(self.history),
+            "metrics": dict(self.history[-1]) if self.history else {},
+            "best_epoch": self.best["epoch"],
+            "data": dict(data or {}),
+            "versions": versions(),
+            "resume": {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+                       "generator": self.gen.get_state().cpu()},
+        }
 
     def restore(self, payload: dict) -> None:
         """Continue from a checkpoint written by `checkpoint()` (weights, optimiser, epoch)."""

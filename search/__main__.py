@@ -1,5 +1,18 @@
+"""`python -m search`: the main job, a sweep then its analysis report.
+
+The one place where search and analysis meet: search never imports analysis (analysis reads
+experiments through search.results), so the report is handed to the CLI from here.
+"""
 import sys
+from pathlib import Path
 
 from search.cli import main
 
-sys.exit(main())
+
+def report(experiment: str, out: Path) -> None:
+    from analysis.report import make_report
+
+    make_report(experiment, out=out)
+
+
+sys.exit(main(report=report))

@@ -8,6 +8,7 @@ import shlex
 import sys
 import time
 from pathlib import Path
+from typing import Callable
 
 from fer.command import EXIT_FAILED, Parser, non_negative_float, positive_float, positive_int, run_command
 from fer.errors import FerError
@@ -18,10 +19,12 @@ EPILOG = ("Exit status: 0 done; 1 some trials failed after their retries (one li
 QUICKSTART = Path(__file__).resolve().parents[1] / "configs" / "quickstart.yaml"
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, report: Callable[[str, Path], object] | None = None) -> int:
+    """`report(experiment_folder, out_folder)` ends `run` (search/__main__.py passes the analysis
+    report: search itself never imports analysis); without it, `run` prints how to see the best."""
     argv = sys.argv[1:] if argv is None else list(argv)
     args = _parser().parse_args(argv)
-    args.argv = argv
+    args.argv, args.report = argv, report
     return run_command("search", args.func, args)
 
 
@@ -130,8 +133,11 @@ def _run_sweeps(args, spaces, name: str, storage: str) -> int:
     print(f"done in {time.perf_counter() - t0:.0f}s; results in {root}")
     for line in failed:
         print(f"search: {line}", file=sys.stderr)
-    if not args.no_report and "://" not in root:
-        _report(root)
+    if args.report is None or args.no_report or "://" in root:
+        print(f"best models: python -m search best {root}")
+    else:
+        args.report(root, Path(root) / "report")
+        print(f"report: {Path(root) / 'report' / 'report.html'}")
     return EXIT_FAILED if failed else 0
 
 
@@ -208,17 +214,6 @@ def _ended(r, epochs: int, s) -> str:
 def _last_line(error: BaseException) -> str:
     lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()]
     return lines[-1] if lines else error.__class__.__name__
-
-
-def _report(root: str) -> None:
-    try:
-        from analysis.report import make_report
-    except ImportError:
-        print(f"best models: python -m search best {root}")
-        return
-    out = Path(root) / "report"
-    make_report(root, out=out)
-    print(f"report: {out / 'report.html'}")
 
 
 def cmd_best(args) -> int:

@@ -1,5 +1,7 @@
 """Read finished (or running) experiments: every trial as a pandas row, and the best
-trial of each family with a path to its best checkpoint in fer's format."""
+trial of each family with a path to its best checkpoint in fer's format.
+
+Light to import (pandas only): Ray's readers are imported when an experiment is read."""
 from __future__ import annotations
 
 import json
@@ -9,7 +11,8 @@ from pathlib import Path
 import pandas as pd
 
 from fer.errors import FerError
-from search.sweep import SWEEP_FILE
+
+SWEEP_FILE = "sweep.json"  # written by search.sweep beside Tune's files: family, metric, searched keys
 
 
 class ResultsError(FerError):
@@ -21,7 +24,9 @@ def find_experiments(root: str | Path) -> list[Path]:
     root = Path(root).resolve()  # Tune reads absolute paths only (a relative one is an "empty URI scheme")
     if not root.exists():
         raise ResultsError(f"{root}: no such folder")
-    found = sorted(p.parent for p in root.rglob(SWEEP_FILE) if list(p.parent.glob("experiment_state-*.json")))
+    from ray.tune import Tuner
+
+    found = sorted(p.parent for p in root.rglob(SWEEP_FILE) if Tuner.can_restore(str(p.parent)))
     if not found:
         raise ResultsError(f"{root}: no search experiments inside (looked for {SWEEP_FILE} with Tune state)")
     return found

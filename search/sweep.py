@@ -28,14 +28,14 @@ from ray.tune.search.optuna import OptunaSearch
 from search.interrupt import SignalWatch
 from search.progress import EpochPrinter
 from search.resources import concurrency
+from search.results import SWEEP_FILE
 from search.rungs import RecheckedASHA
 from search.space import SearchSpace
 
-SWEEP_FILE = "sweep.json"
 warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-# ResourceChangingScheduler reads the controller's reuse_actors flag to refuse reuse (we pass False);
-# Tune warns about that private access on every scheduling step.
-logging.getLogger("ray.tune.execution.tune_controller").addFilter(lambda r: "_reuse_actors" not in r.getMessage())
+# ResourceChangingScheduler reads the controller's reuse_actors flag to refuse reuse (we pass False), and
+# the controller warns about that access on every scheduling step: its warnings are Tune's business.
+logging.getLogger("ray.tune.execution.tune_controller").setLevel(logging.ERROR)
 
 
 def trial_dirname(trial) -> str:
@@ -56,18 +56,28 @@ class BudgetLimiter(ConcurrencyLimiter):
     epoch: seconds with warm workers, more with cold ones, and it is what a trial started
     just before the deadline would spend without ever reporting.
 
-    The deadline starts at the first suggestion and is left out of the saved state: a
-    resumed sweep gets a fresh budget, as Tune's own time_budget_s does."""
+    The deadline starts at the first suggestion and is reset when the state is restored: a
+    resumed sweep gets a fresh budget, as Tune's own time_budget_s does. `starts_no_more`
+    tells the scheduler (DistributeWithinNode) when the trials that run are all there will be."""
 
     def __init__(self, searcher: Searcher, max_concurrent: int, budget_s: float | None, min_epochs: int,
-                 explore_s: float | None = None):
+                 explore_s: float | None = None, num_samples: int | None = None):
         super().__init__(searcher, max_concurrent)
-        self.budget_s, self.min_epochs = budget_s, min_epochs
+        self.budget_s, self.min_epochs, self.num_samples = budget_s, min_epochs, num_samples
         self.explore_s = explore_s if explore_s is not None else budget_s
         self.epoch_seconds: list[float] = []
         self.startup_seconds: list[float] = []
+        self.started = 0  # trials suggested so far
+        self._fresh_budget()
+
+    def _fresh_budget(self) -> None:
         self._suggested_at: dict[str, float] = {}
         self._deadline, self._told = None, False
+
+    @property
+    def starts_no_more(self) -> bool:
+        """True once no new trial will start: the budget said so, or every trial asked for started."""
+        return self._told or (self.num_samples is not None and self.started >= self.num_samples)
 
     def suggest(self, trial_id: str):
         if self.budget_s:
@@ -84,6 +94,7 @@ class BudgetLimiter(ConcurrencyLimiter):
         config = super().suggest(trial_id)
         if isinstance(config, dict):
             self._suggested_at[trial_id] = time.time()
+            self.started += 1
         return config
 
     def _finish(self, message: str) -> str:
@@ -100,11 +111,9 @@ class BudgetLimiter(ConcurrencyLimiter):
                 self.startup_seconds.append(max(0.0, waited - result["time_this_iter_s"]))
         super().on_trial_result(trial_id, result)
 
-    def get_state(self) -> dict:
-        state = super().get_state()
-        for key in ("_deadline", "_told", "_suggested_at"):  # a resumed sweep starts a fresh budget
-            state.pop(key, None)
-        return state
+    def set_state(self, state: dict) -> None:
+        super().set_state(state)
+        self._fresh_budget()  # a resumed sweep starts a fresh budget
 
 
 def make_searcher(space: SearchSpace, seed: int) -> ConcurrencyLimiter:
@@ -115,7 +124,7 @@ def make_searcher(space: SearchSpace, seed: int) -> ConcurrencyLimiter:
     searcher = OptunaSearch(space=space.define_by_run, metric=s.metric, mode="max", sampler=sampler,
                             points_to_evaluate=space.warm_start_points() or None)
     explore_s = s.time_budget_s * s.explore_share if s.time_budget_s else None
-    return BudgetLimiter(searcher, s.max_concurrent, s.time_budget_s, s.grace_period, explore_s)
+    return BudgetLimiter(searcher, s.max_concurrent, s.time_budget_s, s.grace_period, explore_s, s.num_samples)
 
 
 def grows_trials(space: SearchSpace) -> bool:
@@ -132,8 +141,12 @@ class DistributeWithinNode(DistributeResources):
     process on one node: CPUs elsewhere cannot speed it up, and a request bigger than every node
     would leave the trial pending for ever."""
 
+    def __init__(self, limiter: BudgetLimiter, **kwargs):
+        super().__init__(**kwargs)
+        self.limiter = limiter
+
     def __call__(self, tune_controller, trial, result, scheduler):
-        if not tune_controller.search_alg.is_finished():
+        if not self.limiter.starts_no_more:
             return None
         pgf = super().__call__(tune_controller, trial, result, scheduler)
         if pgf is None:
@@ -149,18 +162,24 @@ class DistributeWithinNode(DistributeResources):
         return PlacementGroupFactory(bundles, strategy=pgf.strategy)
 
 
-def make_scheduler(space: SearchSpace):
-    """ASHA (or FIFO), wrapped so that CPUs freed by stopped trials, once the searcher starts
+def make_base_scheduler(space: SearchSpace):
+    """ASHA (re-checking its rungs if the space asks), or FIFO."""
+    s = space.settings
+    if s.scheduler == "fifo":
+        return FIFOScheduler()
+    asha = RecheckedASHA if s.recheck_rungs else ASHAScheduler
+    return asha(time_attr="training_iteration", max_t=s.max_epochs, grace_period=s.grace_period,
+                reduction_factor=s.reduction_factor)
+
+
+def make_scheduler(space: SearchSpace, limiter: BudgetLimiter):
+    """The base scheduler, wrapped so that CPUs freed by stopped trials, once the searcher starts
     no new ones, are spread over the running trials (they restart from their last epoch's
     checkpoint with more CPUs; search.trainable sets torch's threads to match)."""
-    s = space.settings
-    asha = RecheckedASHA if s.recheck_rungs else ASHAScheduler
-    base = FIFOScheduler() if s.scheduler == "fifo" else asha(
-        time_attr="training_iteration", max_t=s.max_epochs, grace_period=s.grace_period,
-        reduction_factor=s.reduction_factor)
+    base = make_base_scheduler(space)
     if not grows_trials(space):
         return base
-    return ResourceChangingScheduler(base, DistributeWithinNode(increase_by={"CPU": s.cpus_per_trial}))
+    return ResourceChangingScheduler(base, DistributeWithinNode(limiter, increase_by={"CPU": space.settings.cpus_per_trial}))
 
 
 def make_tuner(space: SearchSpace, train_fn, params: dict, storage: str, name: str, seed: int,
@@ -185,8 +204,9 @@ def make_tuner(space: SearchSpace, train_fn, params: dict, storage: str, name: s
         callbacks=[EpochPrinter(space.name, s.metric, s, deadline), SignalWatch()],
         verbose=0,
     )
-    tune_config = tune.TuneConfig(metric=s.metric, mode="max", search_alg=make_searcher(space, seed),
-                                  scheduler=make_scheduler(space), num_samples=s.num_samples,
+    searcher = make_searcher(space, seed)
+    tune_config = tune.TuneConfig(metric=s.metric, mode="max", search_alg=searcher,
+                                  scheduler=make_scheduler(space, searcher), num_samples=s.num_samples,
                                   time_budget_s=s.time_budget_s, reuse_actors=not grows_trials(space),
                                   trial_dirname_creator=trial_dirname)
     return tune.Tuner(trainable, tune_config=tune_config, run_config=run_config)

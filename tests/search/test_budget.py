@@ -47,7 +47,6 @@ def test_a_restored_limiter_gets_a_fresh_budget(clock):
     limiter.suggest("a")
     limiter.on_trial_result("a", {"time_this_iter_s": 10.0})
     state = limiter.get_state()
-    assert "_deadline" not in state
     clock.now = 5000.0  # long after the first deadline: a resumed sweep
     resumed = BudgetLimiter(Always(), max_concurrent=4, budget_s=100, min_epochs=1)
     resumed.set_state(state)
@@ -90,3 +89,15 @@ def test_later_results_and_restored_trials_are_not_start_up(clock):
     limiter.on_trial_result("a", {"time_this_iter_s": 4.0})  # not a first result
     limiter.on_trial_result("z", {"time_this_iter_s": 4.0})  # a trial this limiter never suggested
     assert limiter.startup_seconds == [1.0]
+
+
+def test_it_says_when_no_trial_will_start_any_more(clock):
+    limiter = BudgetLimiter(Always(), max_concurrent=4, budget_s=None, min_epochs=1, num_samples=2)
+    limiter.suggest("a")
+    assert not limiter.starts_no_more
+    limiter.suggest("b")
+    assert limiter.starts_no_more  # every trial asked for has started
+    budgeted = BudgetLimiter(Always(), max_concurrent=4, budget_s=100, min_epochs=1, explore_s=30, num_samples=9)
+    budgeted.suggest("a")
+    clock.now += 31
+    assert budgeted.suggest("b") == Searcher.FINISHED and budgeted.starts_no_more

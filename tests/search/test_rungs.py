@@ -49,9 +49,26 @@ def test_a_trial_past_a_higher_rung_is_not_judged_at_a_lower_one():
 
 
 def test_the_cnn_space_races_with_rechecked_rungs_and_growing_trials():
-    from search.space import load_sweeps
-    from search.sweep import make_scheduler
+    from ray.tune.schedulers import ResourceChangingScheduler
 
-    scheduler = make_scheduler(load_sweeps("configs/cnn.yaml")[0])
-    assert isinstance(scheduler._base_scheduler, RecheckedASHA)
-    assert not isinstance(make_scheduler(load_sweeps("configs/dnn.yaml")[0])._base_scheduler, RecheckedASHA)
+    from search.space import load_sweeps
+    from search.sweep import make_base_scheduler, make_scheduler, make_searcher
+
+    cnn, dnn = load_sweeps("configs/cnn.yaml")[0], load_sweeps("configs/dnn.yaml")[0]
+    cnn.settings.max_concurrent = dnn.settings.max_concurrent = 2
+    assert isinstance(make_base_scheduler(cnn), RecheckedASHA)
+    assert not isinstance(make_base_scheduler(dnn), RecheckedASHA)
+    assert isinstance(make_scheduler(cnn, make_searcher(cnn, 0)), ResourceChangingScheduler)
+
+
+def test_rung_records_are_the_ones_asha_keeps():
+    from search.rungs import milestones
+
+    assert milestones(6, 60, 3) == [6, 18, 54] and milestones(1, 4, 2) == [1, 2, 4]
+    sched = RecheckedASHA(time_attr="epoch", metric="acc", mode="max", max_t=20, grace_period=2,
+                          reduction_factor=3)
+    a = SimpleNamespace(trial_id="a")
+    sched.on_trial_add(None, a)
+    for epoch in (1, 2, 3, 7):  # recorded at the first result at or past each milestone (2, then 6)
+        sched.on_trial_result(None, a, {"epoch": epoch, "acc": epoch / 10})
+    assert sched.rungs == {2: {"a": 0.2}, 6: {"a": 0.7}, 18: {}}
