@@ -35,7 +35,7 @@ def main() -> None:
     for threads in args.threads:
         torch.set_num_threads(threads)
         predict_proba(model, images[:256], prep, "flip", 64, "cpu", "bf16")  # warm oneDNN's kernels
-        row = [median_time(lambda: predict_proba(model, images, prep, "flip", b, "cpu", "bf16"), args.repeats)
+        row = [median_time(lambda b=b: predict_proba(model, images, prep, "flip", b, "cpu", "bf16"), args.repeats)
                for b in args.batch_sizes]
         print(f"| {threads} | {' | '.join(f'{s:.2f}' for s in row)} |", flush=True)
     print(f"\nmedian of {args.repeats} passes each")

@@ -17,10 +17,10 @@ from fer.data import SyntheticSpec, make_synthetic
 
 def untrained_seed_cnn(out: Path, data: str | None) -> Path:
     """A seed_cnn checkpoint with one short epoch: the timing does not depend on accuracy."""
+    from fer.checkpoint import save_checkpoint
     from fer.data import load_data
     from fer.run import split_for_training
     from fer.train import Trainer
-    from fer.checkpoint import save_checkpoint
 
     faces = load_data(data) if data else make_synthetic(SyntheticSpec(n_per_class=513))
     run = load_run(None, ["model.name=seed_cnn", "train.epochs=1", "train.tta=flip"] +

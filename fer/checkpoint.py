@@ -53,7 +53,8 @@ def load_checkpoint(path: str | Path) -> dict:
     with open(path, "rb") as f:
         magic = f.read(4)
     if magic != b"PK\x03\x04":  # torch.save writes a zip archive; anything else is another kind of file
-        raise CheckpointError(f"{path}: not a fer checkpoint ({'an empty file' if not magic else 'not a PyTorch file'})")
+        kind = "an empty file" if not magic else "not a PyTorch file"
+        raise CheckpointError(f"{path}: not a fer checkpoint ({kind})")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except (RuntimeError, EOFError, OSError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError) as e:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
-from typing import Callable
+from collections.abc import Callable
 
 from fer.errors import FerError
 

@@ -11,7 +11,8 @@ from fer.transforms import eval_views, normalize
 
 @torch.no_grad()
 def predict_proba(model: torch.nn.Module, images, prep: dict, tta: str = "none",
-                  batch_size: int = TrainConfig.eval_batch_size, device: str | torch.device = "cpu", precision: str = "auto") -> np.ndarray:
+                  batch_size: int = TrainConfig.eval_batch_size, device: str | torch.device = "cpu",
+                  precision: str = "auto") -> np.ndarray:
     """Class probabilities (N, 7) for uint8 faces (N, 48, 48), averaged over the TTA views."""
     model.eval()
     x_all = torch.as_tensor(images)

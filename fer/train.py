@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 import math
 import time
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import torch
@@ -89,10 +89,10 @@ class Trainer:
                 stale = 0
             else:
                 stale += 1
-            metrics["run_ends"] = ("epochs" if self.epoch >= self.cfg.epochs else
-                                   "time budget" if self.cfg.time_budget_s and self.elapsed + last > self.cfg.time_budget_s
-                                   else "early stopping" if self.cfg.early_stopping and stale >= self.cfg.early_stopping
-                                   else "")
+            cfg = self.cfg
+            metrics["run_ends"] = ("epochs" if self.epoch >= cfg.epochs else
+                                   "time budget" if cfg.time_budget_s and self.elapsed + last > cfg.time_budget_s else
+                                   "early stopping" if cfg.early_stopping and stale >= cfg.early_stopping else "")
             self.history.append(metrics)
             yield metrics
             if metrics["run_ends"]:

@@ -7,8 +7,8 @@ import os
 import shlex
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from fer.command import EXIT_FAILED, Parser, non_negative_float, positive_float, positive_int, run_command
 from fer.errors import FerError
@@ -40,7 +40,8 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--max-epochs", type=positive_int, help="epochs per trial (ASHA's max_t)")
     r.add_argument("--grace-period", type=positive_int, help="epochs before ASHA may stop a trial")
     r.add_argument("--time-budget-s", type=positive_float, help="wall-clock seconds per sweep")
-    r.add_argument("--explore-share", type=positive_float, help="share of --time-budget-s in which new trials may start")
+    r.add_argument("--explore-share", type=positive_float,
+                   help="share of --time-budget-s in which new trials may start")
     r.add_argument("--metric", choices=["val_acc", "val_macro_f1"],
                    help="what trials are ranked and checkpoints kept by (val_macro_f1: class balance)")
     r.add_argument("--searcher", choices=["tpe", "random"], help="Optuna's sampler (random: plain random search)")

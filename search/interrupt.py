@@ -16,7 +16,6 @@ import signal
 
 from ray.tune import Callback
 
-
 _received: list[int] = []  # module state: a restored experiment brings its own unpickled callback
 
 

@@ -120,7 +120,8 @@ class SearchSpace:
                               "spans max_epochs; the scheduler may stop it earlier)")
         self.fixed["train/epochs"] = self.settings.max_epochs
         if self.fixed.get("train/monitor", self.settings.metric) != self.settings.metric:
-            raise ConfigError(f"{source}: train.monitor: must equal settings.metric ({self.settings.metric}) or be left out")
+            raise ConfigError(f"{source}: train.monitor: must equal settings.metric ({self.settings.metric}) "
+                              "or be left out")
         self.fixed["train/monitor"] = self.settings.metric  # each trial's best epoch is the sweep's metric's
         if self.settings.metric == "val_macro_f1":
             # macro-F1 sweeps are for class balance: unless the space says otherwise, each validation
@@ -150,7 +151,8 @@ class SearchSpace:
                 path = f"{self.source}: {p.key.replace('/', '.')}.when.{key.split('/', 1)[1]}"
                 target = next((q for q in self.params if q.key == key), None)
                 if target is None and key not in self.fixed:
-                    known = ", ".join(q.key.split("/", 1)[1] for q in self.params if q.key.split("/")[0] == key.split("/")[0])
+                    section = key.split("/")[0]
+                    known = ", ".join(q.key.split("/", 1)[1] for q in self.params if q.key.startswith(f"{section}/"))
                     raise ConfigError(f"{path}: not a parameter of this space (parameters: {known or 'none'})")
                 possible = [_encode(c) for c in target.args] if target and target.kind == "choice" else None
                 never = [v for v in allowed if possible is not None and _encode(v) not in possible]
@@ -174,7 +176,7 @@ class SearchSpace:
             self._validate_point(self.first_point(), "")
         except ConfigError as error:
             for p in self.params:
-                for label, value in _labelled_values(p)[1:]:
+                for _, value in _labelled_values(p)[1:]:
                     try:
                         self._validate_point(self._point_with(p, value), "")
                     except ConfigError:

@@ -86,7 +86,8 @@ class BudgetLimiter(ConcurrencyLimiter):
             startup = statistics.median(self.startup_seconds or [0.0])
             need = self.min_epochs * statistics.median(self.epoch_seconds) + startup if self.epoch_seconds else 0.0
             if self.epoch_seconds and now + need > self._deadline:
-                return self._finish(f"budget: {self._deadline - now:.0f}s left, less than start-up and {self.min_epochs} epochs "
+                return self._finish(f"budget: {self._deadline - now:.0f}s left, less than start-up and "
+                                    f"{self.min_epochs} epochs "
                                     "at the median epoch time: no new trials start")
             if now > self._deadline - self.budget_s + self.explore_s:
                 return self._finish(f"budget: exploration window ({self.explore_s:.0f}s) closed: no new trials "
@@ -179,7 +180,8 @@ def make_scheduler(space: SearchSpace, limiter: BudgetLimiter):
     base = make_base_scheduler(space)
     if not grows_trials(space):
         return base
-    return ResourceChangingScheduler(base, DistributeWithinNode(limiter, increase_by={"CPU": space.settings.cpus_per_trial}))
+    grow = DistributeWithinNode(limiter, increase_by={"CPU": space.settings.cpus_per_trial})
+    return ResourceChangingScheduler(base, grow)
 
 
 def make_tuner(space: SearchSpace, train_fn, params: dict, storage: str, name: str, seed: int,

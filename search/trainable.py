@@ -40,7 +40,8 @@ def train_fer(config: dict, faces: FaceSet, deadline: float | None = None) -> No
         trainer.restore(payload)
     context = ray.get_runtime_context()
     where = {"family": run["model"]["name"], "num_params": count_params(trainer.model)["trainable"],
-             "threads": threads, "node_id": context.get_node_id(), "gpu_ids": ",".join(map(str, context.get_accelerator_ids()["GPU"]))}
+             "threads": threads, "node_id": context.get_node_id(),
+             "gpu_ids": ",".join(map(str, context.get_accelerator_ids()["GPU"]))}
     for metrics in trainer.epochs():
         with tempfile.TemporaryDirectory() as d:
             save_checkpoint(trainer.checkpoint(data), Path(d) / "checkpoint.pt")

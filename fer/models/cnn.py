@@ -8,10 +8,9 @@ points of the same family.
 """
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Literal
-
-from collections import OrderedDict
 
 import torch
 from torch import nn

@@ -6,10 +6,9 @@ quarters of the first layer's weights for width and depth at the same budget.
 """
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Literal
-
-from collections import OrderedDict
 
 import torch
 from torch import nn

@@ -69,8 +69,8 @@ def test_kernels_activations_and_patterns():
 
 
 def test_sweep_history_and_importance():
-    import pandas as pd
     import optuna
+    import pandas as pd
 
     rng = np.random.default_rng(0)
     lr = 10 ** rng.uniform(-4, -1, 20)

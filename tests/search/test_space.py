@@ -104,7 +104,7 @@ def test_warm_start_points_are_enqueued_first():
     ({"family": "cnn", "model": {"channels": {"choice": [[8, 16], 32]}, "kernel_sizes": [3]}},
      r"model\.channels\.choice\[1\] = 32: model\.channels: expected a list"),
     ({"family": "cnn", "train": {"batch_size": {"int": [0, 64]}}}, r"train\.batch_size\.int\[0\] = 0: "),
-    ({"family": "cnn", "train": {"label_smoothing": {"uniform": [0.0, 1]}, "optimizer": "sgd"}, "model": {"dropout": "x"}},
+    ({"family": "cnn", "train": {"label_smoothing": {"uniform": [0.0, 1]}}, "model": {"dropout": "x"}},
      r"model\.dropout: expected float"),
     ({"family": "cnn", "train": {"optimizer": {"choice": ["sgd", "adam"]},
                                  "momentum": {"uniform": [0.8, 0.95], "when": {"optimzer": "sgd"}}}},
