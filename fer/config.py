@@ -76,9 +76,7 @@ class TrainConfig:
     time_budget_s: float = 0.0
     seed: int = 0
     val_fraction: float = 0.1  # holdout size when the data has no PublicTest split
-    # 256 rather than 512: a validation pass of the CNN recipe on CPU takes 6.3 s against 8.2-9.4 s
-    # (benchmarks/BENCHMARKS.md, "Validation batch size"). Also predict_proba's default.
-    eval_batch_size: int = 256
+    eval_batch_size: int = 256  # also predict_proba's default; BENCHMARKS.md, "Validation batch size"
     channels_last: bool = False
     # bf16 autocast (fp32 weights and optimiser): ~1.7x faster convs on CPUs with AVX512-BF16 or AMX.
     # auto = bf16 on CUDA, fp32 on CPU, so CPU runs stay exact unless asked.
