@@ -1,27 +1,24 @@
-"""Confusion matrix and per-class scores (scikit-learn), with never-predicted classes named."""
+"""Confusion matrix and per-class scores (fer.evaluate's), with never-predicted classes named."""
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import classification_report, confusion_matrix, f1_score, recall_score
+from sklearn.metrics import f1_score, recall_score
 
 from fer.data import CLASSES
-from fer.evaluate import prior_factor
+from fer.evaluate import prediction_metrics, prior_factor
 
 
 def confusion(labels: np.ndarray, preds: np.ndarray) -> dict:
-    """counts (7x7, rows = true class), row-normalised rates, per-class report with
-    macro/weighted averages, and the classes the model never predicts."""
-    k = list(range(len(CLASSES)))
-    counts = confusion_matrix(labels, preds, labels=k)
+    """fer's prediction_metrics (accuracy, macro_f1, per_class, macro_avg, weighted_avg), plus
+    counts as an array (7x7, rows = true class), row-normalised rates, and the classes the model
+    never predicts although they occur."""
+    metrics = prediction_metrics(labels, preds)
+    counts = np.array(metrics["confusion_matrix"])
     rows = counts.sum(1, keepdims=True)
     rates = np.divide(counts, rows, out=np.zeros(counts.shape, float), where=rows > 0)
-    report = classification_report(labels, preds, labels=k, target_names=list(CLASSES), output_dict=True,
-                                    zero_division=0)
-    predicted = counts.sum(0)
-    never = [CLASSES[i] for i in k if predicted[i] == 0 and rows[i, 0] > 0]
-    return {"counts": counts, "rates": rates, "report": report, "never_predicted": never,
-            "accuracy": float(np.trace(counts) / max(counts.sum(), 1))}
+    never = [c for i, c in enumerate(CLASSES) if counts[:, i].sum() == 0 and rows[i, 0] > 0]
+    return {**metrics, "counts": counts, "rates": rates, "never_predicted": never}
 
 
 def describe_never_predicted(never: list[str]) -> str:

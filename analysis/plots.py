@@ -18,21 +18,19 @@ def _save(fig, path) -> str:
 
 
 def confusion_matrices(results: dict[str, dict], path) -> str:
-    """Counts and row-normalised rates for each model; never-predicted classes marked on the axis."""
+    """Counts and row-normalised rates for each model (scikit-learn's ConfusionMatrixDisplay);
+    never-predicted classes marked on the predicted axis."""
+    from sklearn.metrics import ConfusionMatrixDisplay
+
     fig, axes = plt.subplots(len(results), 2, figsize=(12, 5.6 * len(results)), squeeze=False,
                              layout="constrained")
     for row, (name, cm) in zip(axes, results.items()):
         panels = ((row[0], cm["counts"], "counts", "d"), (row[1], cm["rates"], "row-normalised", ".2f"))
         for ax, data, title, fmt in panels:
-            ax.imshow(data, cmap="Blues")
-            for i in range(len(CLASSES)):
-                for j in range(len(CLASSES)):
-                    v = data[i, j]
-                    ax.text(j, i, format(v, fmt), ha="center", va="center", fontsize=8,
-                            color="white" if v > data.max() * 0.6 else "black")
-            labels = [f"{c}\n(never)" if c in cm["never_predicted"] else c for c in CLASSES]
-            ax.set_xticks(range(len(CLASSES)), labels, rotation=45, ha="right")
-            ax.set_yticks(range(len(CLASSES)), CLASSES)
+            ConfusionMatrixDisplay(data, display_labels=list(CLASSES)).plot(
+                ax=ax, cmap="Blues", values_format=fmt, colorbar=False, xticks_rotation=45)
+            never = [f"{c}\n(never)" if c in cm["never_predicted"] else c for c in CLASSES]
+            ax.set_xticks(range(len(CLASSES)), never, rotation=45, ha="right")
             ax.set_xlabel("predicted")
             ax.set_ylabel("true")
             ax.set_title(f"{name}: {title} (accuracy {cm['accuracy']:.3f})")

@@ -101,9 +101,9 @@ def _check_options(m: ModelSource, opt: Options) -> None:
 def _model_metrics(m: ModelSource, cm: dict) -> dict:
     hist = m.payload.get("history", [])
     return {"checkpoint": m.path, "family": m.family, "n": int(len(m.preds)), "split": m.split_name,
-            "accuracy": cm["accuracy"], "macro_f1": cm["report"]["macro avg"]["f1-score"],
-            "per_class": {c: cm["report"][c] for c in CLASSES}, "macro_avg": cm["report"]["macro avg"],
-            "weighted_avg": cm["report"]["weighted avg"], "confusion_matrix": cm["counts"].tolist(),
+            "accuracy": cm["accuracy"], "macro_f1": cm["macro_f1"], "per_class": cm["per_class"],
+            "macro_avg": cm["macro_avg"], "weighted_avg": cm["weighted_avg"],
+            "confusion_matrix": cm["confusion_matrix"],
             "never_predicted": cm["never_predicted"], "num_params": m.num_params,
             "seconds_per_epoch": float(np.mean([h["epoch_s"] for h in hist])) if hist else None}
 
@@ -139,8 +139,8 @@ def _confusion_section(cms: dict, out: Path) -> tuple[str, str]:
         parts.append(html.para(f"{name}: rows are true classes; the weakest recall is '{worst}' "
                                f"({rates.min():.2f}). " + describe_never_predicted(cm["never_predicted"]),
                                "warn" if cm["never_predicted"] else ""))
-        report = pd.DataFrame(cm["report"]).T.reset_index().rename(columns={"index": "class"})
-        parts.append(html.table(report.drop(index=report.index[report["class"] == "accuracy"])))
+        rows = {**cm["per_class"], "macro avg": cm["macro_avg"], "weighted avg": cm["weighted_avg"]}
+        parts.append(html.table(pd.DataFrame(rows).T.reset_index().rename(columns={"index": "class"})))
     return "Confusion matrix and per-class scores", "\n".join(parts)
 
 

@@ -41,8 +41,8 @@ def main() -> None:
         for tau in TAUS:
             c = confusion(faces.labels, adjust_for_prior(probs, {**prep, "logit_adjust": tau}).argmax(1))
             mark = " *" if tau == picked else ""
-            print(f"| {tau:.1f}{mark} | {c['accuracy']:.4f} | {c['report']['macro avg']['f1-score']:.4f} | "
-                  f"{c['report']['disgust']['recall']:.3f} | {len(c['never_predicted'])} |")
+            print(f"| {tau:.1f}{mark} | {c['accuracy']:.4f} | {c['macro_f1']:.4f} | "
+                  f"{c['per_class']['disgust']['recall']:.3f} | {len(c['never_predicted'])} |")
         print()
 
 

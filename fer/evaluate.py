@@ -70,19 +70,30 @@ def autocast_for(device, precision: str = "auto"):
 
 
 def classification_metrics(labels: np.ndarray, probs: np.ndarray) -> dict:
-    """accuracy, macro_f1, n, loss (NLL of the averaged probabilities), per_class and confusion_matrix."""
-    from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
-
-    k = range(len(CLASSES))
-    pred = probs.argmax(1)
-    p, r, f, s = precision_recall_fscore_support(labels, pred, labels=list(k), zero_division=0)
+    """prediction_metrics of the most probable class, plus loss (NLL of the averaged probabilities)."""
     loss = float(-np.log(np.clip(probs[np.arange(len(labels)), labels], 1e-12, None)).mean()) if len(labels) else 0.0
+    return {**prediction_metrics(labels, probs.argmax(1)), "loss": loss}
+
+
+def prediction_metrics(labels: np.ndarray, pred: np.ndarray) -> dict:
+    """accuracy, macro_f1, n, per_class and its macro_avg and weighted_avg ({precision, recall, f1,
+    support}), and confusion_matrix (7x7 counts, rows = true class), from scikit-learn."""
+    from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
+
+    k = list(range(len(CLASSES)))
+    p, r, f, s = precision_recall_fscore_support(labels, pred, labels=k, zero_division=0)
+    table = np.stack([p, r, f])  # (3, 7): precision, recall, f1 per class
+
+    def row(values, support) -> dict:
+        return {"precision": float(values[0]), "recall": float(values[1]), "f1": float(values[2]),
+                "support": int(support)}
+
     return {
-        "accuracy": float(accuracy_score(labels, pred)),
-        "macro_f1": float(f1_score(labels, pred, labels=list(k), average="macro", zero_division=0)),
+        "accuracy": float((pred == labels).mean()) if len(labels) else 0.0,
+        "macro_f1": float(f.mean()),
         "n": int(len(labels)),
-        "loss": loss,
-        "per_class": {c: {"precision": float(p[i]), "recall": float(r[i]), "f1": float(f[i]), "support": int(s[i])}
-                      for i, c in enumerate(CLASSES)},
-        "confusion_matrix": confusion_matrix(labels, pred, labels=list(k)).tolist(),
+        "per_class": {c: row(table[:, i], s[i]) for i, c in enumerate(CLASSES)},
+        "macro_avg": row(table.mean(1), s.sum()),
+        "weighted_avg": row(table @ (s / max(s.sum(), 1)), s.sum()),
+        "confusion_matrix": confusion_matrix(labels, pred, labels=k).tolist(),
     }

@@ -1,6 +1,7 @@
 """requirements.txt (README's install command) and pyproject.toml name the same runtime pins."""
-import tomllib
 from pathlib import Path
+
+import tomllib
 
 REPO = Path(__file__).resolve().parents[1]
 

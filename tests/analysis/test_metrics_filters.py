@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 import torch
 from torch import nn
 
@@ -14,7 +15,21 @@ def test_confusion_from_fixed_predictions():
     assert cm["counts"][0].tolist() == [1, 0, 1, 0, 0, 0, 0]
     assert cm["counts"][1].tolist() == [2, 0, 0, 0, 0, 0, 0]
     assert cm["rates"][3, 3] == 2 / 3 and cm["accuracy"] == 4 / 8
-    assert cm["report"]["happy"]["recall"] == 2 / 3 and cm["report"]["happy"]["support"] == 3
+    assert cm["per_class"]["happy"]["recall"] == 2 / 3 and cm["per_class"]["happy"]["support"] == 3
+
+
+def test_scores_match_scikit_learns_report():
+    from sklearn.metrics import classification_report
+
+    rng = np.random.default_rng(0)
+    labels, preds = rng.integers(0, 7, 300), rng.integers(0, 6, 300)  # class 6 never predicted
+    cm, ref = confusion(labels, preds), classification_report(labels, preds, labels=range(7), output_dict=True,
+                                                              zero_division=0)
+    for ours, theirs in ((cm["per_class"]["neutral"], ref["6"]), (cm["macro_avg"], ref["macro avg"]),
+                         (cm["weighted_avg"], ref["weighted avg"])):
+        assert [ours[k] for k in ("precision", "recall", "f1")] == pytest.approx(
+            [theirs[k] for k in ("precision", "recall", "f1-score")])
+    assert cm["macro_f1"] == pytest.approx(ref["macro avg"]["f1-score"]) and cm["never_predicted"] == ["neutral"]
 
 
 def test_never_predicted_class_is_named():
