@@ -24,7 +24,9 @@ from fer.run import split_for_training
 from fer.train import Trainer
 
 
-def train_fer(config: dict, faces: FaceSet, deadline: float | None = None) -> None:
+def train_fer(config: dict, faces: FaceSet, deadline: float | None = None, report=None) -> None:
+    """One trial. `report(metrics, checkpoint=...)` is tune.report unless given (tests wrap it)."""
+    report = report or tune.report
     logging.getLogger("ray.train").setLevel(logging.WARNING)  # not one "checkpoint created" line per epoch
     run = resolve_run({"model": config["model"], "train": config["train"]}, source="trial config")
     payload = None
@@ -45,7 +47,7 @@ def train_fer(config: dict, faces: FaceSet, deadline: float | None = None) -> No
     for metrics in trainer.epochs():
         with tempfile.TemporaryDirectory() as d:
             save_checkpoint(trainer.checkpoint(data), Path(d) / "checkpoint.pt")
-            tune.report({**metrics, **where}, checkpoint=tune.Checkpoint.from_directory(d))
+            report({**metrics, **where}, checkpoint=tune.Checkpoint.from_directory(d))
 
 
 def _use_trial_cpus() -> int:

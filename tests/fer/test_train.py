@@ -44,17 +44,25 @@ def test_same_seed_same_metrics_on_cpu(synthetic):
     assert strip(a) != strip(c)
 
 
-@pytest.mark.parametrize("extra", [
-    ["train.optimizer=sgd", "train.schedule=cosine", "train.nesterov=true"],
-    ["train.optimizer=adamw", "train.schedule=onecycle", "train.weight_decay=0.01"],
-    ["train.schedule=plateau", "train.class_balance=loss", "train.label_smoothing=0.1"],
-    ["train.schedule=step", "train.step_size=1", "train.class_balance=sampler"],
-    ["train.crop_size=40", "train.tta=tencrop", "train.flip=true", "train.scale=0.1", "train.translate=0.1"],
-    ["train.precision=bf16", "train.channels_last=true", "train.logit_adjust=1.0"],
+@pytest.fixture(scope="module")
+def plain_history(synthetic):
+    return _fit(synthetic)
+
+
+@pytest.mark.parametrize("extra, last_lr", [
+    (["train.optimizer=sgd", "train.schedule=cosine", "train.nesterov=true"], 0.0),  # annealed by the end
+    (["train.optimizer=adamw", "train.schedule=onecycle", "train.weight_decay=0.01"], 0.0),
+    (["train.schedule=plateau", "train.class_balance=loss", "train.label_smoothing=0.1"], 1e-3),  # patience 3
+    (["train.schedule=step", "train.step_size=1", "train.class_balance=sampler"], 1e-5),  # x0.1 per epoch
+    (["train.crop_size=40", "train.tta=tencrop", "train.flip=true", "train.scale=0.1", "train.translate=0.1"], 1e-3),
+    (["train.precision=bf16", "train.channels_last=true", "train.logit_adjust=1.0"], 1e-3),
 ])
-def test_recipes_train(synthetic, extra):
+def test_recipes_train_and_change_the_run(synthetic, plain_history, extra, last_lr):
     history = _fit(synthetic, extra)
     assert len(history) == 2 and all(np.isfinite(m["train_loss"]) for m in history)
+    assert history[-1]["lr"] == pytest.approx(last_lr, abs=1e-7)
+    # the options took effect: the losses differ from the plain recipe's with the same seed
+    assert [m["train_loss"] for m in history] != [m["train_loss"] for m in plain_history]
 
 
 def test_cosine_anneals_to_zero_and_step_decays(synthetic):
