@@ -50,7 +50,7 @@ def dataloader_epoch(images, labels, batch_size, workers, device) -> float:
 def resident_epoch(faces, batch_size) -> float:
     run = load_run(None, ["model.name=seed_cnn", f"train.batch_size={batch_size}", "train.flip=true"])
     trainer = Trainer(run, faces, faces.subset(np.arange(8)))
-    return max(trainer._train_epoch()["images_per_s"] for _ in range(2))
+    return max(trainer.train_epoch()["images_per_s"] for _ in range(2))
 
 
 def main() -> None:

@@ -27,7 +27,7 @@ def untrained_seed_cnn(out: Path, data: str | None) -> Path:
                    ([f"data={data}"] if data else []))
     train, val, info = split_for_training(faces, run)
     trainer = Trainer(run, train.subset(slice(0, 256)), val)
-    trainer.history = [trainer._train_epoch() | trainer._validate() | {"epoch": 1}]
+    trainer.history = [trainer.train_epoch() | trainer.validate() | {"epoch": 1}]
     return save_checkpoint(trainer.checkpoint(info), out / "checkpoint.pt")
 
 

@@ -74,8 +74,8 @@ class Trainer:
         stale = 0
         while self.epoch < self.cfg.epochs:
             t0 = time.perf_counter()
-            metrics = self._train_epoch()
-            metrics.update(self._validate())
+            metrics = self.train_epoch()
+            metrics.update(self.validate())
             last = time.perf_counter() - t0
             self.elapsed += last
             self.epoch += 1
@@ -120,7 +120,8 @@ class Trainer:
             order = torch.randperm(n, generator=self.gen, device=self.device)
         return order.split(self.cfg.batch_size)
 
-    def _train_epoch(self) -> dict:
+    def train_epoch(self) -> dict:
+        """One pass over the training set; public so benchmarks can time it alone."""
         cfg, model = self.cfg, self.model
         model.train()
         t0 = self._epoch_t0 = time.perf_counter()
@@ -149,7 +150,8 @@ class Trainer:
         return {"train_loss": loss_sum.item() / n, "train_acc": correct.item() / n,
                 "lr": self.optimizer.param_groups[0]["lr"], "epoch_s": seconds, "images_per_s": n / seconds}
 
-    def _validate(self) -> dict:
+    def validate(self) -> dict:
+        """Scores on the validation set (choosing tau first when balance_within is set)."""
         prep = self.prep
         if self.cfg.balance_within:
             raw = predict_proba(self.model, self.val_images, {**prep, "logit_adjust": 0.0}, self.cfg.tta,

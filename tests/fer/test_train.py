@@ -89,8 +89,8 @@ def _fit_on_fake_clock(synthetic, monkeypatch, schedule: str) -> list[dict]:
     monkeypatch.setattr(fer.train, "time", clock)
     tr, va = synthetic.select("Training"), synthetic.select("PublicTest")
     trainer = Trainer(_run(["train.epochs=100", f"train.schedule={schedule}", "train.time_budget_s=45"]), tr, va)
-    real_epoch = trainer._train_epoch
-    trainer._train_epoch = lambda: (real_epoch(), setattr(clock, "now", clock.now + clock.epoch_s))[0]
+    real_epoch = trainer.train_epoch
+    trainer.train_epoch = lambda: (real_epoch(), setattr(clock, "now", clock.now + clock.epoch_s))[0]
     return trainer.fit()
 
 
