@@ -171,8 +171,9 @@ def _start_ray(address: str | None, verbose: bool) -> None:
                  log_to_driver=verbose, ignore_reinit_error=True, configure_logging=True)
     except (ConnectionError, RuntimeError, ValueError) as e:
         raise FerError(f"--address {address}: cannot join the Ray cluster ({str(e).splitlines()[0]})") from None
-    if not verbose:
-        logging.getLogger("ray.tune").setLevel(logging.CRITICAL)  # trial failures: one line each, from the CLI
+    if not verbose:  # trial failures: one line each, from the CLI; Tune's warnings (among them the
+        # controller's about ResourceChangingScheduler reading its reuse_actors flag) only with --verbose
+        logging.getLogger("ray.tune").setLevel(logging.CRITICAL)
 
 
 def _print_summary(grid, space) -> list[str]:

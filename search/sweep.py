@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import logging
 import statistics
 import time
 import warnings
@@ -33,9 +32,6 @@ from search.rungs import RecheckedASHA
 from search.space import SearchSpace
 
 warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-# ResourceChangingScheduler reads the controller's reuse_actors flag to refuse reuse (we pass False), and
-# the controller warns about that access on every scheduling step: its warnings are Tune's business.
-logging.getLogger("ray.tune.execution.tune_controller").setLevel(logging.ERROR)
 
 
 def trial_dirname(trial) -> str:
