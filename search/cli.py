@@ -33,7 +33,7 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
     r = sub.add_parser("run", help="run the sweeps of one or more space files (default: configs/quickstart.yaml)",
                        description="Run the sweeps of space files. Options left out take the space file's "
-                                   "settings: value, else the default of search.space.Settings.", epilog=EPILOG)
+                                   "settings: value, else the default of search.settings.Settings.", epilog=EPILOG)
     r.add_argument("configs", nargs="*", help="space YAML files")
     r.add_argument("--data", help="data for every sweep (default: each file's data:, else synthetic faces)")
     r.add_argument("--num-samples", type=positive_int, help="trials per sweep")

@@ -18,72 +18,17 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, field, fields
-from typing import Any, Literal
+from dataclasses import dataclass, fields
+from typing import Any
 
 from fer.config import TrainConfig, resolve_run
 from fer.errors import ConfigError
 from fer.models import count_params, create_model, make_config
 from fer.models.registry import family_config, family_names
+from search.settings import Settings
 
 DISTRIBUTIONS = ("choice", "uniform", "loguniform", "int", "logint")
 SECTIONS = ("model", "train")
-
-
-@dataclass
-class Settings:
-    """Sweep settings; the fields are the YAML `settings:` keys (CLI flags override them).
-    Types are checked by fer's `make_config`, as for run configs; ranges here."""
-
-    metric: Literal["val_acc", "val_macro_f1"] = "val_acc"
-    num_samples: int = 8
-    max_epochs: int = 10
-    grace_period: int = 2
-    reduction_factor: int = 3
-    # Trials at a time. None: as many as the cluster holds at the trial's resources (search.resources).
-    max_concurrent: int | None = None
-    cpus_per_trial: float = 1.0
-    gpus_per_trial: float = 0.0
-    time_budget_s: float | None = None
-    max_failures: int = 2
-    # Best epochs kept per trial (Tune also keeps the latest, for resuming). With 1, Tune snapshots the
-    # experiment after every checkpoint, so a killed driver never resumes from a deleted checkpoint.
-    keep_checkpoints: int = 1
-    searcher: Literal["tpe", "random"] = "tpe"
-    scheduler: Literal["asha", "fifo"] = "asha"
-    param_budget: dict | None = None  # {target: int, tolerance: 0.05, scale: model.widths}
-    warm_start: list = field(default_factory=list)  # configs ({model: {...}, train: {...}}) tried first
-    # With a time budget, new trials start only in this share of it; after that the trials still
-    # running take up the CPUs that free up (grow_trials), so the survivors train faster to the deadline.
-    explore_share: float = 1.0
-    grow_trials: bool = True  # CPU trials only: Tune's ResourceChangingScheduler spreads free CPUs over them
-    # ASHA only: a trial that passed a rung early is stopped once later arrivals push it out of the
-    # rung's top 1/reduction_factor (search.rungs.RecheckedASHA), so a race of few trials is decided.
-    recheck_rungs: bool = False
-
-    def __post_init__(self):
-        for key in ("num_samples", "max_epochs", "grace_period", "keep_checkpoints"):
-            _require(getattr(self, key) >= 1, key, "a positive integer", getattr(self, key))
-        _require(self.reduction_factor >= 2, "reduction_factor", "an integer >= 2", self.reduction_factor)
-        _require(self.max_failures >= 0, "max_failures", "an integer >= 0", self.max_failures)
-        _require(self.max_concurrent is None or self.max_concurrent >= 1, "max_concurrent", "a positive integer",
-                 self.max_concurrent)
-        _require(self.cpus_per_trial > 0, "cpus_per_trial", "a positive number", self.cpus_per_trial)
-        _require(self.gpus_per_trial >= 0, "gpus_per_trial", "a number >= 0", self.gpus_per_trial)
-        _require(self.time_budget_s is None or self.time_budget_s > 0, "time_budget_s",
-                 "a positive number of seconds (leave it out for no budget)", self.time_budget_s)
-        _require(0 < self.explore_share <= 1, "explore_share", "a number in (0, 1]", self.explore_share)
-        if self.scheduler == "asha" and self.grace_period > self.max_epochs:
-            raise ValueError(f"grace_period: {self.grace_period} exceeds max_epochs {self.max_epochs}, "
-                             "so ASHA could never stop a trial (lower it, e.g. --grace-period 1)")
-        if self.param_budget is not None and not (isinstance(self.param_budget, dict)
-                                                  and {"target", "scale"} <= set(self.param_budget)):
-            raise ValueError("param_budget: expected {target: N, scale: model.widths}")
-
-
-def _require(ok: bool, key: str, expected: str, value) -> None:
-    if not ok:
-        raise ValueError(f"{key}: expected {expected}, got {value!r}")
 
 
 @dataclass(frozen=True)
