@@ -21,9 +21,9 @@ class ResultsError(FerError):
 
 def find_experiments(root: str | Path) -> list[Path]:
     """Experiment folders (each with sweep.json and Tune's state) under root, root included."""
-    root = Path(root).resolve()  # Tune reads absolute paths only (a relative one is an "empty URI scheme")
-    if not root.exists():
+    if not Path(root).exists():
         raise ResultsError(f"{root}: no such folder")
+    root = Path(root).resolve()  # Tune reads absolute paths only (a relative one is an "empty URI scheme")
     from ray.tune import Tuner
 
     found = sorted(p.parent for p in root.rglob(SWEEP_FILE) if Tuner.can_restore(str(p.parent)))
