@@ -3,6 +3,7 @@ And the arithmetic behind the default concurrency and the trial outcomes."""
 from types import SimpleNamespace
 
 import pytest
+import ray
 
 from fer.errors import ConfigError
 from search.cli import main
@@ -31,7 +32,22 @@ def test_bad_options_exit_2_with_one_line_and_write_nothing(tmp_path, capsys, fl
     assert _exit_code(["run", *flags, "--storage-path", str(storage)]) == 2
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
-    assert not storage.exists()
+    assert not storage.exists() and not ray.is_initialized()  # refused before Ray started
+
+
+@pytest.mark.parametrize("body, message", [
+    ("train: {optimizer: {choice: [sgd, adamm]}}", "train.optimizer.choice[1] = 'adamm'"),
+    ("model: {channels: {choice: [[8, 16], 32]}, kernel_sizes: [3]}", "model.channels.choice[1] = 32"),
+    ("train: {optimizer: {choice: [sgd, adam]}, momentum: {uniform: [0.8, 0.9], when: {optimzer: sgd}}}",
+     "train.momentum.when.optimzer: not a parameter of this space"),
+])
+def test_a_bad_space_is_refused_whole_before_ray_starts(tmp_path, capsys, body, message):
+    space = tmp_path / "space.yaml"
+    space.write_text(f"family: cnn\n{body}\n")
+    assert main(["run", str(space), "--storage-path", str(tmp_path / "results")]) == 2
+    err = capsys.readouterr().err
+    assert err == f"search: error: {space}: {message}" + err.split(message, 1)[1] and len(err.splitlines()) == 1
+    assert not (tmp_path / "results").exists() and not ray.is_initialized()
 
 
 def _exit_code(argv: list[str]) -> int:
