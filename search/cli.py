@@ -6,6 +6,7 @@ import json
 import os
 import shlex
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -93,11 +94,10 @@ def cmd_run(args) -> int:
     if twice:
         raise FerError(f"two sweeps are named {twice!r} and would share {storage}/{name}/{twice}: give each space "
                        "file a distinct `name:`, or run them under different --name")
-    if not args.resume:
-        for space in spaces:
-            if _holds_experiment(experiment_path(storage, name, space)):
-                raise FerError(f"{experiment_path(storage, name, space)}: an experiment named {name!r} is already "
-                               "there: continue it with --resume, or start another with --name")
+    for space in spaces:
+        if _holds_experiment(experiment_path(storage, name, space)) and not args.resume:
+            raise FerError(f"{experiment_path(storage, name, space)}: an experiment named {name!r} is already "
+                           "there: continue it with --resume, or start another with --name")
     resume = "python -m search " + shlex.join([a for a in args.argv if a != "--resume"] + ["--resume"])
     try:
         return _run_sweeps(args, spaces, name, storage)
@@ -143,12 +143,23 @@ def _run_sweeps(args, spaces, name: str, storage: str) -> int:
 
 
 def _holds_experiment(path: str) -> bool:
+    """Whether an experiment is already at `path`; a storage that cannot be used is a FerError."""
     if "://" in path:
         import pyarrow.fs
 
-        fs, root = pyarrow.fs.FileSystem.from_uri(path)
-        return fs.get_file_info(root).type != pyarrow.fs.FileType.NotFound
-    return Path(path).is_dir() and any(Path(path).iterdir())
+        try:
+            fs, root = pyarrow.fs.FileSystem.from_uri(path)
+            return fs.get_file_info(root).type != pyarrow.fs.FileType.NotFound
+        except (pyarrow.ArrowException, OSError) as e:
+            raise FerError(f"--storage-path {path}: cannot be used ({str(e).splitlines()[0]})") from None
+    folder = Path(path)
+    existing = next(p for p in (folder, *folder.parents) if p.exists())
+    try:  # a real write, removed at once: permissions alone say nothing for root or special filesystems
+        os.rmdir(tempfile.mkdtemp(dir=existing, prefix=".write-probe-"))
+    except OSError as e:
+        raise FerError(f"--storage-path: cannot write under {existing} ({e.strerror or e}), "
+                       f"so {folder} cannot hold the experiment") from None
+    return folder.is_dir() and any(folder.iterdir())
 
 
 def _start_ray(address: str | None, verbose: bool) -> None:
@@ -180,13 +191,15 @@ def _print_summary(grid, space) -> list[str]:
     """The sweep's table; returns one line per failed trial naming its error."""
     import pandas as pd
 
+    from search.progress import ENDINGS
+
     s, metric = space.settings, space.settings.metric
     rows, failed = [], []
     for r in grid:
         h = r.metrics_dataframe
         trial_id = Path(r.path).name.removeprefix("trial_")
         epochs = int(h["training_iteration"].max()) if h is not None and len(h) else 0
-        status = "failed" if r.error else _ended(r, epochs, s)
+        status = "failed" if r.error else ENDINGS.get(trial_id) or _ended(r, epochs, s)
         if r.error:
             failed.append(f"trial {space.name}/{trial_id} failed after its retries: {_last_line(r.error)} "
                           f"(full text: {Path(r.path) / 'error.txt'})")
@@ -205,12 +218,12 @@ def _print_summary(grid, space) -> list[str]:
 
 
 def _ended(r, epochs: int, s) -> str:
-    """A short status: finished, or what stopped the trial (ASHA with its rung)."""
-    from search.progress import asha_rung, outcome
+    """How a trial that ended before this process started ended: its own run's end, else
+    "stopped" (by ASHA or the time budget: the printed line said which)."""
+    from search.progress import outcome
 
-    text = outcome(epochs, (r.metrics or {}).get("run_ends") or "", s, None, None)
-    rung = asha_rung(epochs, s.grace_period, s.reduction_factor) if text == "stopped by ASHA" else None
-    return text.replace("stopped by ", "").replace("ended by its ", "") + (f", rung {rung}" if rung else "")
+    run_ends = (r.metrics or {}).get("run_ends") or ""
+    return outcome(epochs, run_ends, s, None, None) if run_ends else "stopped"
 
 
 def _last_line(error: BaseException) -> str:

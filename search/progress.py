@@ -7,6 +7,9 @@ import time
 
 from ray.tune import Callback
 
+ENDINGS: dict[str, str] = {}  # trial_id -> how it ended, as printed (module state: a restored
+# experiment brings its own unpickled printer)
+
 
 def asha_rung(epoch: int, grace_period: int, reduction_factor: int) -> int | None:
     """The highest ASHA milestone (grace_period * reduction_factor^k) at or below `epoch`."""
@@ -73,6 +76,7 @@ class EpochPrinter(Callback):
             rung = asha_rung(epochs, s.grace_period, s.reduction_factor) if s.scheduler == "asha" else None
             rank = rank_at(self.scores.get(rung, {}), trial.trial_id) if rung else None
             how = outcome(epochs, trial.last_result.get("run_ends", ""), s, self.deadline, rank)
+        ENDINGS[trial.trial_id] = how
         running = sum(t.status == "RUNNING" for t in trials)
         done = sum(t.status in ("TERMINATED", "ERROR") for t in trials)
         self._say(f"{trial.trial_id} {how} after {epochs} epoch{'s' * (epochs != 1)} (best {self.metric} {best:.4f}); "

@@ -26,10 +26,12 @@ from search.resources import trials_at_once
     (["configs"], "configs: cannot read it as a YAML config"),
     (["configs/cnn.yaml", "configs/cnn_gpu.yaml"], "two sweeps are named 'cnn'"),
     (["--data", "fer2013.csv.gzz"], "fer2013.csv.gzz: no such file or directory"),
+    (["--storage-path", "README.md/results"], "--storage-path: cannot write under"),
+    (["--storage-path", "nofs://bucket/results"], "nofs://bucket/results/quickstart/cnn: cannot be used"),
 ])
 def test_bad_options_exit_2_with_one_line_and_write_nothing(tmp_path, capsys, flags, message):
     storage = tmp_path / "results"
-    assert _exit_code(["run", *flags, "--storage-path", str(storage)]) == 2
+    assert _exit_code(["run", "--storage-path", str(storage), *flags]) == 2
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
     assert not storage.exists() and not ray.is_initialized()  # refused before Ray started
