@@ -44,7 +44,7 @@ non_negative_float = _number(float, 0.0, True, "a number >= 0")
 
 def sigterm_as_interrupt() -> None:
     """SIGTERM (a scheduler's or `kill`'s stop) unwinds like Ctrl-C: KeyboardInterrupt, exit 130."""
-    signal.signal(signal.SIGTERM, lambda signum, frame: signal.default_int_handler(signum, frame))
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
 
 
 def run_command(prog: str, func: Callable, args) -> int:

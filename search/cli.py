@@ -115,7 +115,7 @@ def _run_sweeps(args, spaces, name: str, storage: str) -> int:
         if source not in datasets:
             datasets[source] = load_data(source)
     _start_ray(args.address, args.verbose)
-    from search.interrupt import received
+    from search.interrupt import received, restore_handlers
     from search.sweep import run_sweep, settle_concurrency
     from search.trainable import train_fer
 
@@ -126,7 +126,10 @@ def _run_sweeps(args, spaces, name: str, storage: str) -> int:
         s = space.settings
         print(f"sweep {name}/{space.name}: {s.num_samples} trials of {space.family} on {source or 'synthetic faces'}, "
               f"{s.max_epochs} epochs max, {s.max_concurrent} at a time ({why[space.name]})", flush=True)
-        grid = run_sweep(space, train_fer, storage, name, args.seed, args.resume, faces=datasets[source])
+        try:
+            grid = run_sweep(space, train_fer, storage, name, args.seed, args.resume, faces=datasets[source])
+        finally:
+            restore_handlers()
         if received():
             raise KeyboardInterrupt
         failed += _print_summary(grid, space)

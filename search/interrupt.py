@@ -24,6 +24,13 @@ def received() -> int | None:
     return _received[-1] if _received else None
 
 
+def restore_handlers() -> None:
+    """After a sweep: Ctrl-C and SIGTERM raise KeyboardInterrupt again (the handlers set for the
+    sweep would otherwise pass a signal on to a Tune run that has ended, and lose it)."""
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+
+
 class SignalWatch(Callback):
     """Records a SIGINT or SIGTERM received during a sweep and passes it to Tune's stop."""
 

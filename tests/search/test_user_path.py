@@ -131,3 +131,14 @@ def test_ctrl_c_during_fer_train_keeps_the_best_epoch_so_far(tmp_path):
     payload = load_checkpoint(out / "checkpoint.pt")
     best = max(payload["history"], key=lambda m: m["val_acc"])
     assert payload["best_epoch"] == best["epoch"] and len(payload["history"]) >= 3
+
+
+def test_ctrl_c_during_the_report_still_stops_the_command(tmp_path):
+    storage = tmp_path / "results"
+    proc = _start(["search", "run", "--num-samples", "2", "--max-epochs", "1", "--storage-path", str(storage)],
+                  tmp_path / "out.log")
+    _wait_for(proc, tmp_path / "out.log", "done in ")  # the sweeps are over; the report is being written
+    os.killpg(proc.pid, signal.SIGINT)
+    err = proc.communicate(timeout=120)[1]
+    assert proc.returncode == 130 and "search: interrupted" in err, err
+    assert not (storage / "quickstart" / "report").exists()  # a report cut short is not left behind
