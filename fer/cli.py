@@ -63,11 +63,7 @@ def cmd_train(args) -> int:
               f"lr {m['lr']:.2e}  {m['epoch_s']:.1f}s {m['images_per_s']:.0f} img/s", flush=True)
 
     t0 = time.perf_counter()
-    try:
-        payload = train_run(run, out, on_epoch=progress)
-    except KeyboardInterrupt as stop:
-        kept = stop.args[0] if stop.args else None  # train_run's note on what it kept
-        raise KeyboardInterrupt(kept or "no epoch finished, so no checkpoint was written") from None
+    payload = train_run(run, out, on_epoch=progress)  # Ctrl-C: train_run says what it kept
     m = payload["metrics"]
     print(f"best epoch {payload['best_epoch']}: val acc {m['val_acc']:.4f} macro-F1 {m['val_macro_f1']:.4f} "
           f"({time.perf_counter() - t0:.0f}s); wrote {out / 'checkpoint.pt'}")

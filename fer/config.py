@@ -37,7 +37,7 @@ _Loader.add_implicit_resolver(
 
 def read_yaml(text) -> object:
     """YAML text (or an open file) as Python values, numbers read as YAML 1.2 reads them."""
-    return yaml.load(text, Loader=_Loader)  # noqa: S506 (a SafeLoader subclass)
+    return yaml.load(text, Loader=_Loader)  # safe: _Loader is a SafeLoader
 
 
 @dataclass(frozen=True)

@@ -38,7 +38,7 @@ def train_run(run: dict, out: str | Path, faces: FaceSet | None = None,
         trainer.fit(on_epoch)
     except KeyboardInterrupt:
         if not trainer.history:
-            raise
+            raise KeyboardInterrupt("no epoch finished, so no checkpoint was written") from None
         payload = _write_best(trainer, data, out)  # Ctrl-C keeps the best epoch so far
         raise KeyboardInterrupt(f"kept epoch {payload['best_epoch']}, the best of {len(trainer.history)}, "
                                 f"in {out / 'checkpoint.pt'}") from None
