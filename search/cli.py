@@ -6,7 +6,6 @@ import json
 import os
 import shlex
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -83,6 +82,7 @@ def _settings_overrides(args) -> dict:
 def cmd_run(args) -> int:
     """Check everything, then run each sweep; Ctrl-C or SIGTERM stops them all (exit 130)."""
     from search.space import load_sweeps
+    from search.storage import holds_experiment
     from search.sweep import experiment_path
 
     configs = args.configs or [str(QUICKSTART)]
@@ -95,7 +95,7 @@ def cmd_run(args) -> int:
         raise FerError(f"two sweeps are named {twice!r} and would share {storage}/{name}/{twice}: give each space "
                        "file a distinct `name:`, or run them under different --name")
     for space in spaces:
-        if _holds_experiment(experiment_path(storage, name, space)) and not args.resume:
+        if holds_experiment(experiment_path(storage, name, space)) and not args.resume:
             raise FerError(f"{experiment_path(storage, name, space)}: an experiment named {name!r} is already "
                            "there: continue it with --resume, or start another with --name")
     resume = "python -m search " + shlex.join([a for a in args.argv if a != "--resume"] + ["--resume"])
@@ -103,6 +103,14 @@ def cmd_run(args) -> int:
         return _run_sweeps(args, spaces, name, storage)
     except KeyboardInterrupt:
         raise KeyboardInterrupt(f"the sweeps' state is saved; continue with: {resume}") from None
+    except StorageFailed as e:
+        print(f"search: the storage {storage}/{name} failed ({e}); the sweeps' state is saved: once it has space "
+              f"again, continue with: {resume}", file=sys.stderr)
+        return EXIT_FAILED
+
+
+class StorageFailed(Exception):
+    """The storage filled up or failed during a sweep (search.storage stopped it)."""
 
 
 def _run_sweeps(args, spaces, name: str, storage: str) -> int:
@@ -114,26 +122,12 @@ def _run_sweeps(args, spaces, name: str, storage: str) -> int:
         source = args.data or space.data
         if source not in datasets:
             datasets[source] = load_data(source)
-    _start_ray(args.address, args.verbose)
-    from search.interrupt import received, restore_handlers
-    from search.sweep import run_sweep, settle_concurrency
-    from search.trainable import train_fer
+    from search import storage as store
 
-    why = {space.name: settle_concurrency(space) for space in spaces}  # every sweep fits before any starts
-    failed = []
-    for space in spaces:
-        source = args.data or space.data
-        s = space.settings
-        print(f"sweep {name}/{space.name}: {s.num_samples} trials of {space.family} on {source or 'synthetic faces'}, "
-              f"{s.max_epochs} epochs max, {s.max_concurrent} at a time ({why[space.name]})", flush=True)
-        try:
-            grid = run_sweep(space, train_fer, storage, name, args.seed, args.resume, faces=datasets[source])
-        finally:
-            restore_handlers()
-        if received():
-            raise KeyboardInterrupt
-        failed += _print_summary(grid, space)
     root = f"{storage}/{name}"
+    with store.hold_reserve(root):
+        _start_ray(args.address, args.verbose)
+        failed = _each_sweep(args, spaces, name, storage, datasets)
     print(f"done in {time.perf_counter() - t0:.0f}s; results in {root}")
     for line in failed:
         print(f"search: {line}", file=sys.stderr)
@@ -143,26 +137,6 @@ def _run_sweeps(args, spaces, name: str, storage: str) -> int:
         args.report(root, Path(root) / "report")
         print(f"report: {Path(root) / 'report' / 'report.html'}")
     return EXIT_FAILED if failed else 0
-
-
-def _holds_experiment(path: str) -> bool:
-    """Whether an experiment is already at `path`; a storage that cannot be used is a FerError."""
-    if "://" in path:
-        import pyarrow.fs
-
-        try:
-            fs, root = pyarrow.fs.FileSystem.from_uri(path)
-            return fs.get_file_info(root).type != pyarrow.fs.FileType.NotFound
-        except (pyarrow.ArrowException, OSError) as e:
-            raise FerError(f"--storage-path {path}: cannot be used ({str(e).splitlines()[0]})") from None
-    folder = Path(path)
-    existing = next(p for p in (folder, *folder.parents) if p.exists())
-    try:  # a real write, removed at once: permissions alone say nothing for root or special filesystems
-        os.rmdir(tempfile.mkdtemp(dir=existing, prefix=".write-probe-"))
-    except OSError as e:
-        raise FerError(f"--storage-path: cannot write under {existing} ({e.strerror or e}), "
-                       f"so {folder} cannot hold the experiment") from None
-    return folder.is_dir() and any(folder.iterdir())
 
 
 def _start_ray(address: str | None, verbose: bool) -> None:
@@ -180,6 +154,7 @@ def _start_ray(address: str | None, verbose: bool) -> None:
     optuna.logging.set_verbosity(optuna.logging.INFO if verbose else optuna.logging.ERROR)
     if not verbose:
         warnings.filterwarnings("ignore", module=r"(ray|optuna)(\.|$)")
+        os.environ.setdefault("RAY_IGNORE_UNHANDLED_ERRORS", "1")  # results of trials a stop left unread
     try:
         ray.init(address=address, include_dashboard=False, logging_level="INFO" if verbose else "ERROR",
                  log_to_driver=verbose, ignore_reinit_error=True, configure_logging=True)
@@ -188,6 +163,37 @@ def _start_ray(address: str | None, verbose: bool) -> None:
     if not verbose:  # trial failures: one line each, from the CLI; Tune's warnings (among them the
         # controller's about ResourceChangingScheduler reading its reuse_actors flag) only with --verbose
         logging.getLogger("ray.tune").setLevel(logging.CRITICAL)
+
+
+def _each_sweep(args, spaces, name: str, storage: str, datasets: dict) -> list[str]:
+    """Run the sweeps one after another; returns one line per failed trial."""
+    from search import storage as store
+    from search.interrupt import received, restore_handlers
+    from search.sweep import experiment_path, run_sweep, settle_concurrency
+    from search.trainable import train_fer
+
+    why = {space.name: settle_concurrency(space) for space in spaces}  # every sweep fits before any starts
+    failed = []
+    store.clear_failure()
+    for space in spaces:
+        source = args.data or space.data
+        s = space.settings
+        print(f"sweep {name}/{space.name}: {s.num_samples} trials of {space.family} on {source or 'synthetic faces'}, "
+              f"{s.max_epochs} epochs max, {s.max_concurrent} at a time ({why[space.name]})", flush=True)
+        try:
+            grid = run_sweep(space, train_fer, storage, name, args.seed, args.resume, faces=datasets[source])
+        except Exception:
+            if store.failure() is None:  # Tune reads the full storage's empty files when it ends
+                raise
+        finally:
+            restore_handlers()
+        if received():
+            raise KeyboardInterrupt
+        if store.failure():
+            store.drop_partial_checkpoints(experiment_path(storage, name, space))
+            raise StorageFailed(store.failure())
+        failed += _print_summary(grid, space)
+    return failed
 
 
 def _print_summary(grid, space) -> list[str]:

@@ -17,6 +17,7 @@ import signal
 from ray.tune import Callback
 
 _received: list[int] = []  # module state: a restored experiment brings its own unpickled callback
+_tune_stop: list = []  # Tune's graceful stop of the running fit (its SIGINT handler)
 
 
 def received() -> int | None:
@@ -24,11 +25,19 @@ def received() -> int | None:
     return _received[-1] if _received else None
 
 
+def stop_sweep() -> None:
+    """Stop the running sweep as Ctrl-C does (state saved, trials left to resume), without a signal:
+    for search.storage, when the storage fails."""
+    if _tune_stop and callable(_tune_stop[-1]):
+        _tune_stop[-1](signal.SIGINT, None)
+
+
 def restore_handlers() -> None:
     """After a sweep: Ctrl-C and SIGTERM raise KeyboardInterrupt again (the handlers set for the
     sweep would otherwise pass a signal on to a Tune run that has ended, and lose it)."""
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, signal.default_int_handler)
+    _tune_stop.clear()
 
 
 class SignalWatch(Callback):
@@ -36,6 +45,8 @@ class SignalWatch(Callback):
 
     def setup(self, **info):
         graceful = signal.getsignal(signal.SIGINT)  # Tune's handler for this fit
+        if callable(graceful) and graceful is not signal.default_int_handler:
+            _tune_stop[:] = [graceful]
 
         def on_signal(signum, frame):
             _received.append(signum)

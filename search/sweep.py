@@ -30,6 +30,7 @@ from search.resources import concurrency
 from search.results import SWEEP_FILE
 from search.rungs import RecheckedASHA
 from search.space import SearchSpace
+from search.storage import StorageWatch, drop_partial_checkpoints, is_local
 
 warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
 
@@ -199,7 +200,8 @@ def make_tuner(space: SearchSpace, train_fn, params: dict, storage: str, name: s
         checkpoint_config=tune.CheckpointConfig(num_to_keep=s.keep_checkpoints, checkpoint_score_attribute=s.metric,
                                                 checkpoint_score_order="max"),
         failure_config=tune.FailureConfig(max_failures=s.max_failures),
-        callbacks=[EpochPrinter(space.name, s.metric, s, deadline), SignalWatch()],
+        callbacks=[EpochPrinter(space.name, s.metric, s, deadline), SignalWatch(),
+                   *([StorageWatch(f"{storage.rstrip('/')}/{name}")] if is_local(storage) else [])],
         verbose=0,
     )
     searcher = make_searcher(space, seed)
@@ -247,6 +249,8 @@ def run_sweep(space: SearchSpace, train_fn, storage: str, name: str, seed: int =
     restoring = resume and tune.Tuner.can_restore(path)
     if resume and not restoring:
         print(f"nothing to resume at {path}: starting the sweep", flush=True)
+    if restoring and (dropped := drop_partial_checkpoints(path)):
+        print(f"removed {len(dropped)} checkpoint(s) cut short when the storage failed", flush=True)
     if not restoring:
         write_sweep_info(space, storage, name, seed)
     return make_tuner(space, train_fn, params, storage, name, seed, resume).fit()

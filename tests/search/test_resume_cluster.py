@@ -74,3 +74,70 @@ def test_sweep_on_a_two_node_local_cluster(tmp_path, tiny_csv):
     assert len(histories) == 4
     nodes = {h["node_id"].iloc[-1] for h in histories.values()}
     assert len(nodes) == 2  # trials ran on both nodes
+
+
+def _raylet(marker: str):
+    """(pid, node id) of the raylet whose static resources hold `marker` (read from /proc)."""
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            cmd = (proc / "cmdline").read_bytes().decode().split("\0")
+        except OSError:
+            continue
+        if cmd and cmd[0].endswith("raylet") and any(marker in c for c in cmd):
+            return int(proc.name), next(c.split("=", 1)[1] for c in cmd if c.startswith("--node_id="))
+    raise AssertionError(f"no raylet with resource {marker}")
+
+
+def _epochs_on(results: Path, node: str) -> dict[str, int]:
+    """{trial folder: epochs it has reported on `node`}, read from Tune's result.json files."""
+    import json
+
+    out = {}
+    for f in results.glob("trial_*/result.json"):
+        rows = [json.loads(line) for line in f.read_text().splitlines() if line.strip()]
+        out[f.parent.name] = sum(r.get("node_id") == node for r in rows)
+    return out
+
+
+@pytest.mark.skipif(shutil.which("ray") is None, reason="the ray CLI is not on PATH")
+def test_a_lost_node_costs_its_trial_nothing(tmp_path, tiny_csv):
+    """SIGKILL the worker node's raylet while a trial trains there: that trial continues from its
+    last checkpoint on the head, no finished trial runs again, and every trial finishes."""
+    env = _env(RAY_AUTH_MODE="token", RAY_health_check_period_ms="1000", RAY_health_check_failure_threshold="3")
+    port = "46381"
+    ray_start = ["ray", "start", "--node-ip-address", "127.0.0.1", "--num-cpus", "1", "--disable-usage-stats"]
+    exp = tmp_path / "results" / "exp" / "cnn"
+    try:
+        subprocess.run(ray_start + ["--head", "--port", port, "--include-dashboard", "false"], env=env, check=True,
+                       capture_output=True, timeout=120)
+        subprocess.run(ray_start + ["--address", f"127.0.0.1:{port}", "--resources", '{"lost_node": 1}'], env=env,
+                       check=True, capture_output=True, timeout=120)
+        raylet, worker = _raylet("lost_node")
+        space = tiny_sweep(tmp_path / "space.yaml", n=3, epochs=40, sched="fifo")
+        cmd = _search(space, "--data", tiny_csv, "--storage-path", tmp_path / "results", "--name", "exp",
+                      "--address", f"127.0.0.1:{port}")
+        log = open(tmp_path / "sweep.log", "w+")
+        proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.time() + 300
+        while time.time() < deadline and max(_epochs_on(exp, worker).values(), default=0) < 3:
+            assert proc.poll() is None, (tmp_path / "sweep.log").read_text()[-3000:]
+            time.sleep(0.2)
+        os.kill(raylet, signal.SIGKILL)  # the worker node dies mid-trial
+        lost = {t: n for t, n in _epochs_on(exp, worker).items() if n}
+        proc.wait(timeout=400)
+        out = (tmp_path / "sweep.log").read_text()
+        assert proc.returncode == 0, out[-3000:]
+    finally:
+        subprocess.run(["ray", "stop", "--force"], env=env, capture_output=True, timeout=120)
+    table = trials_table(tmp_path / "results" / "exp")
+    assert len(table) == 3 and set(table["status"]) == {"TERMINATED"}, table
+    _, histories = trial_histories(exp)
+    for trial, before in lost.items():
+        h = histories[trial.removeprefix("trial_")]
+        assert h["epoch"].tolist() == list(range(1, 41))  # continued from a checkpoint, not from epoch 1
+        on_lost, after = h[h["node_id"] == worker], h[h["node_id"] != worker]
+        assert len(on_lost) >= before and after["epoch"].iloc[0] == on_lost["epoch"].iloc[-1] + 1, h
+        print(f"trial {trial}: epochs 1-{on_lost['epoch'].iloc[-1]} on the lost node ({before} when it was killed), "
+              f"then {after['epoch'].iloc[0]}-{after['epoch'].iloc[-1]} on the head")
+    for h in histories.values():
+        assert (h["epoch"].diff().dropna() == 1).all()  # no epoch ran twice in any trial's record

@@ -1,0 +1,143 @@
+"""The experiments' storage: checked before Ray starts, guarded while sweeps run.
+
+A full disk must not cost an experiment. Three pieces see to it, for a local (or mounted)
+storage folder; object stores (s3://, gs://) do not fill up and write objects whole.
+- `hold_reserve` keeps RESERVE_BYTES of the storage taken by a file of ours while the sweeps
+  run. When the storage fills up, releasing it leaves room for Tune's last save of the
+  experiment state, so the sweep can be resumed.
+- `StorageWatch` notices the storage failing: free space below two checkpoints, or a trial
+  failing while a test write to the storage fails too. It then releases the reserve and
+  stops the sweep the way Ctrl-C does (search.interrupt), trials left to be resumed.
+- `drop_partial_checkpoints` removes checkpoint folders whose file was cut short by the
+  full disk (Tune never registered them), before a resume and after a failed sweep.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+from ray.tune import Callback
+
+from fer.checkpoint import load_checkpoint
+from fer.errors import FerError
+from search.interrupt import stop_sweep
+
+RESERVE_FILE = ".storage-reserve"
+RESERVE_BYTES = 16 << 20  # the experiment state of a few hundred trials, several times over
+CHECK_EVERY_S = 2.0  # free-space checks are a statfs call, at most this often
+
+_failures: list[str] = []  # module state, as in search.interrupt: a restored experiment unpickles its callbacks
+
+
+def failure() -> str | None:
+    """Why the storage stopped a sweep of this process, if it did."""
+    return _failures[-1] if _failures else None
+
+
+def clear_failure() -> None:
+    _failures.clear()
+
+
+def is_local(storage: str) -> bool:
+    return "://" not in storage
+
+
+def holds_experiment(path: str) -> bool:
+    """Whether an experiment is already at `path`; a storage that cannot be used is a FerError."""
+    if not is_local(path):
+        import pyarrow.fs
+
+        try:
+            fs, root = pyarrow.fs.FileSystem.from_uri(path)
+            return fs.get_file_info(root).type != pyarrow.fs.FileType.NotFound
+        except (pyarrow.ArrowException, OSError) as e:
+            raise FerError(f"--storage-path {path}: cannot be used ({str(e).splitlines()[0]})") from None
+    folder = Path(path)
+    existing = next(p for p in (folder, *folder.parents) if p.exists())
+    try:  # a real write, removed at once: permissions alone say nothing for root or special filesystems
+        os.rmdir(tempfile.mkdtemp(dir=existing, prefix=".write-probe-"))
+    except OSError as e:
+        raise FerError(f"--storage-path: cannot write under {existing} ({e.strerror or e}), "
+                       f"so {folder} cannot hold the experiment") from None
+    return folder.is_dir() and any(folder.iterdir())
+
+
+@contextmanager
+def hold_reserve(root: str):
+    """Take RESERVE_BYTES in the experiment folder `root` while the sweeps run (local storage only)."""
+    if not is_local(root):
+        yield
+        return
+    path = Path(root) / RESERVE_FILE
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "wb") as f:
+            os.posix_fallocate(f.fileno(), 0, RESERVE_BYTES)
+    except OSError as e:
+        path.unlink(missing_ok=True)
+        raise FerError(f"--storage-path {root}: cannot set aside {RESERVE_BYTES >> 20} MiB for the experiment's "
+                       f"state ({e.strerror or e}): free some space, then run again") from None
+    try:
+        yield
+    finally:
+        path.unlink(missing_ok=True)
+
+
+def drop_partial_checkpoints(experiment: str) -> list[Path]:
+    """Remove checkpoint folders whose checkpoint.pt is missing or cut short; returns them."""
+    if not is_local(experiment) or not Path(experiment).is_dir():
+        return []
+    dropped = []
+    for folder in sorted(Path(experiment).glob("trial_*/checkpoint_*")):
+        try:
+            load_checkpoint(folder / "checkpoint.pt")
+        except FerError:
+            shutil.rmtree(folder, ignore_errors=True)
+            dropped.append(folder)
+    return dropped
+
+
+class StorageWatch(Callback):
+    """Stops the sweep, resumable, once the local storage folder `root` fills up or fails."""
+
+    def __init__(self, root: str):
+        self.root = root
+        self.checkpoint_bytes = 1 << 20  # the largest checkpoint seen, at least 1 MiB
+        self._checked = 0.0
+
+    def on_checkpoint(self, iteration, trials, trial, checkpoint, **info):
+        pt = Path(checkpoint.path) / "checkpoint.pt"
+        if pt.exists():
+            self.checkpoint_bytes = max(self.checkpoint_bytes, pt.stat().st_size)
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        if time.monotonic() - self._checked < CHECK_EVERY_S:
+            return
+        self._checked = time.monotonic()
+        free = shutil.disk_usage(self.root).free
+        if free < 2 * self.checkpoint_bytes:
+            self._stop(f"{free / 2**20:.1f} MiB free, less than two checkpoints")
+
+    def on_trial_recover(self, iteration, trials, trial, **info):
+        self._check_write()
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        self._check_write()
+
+    def _check_write(self) -> None:
+        """After a trial failed: does a checkpoint-sized write to the storage still succeed?"""
+        try:
+            with tempfile.TemporaryFile(dir=self.root) as f:
+                os.posix_fallocate(f.fileno(), 0, 2 * self.checkpoint_bytes)
+        except OSError as e:
+            self._stop(e.strerror or str(e))
+
+    def _stop(self, why: str) -> None:
+        if not _failures:
+            _failures.append(why)
+        (Path(self.root) / RESERVE_FILE).unlink(missing_ok=True)  # room for Tune's last save
+        stop_sweep()

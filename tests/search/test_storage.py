@@ -1,0 +1,95 @@
+"""A storage that fills up mid-sweep: the sweep stops with one line, nothing is half-written,
+and --resume completes it once there is space again. Needs root to mount a small tmpfs."""
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from fer.checkpoint import load_checkpoint
+from search.results import trial_histories, trials_table
+from search.storage import RESERVE_FILE, drop_partial_checkpoints
+from tests.conftest import tiny_sweep
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_drop_partial_checkpoints_removes_only_the_cut_short(tmp_path, synthetic):
+    from fer.checkpoint import save_checkpoint
+    from fer.config import load_run
+    from fer.data import train_val
+    from fer.train import Trainer
+
+    run = load_run(None, ["model.name=seed_dnn", "train.epochs=1"])
+    trainer = Trainer(run, *train_val(synthetic))
+    trainer.fit()
+    whole, cut, empty = (tmp_path / "exp" / "trial_a" / f"checkpoint_00000{i}" for i in range(3))
+    save_checkpoint(trainer.checkpoint({}), whole / "checkpoint.pt")
+    cut.mkdir(parents=True)
+    (cut / "checkpoint.pt").write_bytes((whole / "checkpoint.pt").read_bytes()[:5000])
+    empty.mkdir()
+    assert drop_partial_checkpoints(str(tmp_path / "exp")) == [cut, empty]
+    assert whole.exists() and not cut.exists() and not empty.exists()
+
+
+@pytest.fixture
+def small_volume(tmp_path):
+    """A 48 MiB tmpfs mounted for the test, unmounted after."""
+    mount = tmp_path / "volume"
+    mount.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=48m", "tmpfs", str(mount)], capture_output=True,
+                          text=True)
+    if done.returncode:
+        pytest.skip(f"cannot mount a tmpfs to fill up (needs root): {done.stderr.strip()}")
+    yield mount
+    subprocess.run(["umount", "-l", str(mount)], capture_output=True)
+
+
+def _fill(volume: Path) -> Path:
+    """Write zeros until the volume is full."""
+    ballast = volume / "ballast"
+    with open(ballast, "wb") as f:
+        try:
+            while True:
+                f.write(b"\0" * (1 << 20))
+                f.flush()
+        except OSError:
+            pass
+    return ballast
+
+
+@pytest.mark.slow
+def test_storage_full_mid_sweep_stops_then_resume_completes(tmp_path, tiny_csv, small_volume):
+    space = tiny_sweep(tmp_path / "space.yaml", n=4, epochs=30, sched="fifo")
+    storage = small_volume / "results"
+    cmd = [sys.executable, "-m", "search", "run", str(space), "--data", str(tiny_csv), "--storage-path",
+           str(storage), "--name", "exp", "--no-report"]
+    env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1"}
+    env.pop("RAY_ADDRESS", None)
+    log = open(tmp_path / "first.log", "w+")
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.time() + 240
+    while time.time() < deadline and (tmp_path / "first.log").read_text().count(" epoch ") < 4:
+        assert proc.poll() is None, (tmp_path / "first.log").read_text()[-3000:]
+        time.sleep(0.1)
+    assert (storage / "exp" / RESERVE_FILE).exists()  # the room kept for the last save
+    ballast = _fill(small_volume)
+    proc.wait(timeout=300)
+    out = (tmp_path / "first.log").read_text()
+    assert proc.returncode == 1, out[-3000:]
+    assert "Traceback" not in out and "Unhandled error" not in out, out
+    line = next(x for x in out.splitlines() if x.startswith("search: the storage"))
+    assert str(storage / "exp") in line and line.endswith("--resume"), line
+    ballast.unlink()  # space is back
+    done = subprocess.run(cmd + ["--resume"], cwd=REPO, env=env, capture_output=True, text=True, timeout=400)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    table = trials_table(storage / "exp")
+    assert len(table) == 4 and set(table["status"]) == {"TERMINATED"}, table
+    for pt in (storage / "exp" / "cnn").glob("trial_*/checkpoint_*/checkpoint.pt"):
+        load_checkpoint(pt)  # every checkpoint on the storage is whole
+    _, histories = trial_histories(storage / "exp" / "cnn")
+    for h in histories.values():
+        assert h["epoch"].tolist() == list(range(1, 31))  # stopped trials continued where they were
+    assert not (storage / "exp" / RESERVE_FILE).exists()
