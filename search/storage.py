@@ -73,12 +73,15 @@ def hold_reserve(root: str):
         yield
         return
     path = Path(root) / RESERVE_FILE
+    new = not path.parent.exists()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(path, "wb") as f:
             os.posix_fallocate(f.fileno(), 0, RESERVE_BYTES)
     except OSError as e:
         path.unlink(missing_ok=True)
+        if new:
+            path.parent.rmdir()
         raise FerError(f"--storage-path {root}: cannot set aside {RESERVE_BYTES >> 20} MiB for the experiment's "
                        f"state ({e.strerror or e}): free some space, then run again") from None
     try:

@@ -35,16 +35,30 @@ def test_drop_partial_checkpoints_removes_only_the_cut_short(tmp_path, synthetic
 
 
 @pytest.fixture
-def small_volume(tmp_path):
-    """A 48 MiB tmpfs mounted for the test, unmounted after."""
+def small_volume(tmp_path, request):
+    """A tmpfs (48 MiB, or the size the test's `size` mark gives) mounted for the test, unmounted after."""
     mount = tmp_path / "volume"
     mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=48m", "tmpfs", str(mount)], capture_output=True,
-                          text=True)
+    size = request.node.get_closest_marker("size")
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size.args[0] if size else '48m'}", "tmpfs",
+                           str(mount)], capture_output=True, text=True)
     if done.returncode:
         pytest.skip(f"cannot mount a tmpfs to fill up (needs root): {done.stderr.strip()}")
     yield mount
     subprocess.run(["umount", "-l", str(mount)], capture_output=True)
+
+
+@pytest.mark.size("8m")
+def test_a_storage_without_room_for_the_reserve_is_one_line_before_ray(tmp_path, small_volume, capsys):
+    import ray
+
+    from search.cli import main
+
+    assert main(["run", "--storage-path", str(small_volume / "results"), "--no-report"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"search: error: --storage-path {small_volume / 'results' / 'quickstart'}: cannot set "
+                          "aside 16 MiB") and "\n" not in err, err
+    assert not ray.is_initialized() and not (small_volume / "results" / "quickstart").exists()
 
 
 def _fill(volume: Path) -> Path:
