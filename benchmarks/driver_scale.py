@@ -1,0 +1,116 @@
+"""How many trials one `search run` driver handles: near-empty trials (a few KB checkpoint per
+epoch, no training) on one machine presenting 16, 64 and 256 logical CPUs, with the sweep's
+own machinery on: BudgetLimiter (time budget set), re-checked ASHA rungs, trial growth
+(ResourceChangingScheduler), the progress printer and the storage watch.
+
+    python -m benchmarks.driver_scale [--cpus 16 64 256] [--trials-per-cpu 2] [--epoch-s 0.5]
+
+Measures, per logical CPU count: trials/s scheduled, the driver's CPU seconds per trial and
+per result (getrusage of this process: Ray's own processes and the trials are not counted),
+its peak RSS, and the driver functions of ours and of Tune that used most CPU (cProfile).
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import cProfile
+import io
+import pstats
+import random
+import resource
+import tempfile
+import time
+from pathlib import Path
+
+import ray
+from ray import tune
+
+from benchmarks.common import header
+from search.space import SearchSpace
+from search.sweep import run_sweep
+
+
+def empty_trial(config: dict, epoch_s: float = 0.5, deadline: float | None = None) -> None:
+    """What a fer trial reports, without training: epochs of `epoch_s` seconds, each with a
+    4 KB checkpoint; a resumed trial (paused to grow, or retried) continues from it."""
+    epoch = 0
+    if (ckpt := tune.get_checkpoint()) is not None:
+        with ckpt.as_directory() as d:
+            epoch = int((Path(d) / "epoch").read_text())
+    lr = config["train"]["lr"]
+    quality = random.Random(lr).random()
+    while True:
+        epoch += 1
+        time.sleep(epoch_s)
+        with tempfile.TemporaryDirectory() as d:
+            (Path(d) / "epoch").write_text(str(epoch))
+            (Path(d) / "checkpoint.pt").write_bytes(bytes(4096))
+            acc = 0.2 + 0.5 * quality * (1 - 0.5**epoch)
+            tune.report({"val_acc": acc, "val_macro_f1": acc, "train_loss": 1.0, "lr": lr, "epoch_s": epoch_s,
+                         "epoch": epoch, "run_ends": "", "num_params": 1},
+                        checkpoint=tune.Checkpoint.from_directory(d))
+
+
+def space(trials: int) -> SearchSpace:
+    return SearchSpace({"family": "cnn", "model": {"name": "seed_cnn"}, "train": {"lr": {"loguniform": [1e-4, 1e-1]}},
+                        "settings": {"num_samples": trials, "max_epochs": 9, "grace_period": 1,
+                                     "reduction_factor": 3, "cpus_per_trial": 1, "time_budget_s": 3600,
+                                     "recheck_rungs": True, "grow_trials": True}}, "driver_scale")
+
+
+def measure(cpus: int, trials: int, epoch_s: float, storage: str) -> dict:
+    ray.init(num_cpus=cpus, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
+    usage0, t0 = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
+    profile = cProfile.Profile(time.process_time)  # CPU, not wall: the driver mostly waits
+    with contextlib.redirect_stdout(io.StringIO()) as out:  # the per-epoch lines
+        grid = profile.runcall(run_sweep, space(trials), empty_trial, storage, f"cpus{cpus}", epoch_s=epoch_s)
+    wall = time.perf_counter() - t0
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    ray.shutdown()
+    results = sum(len(r.metrics_dataframe) for r in grid if r.metrics_dataframe is not None)
+    cpu = usage.ru_utime + usage.ru_stime - usage0.ru_utime - usage0.ru_stime
+    return {"cpus": cpus, "trials": len(grid), "errors": sum(r.error is not None for r in grid), "results": results,
+            "wall_s": wall, "trials_per_s": len(grid) / wall, "driver_cpu_s": cpu,
+            "cpu_ms_per_trial": 1000 * cpu / len(grid), "cpu_ms_per_result": 1000 * cpu / max(results, 1),
+            "peak_rss_mb": usage.ru_maxrss / 1024, "grown": out.getvalue().count(" continues from epoch "),
+            "profile": _top(profile)}
+
+
+def _top(profile: cProfile.Profile, n: int = 8) -> list[tuple[str, float]]:
+    """The n functions with most cumulative CPU, of our search/ code and of Tune's controller."""
+    stats = pstats.Stats(profile)
+    rows = []
+    for (file, line, name), (_, _, _, cum, _) in stats.stats.items():
+        if "/search/" in file or "tune_controller" in file or "/schedulers/" in file:
+            short = file.split("/site-packages/")[-1] if "site-packages" in file else file.split("/main/")[-1]
+            rows.append((f"{short}:{line} {name}", cum))
+    return sorted(rows, key=lambda r: -r[1])[:n]
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--cpus", type=int, nargs="+", default=[16, 64, 256])
+    p.add_argument("--trials-per-cpu", type=float, default=2.0)
+    p.add_argument("--epoch-s", type=float, default=0.5)
+    args = p.parse_args()
+    header("How many trials one driver handles")
+    rows = []
+    with tempfile.TemporaryDirectory() as storage:
+        for cpus in args.cpus:
+            rows.append(measure(cpus, int(cpus * args.trials_per_cpu), args.epoch_s, storage))
+            print(f"measured {cpus} CPUs: {rows[-1]['wall_s']:.0f}s", flush=True)
+    print("\n| logical CPUs | trials | results | errors | wall s | trials/s | driver CPU ms/trial | "
+          "driver CPU ms/result | driver peak RSS MB | trials grown |")
+    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for r in rows:
+        print(f"| {r['cpus']} | {r['trials']} | {r['results']} | {r['errors']} | {r['wall_s']:.0f} | "
+              f"{r['trials_per_s']:.2f} | {r['cpu_ms_per_trial']:.0f} | {r['cpu_ms_per_result']:.1f} | "
+              f"{r['peak_rss_mb']:.0f} | {r['grown']} |")
+    for r in rows:
+        print(f"\nDriver CPU by function (cumulative s), {r['cpus']} logical CPUs:\n")
+        for name, cum in r["profile"]:
+            print(f"- `{name}`: {cum:.1f}")
+
+
+if __name__ == "__main__":
+    main()
