@@ -13,7 +13,8 @@ from pathlib import Path
 from fer.command import EXIT_FAILED, Parser, non_negative_float, positive_float, positive_int, run_command
 from fer.errors import FerError
 
-EPILOG = ("Exit status: 0 done; 1 some trials failed after their retries (one line each on stderr); "
+EPILOG = ("Exit status: 0 done; 1 some trials failed after their retries (one line each on stderr), or the "
+          "storage filled up (one line: how to resume); "
           "2 bad input (one line on stderr, nothing written); 130 interrupted (the line says how to --resume).")
 
 QUICKSTART = Path(__file__).resolve().parents[1] / "configs" / "quickstart.yaml"
