@@ -3,7 +3,8 @@ epoch, no training) on one machine presenting 16, 64 and 256 logical CPUs, with 
 own machinery on: BudgetLimiter (time budget set), re-checked ASHA rungs, trial growth
 (ResourceChangingScheduler), the progress printer and the storage watch.
 
-    python -m benchmarks.driver_scale [--cpus 16 64 256] [--trials-per-cpu 2] [--epoch-s 0.5]
+    python -m benchmarks.driver_scale [--cpus 16 64 256] [--trials-per-cpu 1] [--epoch-s 0.5]
+                                      [--keep-checkpoints 2]
 
 Measures, per logical CPU count: trials/s scheduled, the driver's CPU seconds per trial and
 per result (getrusage of this process: Ray's own processes and the trials are not counted),
@@ -22,6 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import optuna
 import ray
 from ray import tune
 
@@ -51,19 +53,21 @@ def empty_trial(config: dict, epoch_s: float = 0.5, deadline: float | None = Non
                         checkpoint=tune.Checkpoint.from_directory(d))
 
 
-def space(trials: int) -> SearchSpace:
+def space(trials: int, keep: int) -> SearchSpace:
     return SearchSpace({"family": "cnn", "model": {"name": "seed_cnn"}, "train": {"lr": {"loguniform": [1e-4, 1e-1]}},
                         "settings": {"num_samples": trials, "max_epochs": 9, "grace_period": 1,
                                      "reduction_factor": 3, "cpus_per_trial": 1, "time_budget_s": 3600,
-                                     "recheck_rungs": True, "grow_trials": True}}, "driver_scale")
+                                     "recheck_rungs": True, "grow_trials": True, "keep_checkpoints": keep}},
+                       "driver_scale")
 
 
-def measure(cpus: int, trials: int, epoch_s: float, storage: str) -> dict:
+def measure(cpus: int, trials: int, epoch_s: float, keep: int, storage: str) -> dict:
     ray.init(num_cpus=cpus, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
     usage0, t0 = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
     profile = cProfile.Profile(time.process_time)  # CPU, not wall: the driver mostly waits
     with contextlib.redirect_stdout(io.StringIO()) as out:  # the per-epoch lines
-        grid = profile.runcall(run_sweep, space(trials), empty_trial, storage, f"cpus{cpus}", epoch_s=epoch_s)
+        grid = profile.runcall(run_sweep, space(trials, keep), empty_trial, storage, f"cpus{cpus}",
+                               epoch_s=epoch_s)
     wall = time.perf_counter() - t0
     usage = resource.getrusage(resource.RUSAGE_SELF)
     ray.shutdown()
@@ -90,14 +94,16 @@ def _top(profile: cProfile.Profile, n: int = 8) -> list[tuple[str, float]]:
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--cpus", type=int, nargs="+", default=[16, 64, 256])
-    p.add_argument("--trials-per-cpu", type=float, default=2.0)
+    p.add_argument("--trials-per-cpu", type=float, default=1.0)
+    p.add_argument("--keep-checkpoints", type=int, default=2, help="the sweep setting (1: a snapshot per result)")
     p.add_argument("--epoch-s", type=float, default=0.5)
     args = p.parse_args()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
     header("How many trials one driver handles")
     rows = []
     with tempfile.TemporaryDirectory() as storage:
         for cpus in args.cpus:
-            rows.append(measure(cpus, int(cpus * args.trials_per_cpu), args.epoch_s, storage))
+            rows.append(measure(cpus, int(cpus * args.trials_per_cpu), args.epoch_s, args.keep_checkpoints, storage))
             print(f"measured {cpus} CPUs: {rows[-1]['wall_s']:.0f}s", flush=True)
     print("\n| logical CPUs | trials | results | errors | wall s | trials/s | driver CPU ms/trial | "
           "driver CPU ms/result | driver peak RSS MB | trials grown |")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import statistics
 import time
 import warnings
@@ -139,9 +140,19 @@ class DistributeWithinNode(DistributeResources):
     process on one node: CPUs elsewhere cannot speed it up, and a request bigger than every node
     would leave the trial pending for ever."""
 
+    NODES_EVERY_S = 30.0  # ray.nodes() is a call to Ray's control store: not once per result
+
     def __init__(self, limiter: BudgetLimiter, **kwargs):
         super().__init__(**kwargs)
         self.limiter = limiter
+        self._cap, self._cap_at = 0.0, -math.inf
+
+    def node_cap(self) -> float:
+        """CPUs of the smallest live node with CPUs, read at most every NODES_EVERY_S seconds."""
+        if time.monotonic() - self._cap_at > self.NODES_EVERY_S:
+            node_cpus = [n["Resources"].get("CPU", 0) for n in ray.nodes() if n["Alive"]]
+            self._cap, self._cap_at = min((c for c in node_cpus if c > 0), default=0), time.monotonic()
+        return self._cap
 
     def __call__(self, tune_controller, trial, result, scheduler):
         if not self.limiter.starts_no_more:
@@ -149,8 +160,7 @@ class DistributeWithinNode(DistributeResources):
         pgf = super().__call__(tune_controller, trial, result, scheduler)
         if pgf is None:
             return None
-        node_cpus = [n["Resources"].get("CPU", 0) for n in ray.nodes() if n["Alive"]]
-        cap = min((c for c in node_cpus if c > 0), default=0)
+        cap = self.node_cap()
         if pgf.required_resources.get("CPU", 0) <= cap:
             return pgf
         step = self.increase_by["CPU"]

@@ -3,7 +3,7 @@ import pytest
 from ray.tune.search import Searcher
 
 import search.sweep
-from search.sweep import BudgetLimiter
+from search.sweep import BudgetLimiter, DistributeWithinNode
 
 
 class Always(Searcher):
@@ -22,6 +22,8 @@ class Clock:
 
     def time(self):
         return self.now
+
+    monotonic = time
 
 
 @pytest.fixture
@@ -101,3 +103,16 @@ def test_it_says_when_no_trial_will_start_any_more(clock):
     budgeted.suggest("a")
     clock.now += 31
     assert budgeted.suggest("b") == Searcher.FINISHED and budgeted.starts_no_more
+
+
+def test_node_cpus_are_read_from_ray_at_most_every_30_s(clock, monkeypatch):
+    """Trial growth caps a trial at the smallest live node's CPUs, without a call to Ray per result."""
+    calls = []
+    nodes = [{"Alive": True, "Resources": {"CPU": 8}}, {"Alive": True, "Resources": {"CPU": 4}},
+             {"Alive": False, "Resources": {"CPU": 2}}, {"Alive": True, "Resources": {}}]
+    monkeypatch.setattr(search.sweep.ray, "nodes", lambda: calls.append(1) or nodes)
+    grow = DistributeWithinNode(BudgetLimiter(Always(), 2, None, 1), increase_by={"CPU": 1})
+    assert [grow.node_cap(), grow.node_cap()] == [4, 4] and len(calls) == 1
+    clock.now += 31
+    nodes[1]["Alive"] = False
+    assert grow.node_cap() == 8 and len(calls) == 2
