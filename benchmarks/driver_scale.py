@@ -17,40 +17,19 @@ import contextlib
 import cProfile
 import io
 import pstats
-import random
 import resource
 import tempfile
+import threading
 import time
 from pathlib import Path
 
 import optuna
 import ray
-from ray import tune
 
 from benchmarks.common import header
+from benchmarks.empty_trial import empty_trial
 from search.space import SearchSpace
 from search.sweep import run_sweep
-
-
-def empty_trial(config: dict, epoch_s: float = 0.5, deadline: float | None = None) -> None:
-    """What a fer trial reports, without training: epochs of `epoch_s` seconds, each with a
-    4 KB checkpoint; a resumed trial (paused to grow, or retried) continues from it."""
-    epoch = 0
-    if (ckpt := tune.get_checkpoint()) is not None:
-        with ckpt.as_directory() as d:
-            epoch = int((Path(d) / "epoch").read_text())
-    lr = config["train"]["lr"]
-    quality = random.Random(lr).random()
-    while True:
-        epoch += 1
-        time.sleep(epoch_s)
-        with tempfile.TemporaryDirectory() as d:
-            (Path(d) / "epoch").write_text(str(epoch))
-            (Path(d) / "checkpoint.pt").write_bytes(bytes(4096))
-            acc = 0.2 + 0.5 * quality * (1 - 0.5**epoch)
-            tune.report({"val_acc": acc, "val_macro_f1": acc, "train_loss": 1.0, "lr": lr, "epoch_s": epoch_s,
-                         "epoch": epoch, "run_ends": "", "num_params": 1},
-                        checkpoint=tune.Checkpoint.from_directory(d))
 
 
 def space(trials: int, keep: int) -> SearchSpace:
@@ -61,7 +40,23 @@ def space(trials: int, keep: int) -> SearchSpace:
                        "driver_scale")
 
 
+class MemoryWatch(threading.Thread):
+    """The machine's peak memory in use (MemTotal - MemAvailable), sampled every 0.5 s."""
+
+    def __init__(self):
+        super().__init__(daemon=True)
+        self.peak_gb, self.done = 0.0, threading.Event()
+
+    def run(self):
+        while not self.done.wait(0.5):
+            info = dict(line.split(":") for line in Path("/proc/meminfo").read_text().splitlines())
+            used = int(info["MemTotal"].split()[0]) - int(info["MemAvailable"].split()[0])
+            self.peak_gb = max(self.peak_gb, used / 2**20)
+
+
 def measure(cpus: int, trials: int, epoch_s: float, keep: int, storage: str) -> dict:
+    memory = MemoryWatch()
+    memory.start()
     ray.init(num_cpus=cpus, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
     usage0, t0 = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
     profile = cProfile.Profile(time.process_time)  # CPU, not wall: the driver mostly waits
@@ -71,12 +66,14 @@ def measure(cpus: int, trials: int, epoch_s: float, keep: int, storage: str) -> 
     wall = time.perf_counter() - t0
     usage = resource.getrusage(resource.RUSAGE_SELF)
     ray.shutdown()
+    memory.done.set()
     results = sum(len(r.metrics_dataframe) for r in grid if r.metrics_dataframe is not None)
     cpu = usage.ru_utime + usage.ru_stime - usage0.ru_utime - usage0.ru_stime
     return {"cpus": cpus, "trials": len(grid), "errors": sum(r.error is not None for r in grid), "results": results,
             "wall_s": wall, "trials_per_s": len(grid) / wall, "driver_cpu_s": cpu,
             "cpu_ms_per_trial": 1000 * cpu / len(grid), "cpu_ms_per_result": 1000 * cpu / max(results, 1),
-            "peak_rss_mb": usage.ru_maxrss / 1024, "grown": out.getvalue().count(" continues from epoch "),
+            "peak_rss_mb": usage.ru_maxrss / 1024, "machine_peak_gb": memory.peak_gb,
+            "grown": out.getvalue().count(" continues from epoch "),
             "profile": _top(profile)}
 
 
@@ -106,12 +103,12 @@ def main() -> None:
             rows.append(measure(cpus, int(cpus * args.trials_per_cpu), args.epoch_s, args.keep_checkpoints, storage))
             print(f"measured {cpus} CPUs: {rows[-1]['wall_s']:.0f}s", flush=True)
     print("\n| logical CPUs | trials | results | errors | wall s | trials/s | driver CPU ms/trial | "
-          "driver CPU ms/result | driver peak RSS MB | trials grown |")
-    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+          "driver CPU ms/result | driver peak RSS MB | machine peak GB in use | trials grown |")
+    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for r in rows:
         print(f"| {r['cpus']} | {r['trials']} | {r['results']} | {r['errors']} | {r['wall_s']:.0f} | "
               f"{r['trials_per_s']:.2f} | {r['cpu_ms_per_trial']:.0f} | {r['cpu_ms_per_result']:.1f} | "
-              f"{r['peak_rss_mb']:.0f} | {r['grown']} |")
+              f"{r['peak_rss_mb']:.0f} | {r['machine_peak_gb']:.1f} | {r['grown']} |")
     for r in rows:
         print(f"\nDriver CPU by function (cumulative s), {r['cpus']} logical CPUs:\n")
         for name, cum in r["profile"]:
