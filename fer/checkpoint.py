@@ -49,7 +49,7 @@ def save_checkpoint(payload: dict, path: str | Path) -> Path:
 
 def load_checkpoint(path: str | Path) -> dict:
     """The payload of a fer checkpoint, or a CheckpointError saying why it is not one."""
-    path = _checkpoint_file(Path(path))
+    path = checkpoint_file(Path(path))
     with open(path, "rb") as f:
         magic = f.read(4)
     if magic != b"PK\x03\x04":  # torch.save writes a zip archive; anything else is another kind of file
@@ -68,7 +68,7 @@ def load_checkpoint(path: str | Path) -> dict:
     return payload
 
 
-def _checkpoint_file(path: Path) -> Path:
+def checkpoint_file(path: Path) -> Path:
     """The file itself, or a run folder's checkpoint.pt; a clear error for anything else."""
     if path.is_dir():
         if (path / "checkpoint.pt").is_file():

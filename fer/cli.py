@@ -1,15 +1,17 @@
-"""`python -m fer train|evaluate|predict|summary`: train, score and inspect FER2013 classifiers."""
+"""`python -m fer train|evaluate|predict|export|summary`: train, score and inspect FER2013 classifiers."""
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import sys
 import time
 from pathlib import Path
 
-from fer.command import Parser, positive_int, run_command
+from fer.command import EXIT_FAILED, Parser, positive_int, run_command
 
-EPILOG = ("Exit status: 0 done; 2 bad data, config, checkpoint or option (one line on stderr); "
+EPILOG = ("Exit status: 0 done; 1 an export failed its parity check; 2 bad data, config, checkpoint or option "
+          "(one line on stderr); "
           "130 interrupted (train keeps the best checkpoint so far).")
 
 
@@ -36,9 +38,15 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--json", action="store_true", help="print one JSON object")
     e.set_defaults(func=cmd_evaluate)
     r = sub.add_parser("predict", help="label and class probabilities per image", epilog=EPILOG)
-    r.add_argument("checkpoint")
+    r.add_argument("checkpoint", help="a fer checkpoint, or a file written by `fer export`")
     r.add_argument("images", nargs="+")
     r.set_defaults(func=cmd_predict)
+    x = sub.add_parser("export", help="the model with its preprocessing as ONNX or TorchScript, checked "
+                                      "against PyTorch", epilog=EPILOG)
+    x.add_argument("checkpoint")
+    x.add_argument("--format", choices=["onnx", "torchscript"], required=True)
+    x.add_argument("--out", help="output file (default: beside the checkpoint, model.onnx or model.torchscript.pt)")
+    x.set_defaults(func=cmd_export)
     s = sub.add_parser("summary", help="Keras-style layer table and parameter totals", epilog=EPILOG)
     s.add_argument("model", help="a registered model name (seed_cnn, seed_dnn, ...) or a YAML run config")
     s.set_defaults(func=cmd_summary)
@@ -121,14 +129,52 @@ def cmd_predict(args) -> int:
     from fer.checkpoint import load_model
     from fer.data import CLASSES, read_image
     from fer.evaluate import predict_checkpoint
+    from fer.export import exported_format, load_exported
 
-    model, payload = load_model(args.checkpoint)
     images = np.stack([read_image(p) for p in args.images])
-    probs = predict_checkpoint(model, payload, images)
+    if exported_format(args.checkpoint):
+        probs = load_exported(args.checkpoint)(images)
+    else:
+        model, payload = load_model(args.checkpoint)
+        probs = predict_checkpoint(model, payload, images)
     for path, p in zip(args.images, probs):
         scores = " ".join(f"{c}={v:.3f}" for c, v in zip(CLASSES, p))
         print(f"{path}\t{CLASSES[int(p.argmax())]}\t{scores}")
     return 0
+
+
+def cmd_export(args) -> int:
+    """Export, then run the file on PARITY_IMAGES faces against PyTorch; above the tolerance the
+    file is removed and the exit status is 1."""
+    from fer.checkpoint import checkpoint_file, load_model
+    from fer.evaluate import predict_checkpoint
+    from fer.export import FORMATS, PARITY_TOLERANCE, export, load_exported, parity
+
+    model, payload = load_model(args.checkpoint)
+    out = Path(args.out or checkpoint_file(Path(args.checkpoint)).parent / f"model{FORMATS[args.format]}")
+    images, source = _parity_faces(payload)
+    export(model, payload, args.format, out)
+    diff = parity(predict_checkpoint(model, payload, images), load_exported(out)(images))
+    print(f"wrote {out} ({args.format}, {out.stat().st_size / 2**20:.1f} MiB): uint8 (N, 48, 48) in, "
+          f"probabilities (N, 7) out")
+    print(f"parity with PyTorch on {len(images)} {source}: max abs difference {diff:.1e} "
+          f"(tolerance {PARITY_TOLERANCE:.0e})")
+    if diff > PARITY_TOLERANCE:
+        out.unlink()
+        print(f"fer: export failed the parity check; removed {out}", file=sys.stderr)
+        return EXIT_FAILED
+    return 0
+
+
+def _parity_faces(payload: dict):
+    """The first PARITY_IMAGES faces of the checkpoint's data when it is here, else synthetic ones."""
+    from fer.data import SyntheticSpec, load_data, make_synthetic
+    from fer.export import PARITY_IMAGES
+
+    source = payload.get("data", {}).get("source")
+    if source and source != "synthetic" and Path(source).exists():
+        return load_data(source).images[:PARITY_IMAGES], f"faces of {source}"
+    return make_synthetic(SyntheticSpec(n_per_class=PARITY_IMAGES // 7 + 1)).images[:PARITY_IMAGES], "synthetic faces"
 
 
 def cmd_summary(args) -> int:

@@ -1,0 +1,117 @@
+"""Ship a checkpoint: one graph from uint8 faces to class probabilities, as ONNX or TorchScript,
+checked against PyTorch before it is called done.
+
+The graph holds everything `predict_checkpoint` does, so a deployment needs no fer code: pixel
+scaling and the training set's standardisation, the checkpoint's test-time views and their
+softmax average, and the prior correction. Input (N, 48, 48) uint8; output (N, 7) float32.
+onnxruntime is imported only to run an ONNX file (fer itself needs PyTorch alone).
+"""
+from __future__ import annotations
+
+import logging
+import warnings
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from fer.data import CLASSES
+from fer.errors import CheckpointError
+from fer.evaluate import prior_factor
+from fer.transforms import eval_views
+
+FORMATS = {"onnx": ".onnx", "torchscript": ".torchscript.pt"}
+PARITY_TOLERANCE = 1e-4  # max abs difference of probabilities against PyTorch
+PARITY_IMAGES = 64
+
+
+class Deployable(torch.nn.Module):
+    """A fer model with its preprocessing, TTA and prior correction: uint8 faces -> probabilities."""
+
+    def __init__(self, model: torch.nn.Module, payload: dict):
+        super().__init__()
+        prep = payload["preprocessing"]
+        self.model = model.eval()
+        self.mean, self.std, self.crop = float(prep["mean"]), float(prep["std"]), int(prep["crop_size"])
+        self.tta = payload["train_config"].get("tta", "none")
+        tau = prep.get("logit_adjust", 0.0)
+        factor = prior_factor(prep["class_prior"], tau) if tau else np.ones(len(CLASSES))
+        self.register_buffer("factor", torch.tensor(factor, dtype=torch.float32))  # (7,)
+
+    def forward(self, faces: torch.Tensor) -> torch.Tensor:
+        x = (faces.unsqueeze(1).float() / 255.0 - self.mean) / self.std  # (N, 1, 48, 48)
+        views = eval_views(x, self.crop, self.tta)
+        probs = torch.stack([F.softmax(self.model(v).float(), 1) for v in views]).mean(0)  # (N, 7)
+        scaled = probs * self.factor
+        return scaled / scaled.sum(1, keepdim=True)
+
+
+def export(model: torch.nn.Module, payload: dict, fmt: str, out: str | Path) -> Path:
+    """Write the Deployable of a checkpoint's model as `fmt` (onnx or torchscript) to `out`."""
+    module, out = Deployable(model, payload).eval(), Path(out)
+    example = torch.zeros(2, 48, 48, dtype=torch.uint8)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    quiet = logging.getLogger("torch.onnx")
+    level, quiet.level = quiet.level, logging.ERROR  # not one line per torchvision op it skips
+    try:
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch.jit's deprecation, the exporter's own notices
+            if fmt == "onnx":
+                batch = torch.export.Dim("batch", min=1)
+                torch.onnx.export(module, (example,), str(out), input_names=["faces"],
+                                  output_names=["probabilities"], dynamic_shapes={"faces": {0: batch}},
+                                  dynamo=True, external_data=False, verbose=False)  # one self-contained file
+            else:
+                torch.jit.save(torch.jit.trace(module, example), str(out))
+    finally:
+        quiet.setLevel(level)
+    return out
+
+
+def load_exported(path: str | Path) -> Callable[[np.ndarray], np.ndarray]:
+    """A function uint8 faces (N, 48, 48) -> probabilities (N, 7) of an exported file; a
+    CheckpointError in one line for a file that is not one."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such exported model")
+    if exported_format(path) == "torchscript":
+        try:
+            module = torch.jit.load(str(path), map_location="cpu").eval()
+        except (RuntimeError, ValueError) as e:
+            raise CheckpointError(f"{path}: a TorchScript file that cannot be read ({_first_line(e)})") from None
+        return lambda faces: module(torch.as_tensor(faces)).detach().numpy()
+    import onnxruntime
+
+    try:
+        session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    except Exception as e:  # onnxruntime raises its own types (InvalidProtobuf, Fail, ...)
+        raise CheckpointError(f"{path}: not an ONNX model that onnxruntime can load ({_first_line(e)})") from None
+    inputs = [i.name for i in session.get_inputs()]
+    if inputs != ["faces"]:
+        raise CheckpointError(f"{path}: an ONNX model, but not one fer exported (inputs {inputs}, expected ['faces'])")
+    return lambda faces: session.run(None, {"faces": np.ascontiguousarray(faces, dtype=np.uint8)})[0]
+
+
+def exported_format(path: str | Path) -> str | None:
+    """'onnx', 'torchscript', or None for anything else (a fer checkpoint among them)."""
+    path = Path(path)
+    if path.suffix == ".onnx":
+        return "onnx"
+    if zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as z:
+            if any(n.endswith("constants.pkl") or "/code/" in n for n in z.namelist()):
+                return "torchscript"
+    return None
+
+
+def parity(reference: np.ndarray, exported: np.ndarray) -> float:
+    """Max abs difference of two (N, 7) probability arrays."""
+    return float(np.abs(reference.astype(np.float64) - exported.astype(np.float64)).max())
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0][:200] if text else e.__class__.__name__

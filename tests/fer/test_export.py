@@ -1,0 +1,93 @@
+"""`fer export`: the model with its preprocessing, TTA and prior correction in one file, as
+ONNX (run by onnxruntime) or TorchScript, equal to PyTorch's probabilities; `fer predict`
+reads it; a corrupt or foreign file is one line."""
+import numpy as np
+import pytest
+from PIL import Image
+
+import fer.export
+from fer.checkpoint import load_model
+from fer.cli import main
+from fer.evaluate import predict_checkpoint
+from fer.export import export, load_exported, parity
+
+RUNS = {  # a CNN with ten-crop TTA and a prior correction, and an MLP with shift TTA
+    "cnn": ["model.name=cnn", "model.channels=[8,16]", "model.kernel_sizes=[3,3]", "model.head=gap",
+            "model.head_hidden=[]", "train.crop_size=44", "train.tta=tencrop", "train.logit_adjust=0.5"],
+    "dnn": ["model.name=seed_dnn", "train.tta=shifts"],
+}
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    out = {}
+    for family, overrides in RUNS.items():
+        out[family] = tmp_path_factory.mktemp(family)
+        assert main(["train", "--epochs", "1", "--out", str(out[family]), "train.batch_size=64", *overrides]) == 0
+    return out
+
+
+@pytest.mark.parametrize("fmt", ["torchscript", pytest.param("onnx", marks=pytest.mark.slow)])
+@pytest.mark.parametrize("family", ["cnn", "dnn"])
+def test_the_exported_file_gives_pytorchs_probabilities(trained, synthetic, tmp_path, family, fmt):
+    model, payload = load_model(trained[family])
+    path = export(model, payload, fmt, tmp_path / f"model.{fmt}")
+    faces = synthetic.images[:64]
+    expected = predict_checkpoint(model, payload, faces)
+    got = load_exported(path)(faces)
+    assert got.shape == (64, 7) and got.dtype == np.float32
+    assert parity(expected, got) < 1e-5
+    assert parity(expected, load_exported(path)(faces[:1])) < 1e-5  # any batch size
+
+
+@pytest.mark.slow
+def test_export_cli_checks_parity_and_predict_reads_the_file(trained, tmp_path, capsys):
+    out = tmp_path / "model.onnx"
+    assert main(["export", str(trained["cnn"]), "--format", "onnx", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert f"wrote {out} (onnx" in printed and "parity with PyTorch on 64 synthetic faces" in printed
+    images = []
+    for i in range(2):
+        images.append(str(tmp_path / f"face{i}.png"))
+        Image.fromarray(np.random.default_rng(i).integers(0, 256, (48, 48), dtype=np.uint8)).save(images[-1])
+    assert main(["predict", str(out), *images]) == 0
+    from_file = capsys.readouterr().out
+    assert main(["predict", str(trained["cnn"]), *images]) == 0
+    from_checkpoint = capsys.readouterr().out
+    assert from_file == from_checkpoint and len(from_file.splitlines()) == 2
+
+
+def test_an_export_over_the_tolerance_is_removed_and_exits_1(trained, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(fer.export, "PARITY_TOLERANCE", -1.0)
+    out = tmp_path / "model.torchscript.pt"
+    assert main(["export", str(trained["dnn"]), "--format", "torchscript", "--out", str(out)]) == 1
+    assert not out.exists() and "failed the parity check" in capsys.readouterr().err
+
+
+def _foreign_onnx(path):
+    import onnx
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "other",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])])
+    onnx.save(helper.make_model(graph), str(path))
+
+
+@pytest.mark.parametrize("name, make, says", [
+    ("junk.onnx", lambda p: p.write_text("not a model"), "not an ONNX model that onnxruntime can load"),
+    ("other.onnx", _foreign_onnx, "an ONNX model, but not one fer exported"),
+    ("cut.torchscript.pt", None, "cannot be read"),
+])
+def test_a_corrupt_or_foreign_exported_file_is_one_line(trained, tmp_path, capsys, name, make, says):
+    path = tmp_path / name
+    if make is None:  # a TorchScript file cut short
+        whole = export(*load_model(trained["dnn"]), "torchscript", tmp_path / "whole.torchscript.pt")
+        path.write_bytes(whole.read_bytes()[:20000])
+    else:
+        make(path)
+    image = tmp_path / "face.png"
+    Image.fromarray(np.zeros((48, 48), np.uint8)).save(image)
+    assert main(["predict", str(path), str(image)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"fer: error: {path}") and says in err and "\n" not in err, err
