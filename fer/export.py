@@ -79,7 +79,9 @@ def load_exported(path: str | Path) -> Callable[[np.ndarray], np.ndarray]:
         raise CheckpointError(f"{path}: no such exported model")
     if exported_format(path) == "torchscript":
         try:
-            module = torch.jit.load(str(path), map_location="cpu").eval()
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeprecationWarning)  # TorchScript is what this file is
+                module = torch.jit.load(str(path), map_location="cpu").eval()
         except (RuntimeError, ValueError) as e:
             raise CheckpointError(f"{path}: a TorchScript file that cannot be read ({_first_line(e)})") from None
         return lambda faces: module(torch.as_tensor(faces)).detach().numpy()

@@ -60,10 +60,19 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--no-report", action="store_true", help="skip the analysis report at the end")
     r.add_argument("--verbose", action="store_true", help="show Ray's and Optuna's own logs and worker output")
     r.set_defaults(func=cmd_run)
-    b = sub.add_parser("best", help="best trial of each family under DIR", epilog=EPILOG)
+    b = sub.add_parser("best", help="best trial of each family under DIR (within limits, if given)", epilog=EPILOG)
     b.add_argument("dir")
     b.add_argument("--json", action="store_true")
+    b.add_argument("--max-params", type=positive_int, help="only trials with at most this many parameters")
+    b.add_argument("--max-latency-ms", type=positive_float,
+                   help="only trials whose CPU latency at batch 1, with their TTA, is at most this (measured here)")
     b.set_defaults(func=cmd_best)
+    pa = sub.add_parser("pareto", help="every trial with parameters and CPU latency, Pareto-optimal ones marked",
+                        epilog=EPILOG)
+    pa.add_argument("dir")
+    pa.add_argument("--family", choices=["cnn", "dnn"])
+    pa.add_argument("--json", action="store_true")
+    pa.set_defaults(func=cmd_pareto)
     t = sub.add_parser("table", help="every trial under DIR, one row each", epilog=EPILOG)
     t.add_argument("dir")
     t.add_argument("--csv", help="also write the table to this CSV file")
@@ -244,6 +253,8 @@ def _last_line(error: BaseException) -> str:
 def cmd_best(args) -> int:
     from search.results import best_trials
 
+    if args.max_params or args.max_latency_ms:
+        return _best_within(args)
     best = best_trials(args.dir)
     if args.json:
         print(json.dumps(best, default=str))
@@ -251,6 +262,38 @@ def cmd_best(args) -> int:
     for b in best:
         print(f"{b['family']}: {b['metric']} {b['value']:.4f}  ({b['num_params']:,} params)  {b['checkpoint']}")
         print(f"  {json.dumps(b['params'])}")
+    return 0
+
+
+def _best_within(args) -> int:
+    """The best trial of each family within the limits; a line for each family with none (exit 1
+    when no family has one)."""
+    from search.pareto import best_within
+
+    picked, none = best_within(args.dir, args.max_params, args.max_latency_ms)
+    if args.json:
+        print(json.dumps(picked, default=str))
+    for b in [] if args.json else picked:
+        print(f"{b['family']}: {b['metric']} {b['value']:.4f}  ({b['params']:,} params"
+              + (f", {b['latency_ms']:.2f} ms" if b["latency_ms"] == b["latency_ms"] else "") + f")  {b['checkpoint']}")
+    for line in none:
+        print(f"search: {line}", file=sys.stderr)
+    return 0 if picked else EXIT_FAILED
+
+
+def cmd_pareto(args) -> int:
+    from search.pareto import measured_trials
+
+    table = measured_trials(args.dir, args.family)
+    if args.json:
+        print(table.to_json(orient="records"))
+        return 0
+    import pandas as pd
+
+    with pd.option_context("display.width", 200, "display.max_columns", 20):
+        print(table.drop(columns=["checkpoint"]).to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    print("\npareto: optimal for the validation metric against parameters and/or CPU latency at batch 1 "
+          "(measured on this machine, with each model's TTA)")
     return 0
 
 

@@ -65,7 +65,7 @@ def _row(exp: Path, info: dict, trial: dict) -> dict:
     h, metric = trial["history"], info["metric"]
     searched = _searched(trial["config"], info)
     best = h[metric].max() if metric in h else math.nan
-    return {"experiment": exp.name, "family": info["family"], "trial_id": trial["trial_id"],
+    return {"experiment": exp.name, "family": info["family"], "trial_id": trial["trial_id"], "metric": metric,
             "status": trial["status"], "epochs": int(h["training_iteration"].max()) if len(h) else 0,
             metric: best, "val_acc": h["val_acc"].max() if "val_acc" in h else math.nan,
             "val_macro_f1": h["val_macro_f1"].max() if "val_macro_f1" in h else math.nan,

@@ -1,0 +1,101 @@
+"""Pareto marking, cost measurement and its cache, and `search best` within limits."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import fer.cost
+import search.pareto
+from fer.checkpoint import save_checkpoint
+from search.pareto import best_within, measured_trials, pareto_mask
+from tests.conftest import tiny_sweep
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_pareto_marks_the_points_nothing_beats_on_both():
+    values = [0.60, 0.65, 0.65, 0.70, 0.55, 0.70]
+    costs = [100, 200, 150, 400, 50, 500]
+    # 0.65@200 is beaten by 0.65@150, 0.70@500 by 0.70@400; the rest trade value for cost
+    assert pareto_mask(values, costs) == [True, False, True, True, True, False]
+    assert pareto_mask([0.5, 0.5], [10, 10]) == [True, True]  # equal points do not dominate each other
+
+
+@pytest.fixture
+def sweep_of(monkeypatch):
+    """A fake results folder: trials (family, value, params, latency) without Ray or checkpoints."""
+    def make(trials):
+        table = pd.DataFrame([{"family": f, "trial_id": f"t{i}", "metric": "val_acc", "val_acc": v, "num_params": p,
+                               "checkpoint": f"/ckpt/t{i}"} for i, (f, v, p, _) in enumerate(trials)])
+        costs = {f"/ckpt/t{i}": {"params": p, "latency_ms": ms, "images_per_s": 1000 / ms, "tta": "none"}
+                 for i, (_, _, p, ms) in enumerate(trials)}
+        monkeypatch.setattr(search.pareto, "trials_table", lambda root: table)
+        monkeypatch.setattr(fer.cost, "checkpoint_cost", lambda path: costs[path])
+    return make
+
+
+def test_measured_trials_mark_both_fronts(sweep_of):
+    sweep_of([("cnn", 0.70, 1_000_000, 5.0), ("cnn", 0.66, 200_000, 6.0), ("dnn", 0.40, 1_000_000, 0.5)])
+    table = measured_trials("results/x")
+    assert table["trial_id"].tolist() == ["t0", "t1", "t2"]  # best first
+    assert table["pareto"].tolist() == ["params latency", "params", "latency"]
+    assert measured_trials("results/x", "dnn")["trial_id"].tolist() == ["t2"]
+
+
+def test_best_within_honours_the_limits_and_says_when_none_meets_them(sweep_of):
+    sweep_of([("cnn", 0.70, 1_000_000, 5.0), ("cnn", 0.66, 200_000, 2.0), ("dnn", 0.40, 900_000, 0.5)])
+    picked, none = best_within("results/x", max_params=500_000)
+    assert [b["trial_id"] for b in picked] == ["t1"]
+    assert none == ["dnn: no trial meets --max-params 500,000 (the smallest has 900,000 parameters)"]
+    picked, none = best_within("results/x", max_latency_ms=3.0)
+    assert [b["trial_id"] for b in picked] == ["t1", "t2"] and not none
+    picked, none = best_within("results/x", max_params=100, max_latency_ms=0.1)
+    assert not picked and len(none) == 2 and "the fastest 0.50 ms" in none[1]
+
+
+def test_checkpoint_cost_is_measured_once_per_file_and_machine(tmp_path, synthetic, monkeypatch):
+    from fer.config import load_run
+    from fer.data import train_val
+    from fer.train import Trainer
+
+    trainer = Trainer(load_run(None, ["model.name=seed_dnn", "train.epochs=1", "train.tta=flip"]),
+                      *train_val(synthetic))
+    trainer.fit()
+    path = save_checkpoint(trainer.checkpoint({}), tmp_path / "checkpoint.pt")
+    cost = fer.cost.checkpoint_cost(path)
+    assert cost["params"] == 1_276_409 and cost["latency_ms"] > 0 and cost["images_per_s"] > 0
+    assert cost["tta"] == "flip" and (tmp_path / fer.cost.COST_FILE).exists()
+    monkeypatch.setattr(fer.cost, "measure_cost", lambda *a: pytest.fail("measured again"))
+    assert fer.cost.checkpoint_cost(tmp_path) == cost  # the run folder's checkpoint, from the cache
+    os.utime(path, (0, 0))  # a rewritten checkpoint is measured again
+    monkeypatch.setattr(fer.cost, "measure_cost", lambda *a: {"params": 1, "latency_ms": 1.0})
+    assert fer.cost.checkpoint_cost(path)["params"] == 1
+
+
+@pytest.mark.slow
+def test_pareto_and_best_within_limits_on_a_sweep(tmp_path, tiny_csv):
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env.pop("RAY_ADDRESS", None)
+    space = tiny_sweep(tmp_path / "space.yaml", n=3, epochs=2, sched="fifo")
+    run = [sys.executable, "-m", "search", "run", str(space), "--data", str(tiny_csv), "--storage-path",
+           str(tmp_path / "results"), "--name", "exp", "--no-report"]
+    assert subprocess.run(run, cwd=REPO, env=env, capture_output=True, timeout=400).returncode == 0
+
+    def search(*args):
+        return subprocess.run([sys.executable, "-m", "search", *args], cwd=REPO, env=env, capture_output=True,
+                              text=True, timeout=400)
+
+    done = search("pareto", str(tmp_path / "results" / "exp"), "--json")
+    assert done.returncode == 0, done.stderr
+    rows = json.loads(done.stdout)
+    assert len(rows) == 3 and all(r["latency_ms"] > 0 and r["params"] > 0 for r in rows)
+    assert any("params" in r["pareto"] for r in rows) and any("latency" in r["pareto"] for r in rows)
+    smallest = min(r["params"] for r in rows)
+    done = search("best", str(tmp_path / "results" / "exp"), "--max-params", str(smallest), "--json")
+    assert done.returncode == 0 and json.loads(done.stdout)[0]["params"] == smallest
+    done = search("best", str(tmp_path / "results" / "exp"), "--max-params", "10")
+    assert done.returncode == 1 and done.stderr.startswith("search: cnn: no trial meets --max-params 10 ")
