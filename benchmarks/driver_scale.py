@@ -4,7 +4,7 @@ own machinery on: BudgetLimiter (time budget set), re-checked ASHA rungs, trial 
 (ResourceChangingScheduler), the progress printer and the storage watch.
 
     python -m benchmarks.driver_scale [--cpus 16 64 256] [--trials-per-cpu 1] [--epoch-s 0.5]
-                                      [--keep-checkpoints 2]
+                                      [--keep-checkpoints 1]
 
 Measures, per logical CPU count: trials/s scheduled, the driver's CPU seconds per trial and
 per result (getrusage of this process: Ray's own processes and the trials are not counted),
@@ -93,7 +93,7 @@ def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--cpus", type=int, nargs="+", default=[16, 64, 256])
     p.add_argument("--trials-per-cpu", type=float, default=1.0)
-    p.add_argument("--keep-checkpoints", type=int, default=2, help="the sweep setting (1: a snapshot per result)")
+    p.add_argument("--keep-checkpoints", type=int, default=1, help="the sweep setting (1: a snapshot per result)")
     p.add_argument("--epoch-s", type=float, default=0.5)
     args = p.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)

@@ -131,12 +131,14 @@ def cmd_predict(args) -> int:
     from fer.evaluate import predict_checkpoint
     from fer.export import exported_format, load_exported
 
-    images = np.stack([read_image(p) for p in args.images])
     if exported_format(args.checkpoint):
-        probs = load_exported(args.checkpoint)(images)
+        predict = load_exported(args.checkpoint)
     else:
         model, payload = load_model(args.checkpoint)
-        probs = predict_checkpoint(model, payload, images)
+
+        def predict(faces):
+            return predict_checkpoint(model, payload, faces)
+    probs = predict(np.stack([read_image(p) for p in args.images]))
     for path, p in zip(args.images, probs):
         scores = " ".join(f"{c}={v:.3f}" for c, v in zip(CLASSES, p))
         print(f"{path}\t{CLASSES[int(p.argmax())]}\t{scores}")

@@ -25,11 +25,11 @@ class Settings:
     gpus_per_trial: float = 0.0
     time_budget_s: float | None = None
     max_failures: int = 2
-    # Best epochs kept per trial (Tune also keeps the latest, for resuming). Tune snapshots the experiment
-    # once a trial has made this many checkpoints since the last snapshot, so a killed driver never resumes
-    # from a deleted one. With 1 that is after every result, at a cost that grows with the trials
-    # (benchmarks/BENCHMARKS.md, "How many trials one driver handles"); with 2, about once per round.
-    keep_checkpoints: int = 2
+    # Best epochs kept per trial (Tune also keeps the latest, for resuming). With 1, Tune snapshots the
+    # experiment after every checkpoint, so a retried or resumed trial finds its checkpoint and its history
+    # whole; with more, it snapshots less often and loses them (benchmarks/BENCHMARKS.md, "How many
+    # trials one driver handles": the snapshots are most of the driver's cost at 256 trials).
+    keep_checkpoints: int = 1
     searcher: Literal["tpe", "random"] = "tpe"
     scheduler: Literal["asha", "fifo"] = "asha"
     param_budget: dict | None = None  # {target: int, tolerance: 0.05, scale: model.widths}

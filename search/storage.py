@@ -73,21 +73,29 @@ def hold_reserve(root: str):
         yield
         return
     path = Path(root) / RESERVE_FILE
-    new = not path.parent.exists()
+    created = [p for p in (path.parent, *path.parent.parents) if not p.exists()]  # deepest first
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(path, "wb") as f:
             os.posix_fallocate(f.fileno(), 0, RESERVE_BYTES)
     except OSError as e:
-        path.unlink(missing_ok=True)
-        if new:
-            path.parent.rmdir()
+        _release(path, created)
         raise FerError(f"--storage-path {root}: cannot set aside {RESERVE_BYTES >> 20} MiB for the experiment's "
                        f"state ({e.strerror or e}): free some space, then run again") from None
     try:
         yield
     finally:
-        path.unlink(missing_ok=True)
+        _release(path, created)
+
+
+def _release(reserve: Path, created: list[Path]) -> None:
+    """Remove the reserve, and the folders made for it that nothing else has filled since."""
+    reserve.unlink(missing_ok=True)
+    for folder in created:
+        try:
+            folder.rmdir()
+        except OSError:
+            break  # not empty: a sweep wrote there
 
 
 def drop_partial_checkpoints(experiment: str) -> list[Path]:
