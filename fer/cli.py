@@ -82,6 +82,7 @@ def cmd_evaluate(args) -> int:
     from fer.checkpoint import load_model
     from fer.data import canonical_split, load_data
     from fer.evaluate import classification_metrics, predict_checkpoint
+    from fer.refit import refuse_seen_split
     from fer.train import pick_device
 
     model, payload = load_model(args.checkpoint)
@@ -89,6 +90,7 @@ def cmd_evaluate(args) -> int:
     faces = load_data(None if source == "synthetic" else source)
     split = args.split or next((s for s in ("PrivateTest", "PublicTest") if faces.has_split(s)), None)
     split = canonical_split(split) if split else None
+    refuse_seen_split(payload, split, args.checkpoint)
     faces = faces.select(split)
     device = pick_device()
     probs = predict_checkpoint(model.to(device), payload, faces.images, device)

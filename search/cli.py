@@ -73,6 +73,11 @@ def _parser() -> argparse.ArgumentParser:
     pa.add_argument("--family", choices=["cnn", "dnn"])
     pa.add_argument("--json", action="store_true")
     pa.set_defaults(func=cmd_pareto)
+    rf = sub.add_parser("refit", help="train the best trial's config again on Training + PublicTest", epilog=EPILOG)
+    rf.add_argument("dir")
+    rf.add_argument("--family", choices=["cnn", "dnn"], default="cnn")
+    rf.add_argument("--out", help="output folder (default DIR/refit/FAMILY)")
+    rf.set_defaults(func=cmd_refit)
     t = sub.add_parser("table", help="every trial under DIR, one row each", epilog=EPILOG)
     t.add_argument("dir")
     t.add_argument("--csv", help="also write the table to this CSV file")
@@ -294,6 +299,33 @@ def cmd_pareto(args) -> int:
         print(table.drop(columns=["checkpoint"]).to_string(index=False, float_format=lambda v: f"{v:.4g}"))
     print("\npareto: optimal for the validation metric against parameters and/or CPU latency at batch 1 "
           "(measured on this machine, with each model's TTA)")
+    return 0
+
+
+def cmd_refit(args) -> int:
+    """fer.refit on the best trial of a family: its config, its peak epochs, every row it may see."""
+    from fer.checkpoint import load_checkpoint
+    from fer.data import load_data
+    from fer.refit import refit
+    from search.results import best_trials
+
+    best = {b["family"]: b for b in best_trials(args.dir)}
+    if args.family not in best:
+        raise FerError(f"{args.dir}: no {args.family} trial has a checkpoint (families here: {', '.join(best)})")
+    chosen = best[args.family]
+    payload = load_checkpoint(chosen["checkpoint"])
+    source = payload.get("data", {}).get("source")
+    faces = load_data(None if source in (None, "synthetic") else source)
+    out = Path(args.out or Path(args.dir) / "refit" / args.family)
+    print(f"refit {args.family}: trial {chosen['trial_id']} ({chosen['metric']} {chosen['value']:.4f} at epoch "
+          f"{payload.get('best_epoch')}), trained again on every row but PrivateTest of {source}", flush=True)
+    t0 = time.perf_counter()
+    new = refit(payload, faces, out, on_epoch=lambda m: print(
+        f"epoch {m['epoch']:3d}  train loss {m['train_loss']:.4f} acc {m['train_acc']:.4f}  {m['epoch_s']:.1f}s",
+        flush=True))
+    print(f"wrote {out / 'checkpoint.pt'}: {new['best_epoch']} epochs on {' + '.join(new['data']['trained_on'])} "
+          f"({new['data']['train_n']:,} faces) in {time.perf_counter() - t0:.0f}s. It has seen PublicTest: score it "
+          f"on PrivateTest only (python -m fer evaluate {out} --split PrivateTest)")
     return 0
 
 

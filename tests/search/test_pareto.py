@@ -10,7 +10,7 @@ import pytest
 
 import fer.cost
 import search.pareto
-from fer.checkpoint import save_checkpoint
+from fer.checkpoint import load_checkpoint, save_checkpoint
 from search.pareto import best_within, measured_trials, pareto_mask
 from tests.conftest import tiny_sweep
 
@@ -77,7 +77,7 @@ def test_checkpoint_cost_is_measured_once_per_file_and_machine(tmp_path, synthet
 
 
 @pytest.mark.slow
-def test_pareto_and_best_within_limits_on_a_sweep(tmp_path, tiny_csv):
+def test_pareto_best_within_limits_and_refit_on_a_sweep(tmp_path, tiny_csv):
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     env.pop("RAY_ADDRESS", None)
     space = tiny_sweep(tmp_path / "space.yaml", n=3, epochs=2, sched="fifo")
@@ -99,3 +99,10 @@ def test_pareto_and_best_within_limits_on_a_sweep(tmp_path, tiny_csv):
     assert done.returncode == 0 and json.loads(done.stdout)[0]["params"] == smallest
     done = search("best", str(tmp_path / "results" / "exp"), "--max-params", "10")
     assert done.returncode == 1 and done.stderr.startswith("search: cnn: no trial meets --max-params 10 ")
+    done = search("refit", str(tmp_path / "results" / "exp"), "--out", str(tmp_path / "refit"))
+    assert done.returncode == 0, done.stderr
+    assert "trained again on every row but PrivateTest" in done.stdout and "score it on PrivateTest" in done.stdout
+    refitted = load_checkpoint(tmp_path / "refit")
+    assert refitted["data"]["trained_on"] == ["Training", "PublicTest"]
+    assert refitted["model"] == load_checkpoint(json.loads(search("best", str(tmp_path / "results"),
+                                                                  "--json").stdout)[0]["checkpoint"])["model"]
