@@ -65,6 +65,7 @@ def _write_report(src, primary: ModelSource, opt: Options, out: Path, source: st
         evaluated = {m.family: metrics["models"][m.name] for m in models}
         metrics["family_table"] = family_table(src.best, evaluated).to_dict("records")
         sections.append(("CNN against DNN at matched parameters", _family_section(metrics["family_table"])))
+    sections += [_members_section(m) for m in models if m.payload["model"]["name"] == "ensemble"]
     sections.append(_confusion_section(cms, out))
     if any("class_prior" in m.prep for m in models):
         sections.append(_prior_section(models, metrics))
@@ -160,6 +161,17 @@ def _prior_section(models: list[ModelSource], metrics: dict) -> tuple[str, str]:
         parts.append(html.table(df[["model", "tau", "accuracy", "macro_f1", "recall_disgust", "recall_fear",
                                     "recall_surprise"]]))
     return "Rare classes and the class prior", "\n".join(parts)
+
+
+def _members_section(m: ModelSource) -> tuple[str, str]:
+    """An ensemble's members and weights, and what the explanations below show of it."""
+    members = m.payload["model"]["members"]
+    rows = pd.DataFrame([{"member": e.get("trial", ""), "model": e["model"]["name"], "weight": round(e["weight"], 3),
+                          "tta": e["tta"], "crop": e["crop_size"]} for e in members])
+    note = (f"{m.name} averages the probabilities of {len(members)} models with these weights. Its saliency maps "
+            "are the gradients of the whole ensemble; Grad-CAM is left out (it has no one last conv layer), and "
+            f"the filters and activations shown are those of its first member ({members[0].get('trial', '')}).")
+    return f"Ensemble members of {m.name}", html.table(rows) + html.para(note)
 
 
 def _explanation_sections(m: ModelSource, out: Path, opt: Options, metrics) -> list[tuple[str, str]]:

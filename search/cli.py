@@ -72,17 +72,32 @@ def _parser() -> argparse.ArgumentParser:
     pa.add_argument("dir")
     pa.add_argument("--family", choices=["cnn", "dnn"])
     pa.add_argument("--json", action="store_true")
-    pa.set_defaults(func=cmd_pareto)
+    pa.set_defaults(func=lambda a: _pick().cmd_pareto(a))
     rf = sub.add_parser("refit", help="train the best trial's config again on Training + PublicTest", epilog=EPILOG)
     rf.add_argument("dir")
     rf.add_argument("--family", choices=["cnn", "dnn"], default="cnn")
     rf.add_argument("--out", help="output folder (default DIR/refit/FAMILY)")
-    rf.set_defaults(func=cmd_refit)
+    rf.set_defaults(func=lambda a: _pick().cmd_refit(a))
+    en = sub.add_parser("ensemble", help="greedy ensemble of the trials' best checkpoints (Caruana et al. 2004)",
+                        epilog=EPILOG)
+    en.add_argument("dir")
+    en.add_argument("--size", type=positive_int, default=10, help="greedy steps (members may repeat)")
+    en.add_argument("--family", choices=["cnn", "dnn", "all"], default="all")
+    en.add_argument("--out", help="output folder (default DIR/ensemble_FAMILY)")
+    en.add_argument("--json", action="store_true")
+    en.set_defaults(func=lambda a: _pick().cmd_ensemble(a))
     t = sub.add_parser("table", help="every trial under DIR, one row each", epilog=EPILOG)
     t.add_argument("dir")
     t.add_argument("--csv", help="also write the table to this CSV file")
     t.set_defaults(func=cmd_table)
     return p
+
+
+def _pick():
+    """search.pick: the commands that pick and ship a model from a finished experiment."""
+    import search.pick
+
+    return search.pick
 
 
 def _settings_overrides(args) -> dict:
@@ -259,7 +274,9 @@ def cmd_best(args) -> int:
     from search.results import best_trials
 
     if args.max_params or args.max_latency_ms:
-        return _best_within(args)
+        from search.pick import best_within_limits
+
+        return best_within_limits(args)
     best = best_trials(args.dir)
     if args.json:
         print(json.dumps(best, default=str))
@@ -267,65 +284,6 @@ def cmd_best(args) -> int:
     for b in best:
         print(f"{b['family']}: {b['metric']} {b['value']:.4f}  ({b['num_params']:,} params)  {b['checkpoint']}")
         print(f"  {json.dumps(b['params'])}")
-    return 0
-
-
-def _best_within(args) -> int:
-    """The best trial of each family within the limits; a line for each family with none (exit 1
-    when no family has one)."""
-    from search.pareto import best_within
-
-    picked, none = best_within(args.dir, args.max_params, args.max_latency_ms)
-    if args.json:
-        print(json.dumps(picked, default=str))
-    for b in [] if args.json else picked:
-        print(f"{b['family']}: {b['metric']} {b['value']:.4f}  ({b['params']:,} params"
-              + (f", {b['latency_ms']:.2f} ms" if b["latency_ms"] == b["latency_ms"] else "") + f")  {b['checkpoint']}")
-    for line in none:
-        print(f"search: {line}", file=sys.stderr)
-    return 0 if picked else EXIT_FAILED
-
-
-def cmd_pareto(args) -> int:
-    from search.pareto import measured_trials
-
-    table = measured_trials(args.dir, args.family)
-    if args.json:
-        print(table.to_json(orient="records"))
-        return 0
-    import pandas as pd
-
-    with pd.option_context("display.width", 200, "display.max_columns", 20):
-        print(table.drop(columns=["checkpoint"]).to_string(index=False, float_format=lambda v: f"{v:.4g}"))
-    print("\npareto: optimal for the validation metric against parameters and/or CPU latency at batch 1 "
-          "(measured on this machine, with each model's TTA)")
-    return 0
-
-
-def cmd_refit(args) -> int:
-    """fer.refit on the best trial of a family: its config, its peak epochs, every row it may see."""
-    from fer.checkpoint import load_checkpoint
-    from fer.data import load_data
-    from fer.refit import refit
-    from search.results import best_trials
-
-    best = {b["family"]: b for b in best_trials(args.dir)}
-    if args.family not in best:
-        raise FerError(f"{args.dir}: no {args.family} trial has a checkpoint (families here: {', '.join(best)})")
-    chosen = best[args.family]
-    payload = load_checkpoint(chosen["checkpoint"])
-    source = payload.get("data", {}).get("source")
-    faces = load_data(None if source in (None, "synthetic") else source)
-    out = Path(args.out or Path(args.dir) / "refit" / args.family)
-    print(f"refit {args.family}: trial {chosen['trial_id']} ({chosen['metric']} {chosen['value']:.4f} at epoch "
-          f"{payload.get('best_epoch')}), trained again on every row but PrivateTest of {source}", flush=True)
-    t0 = time.perf_counter()
-    new = refit(payload, faces, out, on_epoch=lambda m: print(
-        f"epoch {m['epoch']:3d}  train loss {m['train_loss']:.4f} acc {m['train_acc']:.4f}  {m['epoch_s']:.1f}s",
-        flush=True))
-    print(f"wrote {out / 'checkpoint.pt'}: {new['best_epoch']} epochs on {' + '.join(new['data']['trained_on'])} "
-          f"({new['data']['train_n']:,} faces) in {time.perf_counter() - t0:.0f}s. It has seen PublicTest: score it "
-          f"on PrivateTest only (python -m fer evaluate {out} --split PrivateTest)")
     return 0
 
 

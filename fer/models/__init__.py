@@ -1,5 +1,5 @@
 """Model registry: `create_model("seed_cnn")`, `create_model("cnn", channels=[...])`."""
-from fer.models import cnn, dnn  # noqa: F401  (registers the families)
+from fer.models import cnn, dnn, ensemble  # noqa: F401  (registers the families)
 from fer.models.cnn import CNNConfig
 from fer.models.dnn import DNNConfig
 from fer.models.registry import create_model, list_models, make_config, resolve

@@ -77,7 +77,7 @@ def test_checkpoint_cost_is_measured_once_per_file_and_machine(tmp_path, synthet
 
 
 @pytest.mark.slow
-def test_pareto_best_within_limits_and_refit_on_a_sweep(tmp_path, tiny_csv):
+def test_pick_and_ship_commands_on_a_sweep(tmp_path, tiny_csv):
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     env.pop("RAY_ADDRESS", None)
     space = tiny_sweep(tmp_path / "space.yaml", n=3, epochs=2, sched="fifo")
@@ -99,6 +99,12 @@ def test_pareto_best_within_limits_and_refit_on_a_sweep(tmp_path, tiny_csv):
     assert done.returncode == 0 and json.loads(done.stdout)[0]["params"] == smallest
     done = search("best", str(tmp_path / "results" / "exp"), "--max-params", "10")
     assert done.returncode == 1 and done.stderr.startswith("search: cnn: no trial meets --max-params 10 ")
+    done = search("ensemble", str(tmp_path / "results" / "exp"), "--size", "4", "--json")
+    assert done.returncode == 0, done.stderr
+    made = json.loads(done.stdout)
+    assert made["candidates"] == 3 and sum(m["weight"] for m in made["members"]) == pytest.approx(1.0)
+    assert made["scores"]["accuracy"]["ensemble"] >= made["scores"]["accuracy"]["best_member"]  # greedy starts there
+    assert load_checkpoint(made["out"])["model"]["name"] == "ensemble"
     done = search("refit", str(tmp_path / "results" / "exp"), "--out", str(tmp_path / "refit"))
     assert done.returncode == 0, done.stderr
     assert "trained again on every row but PrivateTest" in done.stdout and "score it on PrivateTest" in done.stdout

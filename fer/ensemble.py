@@ -1,0 +1,68 @@
+"""Ensembles from trained checkpoints: greedy forward selection with replacement on validation
+probabilities (Caruana et al., 2004), and an ensemble checkpoint in fer's own format, so that
+`fer evaluate`, `predict` and `export` and the analysis report read it like any other.
+
+Selection adds, at each step, the member whose addition scores best on the validation split
+(a member may be added again: that raises its weight), and keeps the best-scoring prefix of
+the `size` steps. Its score on that split is therefore optimistic, like any selected model's.
+"""
+from __future__ import annotations
+
+import dataclasses
+from collections import Counter
+
+import numpy as np
+
+from fer.checkpoint import FORMAT, FORMAT_VERSION, versions
+from fer.config import TrainConfig
+from fer.data import CLASSES
+from fer.evaluate import prediction_metrics, prior_factor
+from fer.models import create_model
+
+
+def score(labels: np.ndarray, probs: np.ndarray, metric: str = "accuracy") -> float:
+    m = prediction_metrics(labels, probs.argmax(1))
+    return m["macro_f1"] if metric == "macro_f1" else m["accuracy"]
+
+
+def greedy_selection(probs: list[np.ndarray], labels: np.ndarray, size: int,
+                     metric: str = "accuracy") -> list[int]:
+    """Indices into `probs` (each (N, 7)), with repeats: the best-scoring prefix of `size`
+    greedy steps; ties go to the earlier member."""
+    chosen, total = [], np.zeros_like(probs[0], dtype=np.float64)
+    best, best_prefix = -np.inf, []
+    for _ in range(size):
+        scores = [score(labels, (total + p) / (len(chosen) + 1), metric) for p in probs]
+        pick = int(np.argmax(scores))
+        chosen.append(pick)
+        total += probs[pick]
+        if scores[pick] > best:
+            best, best_prefix = scores[pick], list(chosen)
+    return best_prefix
+
+
+def member_entry(payload: dict, weight: float, trial: str) -> dict:
+    """What an ensemble keeps of a member checkpoint (its weights go into the state dict)."""
+    prep, tta = payload["preprocessing"], payload["train_config"].get("tta", "none")
+    tau = prep.get("logit_adjust", 0.0)
+    factor = prior_factor(prep["class_prior"], tau) if tau else np.ones(len(CLASSES))
+    return {"model": dict(payload["model"]), "mean": prep["mean"], "std": prep["std"], "crop_size": prep["crop_size"],
+            "tta": tta, "prior_factor": [float(f) for f in factor], "weight": float(weight), "trial": trial}
+
+
+def ensemble_checkpoint(members: list[tuple[dict, str]], picks: list[int], data: dict, metrics: dict) -> dict:
+    """An ensemble checkpoint of the picked (payload, trial) members, each weighted by how often
+    it was picked."""
+    counts = Counter(picks)
+    chosen = sorted(counts)
+    entries = [member_entry(members[i][0], counts[i] / len(picks), members[i][1]) for i in chosen]
+    model = create_model("ensemble", members=entries)
+    for member, i in zip(model.members, chosen):
+        member.model.load_state_dict(members[i][0]["state_dict"])
+    first = members[chosen[0]][0]["preprocessing"]
+    prep = {"mean": 0.0, "std": 1 / 255, "crop_size": 48, "input": "48x48 grayscale, uint8 0-255",
+            "class_prior": first["class_prior"], "logit_adjust": 0.0}  # identity: members standardise
+    return {"format": FORMAT, "format_version": FORMAT_VERSION, "model": {"name": "ensemble", "members": entries},
+            "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}, "classes": list(CLASSES),
+            "preprocessing": prep, "train_config": dataclasses.asdict(TrainConfig(tta="none", precision="fp32")),
+            "history": [], "metrics": metrics, "best_epoch": 0, "data": data, "versions": versions()}

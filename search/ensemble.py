@@ -1,0 +1,86 @@
+"""`search ensemble`: every trial's best checkpoint, scored on the validation split it was
+selected on with its own TTA, combined by fer.ensemble's greedy selection into one ensemble
+checkpoint. Validation probabilities are cached beside each checkpoint (`val_probs.npz`), so
+a second ensemble of the same sweep costs seconds.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from fer.checkpoint import checkpoint_file, load_checkpoint, model_from_checkpoint, save_checkpoint
+from fer.data import load_data
+from fer.ensemble import ensemble_checkpoint, greedy_selection, score
+from fer.errors import FerError
+from fer.evaluate import predict_checkpoint
+from fer.run import split_for_training
+from fer.train import pick_device
+from search.results import ResultsError, trials_table
+
+PROBS_FILE = "val_probs.npz"
+
+
+def candidates(root: str | Path, family: str) -> tuple[list[tuple[dict, str, str]], str]:
+    """([(payload, "family/trial_id", checkpoint path)] of every trial with a checkpoint, the metric
+    the sweeps selected by)."""
+    table = trials_table(root)
+    table = table[table["checkpoint"].notna() & ((table["family"] == family) | (family == "all"))]
+    if table.empty:
+        raise ResultsError(f"{root}: no {'' if family == 'all' else family + ' '}trial has a checkpoint yet")
+    metric = "macro_f1" if set(table["metric"]) == {"val_macro_f1"} else "accuracy"
+    return [(load_checkpoint(t["checkpoint"]), f"{t['family']}/{t['trial_id']}", t["checkpoint"])
+            for _, t in table.iterrows()], metric
+
+
+def validation_probs(members: list, faces) -> tuple[np.ndarray, list[np.ndarray]]:
+    """(labels, each member's probabilities) on the validation rows, which must be the same for all."""
+    labels, probs, device = None, [], pick_device()
+    for payload, name, path in members:
+        _, val, _ = split_for_training(faces, {"model": payload["model"], "train": payload["train_config"]})
+        if labels is not None and not np.array_equal(val.require_labels(), labels):
+            raise FerError(f"{name} was validated on other rows than {members[0][1]}: their scores cannot be combined")
+        labels = val.require_labels()
+        probs.append(_cached_probs(payload, path, val.images, device))
+    return labels, probs
+
+
+def _cached_probs(payload: dict, path: str, images: np.ndarray, device) -> np.ndarray:
+    file = checkpoint_file(Path(path))
+    cache, stamp = file.parent / PROBS_FILE, np.array([file.stat().st_size, file.stat().st_mtime, len(images)])
+    if cache.exists():
+        with np.load(cache) as z:
+            if np.array_equal(z["stamp"], stamp):
+                return z["probs"]
+    probs = predict_checkpoint(model_from_checkpoint(payload).to(device), payload, images, device)
+    try:
+        np.savez(cache, probs=probs, stamp=stamp)
+    except OSError:
+        pass  # a read-only results folder: nothing cached
+    return probs
+
+
+def build_ensemble(root: str | Path, family: str, size: int, out: str | Path) -> dict:
+    """Select, write out/checkpoint.pt, and return what to print: members with their weights and
+    validation scores, and the ensemble's scores against its best member's."""
+    members, metric = candidates(root, family)
+    source = members[0][0].get("data", {}).get("source")
+    faces = load_data(None if source in (None, "synthetic") else source)
+    labels, probs = validation_probs(members, faces)
+    picks = greedy_selection(probs, labels, size, metric)
+    weights = np.bincount(picks, minlength=len(members)) / len(picks)
+    combined = sum(w * p for w, p in zip(weights, probs))
+    single = [score(labels, p, metric) for p in probs]
+    best = int(np.argmax(single))
+    scores = {m: {"ensemble": score(labels, combined, m), "best_member": score(labels, probs[best], m)}
+              for m in ("accuracy", "macro_f1")}
+    data = {**members[0][0].get("data", {}), "members_selected_on": members[0][0].get("data", {}).get("val_split")}
+    payload = ensemble_checkpoint([(p, n) for p, n, _ in members], picks, data,
+                                  {"val_acc": scores["accuracy"]["ensemble"],
+                                   "val_macro_f1": scores["macro_f1"]["ensemble"]})
+    save_checkpoint(payload, Path(out) / "checkpoint.pt")
+    chosen = [{"member": members[i][1], "weight": float(weights[i]), metric: single[i]}
+              for i in np.flatnonzero(weights)]
+    return {"out": str(Path(out) / "checkpoint.pt"), "metric": metric, "candidates": len(members),
+            "members": chosen, "scores": scores, "best_member": members[best][1],
+            "split": data.get("val_split") or "validation"}

@@ -1,0 +1,89 @@
+"""`search pareto|refit|ensemble` and `search best` within limits: the commands that pick and
+ship a model from a finished experiment (search.cli holds their options)."""
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+from fer.command import EXIT_FAILED
+from fer.errors import FerError
+
+
+def best_within_limits(args) -> int:
+    """The best trial of each family within the limits; a line for each family with none (exit 1
+    when no family has one)."""
+    from search.pareto import best_within
+
+    picked, none = best_within(args.dir, args.max_params, args.max_latency_ms)
+    if args.json:
+        print(json.dumps(picked, default=str))
+    for b in [] if args.json else picked:
+        print(f"{b['family']}: {b['metric']} {b['value']:.4f}  ({b['params']:,} params"
+              + (f", {b['latency_ms']:.2f} ms" if b["latency_ms"] == b["latency_ms"] else "") + f")  {b['checkpoint']}")
+    for line in none:
+        print(f"search: {line}", file=sys.stderr)
+    return 0 if picked else EXIT_FAILED
+
+
+def cmd_pareto(args) -> int:
+    from search.pareto import measured_trials
+
+    table = measured_trials(args.dir, args.family)
+    if args.json:
+        print(table.to_json(orient="records"))
+        return 0
+    import pandas as pd
+
+    with pd.option_context("display.width", 200, "display.max_columns", 20):
+        print(table.drop(columns=["checkpoint"]).to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    print("\npareto: optimal for the validation metric against parameters and/or CPU latency at batch 1 "
+          "(measured on this machine, with each model's TTA)")
+    return 0
+
+
+def cmd_refit(args) -> int:
+    """fer.refit on the best trial of a family: its config, its peak epochs, every row it may see."""
+    from fer.checkpoint import load_checkpoint
+    from fer.data import load_data
+    from fer.refit import refit
+    from search.results import best_trials
+
+    best = {b["family"]: b for b in best_trials(args.dir)}
+    if args.family not in best:
+        raise FerError(f"{args.dir}: no {args.family} trial has a checkpoint (families here: {', '.join(best)})")
+    chosen = best[args.family]
+    payload = load_checkpoint(chosen["checkpoint"])
+    source = payload.get("data", {}).get("source")
+    faces = load_data(None if source in (None, "synthetic") else source)
+    out = Path(args.out or Path(args.dir) / "refit" / args.family)
+    print(f"refit {args.family}: trial {chosen['trial_id']} ({chosen['metric']} {chosen['value']:.4f} at epoch "
+          f"{payload.get('best_epoch')}), trained again on every row but PrivateTest of {source}", flush=True)
+    t0 = time.perf_counter()
+    new = refit(payload, faces, out, on_epoch=lambda m: print(
+        f"epoch {m['epoch']:3d}  train loss {m['train_loss']:.4f} acc {m['train_acc']:.4f}  {m['epoch_s']:.1f}s",
+        flush=True))
+    print(f"wrote {out / 'checkpoint.pt'}: {new['best_epoch']} epochs on {' + '.join(new['data']['trained_on'])} "
+          f"({new['data']['train_n']:,} faces) in {time.perf_counter() - t0:.0f}s. It has seen PublicTest: score it "
+          f"on PrivateTest only (python -m fer evaluate {out} --split PrivateTest)")
+    return 0
+
+
+def cmd_ensemble(args) -> int:
+    from search.ensemble import build_ensemble
+
+    out = Path(args.out or Path(args.dir) / f"ensemble_{args.family}")
+    done = build_ensemble(args.dir, args.family, args.size, out)
+    if args.json:
+        print(json.dumps(done))
+        return 0
+    metric = done["metric"]
+    print(f"ensemble of {len(done['members'])} of {done['candidates']} trials ({args.family}), chosen greedily by "
+          f"{metric} on {done['split']}:")
+    for m in done["members"]:
+        print(f"  {m['member']:<20} weight {m['weight']:.2f}  {metric} {m[metric]:.4f}")
+    for name, s in done["scores"].items():
+        print(f"{name}: ensemble {s['ensemble']:.4f}, best member ({done['best_member']}) {s['best_member']:.4f}")
+    print(f"wrote {done['out']} (scores on {done['split']}, the split it was chosen on, are optimistic)")
+    return 0

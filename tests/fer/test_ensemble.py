@@ -1,0 +1,71 @@
+"""Ensembles: greedy selection with replacement on known probabilities, and an ensemble
+checkpoint that fer evaluate, predict and export read like any other."""
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from fer.checkpoint import load_model, save_checkpoint
+from fer.cli import main
+from fer.ensemble import ensemble_checkpoint, greedy_selection
+from fer.evaluate import predict_checkpoint
+from fer.export import export, load_exported, parity
+
+
+def _two_class(p_class0: list[float]) -> np.ndarray:
+    p = np.zeros((len(p_class0), 7))
+    p[:, 0], p[:, 1] = p_class0, 1 - np.asarray(p_class0)
+    return p
+
+
+def test_greedy_selection_picks_a_member_twice_when_that_scores_best():
+    labels = np.array([0, 1, 0, 1])
+    a = _two_class([0.9, 0.15, 0.45, 0.9])  # right on faces 0, 1: accuracy 0.5
+    b = _two_class([0.9, 0.6, 0.9, 0.15])  # right on 0, 2, 3: 0.75, the best alone
+    c = _two_class([0.45, 0.6, 0.45, 0.75])  # right on none
+    # step 1: b. Step 2: b+a, b+b and b+c all score 0.75; the tie goes to the earlier member, a.
+    # Step 3: (2b + a) / 3 = [0.9, 0.45, 0.75, 0.4] for class 0 is right on all four faces.
+    assert greedy_selection([a, b, c], labels, size=3) == [1, 0, 1]
+    assert greedy_selection([a, b, c], labels, size=1) == [1]
+    assert greedy_selection([a, b, c], labels, size=6)[:3] == [1, 0, 1]  # later steps cannot beat 1.0
+
+
+RUNS = {"cnn": ["model.name=cnn", "model.channels=[4,8]", "model.kernel_sizes=[3,3]", "model.head=gap",
+                "model.head_hidden=[]", "train.crop_size=44", "train.tta=tencrop"],
+        "dnn": ["model.name=seed_dnn", "train.tta=flip", "train.logit_adjust=0.5"]}
+
+
+@pytest.fixture(scope="module")
+def ensemble(tmp_path_factory):
+    root = tmp_path_factory.mktemp("ensemble")
+    members = []
+    for family, overrides in RUNS.items():
+        assert main(["train", "--epochs", "1", "--out", str(root / family), "train.batch_size=64", *overrides]) == 0
+        members.append((load_model(root / family)[1], family))
+    payload = ensemble_checkpoint(members, [0, 1, 0], {"source": "synthetic", "val_split": "PublicTest"},
+                                  {"val_acc": 0.0, "val_macro_f1": 0.0})
+    save_checkpoint(payload, root / "ens" / "checkpoint.pt")
+    return root
+
+
+def test_the_ensemble_is_its_members_weighted(ensemble, synthetic):
+    faces = synthetic.images[:32]
+    (cnn, p_cnn), (dnn, p_dnn) = (load_model(ensemble / f) for f in ("cnn", "dnn"))
+    model, payload = load_model(ensemble / "ens")
+    assert [m["weight"] for m in payload["model"]["members"]] == pytest.approx([2 / 3, 1 / 3])
+    expected = 2 / 3 * predict_checkpoint(cnn, p_cnn, faces) + 1 / 3 * predict_checkpoint(dnn, p_dnn, faces)
+    assert np.abs(predict_checkpoint(model, payload, faces) - expected).max() < 1e-5
+
+
+def test_evaluate_predict_and_export_read_an_ensemble(ensemble, tmp_path, capsys, synthetic):
+    assert main(["evaluate", str(ensemble / "ens"), "--split", "PrivateTest", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["n"] > 0
+    face = tmp_path / "face.png"
+    Image.fromarray(synthetic.images[0]).save(face)
+    assert main(["predict", str(ensemble / "ens"), str(face)]) == 0
+    assert capsys.readouterr().out.startswith(f"{face}\t")
+    model, payload = load_model(ensemble / "ens")
+    path = export(model, payload, "torchscript", tmp_path / "ens.torchscript.pt")
+    faces = synthetic.images[:16]
+    assert parity(predict_checkpoint(model, payload, faces), load_exported(path)(faces)) < 1e-5
