@@ -146,3 +146,21 @@ def sweep_figure(history: dict, importance: dict[str, dict], parallel: dict, met
         row[2].set_xticks(range(len(cols)), [c.split(".", 1)[-1] for c in cols], rotation=30, ha="right", fontsize=7)
         row[2].set(title=f"{exp}: parallel coordinates (colour = {metric})")
     return _save(fig, path)
+
+
+def pareto_figure(table, path) -> str:
+    """The validation metric against parameters and against CPU latency, one colour per family;
+    Pareto-optimal trials ringed and joined (table: search.pareto.measured_trials)."""
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5), layout="constrained")
+    for ax, cost, mark, label in ((axes[0], "params", "params", "trainable parameters"),
+                                  (axes[1], "latency_ms", "latency", "CPU ms per face at batch 1, with TTA")):
+        for k, (family, rows) in enumerate(table.groupby("family")):
+            ax.scatter(rows[cost], rows["value"], color=f"C{k}", alpha=0.7, label=family)
+        front = table[table["pareto"].str.contains(mark)].sort_values(cost)
+        ax.scatter(front[cost], front["value"], s=120, facecolors="none", edgecolors="black", label="Pareto-optimal")
+        ax.step(front[cost], front["value"], where="post", color="black", lw=0.8)
+        ax.set_xscale("log")
+        ax.set_xlabel(label)
+        ax.set_ylabel(f"validation {table['metric'].iloc[0]}")
+        ax.legend(fontsize=8)
+    return _save(fig, path)

@@ -73,6 +73,7 @@ def _write_report(src, primary: ModelSource, opt: Options, out: Path, source: st
     sections.append(_curves_section(models, src, out))
     if src.table is not None:
         sections.append(_sweep_section(src, out, metrics))
+        sections.append(_pareto_section(source, out, metrics))
     metrics["seconds"] = time.perf_counter() - t0
     (out / "metrics.json").write_text(json.dumps(_jsonable(metrics), indent=2))
     (out / "report.html").write_text(html.page(f"FER analysis: {Path(str(source)).name}", sections))
@@ -259,6 +260,23 @@ def _sweep_section(src, out: Path, metrics: dict):
             + (f"Few scored trials in {', '.join(few)}: read the importances as hints, not rankings." if few else ""))
     return "Sweep", html.image(path, "sweep plots") + html.para(text) + html.table(
         table.drop(columns=["checkpoint"]).sort_values(metric, ascending=False))
+
+
+def _pareto_section(source, out: Path, metrics: dict):
+    """Every trial's metric against its size and its CPU latency (measured once per checkpoint)."""
+    from fer.cost import LATENCY_RUNS
+    from search.pareto import measured_trials
+
+    table = measured_trials(source)
+    path = plots.pareto_figure(table, out / "pareto.png")
+    metrics["pareto"] = table.drop(columns=["checkpoint"]).to_dict("records")
+    front = table[table["pareto"] != ""]
+    text = (f"{len(table)} trials' best checkpoints; latency is the median of {LATENCY_RUNS} single-face calls "
+            "on the machine that wrote this report, with each model's test-time augmentation. Ringed: "
+            "Pareto-optimal (no other trial scores as well for fewer parameters, or for less latency): "
+            f"{', '.join(front['trial_id'])}.")
+    return "Accuracy against size and latency", html.image(path, "Pareto plot") + html.para(text) + html.table(
+        table.drop(columns=["checkpoint"]))
 
 
 def _jsonable(obj):

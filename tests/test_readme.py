@@ -101,3 +101,5 @@ def _check_main_job(root: Path, done) -> None:
     assert f"report: {report}" in done.stdout and report.exists()
     metrics = json.loads((report.parent / "metrics.json").read_text())
     assert set(metrics["models"]) == {"best cnn", "best dnn"}
+    assert (report.parent / "pareto.png").exists() and len(metrics["pareto"]) == len(table)
+    assert all(row["latency_ms"] > 0 for row in metrics["pareto"])
