@@ -51,6 +51,22 @@ def test_smoke_sweep_best_checkpoint_and_table(ray_cluster, faces, tmp_path):
     assert set(best["params"]) == {"model.channels", "train.lr"}
 
 
+
+def test_every_trial_writes_tensorboard_events_of_its_epochs(ray_cluster, faces, tmp_path):
+    """`tensorboard --logdir results/<name>` shows each trial's per-epoch metrics (README)."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    _sweep(tmp_path, train_fer, faces, n=3, epochs=2, sched="fifo")
+    _, histories = trial_histories(tmp_path / "results" / "exp" / "cnn")
+    for trial_id, history in histories.items():
+        events = EventAccumulator(str(tmp_path / "results" / "exp" / "cnn" / f"trial_{trial_id}"))
+        events.Reload()
+        for metric in ("val_acc", "val_macro_f1", "train_loss"):
+            scalars = events.Scalars(f"ray/tune/{metric}")
+            assert [e.step for e in scalars] == [1, 2]
+            assert [e.value for e in scalars] == pytest.approx(history[metric].tolist())
+
+
 def flaky_train(config, faces, flaky_dir):
     """Fails once per trial, right after its second reported epoch."""
     marker = Path(flaky_dir) / tune.get_context().get_trial_id()
