@@ -13,6 +13,7 @@ storage folder; object stores (s3://, gs://) do not fill up and write objects wh
 """
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import tempfile
@@ -66,6 +67,24 @@ def holds_experiment(path: str) -> bool:
     return folder.is_dir() and any(folder.iterdir())
 
 
+def allocate(f, size: int) -> None:
+    """Take `size` bytes of the disk for the open file `f`: posix_fallocate where the system and
+    filesystem have it, else zeros written out. OSError (ENOSPC) when there is no room."""
+    try:
+        os.posix_fallocate(f.fileno(), 0, size)
+        return
+    except AttributeError:  # macOS and Windows have no posix_fallocate
+        pass
+    except OSError as e:
+        if e.errno not in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):  # a filesystem without it
+            raise
+    block = bytes(1 << 20)
+    for start in range(0, size, len(block)):
+        f.write(block[:min(len(block), size - start)])
+    f.flush()
+    os.fsync(f.fileno())
+
+
 @contextmanager
 def hold_reserve(root: str):
     """Take RESERVE_BYTES in the experiment folder `root` while the sweeps run (local storage only)."""
@@ -77,7 +96,7 @@ def hold_reserve(root: str):
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(path, "wb") as f:
-            os.posix_fallocate(f.fileno(), 0, RESERVE_BYTES)
+            allocate(f, RESERVE_BYTES)
     except OSError as e:
         _release(path, created)
         raise FerError(f"--storage-path {root}: cannot set aside {RESERVE_BYTES >> 20} MiB for the experiment's "
@@ -143,7 +162,7 @@ class StorageWatch(Callback):
         """After a trial failed: does a checkpoint-sized write to the storage still succeed?"""
         try:
             with tempfile.TemporaryFile(dir=self.root) as f:
-                os.posix_fallocate(f.fileno(), 0, 2 * self.checkpoint_bytes)
+                allocate(f, 2 * self.checkpoint_bytes)
         except OSError as e:
             self._stop(e.strerror or str(e))
 

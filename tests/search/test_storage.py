@@ -107,3 +107,21 @@ def test_storage_full_mid_sweep_stops_then_resume_completes(tmp_path, tiny_csv, 
     for h in histories.values():
         assert h["epoch"].tolist() == list(range(1, 31))  # stopped trials continued where they were
     assert not (storage / "exp" / RESERVE_FILE).exists()
+
+
+def test_allocate_falls_back_to_writing_where_there_is_no_fallocate(tmp_path, monkeypatch):
+    import errno
+    import os
+
+    from search.storage import allocate
+
+    def unsupported(fd, offset, size):
+        raise OSError(errno.EOPNOTSUPP, "Operation not supported")
+
+    monkeypatch.setattr(os, "posix_fallocate", unsupported)
+    with open(tmp_path / "a", "wb") as f:
+        allocate(f, 3 << 20 | 5)
+    monkeypatch.delattr(os, "posix_fallocate")  # as on macOS
+    with open(tmp_path / "b", "wb") as f:
+        allocate(f, 1000)
+    assert (tmp_path / "a").stat().st_size == 3 << 20 | 5 and (tmp_path / "b").stat().st_size == 1000
