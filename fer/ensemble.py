@@ -16,7 +16,7 @@ import numpy as np
 from fer.checkpoint import FORMAT, FORMAT_VERSION, versions
 from fer.config import TrainConfig
 from fer.data import CLASSES
-from fer.evaluate import prediction_metrics, prior_factor
+from fer.evaluate import prediction_metrics, prior_correction
 from fer.models import create_model
 
 
@@ -44,10 +44,9 @@ def greedy_selection(probs: list[np.ndarray], labels: np.ndarray, size: int,
 def member_entry(payload: dict, weight: float, trial: str) -> dict:
     """What an ensemble keeps of a member checkpoint (its weights go into the state dict)."""
     prep, tta = payload["preprocessing"], payload["train_config"].get("tta", "none")
-    tau = prep.get("logit_adjust", 0.0)
-    factor = prior_factor(prep["class_prior"], tau) if tau else np.ones(len(CLASSES))
     return {"model": dict(payload["model"]), "mean": prep["mean"], "std": prep["std"], "crop_size": prep["crop_size"],
-            "tta": tta, "prior_factor": [float(f) for f in factor], "weight": float(weight), "trial": trial}
+            "tta": tta, "prior_factor": [float(f) for f in prior_correction(prep)], "weight": float(weight),
+            "trial": trial}
 
 
 def ensemble_checkpoint(members: list[tuple[dict, str]], picks: list[int], data: dict, metrics: dict) -> dict:

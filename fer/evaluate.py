@@ -44,12 +44,18 @@ def prior_factor(prior, tau: float) -> np.ndarray:
     return np.minimum(1.0, len(prior) * prior) ** -tau
 
 
+def prior_correction(prep: dict) -> np.ndarray:
+    """The (7,) multipliers a checkpoint's preprocessing applies to its probabilities (ones without
+    a prior correction)."""
+    tau = prep.get("logit_adjust", 0.0)
+    return prior_factor(prep["class_prior"], tau) if tau else np.ones(len(CLASSES))
+
+
 def adjust_for_prior(probs: np.ndarray, prep: dict) -> np.ndarray:
     """Probabilities (N, 7) reweighted by prior_factor(prep's prior, prep's logit_adjust), renormalised."""
-    tau = prep.get("logit_adjust", 0.0)
-    if not tau:
+    if not prep.get("logit_adjust", 0.0):
         return probs
-    scaled = probs * prior_factor(prep["class_prior"], tau).astype(probs.dtype)
+    scaled = probs * prior_correction(prep).astype(probs.dtype)
     return scaled / scaled.sum(1, keepdims=True)
 
 

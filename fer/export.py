@@ -16,12 +16,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from fer.data import CLASSES
 from fer.errors import CheckpointError
-from fer.evaluate import prior_factor
-from fer.transforms import eval_views
+from fer.evaluate import prior_correction
+from fer.models.ensemble import Member
 
 FORMATS = {"onnx": ".onnx", "torchscript": ".torchscript.pt"}
 PARITY_TOLERANCE = 1e-4  # max abs difference of probabilities against PyTorch
@@ -29,24 +27,17 @@ PARITY_IMAGES = 64
 
 
 class Deployable(torch.nn.Module):
-    """A fer model with its preprocessing, TTA and prior correction: uint8 faces -> probabilities."""
+    """A fer model with its preprocessing, TTA and prior correction: uint8 faces (N, 48, 48) ->
+    probabilities (N, 7). The work is the ensemble's Member's: one model and its own preprocessing."""
 
     def __init__(self, model: torch.nn.Module, payload: dict):
         super().__init__()
         prep = payload["preprocessing"]
-        self.model = model.eval()
-        self.mean, self.std, self.crop = float(prep["mean"]), float(prep["std"]), int(prep["crop_size"])
-        self.tta = payload["train_config"].get("tta", "none")
-        tau = prep.get("logit_adjust", 0.0)
-        factor = prior_factor(prep["class_prior"], tau) if tau else np.ones(len(CLASSES))
-        self.register_buffer("factor", torch.tensor(factor, dtype=torch.float32))  # (7,)
+        self.member = Member(model.eval(), prep["mean"], prep["std"], prep["crop_size"],
+                             payload["train_config"].get("tta", "none"), prior_correction(prep))
 
     def forward(self, faces: torch.Tensor) -> torch.Tensor:
-        x = (faces.unsqueeze(1).float() / 255.0 - self.mean) / self.std  # (N, 1, 48, 48)
-        views = eval_views(x, self.crop, self.tta)
-        probs = torch.stack([F.softmax(self.model(v).float(), 1) for v in views]).mean(0)  # (N, 7)
-        scaled = probs * self.factor
-        return scaled / scaled.sum(1, keepdim=True)
+        return self.member(faces.unsqueeze(1).float())  # (N, 1, 48, 48) raw pixels
 
 
 def export(model: torch.nn.Module, payload: dict, fmt: str, out: str | Path) -> Path:
