@@ -49,9 +49,9 @@ def member_entry(payload: dict, weight: float, trial: str) -> dict:
             "trial": trial}
 
 
-def ensemble_checkpoint(members: list[tuple[dict, str]], picks: list[int], data: dict, metrics: dict) -> dict:
-    """An ensemble checkpoint of the picked (payload, trial) members, each weighted by how often
-    it was picked."""
+def ensemble_checkpoint(members, picks: list[int], data: dict, metrics: dict) -> dict:
+    """An ensemble checkpoint of the picked members, each weighted by how often it was picked.
+    `members[i]` is (payload, trial name) for every i in picks: a list, or a dict of the picked."""
     counts = Counter(picks)
     chosen = sorted(counts)
     entries = [member_entry(members[i][0], counts[i] / len(picks), members[i][1]) for i in chosen]

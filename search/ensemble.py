@@ -21,25 +21,25 @@ from search.results import ResultsError, trials_table
 PROBS_FILE = "val_probs.npz"
 
 
-def candidates(root: str | Path, family: str) -> tuple[list[tuple[dict, str, str]], str]:
-    """([(payload, "family/trial_id", checkpoint path)] of every trial with a checkpoint, the metric
-    the sweeps selected by)."""
+def candidates(root: str | Path, family: str) -> tuple[list[tuple[str, str]], str]:
+    """([("family/trial_id", checkpoint path)] of every trial with a checkpoint, the metric the
+    sweeps selected by). Checkpoints are read one at a time later: a sweep's may not fit in memory."""
     table = trials_table(root)
     table = table[table["checkpoint"].notna() & ((table["family"] == family) | (family == "all"))]
     if table.empty:
         raise ResultsError(f"{root}: no {'' if family == 'all' else family + ' '}trial has a checkpoint yet")
     metric = "macro_f1" if set(table["metric"]) == {"val_macro_f1"} else "accuracy"
-    return [(load_checkpoint(t["checkpoint"]), f"{t['family']}/{t['trial_id']}", t["checkpoint"])
-            for _, t in table.iterrows()], metric
+    return [(f"{t['family']}/{t['trial_id']}", t["checkpoint"]) for _, t in table.iterrows()], metric
 
 
-def validation_probs(members: list, faces) -> tuple[np.ndarray, list[np.ndarray]]:
+def validation_probs(members: list[tuple[str, str]], faces) -> tuple[np.ndarray, list[np.ndarray]]:
     """(labels, each member's probabilities) on the validation rows, which must be the same for all."""
     labels, probs, device = None, [], pick_device()
-    for payload, name, path in members:
+    for name, path in members:
+        payload = load_checkpoint(path)
         _, val, _ = split_for_training(faces, {"model": payload["model"], "train": payload["train_config"]})
         if labels is not None and not np.array_equal(val.require_labels(), labels):
-            raise FerError(f"{name} was validated on other rows than {members[0][1]}: their scores cannot be combined")
+            raise FerError(f"{name} was validated on other rows than {members[0][0]}: their scores cannot be combined")
         labels = val.require_labels()
         probs.append(_cached_probs(payload, path, val.images, device))
     return labels, probs
@@ -64,8 +64,8 @@ def build_ensemble(root: str | Path, family: str, size: int, out: str | Path) ->
     """Select, write out/checkpoint.pt, and return what to print: members with their weights and
     validation scores, and the ensemble's scores against its best member's."""
     members, metric = candidates(root, family)
-    source = members[0][0].get("data", {}).get("source")
-    faces = load_data(None if source in (None, "synthetic") else source)
+    data = load_checkpoint(members[0][1]).get("data", {})
+    faces = load_data(None if data.get("source") in (None, "synthetic") else data["source"])
     labels, probs = validation_probs(members, faces)
     picks = greedy_selection(probs, labels, size, metric)
     weights = np.bincount(picks, minlength=len(members)) / len(picks)
@@ -74,13 +74,13 @@ def build_ensemble(root: str | Path, family: str, size: int, out: str | Path) ->
     best = int(np.argmax(single))
     scores = {m: {"ensemble": score(labels, combined, m), "best_member": score(labels, probs[best], m)}
               for m in ("accuracy", "macro_f1")}
-    data = {**members[0][0].get("data", {}), "members_selected_on": members[0][0].get("data", {}).get("val_split")}
-    payload = ensemble_checkpoint([(p, n) for p, n, _ in members], picks, data,
+    picked = {i: (load_checkpoint(members[i][1]), members[i][0]) for i in set(picks)}  # only these are kept
+    payload = ensemble_checkpoint(picked, picks, data,
                                   {"val_acc": scores["accuracy"]["ensemble"],
                                    "val_macro_f1": scores["macro_f1"]["ensemble"]})
     save_checkpoint(payload, Path(out) / "checkpoint.pt")
-    chosen = [{"member": members[i][1], "weight": float(weights[i]), metric: single[i]}
+    chosen = [{"member": members[i][0], "weight": float(weights[i]), metric: single[i]}
               for i in np.flatnonzero(weights)]
     return {"out": str(Path(out) / "checkpoint.pt"), "metric": metric, "candidates": len(members),
-            "members": chosen, "scores": scores, "best_member": members[best][1],
+            "members": chosen, "scores": scores, "best_member": members[best][0],
             "split": data.get("val_split") or "validation"}
