@@ -12,6 +12,7 @@ from pathlib import Path
 
 from fer.command import EXIT_FAILED, Parser, non_negative_float, positive_float, positive_int, run_command
 from fer.errors import FerError
+from search.pick import best_within_limits, cmd_ensemble, cmd_pareto, cmd_refit
 
 EPILOG = ("Exit status: 0 done; 1 some trials failed after their retries (one line each on stderr), or the "
           "storage filled up (one line: how to resume); "
@@ -72,12 +73,12 @@ def _parser() -> argparse.ArgumentParser:
     pa.add_argument("dir")
     pa.add_argument("--family", choices=["cnn", "dnn"])
     pa.add_argument("--json", action="store_true")
-    pa.set_defaults(func=lambda a: _pick().cmd_pareto(a))
+    pa.set_defaults(func=cmd_pareto)
     rf = sub.add_parser("refit", help="train the best trial's config again on Training + PublicTest", epilog=EPILOG)
     rf.add_argument("dir")
     rf.add_argument("--family", choices=["cnn", "dnn"], default="cnn")
     rf.add_argument("--out", help="output folder (default DIR/refit/FAMILY)")
-    rf.set_defaults(func=lambda a: _pick().cmd_refit(a))
+    rf.set_defaults(func=cmd_refit)
     en = sub.add_parser("ensemble", help="greedy ensemble of the trials' best checkpoints (Caruana et al. 2004)",
                         epilog=EPILOG)
     en.add_argument("dir")
@@ -85,19 +86,12 @@ def _parser() -> argparse.ArgumentParser:
     en.add_argument("--family", choices=["cnn", "dnn", "all"], default="all")
     en.add_argument("--out", help="output folder (default DIR/ensemble_FAMILY)")
     en.add_argument("--json", action="store_true")
-    en.set_defaults(func=lambda a: _pick().cmd_ensemble(a))
+    en.set_defaults(func=cmd_ensemble)
     t = sub.add_parser("table", help="every trial under DIR, one row each", epilog=EPILOG)
     t.add_argument("dir")
     t.add_argument("--csv", help="also write the table to this CSV file")
     t.set_defaults(func=cmd_table)
     return p
-
-
-def _pick():
-    """search.pick: the commands that pick and ship a model from a finished experiment."""
-    import search.pick
-
-    return search.pick
 
 
 def _settings_overrides(args) -> dict:
@@ -274,8 +268,6 @@ def cmd_best(args) -> int:
     from search.results import best_trials
 
     if args.max_params or args.max_latency_ms:
-        from search.pick import best_within_limits
-
         return best_within_limits(args)
     best = best_trials(args.dir)
     if args.json:

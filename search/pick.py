@@ -3,6 +3,7 @@ ship a model from a finished experiment (search.cli holds their options)."""
 from __future__ import annotations
 
 import json
+import math
 import sys
 import time
 from pathlib import Path
@@ -21,7 +22,7 @@ def best_within_limits(args) -> int:
         print(json.dumps(picked, default=str))
     for b in [] if args.json else picked:
         print(f"{b['family']}: {b['metric']} {b['value']:.4f}  ({b['params']:,} params"
-              + (f", {b['latency_ms']:.2f} ms" if b["latency_ms"] == b["latency_ms"] else "") + f")  {b['checkpoint']}")
+              + ("" if math.isnan(b["latency_ms"]) else f", {b['latency_ms']:.2f} ms") + f")  {b['checkpoint']}")
     for line in none:
         print(f"search: {line}", file=sys.stderr)
     return 0 if picked else EXIT_FAILED
