@@ -10,7 +10,6 @@ schedule steps on them, so its drops differ from the chosen run's).
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -64,8 +63,7 @@ def refit(payload: dict, faces: FaceSet, out: str | Path, on_epoch=None) -> dict
     check = rows.subset(np.random.default_rng(0).permutation(len(rows))[:LOOP_CHECK_ROWS])
     trainer = Trainer(run, rows, check)
     trainer.fit(on_epoch)
-    source = faces.source if faces.source == "synthetic" else os.path.abspath(faces.source)
-    new = trainer.checkpoint({"source": source, "train_n": len(rows), "val_n": 0, "val_split": None,
+    new = trainer.checkpoint({"source": faces.source, "train_n": len(rows), "val_n": 0, "val_split": None,
                               "trained_on": seen, "refit_of": {"epochs": run["train"]["epochs"],
                                                                "val_metrics": payload.get("metrics", {})}})
     new["metrics"] = {k: v for k, v in trainer.history[-1].items() if not k.startswith("val_")}

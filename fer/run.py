@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -18,8 +17,7 @@ def split_for_training(faces: FaceSet, run: dict) -> tuple[FaceSet, FaceSet, dic
     cfg = run["train"]
     train, val = train_val(faces, cfg["val_fraction"], cfg["seed"])
     holdout = not (faces.has_split("Training") and faces.has_split("PublicTest"))
-    source = faces.source if faces.source == "synthetic" else os.path.abspath(faces.source)
-    data = {"source": source, "train_n": len(train), "val_n": len(val),
+    data = {"source": faces.source, "train_n": len(train), "val_n": len(val),
             "val_split": "holdout" if holdout else "PublicTest"}
     return train, val, data
 

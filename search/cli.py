@@ -144,8 +144,8 @@ def _run_sweeps(args, spaces, name: str, storage: str) -> int:
     datasets = {}  # parsed once per source, before Ray starts; trials read it from the object store
     for space in spaces:
         source = args.data or space.data
-        if source not in datasets:  # absolute: trials run in Tune's own folders, and checkpoints name it
-            datasets[source] = load_data(str(Path(source).resolve()) if source and Path(source).exists() else source)
+        if source not in datasets:
+            datasets[source] = load_data(source)
     from search import storage as store
 
     root = f"{storage}/{name}"

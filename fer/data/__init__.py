@@ -6,6 +6,7 @@ file is a FER2013-style CSV (plain or gzip), its layout told by its header.
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 
 from fer.data.cache import ArrayCache
 from fer.data.csv import load_csv
@@ -27,7 +28,10 @@ def load_data(path: str | None = None, *, cache: bool = True, seed: int = 0) -> 
     if not os.path.exists(path):
         raise DataError(f"{path}: no such file or directory")
     if os.path.isdir(path):
-        return load_folder(path)
-    if os.path.getsize(path) == 0:
+        faces = load_folder(path)
+    elif os.path.getsize(path) == 0:
         raise DataError(f"{path}: empty file")
-    return load_csv(path, ArrayCache() if cache else None)
+    else:
+        faces = load_csv(path, ArrayCache() if cache else None)
+    # The source is recorded absolute: checkpoints name it, and a sweep's trials run in other folders
+    return replace(faces, source=os.path.abspath(path))
