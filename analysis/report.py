@@ -73,7 +73,7 @@ def _write_report(src, primary: ModelSource, opt: Options, out: Path, source: st
     sections.append(_curves_section(models, src, out))
     if src.table is not None:
         sections.append(_sweep_section(src, out, metrics))
-        sections.append(_pareto_section(source, out, metrics))
+        sections.append(_pareto_section(src, source, out, metrics))
     metrics["seconds"] = time.perf_counter() - t0
     (out / "metrics.json").write_text(json.dumps(_jsonable(metrics), indent=2))
     (out / "report.html").write_text(html.page(f"FER analysis: {Path(str(source)).name}", sections))
@@ -262,12 +262,12 @@ def _sweep_section(src, out: Path, metrics: dict):
         table.drop(columns=["checkpoint"]).sort_values(metric, ascending=False))
 
 
-def _pareto_section(source, out: Path, metrics: dict):
+def _pareto_section(src, source, out: Path, metrics: dict):
     """Every trial's metric against its size and its CPU latency (measured once per checkpoint)."""
     from fer.cost import LATENCY_RUNS
     from search.pareto import measured_trials
 
-    table = measured_trials(source)
+    table = measured_trials(source, table=src.table)
     path = plots.pareto_figure(table, out / "pareto.png")
     metrics["pareto"] = table.drop(columns=["checkpoint"]).to_dict("records")
     front = table[table["pareto"] != ""]

@@ -27,12 +27,14 @@ def pareto_mask(values: list[float], costs: list[float]) -> list[bool]:
     return [not dominated(i) for i in range(len(values))]
 
 
-def measured_trials(root: str | Path, family: str | None = None, latency: bool = True) -> pd.DataFrame:
+def measured_trials(root: str | Path, family: str | None = None, latency: bool = True,
+                    table: pd.DataFrame | None = None) -> pd.DataFrame:
     """One row per trial with a checkpoint (COLUMNS), its best epoch's metric and what it costs;
-    `pareto` says against which costs it is optimal ("params", "latency", both, or "")."""
+    `pareto` says against which costs it is optimal ("params", "latency", both, or ""). `table`:
+    root's trials_table, when the caller has read it already."""
     from fer.cost import checkpoint_cost
 
-    table = trials_table(root)
+    table = trials_table(root) if table is None else table
     table = table[table["checkpoint"].notna()]
     if family:
         table = table[table["family"] == family]
