@@ -30,8 +30,8 @@ import torch
 import yaml
 
 from benchmarks.common import SHARED_FER
-from benchmarks.device_epoch import dataloader_epoch
-from fer.config import load_run, read_yaml, resolve_run
+from benchmarks.device_epoch import dataloader_epoch, resident_epoch
+from fer.config import read_yaml, resolve_run
 from fer.data import SyntheticSpec, load_data, make_synthetic
 from fer.train import Trainer
 
@@ -99,10 +99,7 @@ def check_throughput(faces, device: str, batch_sizes: list[int], workers: int) -
     """seed_cnn images/s, best of 2 epochs: resident dataset (fer) against a DataLoader."""
     rows = []
     for bs in batch_sizes:
-        run = load_run(None, ["model.name=seed_cnn", f"train.batch_size={bs}", "train.flip=true",
-                              f"train.device={device}"])
-        trainer = Trainer(run, faces, faces.subset(np.arange(8)))
-        resident = max(trainer.train_epoch()["images_per_s"] for _ in range(2))
+        resident = resident_epoch(faces, bs, device)
         loader = dataloader_epoch(faces.images, faces.labels, bs, workers, torch.device(device))
         rows.append({"batch_size": bs, "resident_images_per_s": resident, "dataloader_images_per_s": loader})
     return rows
