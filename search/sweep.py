@@ -23,15 +23,16 @@ from ray.tune.execution.placement_groups import PlacementGroupFactory
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, ResourceChangingScheduler
 from ray.tune.schedulers.resource_changing_scheduler import DistributeResources
 from ray.tune.search import ConcurrencyLimiter, Searcher
-from ray.tune.search.optuna import OptunaSearch
 
-from search.interrupt import SignalWatch
+from search.interrupt import SignalWatch, received
 from search.progress import EpochPrinter
 from search.resources import concurrency
 from search.results import SWEEP_FILE
 from search.rungs import RecheckedASHA
 from search.space import SearchSpace
 from search.storage import StorageWatch, drop_partial_checkpoints, is_local
+from search.storage import failure as storage_failure
+from search.study import StudySearch, close_orphans, default_url, prepare_study, shown
 
 warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
 
@@ -115,13 +116,15 @@ class BudgetLimiter(ConcurrencyLimiter):
         self._fresh_budget()  # a resumed sweep starts a fresh budget
 
 
-def make_searcher(space: SearchSpace, seed: int) -> ConcurrencyLimiter:
+def make_searcher(space: SearchSpace, seed: int, storage=None, study_name: str = "optuna",
+                  trials_path: str = "", deadline: float | None = None) -> BudgetLimiter:
+    """Seeded TPE (or random) through StudySearch, writing the study to `storage` (None: memory)."""
     s = space.settings
     sampler = (optuna.samplers.RandomSampler(seed=seed) if s.searcher == "random" else
                optuna.samplers.TPESampler(seed=seed, n_startup_trials=max(2, min(10, s.num_samples // 3)),
                                           multivariate=True, group=True))
-    searcher = OptunaSearch(space=space.define_by_run, metric=s.metric, mode="max", sampler=sampler,
-                            points_to_evaluate=space.warm_start_points() or None)
+    searcher = StudySearch(space, sampler=sampler, storage=storage, study_name=study_name, trials_path=trials_path,
+                           deadline=deadline)
     explore_s = s.time_budget_s * s.explore_share if s.time_budget_s else None
     return BudgetLimiter(searcher, s.max_concurrent, s.time_budget_s, s.grace_period, explore_s, s.num_samples)
 
@@ -192,9 +195,10 @@ def make_scheduler(space: SearchSpace, limiter: BudgetLimiter):
 
 
 def make_tuner(space: SearchSpace, train_fn, params: dict, storage: str, name: str, seed: int,
-               resume: bool) -> tune.Tuner:
-    """A new Tuner, or the interrupted experiment's when resuming (searcher state included).
-    With a time budget, trials get its deadline (`deadline=` epoch seconds) to fit inside it."""
+               resume: bool, study=None) -> tune.Tuner:
+    """A new Tuner, or the interrupted experiment's when resuming (searcher state included, its
+    study's storage with it). With a time budget, trials get its deadline (`deadline=` epoch
+    seconds) to fit inside it."""
     s = space.settings
     deadline = time.time() + s.time_budget_s if s.time_budget_s else None
     if deadline:
@@ -214,7 +218,7 @@ def make_tuner(space: SearchSpace, train_fn, params: dict, storage: str, name: s
                    *([StorageWatch(f"{storage.rstrip('/')}/{name}")] if is_local(storage) else [])],
         verbose=0,
     )
-    searcher = make_searcher(space, seed)
+    searcher = make_searcher(space, seed, study, study_name(name, space), path, deadline)
     tune_config = tune.TuneConfig(metric=s.metric, mode="max", search_alg=searcher,
                                   scheduler=make_scheduler(space, searcher), num_samples=s.num_samples,
                                   time_budget_s=s.time_budget_s, reuse_actors=not grows_trials(space),
@@ -222,12 +226,12 @@ def make_tuner(space: SearchSpace, train_fn, params: dict, storage: str, name: s
     return tune.Tuner(trainable, tune_config=tune_config, run_config=run_config)
 
 
-def write_sweep_info(space: SearchSpace, storage: str, name: str, seed: int) -> None:
-    """sweep.json beside Tune's files: what `search best|table` and analysis need to read it."""
+def write_sweep_info(space: SearchSpace, storage: str, name: str, seed: int, study_url: str | None = None) -> None:
+    """sweep.json beside Tune's files: what `search best|table` and analysis need to read it,
+    the study's storage (password hidden) and name among it."""
     info = {"family": space.family, "name": space.name, "source": space.source, "metric": space.settings.metric,
             "searched": [p.key for p in space.params], "seed": seed, "settings": vars(space.settings),
-            "distributions": {k: optuna.distributions.distribution_to_json(d)
-                              for k, d in space.distributions().items()},
+            "optuna_storage": shown(study_url) if study_url else None, "study_name": study_name(name, space),
             "started": time.strftime("%Y-%m-%d %H:%M:%S")}
     path = experiment_path(storage, name, space)
     if "://" in path:
@@ -250,9 +254,16 @@ def settle_concurrency(space: SearchSpace) -> str:
     return why
 
 
+def study_name(name: str, space: SearchSpace) -> str:
+    """The sweep's study is named as the sweep is shown: experiment/sweep."""
+    return f"{name}/{space.name}"
+
+
 def run_sweep(space: SearchSpace, train_fn, storage: str, name: str, seed: int = 0, resume: bool = False,
-              **params) -> tune.ResultGrid:
-    """Run (or resume) one space's experiment: `train_fn(config, **params)` is each trial."""
+              optuna_storage: str | None = None, imported: list | None = None, **params) -> tune.ResultGrid:
+    """Run (or resume) one space's experiment: `train_fn(config, **params)` is each trial. The
+    study goes to `optuna_storage` (default: optuna.db in the experiment folder), a new one
+    seeded with `imported` trials (search.warmstart)."""
     if space.settings.max_concurrent is None:
         settle_concurrency(space)
     path = experiment_path(storage, name, space)
@@ -261,6 +272,14 @@ def run_sweep(space: SearchSpace, train_fn, storage: str, name: str, seed: int =
         print(f"nothing to resume at {path}: starting the sweep", flush=True)
     if restoring and (dropped := drop_partial_checkpoints(path)):
         print(f"removed {len(dropped)} checkpoint(s) cut short when the storage failed", flush=True)
+    url = optuna_storage or default_url(path)
+    study = prepare_study(url, study_name(name, space), space, restoring, imported) if url else None
     if not restoring:
-        write_sweep_info(space, storage, name, seed)
-    return make_tuner(space, train_fn, params, storage, name, seed, resume).fit()
+        write_sweep_info(space, storage, name, seed, url)
+    grid = make_tuner(space, train_fn, params, storage, name, seed, resume, study).fit()
+    if study is not None and not received() and storage_failure() is None:  # every trial has ended
+        if orphans := close_orphans(study, study_name(name, space)):
+            print(f"study {study_name(name, space)}: {orphans} trial(s) suggested before the driver stopped "
+                  "and never run marked FAIL", flush=True)
+    return grid
+

@@ -1,14 +1,11 @@
 """Sweeps on an in-process Ray with 2 CPUs and 1 logical GPU."""
-import os
 import time
 from pathlib import Path
 
 import pytest
-import ray
 from ray import tune
 
 from fer.checkpoint import load_model
-from fer.data import load_data
 from search.results import best_trials, trial_histories, trials_table
 from search.space import load_sweeps
 from search.sweep import run_sweep
@@ -17,19 +14,6 @@ from tests.conftest import tiny_sweep
 
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow  # an in-process Ray
-
-
-@pytest.fixture(scope="module")
-def ray_cluster():
-    os.environ["PYTHONPATH"] = f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"  # workers import tests.*
-    ray.init(num_cpus=2, num_gpus=1, include_dashboard=False, logging_level="ERROR")
-    yield
-    ray.shutdown()
-
-
-@pytest.fixture(scope="module")
-def faces(tiny_csv):
-    return load_data(str(tiny_csv))
 
 
 def _sweep(tmp_path, trainable, faces, extra=None, **kw):

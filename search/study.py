@@ -1,0 +1,144 @@
+"""The sweep's Optuna study, kept in a database so that it outlives the driver: by default an
+SQLite file in the experiment folder (`optuna.db`), or any SQLAlchemy URL (`--optuna-storage`,
+on a cluster a PostgreSQL server the head node reaches). optuna-dashboard, the report's plots
+and a later sweep's warm start (search.warmstart) read it.
+
+What Optuna is told about a trial differs from what Tune tells its searcher in one place. Tune
+completes a trial with its *last* result, so a trial that ASHA stopped would be scored at the
+rung where it fell behind. `StudySearch` tells Optuna the best score the trial reported instead;
+the sweep keeps checkpoints with CheckpointConfig(num_to_keep=1, checkpoint_score_attribute=
+metric, order "max"), so that is the score of the one checkpoint Tune kept, and the
+`checkpoint` user attribute names it. Every epoch's score is an intermediate value.
+"""
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import optuna
+from ray.tune.search.optuna import OptunaSearch
+
+from fer.errors import FerError
+from search.progress import outcome
+
+STUDY_FILE = "optuna.db"
+
+
+def default_url(experiment: str) -> str | None:
+    """SQLite in the experiment folder; None for a storage that is not a local folder (s3://...),
+    which cannot hold an SQLite file: the study then lives in the driver's memory."""
+    return None if "://" in experiment else f"sqlite:///{Path(experiment).resolve() / STUDY_FILE}"
+
+
+def shown(url: str) -> str:
+    """The URL with any password hidden, for messages and sweep.json."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # not a URL: shown as given, the error says why
+        return url
+
+
+def open_storage(url: str) -> optuna.storages.RDBStorage:
+    """Optuna's RDB storage at url; a bad URL, a missing driver or a server that does not answer
+    is one line naming the URL."""
+    if url.startswith("sqlite:///"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {"pool_pre_ping": True}
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
+    except Exception as e:  # SQLAlchemy raises ArgumentError, OperationalError, ModuleNotFoundError, ...
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else e.__class__.__name__
+        raise FerError(f"optuna storage {shown(url)}: cannot open it ({reason})") from None
+
+
+def prepare_study(url: str, name: str, space, resume: bool, imported: list | None = None):
+    """Create the study (or, with resume, find it), with the sweep's family and metric as study
+    attributes; a new study first receives `imported` trials (search.warmstart)."""
+    storage = open_storage(url)
+    exists = name in optuna.get_all_study_names(storage)
+    if exists and not resume:
+        raise FerError(f"optuna storage {shown(url)}: already holds a study named {name!r}: continue it with "
+                       "--resume, or start another with --name")
+    study = optuna.create_study(storage=storage, study_name=name, direction="maximize", load_if_exists=True)
+    if not exists:
+        study.set_user_attr("family", space.family)
+        study.set_user_attr("metric", space.settings.metric)
+        study.add_trials(imported or [])
+    return storage
+
+
+def close_orphans(storage, name: str) -> int:
+    """Trials left RUNNING once a sweep has finished: suggested just before a driver was killed,
+    after Tune's last snapshot, so the resumed sweep never ran them (Tune ran a fresh trial in
+    their place). They are marked FAIL rather than left looking alive; returns how many."""
+    study = optuna.load_study(study_name=name, storage=storage)
+    running = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
+    for t in running:
+        study.tell(t.number, state=optuna.trial.TrialState.FAIL)
+    return len(running)
+
+
+class StudySearch(OptunaSearch):
+    """OptunaSearch over a define-by-run space that links each Tune trial to its Optuna trial and
+    completes it with its best epoch (see the module's docstring). User attributes: tune_trial_id,
+    checkpoint, num_params, epochs, and stopped_by (how it ended, as the progress lines say it)."""
+
+    KEPT = ("training_iteration", "checkpoint_dir_name", "num_params")
+
+    def __init__(self, space, *, sampler, storage, study_name: str, trials_path: str, deadline: float | None):
+        self.define, self.trials_path = space.define_by_run, trials_path.rstrip("/")
+        self.settings, self.deadline = space.settings, deadline
+        self.linked: dict[str, optuna.trial.Trial] = {}
+        self.best: dict[str, dict] = {}  # Tune trial id -> the best result so far (a few keys)
+        self._asking: str | None = None
+        super().__init__(space=self._define, metric=space.settings.metric, mode="max", sampler=sampler,
+                         points_to_evaluate=space.warm_start_points() or None, storage=storage,
+                         study_name=study_name)
+
+    def _define(self, trial: optuna.trial.Trial) -> dict:
+        """The space's define-by-run, called by OptunaSearch.suggest with the new Optuna trial."""
+        trial.set_user_attr("tune_trial_id", self._asking)
+        self.linked[self._asking] = trial
+        return self.define(trial)
+
+    def suggest(self, trial_id: str):
+        self._asking = trial_id
+        return super().suggest(trial_id)
+
+    def on_trial_result(self, trial_id: str, result: dict) -> None:
+        self._note(trial_id, result)
+        super().on_trial_result(trial_id, result)
+
+    def _note(self, trial_id: str, result: dict) -> None:
+        best = self.best.get(trial_id)
+        if self.metric in result and (best is None or result[self.metric] > best[self.metric]):
+            self.best[trial_id] = {k: result[k] for k in (self.metric, *self.KEPT) if k in result}
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+        # Tune hands a trial's last result (its final epoch, or the one ASHA stopped it at) to this
+        # method alone, not to on_trial_result: it is noted and reported here.
+        trial = self.linked.pop(trial_id, None)
+        if result and self.metric in result:
+            self._note(trial_id, result)
+            if trial is not None and "training_iteration" in result:
+                trial.report(result[self.metric], result["training_iteration"])
+        best = self.best.pop(trial_id, None)
+        if trial is not None:
+            for key, value in self._attrs(trial_id, result or {}, best or {}, error).items():
+                trial.set_user_attr(key, value)
+        if best is not None and result is not None and not error:
+            result = {**result, self.metric: best[self.metric]}  # the kept checkpoint's score, not the last
+        super().on_trial_complete(trial_id, result, error)
+
+    def _attrs(self, trial_id: str, last: dict, best: dict, error: bool) -> dict:
+        epochs = last.get("training_iteration", best.get("training_iteration"))
+        stopped_by = "error" if error else outcome(epochs or 0, last.get("run_ends", ""), self.settings,
+                                                   self.deadline, None)
+        out = {"epochs": epochs, "stopped_by": stopped_by, "num_params": best.get("num_params")}
+        if best.get("checkpoint_dir_name"):
+            out["checkpoint"] = f"{self.trials_path}/trial_{trial_id}/{best['checkpoint_dir_name']}/checkpoint.pt"
+        return {k: v for k, v in out.items() if v is not None}

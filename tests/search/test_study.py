@@ -1,0 +1,111 @@
+"""The sweep's Optuna study in a database (SQLite in the experiment folder, or PostgreSQL):
+one Optuna trial per Tune trial, valued at the kept checkpoint's epoch, intermediate values
+per epoch, and the user attributes that link it back to Tune."""
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+from ray import tune
+
+from search.space import load_sweeps
+from search.study import STUDY_FILE
+from search.sweep import run_sweep
+from tests.conftest import tiny_sweep
+
+pytestmark = pytest.mark.slow  # an in-process Ray
+
+CURVE = [0.5, 0.7, 0.4, 0.6, 0.6, 0.6, 0.6, 0.6, 0.6]  # x the trial's scale: the best epoch is never the last
+
+
+def scripted_train(config, faces=None, deadline=None):
+    """Reports CURVE scaled by the trial's lr, with a checkpoint naming its epoch: ASHA stops
+    some trials at a rung, and every trial's best epoch (2) is behind its last."""
+    scale, start = config["train"]["lr"] * 20, 0
+    if (ckpt := tune.get_checkpoint()) is not None:  # restarted with more CPUs, or retried
+        with ckpt.as_directory() as d:
+            start = int((Path(d) / "checkpoint.pt").read_text())
+    for epoch, v in list(enumerate(CURVE, 1))[start:]:
+        with tempfile.TemporaryDirectory() as d:
+            (Path(d) / "checkpoint.pt").write_text(str(epoch))
+            tune.report({"val_acc": v * scale, "num_params": 1234, "epoch": epoch, "train_loss": 1.0, "lr": 0.1,
+                         "epoch_s": 0.01, "run_ends": "epochs" if epoch == len(CURVE) else ""},
+                        checkpoint=tune.Checkpoint.from_directory(d))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def postgres_url():
+    """A PostgreSQL server of Debian's postgresql package (installed by .ci/run), on loopback."""
+    initdb = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+    if not initdb:
+        pytest.skip("no PostgreSQL server installed (.ci/run installs Debian's postgresql package)")
+    bin_dir, data = initdb[-1].parent, Path(tempfile.mkdtemp(prefix="fer-pg-"))
+    as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    if as_postgres:
+        shutil.chown(data, "postgres")  # the server refuses to run as root
+    subprocess.run([*as_postgres, bin_dir / "initdb", "-D", data / "db", "-A", "trust", "-U", "postgres"],
+                   check=True, capture_output=True)
+    port = _free_port()
+    server = subprocess.Popen([*as_postgres, bin_dir / "postgres", "-D", data / "db", "-p", str(port),
+                               "-h", "127.0.0.1", "-k", data], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"postgresql+psycopg2://postgres@127.0.0.1:{port}/postgres"
+    for _ in range(100):
+        try:
+            optuna.storages.RDBStorage(url)
+            break
+        except Exception:
+            time.sleep(0.2)
+    else:
+        server.terminate()
+        pytest.skip("the PostgreSQL server did not start")
+    yield url
+    server.terminate()
+    server.wait(timeout=30)
+    shutil.rmtree(data, ignore_errors=True)
+
+
+def _scripted_sweep(tmp_path, faces, optuna_storage=None):
+    path = tiny_sweep(tmp_path / "space.yaml", n=5, epochs=len(CURVE), conc=1)
+    space = load_sweeps(str(path), {"grace_period": 3})[0]  # rungs at epochs 3 and 9: past the peak
+    grid = run_sweep(space, scripted_train, str(tmp_path / "results"), "exp", optuna_storage=optuna_storage,
+                     faces=faces)
+    return space, grid
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_the_study_holds_each_trial_at_its_kept_checkpoint(ray_cluster, faces, tmp_path, backend, request):
+    url = request.getfixturevalue("postgres_url") if backend == "postgresql" else None
+    _, grid = _scripted_sweep(tmp_path, faces, url)
+    url = url or f"sqlite:///{tmp_path / 'results' / 'exp' / 'cnn' / STUDY_FILE}"
+    study = optuna.load_study(study_name="exp/cnn", storage=url)
+    assert study.user_attrs == {"family": "cnn", "metric": "val_acc"}
+    by_tune = {t.user_attrs["tune_trial_id"]: t for t in study.trials}
+    assert len(study.trials) == len(by_tune) == len(grid) == 5  # one Optuna trial per Tune trial
+    stopped = 0
+    for r in grid:
+        t = by_tune[Path(r.path).name.removeprefix("trial_")]
+        h = r.metrics_dataframe
+        assert t.state == optuna.trial.TrialState.COMPLETE
+        assert t.intermediate_values == dict(zip(h["training_iteration"], h["val_acc"]))
+        assert t.value == h["val_acc"].max() != h["val_acc"].iloc[-1]  # the best epoch, not the last
+        kept = r.get_best_checkpoint("val_acc", "max")
+        assert Path(t.user_attrs["checkpoint"]) == Path(kept.path) / "checkpoint.pt"
+        assert Path(t.user_attrs["checkpoint"]).read_text() == "2"  # CURVE's best epoch
+        assert t.user_attrs["num_params"] == 1234 and t.user_attrs["epochs"] == len(h)
+        if len(h) < len(CURVE):
+            stopped += 1
+            assert t.user_attrs["stopped_by"].startswith("stopped by ASHA")
+        else:
+            assert t.user_attrs["stopped_by"] == "finished"
+    assert stopped  # ASHA stopped at least one trial, and it too is valued at its best epoch
