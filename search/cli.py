@@ -56,6 +56,12 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--address", help="join a Ray cluster: auto, or ray://HOST:10001")
     r.add_argument("--storage-path", default="results", help="folder or URI (s3://...) for experiments")
     r.add_argument("--name", help="experiment name (default: the first config's name)")
+    r.add_argument("--optuna-storage", metavar="URL",
+                   help="SQLAlchemy URL of the Optuna study database (default: optuna.db in each sweep's folder; "
+                        "on a cluster e.g. postgresql://USER@HEAD:5432/DB)")
+    r.add_argument("--warm-start-from", metavar="SOURCE",
+                   help="an experiment folder or study storage URL whose finished trials inform the new studies")
+    r.add_argument("--warm-start-study", metavar="NAME", help="the study of SOURCE to import (default: by family)")
     r.add_argument("--resume", action="store_true", help="continue an interrupted experiment of the same name")
     r.add_argument("--seed", type=int, default=0, help="seed of the searcher's sampler (trials keep their own)")
     r.add_argument("--no-report", action="store_true", help="skip the analysis report at the end")
@@ -122,6 +128,7 @@ def cmd_run(args) -> int:
         if holds_experiment(experiment_path(storage, name, space)) and not args.resume:
             raise FerError(f"{experiment_path(storage, name, space)}: an experiment named {name!r} is already "
                            "there: continue it with --resume, or start another with --name")
+    args.imported = _study_checks(args, spaces, name)
     resume = "python -m search " + shlex.join([a for a in args.argv if a != "--resume"] + ["--resume"])
     try:
         return _run_sweeps(args, spaces, name, storage)
@@ -131,6 +138,26 @@ def cmd_run(args) -> int:
         print(f"search: the storage {storage}/{name} failed ({e}); the sweeps' state is saved: once it has space "
               f"again, continue with: {resume}", file=sys.stderr)
         return EXIT_FAILED
+
+
+def _study_checks(args, spaces, name: str) -> dict[str, list]:
+    """Before Ray starts: the study storage opens and holds no study of these sweeps (unless
+    resuming); the warm start's trials, per sweep, with one line each on what was imported."""
+    from search.study import holds_study
+    from search.sweep import study_name
+
+    if args.optuna_storage and not args.resume:
+        for space in spaces:
+            holds_study(args.optuna_storage, study_name(name, space), fail=True)
+    if not args.warm_start_from or args.resume:  # a resumed study has its imported trials already
+        return {}
+    from search.warmstart import import_plan
+
+    imported = {}
+    for space in spaces:
+        imported[space.name], line = import_plan(args.warm_start_from, args.warm_start_study, space)
+        print(f"sweep {name}/{space.name}: {line}", flush=True)
+    return imported
 
 
 class StorageFailed(Exception):
@@ -205,7 +232,8 @@ def _each_sweep(args, spaces, name: str, storage: str, datasets: dict) -> list[s
         print(f"sweep {name}/{space.name}: {s.num_samples} trials of {space.family} on {source or 'synthetic faces'}, "
               f"{s.max_epochs} epochs max, {s.max_concurrent} at a time ({why[space.name]})", flush=True)
         try:
-            grid = run_sweep(space, train_fer, storage, name, args.seed, args.resume, faces=datasets[source])
+            grid = run_sweep(space, train_fer, storage, name, args.seed, args.resume, args.optuna_storage,
+                             args.imported.get(space.name), faces=datasets[source])
         except Exception:
             if store.failure() is None:  # Tune reads the full storage's empty files when it ends
                 raise

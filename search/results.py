@@ -13,6 +13,7 @@ import pandas as pd
 from fer.errors import FerError
 
 SWEEP_FILE = "sweep.json"  # written by search.sweep beside Tune's files: family, metric, searched keys
+STUDY_FILE = "optuna.db"  # the sweep's Optuna study, unless it went to another storage (search.study)
 
 
 class ResultsError(FerError):
@@ -76,12 +77,42 @@ def _row(exp: Path, info: dict, trial: dict) -> dict:
 
 
 def trials_table(root: str | Path) -> pd.DataFrame:
-    """Every trial of every experiment under root, one row each."""
+    """Every trial of every experiment under root, one row each; trials a warm start imported
+    into a sweep's study have status IMPORTED (and no checkpoint of this experiment)."""
     rows = []
     for exp in find_experiments(root):
         info, trials = _trials(exp)
-        rows += [_row(exp, info, t) for t in trials]
+        rows += [_row(exp, info, t) for t in trials] + _imported_rows(exp, info)
     return pd.DataFrame(rows)
+
+
+def load_study(exp: str | Path, info: dict | None = None):
+    """The sweep's Optuna study: optuna.db in the experiment folder (wherever the folder has moved),
+    else the storage sweep.json names; None for a sweep without one, or one that cannot be read."""
+    import optuna
+
+    exp = Path(exp)
+    info = info or json.loads((exp / SWEEP_FILE).read_text())
+    url = f"sqlite:///{(exp / STUDY_FILE).resolve()}" if (exp / STUDY_FILE).exists() else info.get("optuna_storage")
+    if not url or not info.get("study_name"):
+        return None
+    try:
+        return optuna.load_study(study_name=info["study_name"], storage=url)
+    except Exception:  # a server out of reach, a hidden password, a study deleted: the table goes on without it
+        return None
+
+
+def _imported_rows(exp: Path, info: dict) -> list[dict]:
+    import optuna
+
+    study, metric = load_study(exp, info), info["metric"]
+    done = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)) if study else []
+    return [{"experiment": exp.name, "family": info["family"], "trial_id": f"imported#{t.user_attrs['source_trial']}",
+             "metric": metric, "status": "IMPORTED", "epochs": t.user_attrs.get("epochs", len(t.intermediate_values)),
+             metric: t.value, "num_params": t.user_attrs.get("num_params"),
+             **{k.replace("/", "."): v for k, v in t.params.items()}, "checkpoint": None,
+             "imported_from": t.user_attrs["imported_from"]}
+            for t in done if "imported_from" in t.user_attrs]
 
 
 def trial_histories(exp: str | Path) -> tuple[dict, dict[str, pd.DataFrame]]:

@@ -20,8 +20,7 @@ from ray.tune.search.optuna import OptunaSearch
 
 from fer.errors import FerError
 from search.progress import outcome
-
-STUDY_FILE = "optuna.db"
+from search.results import STUDY_FILE
 
 
 def default_url(experiment: str) -> str | None:
@@ -55,14 +54,20 @@ def open_storage(url: str) -> optuna.storages.RDBStorage:
         raise FerError(f"optuna storage {shown(url)}: cannot open it ({reason})") from None
 
 
+def holds_study(url: str, name: str, fail: bool = False, storage=None) -> bool:
+    """Whether the storage holds a study of this name; with fail, that is a one-line error."""
+    held = name in optuna.get_all_study_names(storage or open_storage(url))
+    if held and fail:
+        raise FerError(f"optuna storage {shown(url)}: already holds a study named {name!r}: continue it with "
+                       "--resume, or start another with --name")
+    return held
+
+
 def prepare_study(url: str, name: str, space, resume: bool, imported: list | None = None):
     """Create the study (or, with resume, find it), with the sweep's family and metric as study
     attributes; a new study first receives `imported` trials (search.warmstart)."""
     storage = open_storage(url)
-    exists = name in optuna.get_all_study_names(storage)
-    if exists and not resume:
-        raise FerError(f"optuna storage {shown(url)}: already holds a study named {name!r}: continue it with "
-                       "--resume, or start another with --name")
+    exists = holds_study(url, name, fail=not resume, storage=storage)
     study = optuna.create_study(storage=storage, study_name=name, direction="maximize", load_if_exists=True)
     if not exists:
         study.set_user_attr("family", space.family)
@@ -89,14 +94,15 @@ class StudySearch(OptunaSearch):
 
     KEPT = ("training_iteration", "checkpoint_dir_name", "num_params")
 
-    def __init__(self, space, *, sampler, storage, study_name: str, trials_path: str, deadline: float | None):
+    def __init__(self, space, *, sampler, points: list[dict], storage, study_name: str, trials_path: str,
+                 deadline: float | None):
         self.define, self.trials_path = space.define_by_run, trials_path.rstrip("/")
         self.settings, self.deadline = space.settings, deadline
         self.linked: dict[str, optuna.trial.Trial] = {}
         self.best: dict[str, dict] = {}  # Tune trial id -> the best result so far (a few keys)
         self._asking: str | None = None
         super().__init__(space=self._define, metric=space.settings.metric, mode="max", sampler=sampler,
-                         points_to_evaluate=space.warm_start_points() or None, storage=storage,
+                         points_to_evaluate=points or None, storage=storage,
                          study_name=study_name)
 
     def _define(self, trial: optuna.trial.Trial) -> dict:

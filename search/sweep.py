@@ -33,6 +33,7 @@ from search.space import SearchSpace
 from search.storage import StorageWatch, drop_partial_checkpoints, is_local
 from search.storage import failure as storage_failure
 from search.study import StudySearch, close_orphans, default_url, prepare_study, shown
+from search.warmstart import unseen_points
 
 warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
 
@@ -117,14 +118,16 @@ class BudgetLimiter(ConcurrencyLimiter):
 
 
 def make_searcher(space: SearchSpace, seed: int, storage=None, study_name: str = "optuna",
-                  trials_path: str = "", deadline: float | None = None) -> BudgetLimiter:
-    """Seeded TPE (or random) through StudySearch, writing the study to `storage` (None: memory)."""
+                  trials_path: str = "", deadline: float | None = None, imported: list | None = None) -> BudgetLimiter:
+    """Seeded TPE (or random) through StudySearch, writing the study to `storage` (None: memory).
+    The space's warm_start points go first, but for those an imported trial has measured."""
     s = space.settings
     sampler = (optuna.samplers.RandomSampler(seed=seed) if s.searcher == "random" else
                optuna.samplers.TPESampler(seed=seed, n_startup_trials=max(2, min(10, s.num_samples // 3)),
                                           multivariate=True, group=True))
-    searcher = StudySearch(space, sampler=sampler, storage=storage, study_name=study_name, trials_path=trials_path,
-                           deadline=deadline)
+    points = unseen_points(space.warm_start_points(), imported or [])
+    searcher = StudySearch(space, sampler=sampler, points=points, storage=storage, study_name=study_name,
+                           trials_path=trials_path, deadline=deadline)
     explore_s = s.time_budget_s * s.explore_share if s.time_budget_s else None
     return BudgetLimiter(searcher, s.max_concurrent, s.time_budget_s, s.grace_period, explore_s, s.num_samples)
 
@@ -195,7 +198,7 @@ def make_scheduler(space: SearchSpace, limiter: BudgetLimiter):
 
 
 def make_tuner(space: SearchSpace, train_fn, params: dict, storage: str, name: str, seed: int,
-               resume: bool, study=None) -> tune.Tuner:
+               resume: bool, study=None, imported: list | None = None) -> tune.Tuner:
     """A new Tuner, or the interrupted experiment's when resuming (searcher state included, its
     study's storage with it). With a time budget, trials get its deadline (`deadline=` epoch
     seconds) to fit inside it."""
@@ -218,7 +221,7 @@ def make_tuner(space: SearchSpace, train_fn, params: dict, storage: str, name: s
                    *([StorageWatch(f"{storage.rstrip('/')}/{name}")] if is_local(storage) else [])],
         verbose=0,
     )
-    searcher = make_searcher(space, seed, study, study_name(name, space), path, deadline)
+    searcher = make_searcher(space, seed, study, study_name(name, space), path, deadline, imported)
     tune_config = tune.TuneConfig(metric=s.metric, mode="max", search_alg=searcher,
                                   scheduler=make_scheduler(space, searcher), num_samples=s.num_samples,
                                   time_budget_s=s.time_budget_s, reuse_actors=not grows_trials(space),
@@ -273,10 +276,13 @@ def run_sweep(space: SearchSpace, train_fn, storage: str, name: str, seed: int =
     if restoring and (dropped := drop_partial_checkpoints(path)):
         print(f"removed {len(dropped)} checkpoint(s) cut short when the storage failed", flush=True)
     url = optuna_storage or default_url(path)
+    if url is None:
+        print(f"study {study_name(name, space)}: kept in the driver's memory (a storage URI cannot hold SQLite): "
+              "give --optuna-storage URL to keep it", flush=True)
     study = prepare_study(url, study_name(name, space), space, restoring, imported) if url else None
     if not restoring:
         write_sweep_info(space, storage, name, seed, url)
-    grid = make_tuner(space, train_fn, params, storage, name, seed, resume, study).fit()
+    grid = make_tuner(space, train_fn, params, storage, name, seed, resume, study, imported).fit()
     if study is not None and not received() and storage_failure() is None:  # every trial has ended
         if orphans := close_orphans(study, study_name(name, space)):
             print(f"study {study_name(name, space)}: {orphans} trial(s) suggested before the driver stopped "
