@@ -87,33 +87,48 @@ def close_orphans(storage, name: str) -> int:
     return len(running)
 
 
+class _Capture:
+    """The define-by-run function handed to OptunaSearch: the space's, noting each new trial's
+    number. A plain object, not a method of the searcher: OptunaSearch pickles its attributes
+    one by one, so a bound method would come back tied to a copy of the searcher."""
+
+    def __init__(self, define):
+        self.define, self.number = define, None
+
+    def __call__(self, trial) -> dict:
+        self.number = trial.number
+        return self.define(trial)
+
+
 class StudySearch(OptunaSearch):
     """OptunaSearch over a define-by-run space that links each Tune trial to its Optuna trial and
     completes it with its best epoch (see the module's docstring). User attributes: tune_trial_id,
-    checkpoint, num_params, epochs, and stopped_by (how it ended, as the progress lines say it)."""
+    checkpoint, num_params, epochs, and stopped_by (how it ended, as the progress lines say it).
+
+    Trials are reached through the storage's public interface (BaseStorage), by id: the objects
+    OptunaSearch hands the space function are proxies that do not survive Tune's pickling."""
 
     KEPT = ("training_iteration", "checkpoint_dir_name", "num_params")
 
     def __init__(self, space, *, sampler, points: list[dict], storage, study_name: str, trials_path: str,
                  deadline: float | None):
-        self.define, self.trials_path = space.define_by_run, trials_path.rstrip("/")
+        self.capture, self.trials_path = _Capture(space.define_by_run), trials_path.rstrip("/")
         self.settings, self.deadline = space.settings, deadline
-        self.linked: dict[str, optuna.trial.Trial] = {}
+        self.storage = storage or optuna.storages.InMemoryStorage()
+        self.linked: dict[str, int] = {}  # Tune trial id -> the storage's trial id
         self.best: dict[str, dict] = {}  # Tune trial id -> the best result so far (a few keys)
-        self._asking: str | None = None
-        super().__init__(space=self._define, metric=space.settings.metric, mode="max", sampler=sampler,
-                         points_to_evaluate=points or None, storage=storage,
-                         study_name=study_name)
-
-    def _define(self, trial: optuna.trial.Trial) -> dict:
-        """The space's define-by-run, called by OptunaSearch.suggest with the new Optuna trial."""
-        trial.set_user_attr("tune_trial_id", self._asking)
-        self.linked[self._asking] = trial
-        return self.define(trial)
+        super().__init__(space=self.capture, metric=space.settings.metric, mode="max", sampler=sampler,
+                         points_to_evaluate=points or None, storage=self.storage, study_name=study_name)
+        self.study_id = self.storage.get_study_id_from_name(study_name)
 
     def suggest(self, trial_id: str):
-        self._asking = trial_id
-        return super().suggest(trial_id)
+        self.capture.number = None
+        config = super().suggest(trial_id)
+        if self.capture.number is not None:  # a new Optuna trial was asked for this Tune trial
+            linked = self.storage.get_trial_id_from_study_id_trial_number(self.study_id, self.capture.number)
+            self.storage.set_trial_user_attr(linked, "tune_trial_id", trial_id)
+            self.linked[trial_id] = linked
+        return config
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
         self._note(trial_id, result)
@@ -127,15 +142,15 @@ class StudySearch(OptunaSearch):
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
         # Tune hands a trial's last result (its final epoch, or the one ASHA stopped it at) to this
         # method alone, not to on_trial_result: it is noted and reported here.
-        trial = self.linked.pop(trial_id, None)
+        linked = self.linked.pop(trial_id, None)
         if result and self.metric in result:
             self._note(trial_id, result)
-            if trial is not None and "training_iteration" in result:
-                trial.report(result[self.metric], result["training_iteration"])
+            if linked is not None and "training_iteration" in result:
+                self.storage.set_trial_intermediate_value(linked, result["training_iteration"], result[self.metric])
         best = self.best.pop(trial_id, None)
-        if trial is not None:
+        if linked is not None:
             for key, value in self._attrs(trial_id, result or {}, best or {}, error).items():
-                trial.set_user_attr(key, value)
+                self.storage.set_trial_user_attr(linked, key, value)
         if best is not None and result is not None and not error:
             result = {**result, self.metric: best[self.metric]}  # the kept checkpoint's score, not the last
         super().on_trial_complete(trial_id, result, error)

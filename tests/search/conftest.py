@@ -1,7 +1,14 @@
-"""An in-process Ray (2 CPUs, 1 logical GPU) per test module, and the tiny data its sweeps train on."""
+"""An in-process Ray (2 CPUs, 1 logical GPU) per test module, the tiny data its sweeps train on,
+and a PostgreSQL server for studies."""
 import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
 from pathlib import Path
 
+import optuna
 import pytest
 import ray
 
@@ -21,3 +28,40 @@ def ray_cluster():
 @pytest.fixture(scope="module")
 def faces(tiny_csv):
     return load_data(str(tiny_csv))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def postgres_url():
+    """A PostgreSQL server of Debian's postgresql package (installed by .ci/run), on loopback."""
+    initdb = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+    if not initdb:
+        pytest.skip("no PostgreSQL server installed (.ci/run installs Debian's postgresql package)")
+    bin_dir, data = initdb[-1].parent, Path(tempfile.mkdtemp(prefix="fer-pg-"))
+    as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    if as_postgres:
+        shutil.chown(data, "postgres")  # the server refuses to run as root
+    subprocess.run([*as_postgres, bin_dir / "initdb", "-D", data / "db", "-A", "trust", "-U", "postgres"],
+                   check=True, capture_output=True)
+    port = _free_port()
+    server = subprocess.Popen([*as_postgres, bin_dir / "postgres", "-D", data / "db", "-p", str(port),
+                               "-h", "127.0.0.1", "-k", data], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"postgresql+psycopg2://postgres@127.0.0.1:{port}/postgres"
+    for _ in range(100):
+        try:
+            optuna.storages.RDBStorage(url)
+            break
+        except Exception:
+            time.sleep(0.2)
+    else:
+        server.terminate()
+        pytest.skip("the PostgreSQL server did not start")
+    yield url
+    server.terminate()
+    server.wait(timeout=30)
+    shutil.rmtree(data, ignore_errors=True)

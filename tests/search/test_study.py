@@ -1,12 +1,7 @@
 """The sweep's Optuna study in a database (SQLite in the experiment folder, or PostgreSQL):
 one Optuna trial per Tune trial, valued at the kept checkpoint's epoch, intermediate values
 per epoch, and the user attributes that link it back to Tune."""
-import os
-import shutil
-import socket
-import subprocess
 import tempfile
-import time
 from pathlib import Path
 
 import optuna
@@ -36,43 +31,6 @@ def scripted_train(config, faces=None, deadline=None):
             tune.report({"val_acc": v * scale, "num_params": 1234, "epoch": epoch, "train_loss": 1.0, "lr": 0.1,
                          "epoch_s": 0.01, "run_ends": "epochs" if epoch == len(CURVE) else ""},
                         checkpoint=tune.Checkpoint.from_directory(d))
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def postgres_url():
-    """A PostgreSQL server of Debian's postgresql package (installed by .ci/run), on loopback."""
-    initdb = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
-    if not initdb:
-        pytest.skip("no PostgreSQL server installed (.ci/run installs Debian's postgresql package)")
-    bin_dir, data = initdb[-1].parent, Path(tempfile.mkdtemp(prefix="fer-pg-"))
-    as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-    if as_postgres:
-        shutil.chown(data, "postgres")  # the server refuses to run as root
-    subprocess.run([*as_postgres, bin_dir / "initdb", "-D", data / "db", "-A", "trust", "-U", "postgres"],
-                   check=True, capture_output=True)
-    port = _free_port()
-    server = subprocess.Popen([*as_postgres, bin_dir / "postgres", "-D", data / "db", "-p", str(port),
-                               "-h", "127.0.0.1", "-k", data], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"postgresql+psycopg2://postgres@127.0.0.1:{port}/postgres"
-    for _ in range(100):
-        try:
-            optuna.storages.RDBStorage(url)
-            break
-        except Exception:
-            time.sleep(0.2)
-    else:
-        server.terminate()
-        pytest.skip("the PostgreSQL server did not start")
-    yield url
-    server.terminate()
-    server.wait(timeout=30)
-    shutil.rmtree(data, ignore_errors=True)
 
 
 def _scripted_sweep(tmp_path, faces, optuna_storage=None):
