@@ -120,32 +120,43 @@ def learning_curves(histories: dict[str, list[dict]], trial_curves: dict[str, di
     return _save(fig, path)
 
 
-def sweep_figure(history: dict, importance: dict[str, dict], parallel: dict, metric: str, path) -> str:
-    """Optimisation history, hyperparameter importance and parallel coordinates, one row per experiment."""
-    exps = list(history)
-    fig, axes = plt.subplots(len(exps), 3, figsize=(17, 4.4 * len(exps)), squeeze=False, layout="constrained")
-    for row, exp in zip(axes, exps):
-        h = history[exp]
-        row[0].scatter(h["trial"], h["value"], s=14, label="trial")
-        row[0].step(h["trial"], h["best_so_far"], where="post", color="C3", label="best so far")
-        row[0].set(title=f"{exp}: optimisation history", xlabel="trial", ylabel=metric)
-        row[0].xaxis.set_major_locator(MaxNLocator(integer=True))
-        row[0].legend(fontsize=7)
-        imp = importance.get(exp) or {}
-        if imp:
-            names = list(imp)[::-1]
-            row[1].barh(names, [imp[n] for n in names])
-        row[1].set(title=f"{exp}: importance (fANOVA)" if imp else f"{exp}: importance (too few trials)")
-        data, cols = parallel[exp]
-        cmap = plt.get_cmap("viridis")
-        vals = data[metric].astype(float)
-        lo, hi = np.nanmin(vals), np.nanmax(vals)
-        for _, r in data.iterrows():
-            c = cmap(0.0 if hi == lo or not np.isfinite(r[metric]) else (r[metric] - lo) / (hi - lo))
-            row[2].plot(range(len(cols)), [r[c_] for c_ in cols], color=c, alpha=0.7)
-        row[2].set_xticks(range(len(cols)), [c.split(".", 1)[-1] for c in cols], rotation=30, ha="right", fontsize=7)
-        row[2].set(title=f"{exp}: parallel coordinates (colour = {metric})")
-    return _save(fig, path)
+def study_figures(study, name: str, metric: str, evaluator, importance_label: str, prefix) -> list[str]:
+    """Optuna's own figures of one sweep's study (optuna.visualization.matplotlib): optimisation
+    history, parameter importances, parallel coordinates, intermediate values. A figure Optuna
+    cannot draw for this study (too few trials, no parameter) is left out."""
+    import warnings
+
+    from optuna.visualization import matplotlib as ovm
+
+    n = sum(t.state.name == "COMPLETE" for t in study.get_trials(deepcopy=False))
+    figures = (("history", f"{name}: optimisation history", lambda: ovm.plot_optimization_history(
+                   study, target_name=metric)),
+               ("importance", f"{name}: {importance_label} importance for {metric} ({n} finished trials)",
+                lambda: ovm.plot_param_importances(study, evaluator=evaluator, target_name=metric)),
+               ("parallel", f"{name}: parallel coordinates (colour: {metric})",
+                lambda: ovm.plot_parallel_coordinate(study, target_name=metric)),
+               ("intermediate", f"{name}: {metric} per epoch", lambda: ovm.plot_intermediate_values(study)))
+    paths = []
+    for key, title, draw in figures:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                ax = draw()
+            except (ValueError, RuntimeError):
+                plt.close("all")
+                continue
+        ax = ax.ravel()[0] if isinstance(ax, np.ndarray) else ax
+        if not ax.has_data() and not ax.collections:
+            plt.close(ax.figure)
+            continue
+        for loc in ("left", "center"):
+            ax.set_title("", loc=loc)  # Optuna's own titles (one is left-aligned) give way to ours
+        ax.set_title(title)
+        if key == "intermediate":
+            ax.set_xlabel("epoch")
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        paths.append(_save(ax.figure, f"{prefix}_{key}.png"))
+    return paths
 
 
 def pareto_figure(table, path) -> str:

@@ -15,7 +15,7 @@ import torch
 from analysis import filters, html, plots, saliency
 from analysis.metrics import confusion, describe_never_predicted, prior_tradeoff
 from analysis.sources import ModelSource, chosen_images, eval_inputs, resolve_source
-from analysis.sweep import family_table, optimisation_history, parallel_coordinates, param_importance
+from analysis.sweep import IMPORTANCE, evaluator, family_table, finished, param_importance
 from fer.data import CLASSES
 from fer.errors import FerError
 from fer.evaluate import adjust_for_prior, predict_checkpoint
@@ -240,25 +240,28 @@ def _curves_section(models, src, out: Path):
 
 
 def _sweep_section(src, out: Path, metrics: dict):
+    """Each sweep's stored study in Optuna's figures, its fANOVA importances, and every trial."""
     table, metric = src.table, src.metric
-    history = optimisation_history(table, metric)
-    importance, parallel = {}, {}
-    for exp, rows in table.groupby("experiment"):
-        info = src.infos[exp]
-        importance[exp] = param_importance(rows, info)
-        parallel[exp] = parallel_coordinates(rows.reset_index(drop=True),
-                                             [k.replace("/", ".") for k in info["searched"]], metric)
-    path = plots.sweep_figure(history, importance, parallel, metric, out / "sweep.png")
-    metrics["importance"] = importance
-    metrics["optimisation_history"] = {e: h.to_dict("list") for e, h in history.items()}
-    top = {e: next(iter(v)) for e, v in importance.items() if v}
-    scored = table.groupby("experiment")[metric].count()
-    few = [f"{e} ({n})" for e, n in scored.items() if n < 10]
-    text = (f"{len(table)} trials. Left: each trial's best {metric} and the best so far. Middle: Optuna's fANOVA "
-            "importance. Right: every trial across the searched settings. "
-            + "; ".join(f"most important in {e}: {k}" for e, k in top.items()) + ". "
-            + (f"Few scored trials in {', '.join(few)}: read the importances as hints, not rankings." if few else ""))
-    return "Sweep", html.image(path, "sweep plots") + html.para(text) + html.table(
+    parts, notes, metrics["importance"] = [], [], {}
+    for exp, study in src.studies.items():
+        if study is None:
+            notes.append(f"{exp}: no Optuna study stored (a sweep made before studies were kept, or one whose "
+                         "storage cannot be reached from here)")
+            continue
+        importance = param_importance(study)
+        metrics["importance"][exp] = importance
+        n = len(finished(study))
+        parts += [html.image(p, f"{exp} sweep") for p in plots.study_figures(
+            study, exp, metric, evaluator(), IMPORTANCE, out / f"sweep_{exp}")]
+        top = next(iter(importance), None)
+        notes.append(f"{exp}: {len(study.trials)} trials in the study ({n} finished"
+                     + (f", {sum('imported_from' in t.user_attrs for t in study.trials)} imported by a warm start"
+                        if any("imported_from" in t.user_attrs for t in study.trials) else "") + ")"
+                     + (f"; most important by {IMPORTANCE}: {top}" if top else "; too few for importances")
+                     + ("; few finished trials: read the importances as hints, not rankings" if 0 < n < 10 else ""))
+    text = ("Optuna's figures of each sweep's stored study (optuna-dashboard shows the same study live). "
+            "A trial's value is its best epoch's " + metric + ", whose checkpoint was kept. " + ". ".join(notes) + ".")
+    return "Sweep", "".join(parts) + html.para(text) + html.table(
         table.drop(columns=["checkpoint"]).sort_values(metric, ascending=False))
 
 

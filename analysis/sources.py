@@ -44,6 +44,7 @@ class Source:
     best: list[dict] = field(default_factory=list)  # search's best trials, for an experiment
     table: pd.DataFrame | None = None
     infos: dict = field(default_factory=dict)
+    studies: dict = field(default_factory=dict)  # experiment -> its Optuna study (None: not stored)
     trial_curves: dict = field(default_factory=dict)  # family -> {trial_id: DataFrame}
     metric: str = "val_acc"
 
@@ -54,18 +55,18 @@ def resolve_source(source: str, data: str | None, split: str | None) -> Source:
         raise FerError(f"{source}: no such checkpoint or experiment folder")
     if path.is_file() or (path / "checkpoint.pt").exists():
         return Source(models=[_model_source("model", str(path), data, split, {})])
-    from search.results import best_trials, find_experiments, trial_histories, trials_table
+    from search.results import best_trials, find_experiments, load_study, trial_histories, trials_table
 
     best = best_trials(path)
     cache: dict = {}
     models = [_model_source(f"best {b['family']}", b["checkpoint"], data, split, cache) for b in best]
-    infos, curves = {}, {}
+    infos, curves, studies = {}, {}, {}
     for exp in find_experiments(path):
         info, hist = trial_histories(exp)
-        infos[exp.name] = info
+        infos[exp.name], studies[exp.name] = info, load_study(exp, info)
         curves.setdefault(info["family"], {}).update(hist)
-    return Source(models=models, best=best, table=trials_table(path), infos=infos, trial_curves=curves,
-                  metric=best[0]["metric"])
+    return Source(models=models, best=best, table=trials_table(path), infos=infos, studies=studies,
+                  trial_curves=curves, metric=best[0]["metric"])
 
 
 def _model_source(name: str, ckpt: str, data: str | None, split: str | None, cache: dict) -> ModelSource:

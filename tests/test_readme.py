@@ -103,3 +103,7 @@ def _check_main_job(root: Path, done) -> None:
     assert set(metrics["models"]) == {"best cnn", "best dnn"}
     assert (report.parent / "pareto.png").exists() and len(metrics["pareto"]) == len(table)
     assert all(row["latency_ms"] > 0 for row in metrics["pareto"])
+    for family in ("cnn", "dnn"):  # Optuna's figures of each stored study, and fANOVA over its trials
+        figures = [report.parent / f"sweep_{family}_{k}.png" for k in ("history", "parallel", "intermediate")]
+        assert all(f.exists() for f in figures)
+        assert metrics["importance"][family] and (root / "results" / "quickstart" / family / "optuna.db").exists()

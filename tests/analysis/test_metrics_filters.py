@@ -5,7 +5,7 @@ from torch import nn
 
 from analysis.filters import activations, first_layer_kernels, maximise_activation
 from analysis.metrics import confusion, describe_never_predicted, prior_tradeoff
-from analysis.sweep import optimisation_history, param_importance
+from analysis.sweep import IMPORTANCE, evaluator, param_importance
 
 
 def test_confusion_from_fixed_predictions():
@@ -83,19 +83,16 @@ def test_kernels_activations_and_patterns():
     assert drive(patterns[0]) > 2 * max(drive(n) for n in noise)  # same scale, far stronger response
 
 
-def test_sweep_history_and_importance():
+def test_importance_is_fanova_over_the_stored_study():
     import optuna
-    import pandas as pd
 
-    rng = np.random.default_rng(0)
-    lr = 10 ** rng.uniform(-4, -1, 20)
-    noise = rng.uniform(0, 1, 20)
-    table = pd.DataFrame({"experiment": "cnn", "val_acc": -np.abs(np.log10(lr) + 2.5), "train.lr": lr,
-                          "train.noise": noise})
-    hist = optimisation_history(table, "val_acc")["cnn"]
-    assert hist["best_so_far"].is_monotonic_increasing and hist["best_so_far"].iloc[-1] == table["val_acc"].max()
-    d = optuna.distributions
-    dists = {"train/lr": d.distribution_to_json(d.FloatDistribution(1e-4, 0.1, log=True)),
-             "train/noise": d.distribution_to_json(d.FloatDistribution(0, 1))}
-    imp = param_importance(table, {"metric": "val_acc", "distributions": dists})
+    rng, d = np.random.default_rng(0), optuna.distributions
+    dists = {"train/lr": d.FloatDistribution(1e-4, 0.1, log=True), "train/noise": d.FloatDistribution(0, 1)}
+    study = optuna.create_study(direction="maximize")
+    for lr, noise in zip(10 ** rng.uniform(-4, -1, 20), rng.uniform(0, 1, 20)):
+        study.add_trial(optuna.trial.create_trial(params={"train/lr": lr, "train/noise": noise}, distributions=dists,
+                                                  value=-abs(np.log10(lr) + 2.5)))
+    imp = param_importance(study)
     assert imp["train/lr"] > imp["train/noise"]  # the score depends on lr only
+    assert isinstance(evaluator(), optuna.importance.FanovaImportanceEvaluator) and IMPORTANCE == "fANOVA"
+    assert param_importance(optuna.create_study()) == {}  # too few trials: none claimed
