@@ -30,7 +30,7 @@ def faces(tiny_csv):
     return load_data(str(tiny_csv))
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -48,7 +48,7 @@ def postgres_url():
         shutil.chown(data, "postgres")  # the server refuses to run as root
     subprocess.run([*as_postgres, bin_dir / "initdb", "-D", data / "db", "-A", "trust", "-U", "postgres"],
                    check=True, capture_output=True)
-    port = _free_port()
+    port = free_port()
     server = subprocess.Popen([*as_postgres, bin_dir / "postgres", "-D", data / "db", "-p", str(port),
                                "-h", "127.0.0.1", "-k", data], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"postgresql+psycopg2://postgres@127.0.0.1:{port}/postgres"

@@ -1,17 +1,22 @@
 """The sweep's Optuna study in a database (SQLite in the experiment folder, or PostgreSQL):
 one Optuna trial per Tune trial, valued at the kept checkpoint's epoch, intermediate values
-per epoch, and the user attributes that link it back to Tune."""
+per epoch, and the user attributes that link it back to Tune; optuna-dashboard serves it."""
+import json
+import subprocess
 import tempfile
+import time
+import urllib.request
 from pathlib import Path
 
 import optuna
 import pytest
 from ray import tune
 
+from search.results import STUDY_FILE
 from search.space import load_sweeps
-from search.study import STUDY_FILE
 from search.sweep import run_sweep
 from tests.conftest import tiny_sweep
+from tests.search.conftest import free_port
 
 pytestmark = pytest.mark.slow  # an in-process Ray
 
@@ -67,3 +72,31 @@ def test_the_study_holds_each_trial_at_its_kept_checkpoint(ray_cluster, faces, t
         else:
             assert t.user_attrs["stopped_by"] == "finished"
     assert stopped  # ASHA stopped at least one trial, and it too is valued at its best epoch
+    _dashboard_serves(url, by_tune)
+
+
+def _dashboard_serves(url: str, by_tune: dict) -> None:
+    """optuna-dashboard on 127.0.0.1 lists the study and serves its trials as the database holds them."""
+    port = free_port()
+    dash = subprocess.Popen(["optuna-dashboard", url, "--host", "127.0.0.1", "--port", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        api = f"http://127.0.0.1:{port}/api/studies"
+        for _ in range(150):
+            try:
+                studies = json.load(urllib.request.urlopen(api, timeout=5))["study_summaries"]
+                break
+            except OSError:
+                time.sleep(0.2)
+        else:
+            raise AssertionError("optuna-dashboard did not answer")
+        study_id = next(s["study_id"] for s in studies if s["study_name"] == "exp/cnn")
+        trials = json.load(urllib.request.urlopen(f"{api}/{study_id}?after=0", timeout=30))["trials"]
+        served = {next(a["value"] for a in t["user_attrs"] if a["key"] == "tune_trial_id"): t for t in trials}
+        assert served.keys() == by_tune.keys()
+        for tune_id, t in served.items():
+            assert t["values"] == [by_tune[tune_id].value]
+            assert {v["step"]: v["value"] for v in t["intermediate_values"]} == by_tune[tune_id].intermediate_values
+    finally:
+        dash.terminate()
+        dash.wait(timeout=30)
