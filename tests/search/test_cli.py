@@ -28,6 +28,10 @@ from search.resources import trials_at_once
     (["--data", "fer2013.csv.gzz"], "fer2013.csv.gzz: no such file or directory"),
     (["--storage-path", "README.md/results"], "--storage-path: cannot write under"),
     (["--storage-path", "nofs://bucket/results"], "nofs://bucket/results/quickstart/cnn: cannot be used"),
+    (["--optuna-storage", "nodb://x/y"], "optuna storage nodb://x/y: cannot open it (Can't load plugin"),
+    (["--optuna-storage", "postgresql://u:secret@127.0.0.1:1/db"], "optuna storage postgresql://u:***@127.0.0.1:1/db"),
+    (["--warm-start-from", "results/nowhere"], "--warm-start-from results/nowhere: no such folder"),
+    (["--warm-start-from", "configs"], "--warm-start-from configs: no optuna.db inside"),
 ])
 def test_bad_options_exit_2_with_one_line_and_write_nothing(tmp_path, capsys, flags, message):
     storage = tmp_path / "results"
