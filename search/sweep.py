@@ -2,7 +2,7 @@
 ConcurrencyLimiter, ASHA early stopping, best-epoch checkpoints, retries, resume.
 
 ASHA stops weak trials at its rungs (grace_period, grace_period * reduction_factor, ...)
-and Tune then tells Optuna the trial is *complete* with the score it had when stopped.
+and the trial enters the study (search.study) *complete*, with its best score up to there.
 TPE therefore learns from early scores: choose a grace period long enough that
 a trial's score at that epoch ranks it the way its final score would.
 """
