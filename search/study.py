@@ -143,6 +143,8 @@ class StudySearch(OptunaSearch):
         # Tune hands a trial's last result (its final epoch, or the one ASHA stopped it at) to this
         # method alone, not to on_trial_result: it is noted and reported here.
         linked = self.linked.pop(trial_id, None)
+        if linked is not None and self.storage.get_trial(linked).state.is_finished():
+            linked = None  # completed before a driver was killed, rerun by Tune from an older snapshot: it stands
         if result and self.metric in result:
             self._note(trial_id, result)
             if linked is not None and "training_iteration" in result:
