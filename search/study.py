@@ -132,7 +132,13 @@ class StudySearch(OptunaSearch):
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
         self._note(trial_id, result)
-        super().on_trial_result(trial_id, result)
+        if not self._finished(self.linked.get(trial_id)):  # (Optuna refuses reports to a finished trial)
+            super().on_trial_result(trial_id, result)
+
+    def _finished(self, linked: int | None) -> bool:
+        """Whether the study has finished this trial already: completed before a driver was killed,
+        after Tune's last snapshot, so the resumed Tune runs it again. Its record stands."""
+        return linked is not None and self.storage.get_trial(linked).state.is_finished()
 
     def _note(self, trial_id: str, result: dict) -> None:
         best = self.best.get(trial_id)
@@ -143,8 +149,8 @@ class StudySearch(OptunaSearch):
         # Tune hands a trial's last result (its final epoch, or the one ASHA stopped it at) to this
         # method alone, not to on_trial_result: it is noted and reported here.
         linked = self.linked.pop(trial_id, None)
-        if linked is not None and self.storage.get_trial(linked).state.is_finished():
-            linked = None  # completed before a driver was killed, rerun by Tune from an older snapshot: it stands
+        if self._finished(linked):
+            linked = None
         if result and self.metric in result:
             self._note(trial_id, result)
             if linked is not None and "training_iteration" in result:
