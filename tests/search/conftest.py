@@ -65,3 +65,27 @@ def postgres_url():
     server.terminate()
     server.wait(timeout=30)
     shutil.rmtree(data, ignore_errors=True)
+
+
+def stop_cluster(port: str) -> None:
+    """Stop the `ray start` cluster whose GCS listens on `port`, and nothing else: `ray stop --force`
+    would also kill every other Ray on the machine, a user's running sweep among them. Its
+    processes name the port (GCS, raylet, agents) or descend from one that does (workers)."""
+    procs = {}
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            cmd = (proc / "cmdline").read_bytes().decode(errors="replace")
+            procs[int(proc.name)] = (int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1]), cmd)
+        except (OSError, ValueError, IndexError):
+            continue
+    doomed = {pid for pid, (_, cmd) in procs.items() if f":{port}" in cmd or f"port={port}" in cmd} - {os.getpid()}
+    while grown := {pid for pid, (ppid, _) in procs.items() if ppid in doomed} - doomed:
+        doomed |= grown
+    for pid in doomed:
+        try:
+            os.kill(pid, 9)
+        except OSError:
+            pass
+    current = Path(tempfile.gettempdir()) / "ray" / "ray_current_cluster"  # ray start's pointer for ray.init()
+    if current.exists() and current.read_text().strip().endswith(f":{port}"):
+        current.unlink()

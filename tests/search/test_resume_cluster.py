@@ -13,6 +13,7 @@ import pytest
 
 from search.results import trial_histories, trials_table
 from tests.conftest import tiny_sweep
+from tests.search.conftest import stop_cluster
 
 REPO = Path(__file__).resolve().parents[2]
 ENDED = re.compile(r"\] (\w+) (?:finished|stopped by|ended by)[^\n]* after \d+ epochs?")  # a trial's last line
@@ -78,7 +79,7 @@ def test_sweep_on_a_two_node_local_cluster(tmp_path, tiny_csv):
         done = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=400)
         assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     finally:
-        subprocess.run(["ray", "stop", "--force"], env=env, capture_output=True, timeout=120)
+        stop_cluster(port)
     _, histories = trial_histories(tmp_path / "results" / "exp" / "cnn")
     assert len(histories) == 4
     nodes = {h["node_id"].iloc[-1] for h in histories.values()}
@@ -137,7 +138,7 @@ def test_a_lost_node_costs_its_trial_nothing(tmp_path, tiny_csv):
         out = (tmp_path / "sweep.log").read_text()
         assert proc.returncode == 0, out[-3000:]
     finally:
-        subprocess.run(["ray", "stop", "--force"], env=env, capture_output=True, timeout=120)
+        stop_cluster(port)
     table = trials_table(tmp_path / "results" / "exp")
     assert len(table) == 3 and set(table["status"]) == {"TERMINATED"}, table
     _, histories = trial_histories(exp)

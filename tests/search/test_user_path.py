@@ -14,6 +14,7 @@ import pytest
 
 from search.results import trials_table
 from tests.conftest import tiny_sweep
+from tests.search.conftest import stop_cluster
 
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
@@ -111,7 +112,7 @@ def test_default_concurrency_fills_a_logical_8_cpu_2_gpu_head(tmp_path, tiny_csv
             assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
             said[name] = done.stdout.splitlines()[0]
     finally:
-        subprocess.run(["ray", "stop", "--force"], env=env, capture_output=True, timeout=120)
+        stop_cluster(port)
     assert said["cpu"].endswith("8 at a time (the cluster (1 node, 8 CPUs, 2 GPUs) holds 8 trials of 1 CPU)")
     assert said["gpu"].endswith("4 at a time (the cluster (1 node, 8 CPUs, 2 GPUs) holds 4 trials of 1 CPU + "
                                 "0.5 GPUs)")
