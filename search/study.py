@@ -76,15 +76,37 @@ def prepare_study(url: str, name: str, space, resume: bool, imported: list | Non
     return storage
 
 
-def close_orphans(storage, name: str) -> int:
-    """Trials left RUNNING once a sweep has finished: suggested just before a driver was killed,
-    after Tune's last snapshot, so the resumed sweep never ran them (Tune ran a fresh trial in
-    their place). They are marked FAIL rather than left looking alive; returns how many."""
+def finish_study(storage, name: str, grid, metric: str) -> tuple[int, int]:
+    """Once a sweep has ended, the study trials still RUNNING. Tune stops the trials still running
+    at its time budget without telling its searcher: each is completed here with its best epoch
+    and kept checkpoint, as StudySearch does. One that no Tune trial matches was suggested just
+    before a driver was killed, after Tune's last snapshot, and never run (a resumed sweep ran a
+    fresh trial in its place): it is marked FAIL. Returns (completed, failed)."""
     study = optuna.load_study(study_name=name, storage=storage)
-    running = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
-    for t in running:
-        study.tell(t.number, state=optuna.trial.TrialState.FAIL)
-    return len(running)
+    study_id = storage.get_study_id_from_name(name)
+    results = {Path(r.path).name.removeprefix("trial_"): r for r in grid}
+    done = failed = 0
+    for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        r = results.get(t.user_attrs.get("tune_trial_id"))
+        h = r.metrics_dataframe if r is not None else None
+        if h is None or metric not in h or not len(h):
+            study.tell(t.number, state=optuna.trial.TrialState.FAIL)
+            failed += 1
+            continue
+        trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, t.number)
+        for step, value in zip(h["training_iteration"], h[metric]):
+            if step not in t.intermediate_values:
+                storage.set_trial_intermediate_value(trial_id, int(step), float(value))
+        kept = r.get_best_checkpoint(metric, "max")
+        attrs = {"epochs": int(h["training_iteration"].max()), "stopped_by": "stopped by the sweep's time budget",
+                 "num_params": int(h["num_params"].iloc[-1]) if "num_params" in h else None,
+                 "checkpoint": str(Path(kept.path) / "checkpoint.pt") if kept is not None else None}
+        for key, value in attrs.items():
+            if value is not None:
+                storage.set_trial_user_attr(trial_id, key, value)
+        study.tell(t.number, float(h[metric].max()))
+        done += 1
+    return done, failed
 
 
 class _Capture:

@@ -32,7 +32,7 @@ from search.rungs import RecheckedASHA
 from search.space import SearchSpace
 from search.storage import StorageWatch, drop_partial_checkpoints, is_local
 from search.storage import failure as storage_failure
-from search.study import StudySearch, close_orphans, default_url, prepare_study, shown
+from search.study import StudySearch, default_url, finish_study, prepare_study, shown
 from search.warmstart import unseen_points
 
 warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
@@ -284,8 +284,9 @@ def run_sweep(space: SearchSpace, train_fn, storage: str, name: str, seed: int =
         write_sweep_info(space, storage, name, seed, url)
     grid = make_tuner(space, train_fn, params, storage, name, seed, resume, study, imported).fit()
     if study is not None and not received() and storage_failure() is None:  # every trial has ended
-        if orphans := close_orphans(study, study_name(name, space)):
-            print(f"study {study_name(name, space)}: {orphans} trial(s) suggested before the driver stopped "
-                  "and never run marked FAIL", flush=True)
+        _, failed = finish_study(study, study_name(name, space), grid, space.settings.metric)
+        if failed:
+            print(f"study {study_name(name, space)}: {failed} trial(s) suggested before the driver stopped and never "
+                  "run marked FAIL", flush=True)
     return grid
 
