@@ -100,3 +100,28 @@ def _dashboard_serves(url: str, by_tune: dict) -> None:
     finally:
         dash.terminate()
         dash.wait(timeout=30)
+
+
+def endless_train(config, faces=None, deadline=None):
+    """Epochs until Tune stops the trial (the sweep's deadline is ignored): a falling score after epoch 2."""
+    for epoch in range(1, 100_000):
+        time.sleep(0.2)
+        with tempfile.TemporaryDirectory() as d:
+            (Path(d) / "checkpoint.pt").write_text(str(epoch))
+            tune.report({"val_acc": 1.0 / (1 + abs(epoch - 2)), "num_params": 1, "epoch": epoch, "train_loss": 1.0,
+                         "lr": 0.1, "epoch_s": 0.2, "run_ends": ""}, checkpoint=tune.Checkpoint.from_directory(d))
+
+
+def test_trials_tune_stops_at_its_time_budget_enter_the_study_complete(ray_cluster, faces, tmp_path):
+    """Tune stops the trials still running at time_budget_s without telling its searcher; the
+    sweep's end completes them with their best epoch."""
+    space = load_sweeps(str(tiny_sweep(tmp_path / "space.yaml", n=2, epochs=100_000, sched="fifo")),
+                        {"time_budget_s": 8.0})[0]
+    grid = run_sweep(space, endless_train, str(tmp_path / "results"), "exp", faces=faces)
+    study = optuna.load_study(study_name="exp/cnn", storage=f"sqlite:///{tmp_path}/results/exp/cnn/{STUDY_FILE}")
+    assert len(study.trials) == len(grid) == 2
+    for t in study.trials:
+        h = next(r.metrics_dataframe for r in grid if r.path.endswith(t.user_attrs["tune_trial_id"]))
+        assert t.state == optuna.trial.TrialState.COMPLETE and t.value == 1.0  # epoch 2's, not the last
+        assert t.user_attrs["stopped_by"] == "stopped by the sweep's time budget"
+        assert Path(t.user_attrs["checkpoint"]).read_text() == "2" and len(t.intermediate_values) == len(h)
