@@ -79,9 +79,10 @@ def prepare_study(url: str, name: str, space, resume: bool, imported: list | Non
 def finish_study(storage, name: str, grid, metric: str) -> tuple[int, int]:
     """Once a sweep has ended, the study trials still RUNNING. Tune stops the trials still running
     at its time budget without telling its searcher: each is completed here with its best epoch
-    and kept checkpoint, as StudySearch does. One that no Tune trial matches was suggested just
-    before a driver was killed, after Tune's last snapshot, and never run (a resumed sweep ran a
-    fresh trial in its place): it is marked FAIL. Returns (completed, failed)."""
+    and kept checkpoint, as StudySearch does. One without a reported epoch is marked FAIL: a
+    trial cut before its first epoch, or one no Tune trial matches, suggested just before a driver
+    was killed and after Tune's last snapshot (the resumed sweep ran a fresh trial in its place).
+    Returns (completed, failed)."""
     study = optuna.load_study(study_name=name, storage=storage)
     study_id = storage.get_study_id_from_name(name)
     results = {Path(r.path).name.removeprefix("trial_"): r for r in grid}

@@ -286,7 +286,7 @@ def run_sweep(space: SearchSpace, train_fn, storage: str, name: str, seed: int =
     if study is not None and not received() and storage_failure() is None:  # every trial has ended
         _, failed = finish_study(study, study_name(name, space), grid, space.settings.metric)
         if failed:
-            print(f"study {study_name(name, space)}: {failed} trial(s) suggested before the driver stopped and never "
-                  "run marked FAIL", flush=True)
+            print(f"study {study_name(name, space)}: {failed} trial(s) that never reported an epoch marked FAIL",
+                  flush=True)
     return grid
 
