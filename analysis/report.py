@@ -16,6 +16,7 @@ from analysis import filters, html, plots, saliency
 from analysis.metrics import confusion, describe_never_predicted, prior_tradeoff
 from analysis.sources import ModelSource, chosen_images, eval_inputs, resolve_source
 from analysis.sweep import IMPORTANCE, evaluator, family_table, finished, param_importance
+from fer.command import raise_if_interrupted
 from fer.data import CLASSES
 from fer.errors import FerError
 from fer.evaluate import adjust_for_prior, predict_checkpoint
@@ -44,7 +45,9 @@ def make_report(source: str, data: str | None = None, split: str | None = None, 
     new = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
     try:
-        return _write_report(src, primary, opt, out, source, t0)
+        metrics = _write_report(src, primary, opt, out, source, t0)
+        raise_if_interrupted()  # a Ctrl-C whose exception Python dropped still removes the report
+        return metrics
     except BaseException:
         if new:
             shutil.rmtree(out, ignore_errors=True)

@@ -43,19 +43,49 @@ positive_float = _number(float, 0.0, False, "a positive number")
 non_negative_float = _number(float, 0.0, True, "a number >= 0")
 
 
-def sigterm_as_interrupt() -> None:
-    """SIGTERM (a scheduler's or `kill`'s stop) unwinds like Ctrl-C: KeyboardInterrupt, exit 130."""
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
+_received: list[int] = []  # signals this process was stopped by
+
+
+def interrupt(signum, frame) -> None:
+    """SIGINT and SIGTERM (a scheduler's or `kill`'s stop) unwind as KeyboardInterrupt, and are
+    recorded: Python drops an exception raised in a weakref callback or __del__, so a signal that
+    lands there would otherwise be lost and the command would finish as if never stopped."""
+    _received.append(signum)
+    raise KeyboardInterrupt
+
+
+def catch_interrupts() -> None:
+    signal.signal(signal.SIGINT, interrupt)
+    signal.signal(signal.SIGTERM, interrupt)
+
+
+def raise_if_interrupted() -> None:
+    """KeyboardInterrupt if a signal arrived and its exception was dropped: for work that must not
+    be left complete-looking after a stop (a report)."""
+    if _received:
+        raise KeyboardInterrupt
+
+
+def _quiet_unraisable(unraisable) -> None:
+    """The dropped KeyboardInterrupt is not printed as a traceback; other unraisable errors are."""
+    if not isinstance(unraisable.exc_value, KeyboardInterrupt):
+        sys.__unraisablehook__(unraisable)
 
 
 def run_command(prog: str, func: Callable, args) -> int:
     """Run one subcommand under the contract above."""
-    sigterm_as_interrupt()
+    _received.clear()  # (a process may run several commands: tests do)
+    catch_interrupts()
+    sys.unraisablehook = _quiet_unraisable
     try:
-        return func(args) or EXIT_OK
+        code = func(args) or EXIT_OK
     except FerError as e:
         print(f"{prog}: error: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt as e:
         print(f"{prog}: interrupted{f'; {e}' if str(e) else ''}", file=sys.stderr)
         return EXIT_INTERRUPTED
+    if _received:  # the signal's exception was dropped (see interrupt)
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    return code

@@ -16,6 +16,8 @@ import signal
 
 from ray.tune import Callback
 
+from fer.command import catch_interrupts, interrupt
+
 _received: list[int] = []  # module state: a restored experiment brings its own unpickled callback
 _tune_stop: list = []  # Tune's graceful stop of the running fit (its SIGINT handler)
 
@@ -35,9 +37,13 @@ def stop_sweep() -> None:
 def restore_handlers() -> None:
     """After a sweep: Ctrl-C and SIGTERM raise KeyboardInterrupt again (the handlers set for the
     sweep would otherwise pass a signal on to a Tune run that has ended, and lose it)."""
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    catch_interrupts()
     _tune_stop.clear()
+
+
+def _is_tunes(handler) -> bool:
+    """Whether a SIGINT handler is Tune's graceful stop (not Python's default, nor fer's)."""
+    return callable(handler) and handler not in (signal.default_int_handler, interrupt)
 
 
 class SignalWatch(Callback):
@@ -45,14 +51,16 @@ class SignalWatch(Callback):
 
     def setup(self, **info):
         graceful = signal.getsignal(signal.SIGINT)  # Tune's handler for this fit
-        if callable(graceful) and graceful is not signal.default_int_handler:
+        if not _is_tunes(graceful):
+            graceful = None
+        else:
             _tune_stop[:] = [graceful]
 
         def on_signal(signum, frame):
             _received.append(signum)
             for s in (signal.SIGINT, signal.SIGTERM):  # a second signal aborts at once
                 signal.signal(s, signal.default_int_handler)
-            if callable(graceful) and graceful is not signal.default_int_handler:
+            if graceful is not None:
                 graceful(signum, frame)
             else:
                 raise KeyboardInterrupt

@@ -1,0 +1,26 @@
+"""The command-line contract: a stop whose KeyboardInterrupt Python dropped (it landed in a
+weakref callback or __del__) still ends the command with exit 130, and is not printed as a traceback."""
+import signal
+import weakref
+
+from fer.command import EXIT_INTERRUPTED, run_command
+
+
+class _Dropped:
+    pass
+
+
+def test_a_signal_whose_exception_python_dropped_still_stops_the_command(capsys):
+    went_on = []
+
+    def work(args):
+        obj = _Dropped()
+        weakref.finalize(obj, lambda: signal.getsignal(signal.SIGINT)(signal.SIGINT, None))
+        del obj  # the handler runs in the finalizer: Python drops its KeyboardInterrupt
+        went_on.append(True)
+        return 0
+
+    assert run_command("fer", work, None) == EXIT_INTERRUPTED and went_on  # the work had gone on
+    err = capsys.readouterr().err
+    assert err == "fer: interrupted\n"  # no "Exception ignored ... Traceback"
+    assert run_command("fer", lambda args: 0, None) == 0  # the next command starts afresh
