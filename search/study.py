@@ -155,8 +155,10 @@ class StudySearch(OptunaSearch):
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
         self._note(trial_id, result)
-        if not self._finished(self.linked.get(trial_id)):  # (Optuna refuses reports to a finished trial)
+        try:  # (no query per result: Optuna itself refuses a report to a trial it has finished)
             super().on_trial_result(trial_id, result)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            pass  # finished before a driver was killed, rerun by Tune from an older snapshot: it stands
 
     def _finished(self, linked: int | None) -> bool:
         """Whether the study has finished this trial already: completed before a driver was killed,
