@@ -148,21 +148,28 @@ def cmd_predict(args) -> int:
 
 
 def cmd_export(args) -> int:
-    """Export, then run the file on PARITY_IMAGES faces against PyTorch; above the tolerance the
-    file is removed and the exit status is 1."""
+    """Export, then run the file on PARITY_IMAGES faces against PyTorch in fp32, as the graph
+    computes; above the tolerance the file is removed and the exit status is 1. A checkpoint that
+    scores in bf16 (train.precision) is told apart: how far its own scores are from the file's."""
     from fer.checkpoint import checkpoint_file, load_model
-    from fer.evaluate import predict_checkpoint
+    from fer.evaluate import predict_checkpoint, uses_bf16
     from fer.export import FORMATS, PARITY_TOLERANCE, export, load_exported, parity
 
     model, payload = load_model(args.checkpoint)
     out = Path(args.out or checkpoint_file(Path(args.checkpoint)).parent / f"model{FORMATS[args.format]}")
     images, source = _parity_faces(payload)
     export(model, payload, args.format, out)
-    diff = parity(predict_checkpoint(model, payload, images), load_exported(out)(images))
+    exported = load_exported(out)(images)
+    diff = parity(predict_checkpoint(model, payload, images, precision="fp32"), exported)
     print(f"wrote {out} ({args.format}, {out.stat().st_size / 2**20:.1f} MiB): uint8 (N, 48, 48) in, "
           f"probabilities (N, 7) out")
     print(f"parity with PyTorch on {len(images)} {source}: max abs difference {diff:.1e} "
           f"(tolerance {PARITY_TOLERANCE:.0e})")
+    if uses_bf16("cpu", payload["train_config"].get("precision", "auto")):
+        bf16 = predict_checkpoint(model, payload, images)
+        changed = int((bf16.argmax(1) != exported.argmax(1)).sum())
+        print(f"the checkpoint scores in bf16, the file in fp32: max abs difference {parity(bf16, exported):.1e}, "
+              f"top class changed on {changed} of {len(images)} faces")
     if diff > PARITY_TOLERANCE:
         out.unlink()
         print(f"fer: export failed the parity check; removed {out}", file=sys.stderr)

@@ -47,7 +47,13 @@ def measure_cost(model: torch.nn.Module, payload: dict) -> dict:
         predict_checkpoint(model, payload, faces)
         batch_s = time.perf_counter() - t
     return {"params": count_params(model)["trainable"], "latency_ms": 1000 * statistics.median(times),
-            "images_per_s": THROUGHPUT_BATCH / batch_s, "tta": payload["train_config"].get("tta", "none")}
+            "images_per_s": THROUGHPUT_BATCH / batch_s, "tta": tta_of(payload)}
+
+
+def tta_of(payload: dict) -> str:
+    """The test-time views a checkpoint runs: its own, or an ensemble's members' ("flip+shifts")."""
+    members = payload["model"].get("members") if payload["model"].get("name") == "ensemble" else None
+    return "+".join(m["tta"] for m in members) if members else payload["train_config"].get("tta", "none")
 
 
 def checkpoint_cost(path: str | Path) -> dict:

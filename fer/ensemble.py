@@ -58,10 +58,13 @@ def ensemble_checkpoint(members, picks: list[int], data: dict, metrics: dict) ->
     model = create_model("ensemble", members=entries)
     for member, i in zip(model.members, chosen):
         member.model.load_state_dict(members[i][0]["state_dict"])
+    precisions = {members[i][0]["train_config"].get("precision", "auto") for i in chosen}
+    # members scored (and were selected) at their runs' precision; mixed ones run fp32 together
+    precision = precisions.pop() if len(precisions) == 1 else "fp32"
     first = members[chosen[0]][0]["preprocessing"]
     prep = {"mean": 0.0, "std": 1 / 255, "crop_size": 48, "input": "48x48 grayscale, uint8 0-255",
             "class_prior": first["class_prior"], "logit_adjust": 0.0}  # identity: members standardise
     return {"format": FORMAT, "format_version": FORMAT_VERSION, "model": {"name": "ensemble", "members": entries},
             "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}, "classes": list(CLASSES),
-            "preprocessing": prep, "train_config": dataclasses.asdict(TrainConfig(tta="none", precision="fp32")),
+            "preprocessing": prep, "train_config": dataclasses.asdict(TrainConfig(tta="none", precision=precision)),
             "history": [], "metrics": metrics, "best_epoch": 0, "data": data, "versions": versions()}

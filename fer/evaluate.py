@@ -26,14 +26,15 @@ def predict_proba(model: torch.nn.Module, images, prep: dict, tta: str = "none",
 
 
 def predict_checkpoint(model: torch.nn.Module, payload: dict, images, device: str | torch.device = "cpu",
-                       adjusted: bool = True) -> np.ndarray:
+                       adjusted: bool = True, precision: str | None = None) -> np.ndarray:
     """Probabilities exactly as the checkpoint's run scored them: its preprocessing, TTA, precision
-    and prior correction (adjusted=False leaves the correction out)."""
+    and prior correction (adjusted=False leaves the correction out; `precision` overrides the run's,
+    e.g. "fp32" for what an exported graph computes)."""
     cfg, prep = payload["train_config"], payload["preprocessing"]
     if not adjusted:
         prep = {**prep, "logit_adjust": 0.0}
     return predict_proba(model, images, prep, cfg.get("tta", "none"), device=device,
-                         precision=cfg.get("precision", "auto"))
+                         precision=precision or cfg.get("precision", "auto"))
 
 
 def prior_factor(prior, tau: float) -> np.ndarray:
@@ -68,11 +69,13 @@ def balancing_tau(labels: np.ndarray, probs: np.ndarray, prior, within: float,
     return float(max(ok))
 
 
+def uses_bf16(device, precision: str = "auto") -> bool:
+    """bf16 when asked, or on CUDA under "auto"; fp32 otherwise (exact, seeded CPU runs)."""
+    return precision == "bf16" or (precision == "auto" and torch.device(device).type == "cuda")
+
+
 def autocast_for(device, precision: str = "auto"):
-    """bf16 autocast when asked, or on CUDA under "auto"; fp32 otherwise (exact, seeded CPU runs)."""
-    dev = torch.device(device)
-    bf16 = precision == "bf16" or (precision == "auto" and dev.type == "cuda")
-    return torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bf16)
+    return torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=uses_bf16(device, precision))
 
 
 def classification_metrics(labels: np.ndarray, probs: np.ndarray) -> dict:

@@ -8,9 +8,11 @@ from PIL import Image
 
 from fer.checkpoint import load_model, save_checkpoint
 from fer.cli import main
+from fer.cost import tta_of
 from fer.ensemble import ensemble_checkpoint, greedy_selection
 from fer.evaluate import predict_checkpoint
 from fer.export import export, load_exported, parity
+from fer.models import create_model
 
 
 def _two_class(p_class0: list[float]) -> np.ndarray:
@@ -66,6 +68,27 @@ def test_evaluate_predict_and_export_read_an_ensemble(ensemble, tmp_path, capsys
     assert main(["predict", str(ensemble / "ens"), str(face)]) == 0
     assert capsys.readouterr().out.startswith(f"{face}\t")
     model, payload = load_model(ensemble / "ens")
+    assert tta_of(payload) == "tencrop+flip" and tta_of(load_model(ensemble / "dnn")[1]) == "flip"  # cost's column
     path = export(model, payload, "torchscript", tmp_path / "ens.torchscript.pt")
     faces = synthetic.images[:16]
-    assert parity(predict_checkpoint(model, payload, faces), load_exported(path)(faces)) < 1e-5
+    assert parity(predict_checkpoint(model, payload, faces, precision="fp32"), load_exported(path)(faces)) < 1e-5
+
+
+def _at(payload: dict, precision: str) -> dict:
+    return {**payload, "train_config": {**payload["train_config"], "precision": precision}}
+
+
+def test_members_that_score_in_bf16_make_an_ensemble_that_does(ensemble, synthetic):
+    """The ensemble is chosen on its members' scores at their runs' precision, so `fer evaluate`
+    of the ensemble must score them the same way; members of mixed precision run fp32."""
+    (cnn, p_cnn), (dnn, p_dnn) = (load_model(ensemble / f) for f in ("cnn", "dnn"))
+    bf16 = ensemble_checkpoint([(_at(p_cnn, "bf16"), "cnn"), (_at(p_dnn, "bf16"), "dnn")], [0, 1], {}, {})
+    assert bf16["train_config"]["precision"] == "bf16"
+    mixed = ensemble_checkpoint([(_at(p_cnn, "bf16"), "cnn"), (p_dnn, "dnn")], [0, 1], {}, {})
+    assert mixed["train_config"]["precision"] == "fp32"
+    faces = synthetic.images[:32]
+    expected = (predict_checkpoint(cnn, _at(p_cnn, "bf16"), faces)
+                + predict_checkpoint(dnn, _at(p_dnn, "bf16"), faces)) / 2
+    model = create_model("ensemble", members=bf16["model"]["members"])
+    model.load_state_dict(bf16["state_dict"])
+    assert np.abs(predict_checkpoint(model, bf16, faces) - expected).max() < 1e-5

@@ -15,6 +15,8 @@ RUNS = {  # a CNN with ten-crop TTA and a prior correction, and an MLP with shif
     "cnn": ["model.name=cnn", "model.channels=[8,16]", "model.kernel_sizes=[3,3]", "model.head=gap",
             "model.head_hidden=[]", "train.crop_size=44", "train.tta=tencrop", "train.logit_adjust=0.5"],
     "dnn": ["model.name=seed_dnn", "train.tta=shifts"],
+    "bf16": ["model.name=cnn", "model.channels=[8,16]", "model.kernel_sizes=[3,3]", "model.head=gap",
+             "model.head_hidden=[]", "train.precision=bf16"],  # as the CPU search spaces train
 }
 
 
@@ -55,6 +57,20 @@ def test_export_cli_checks_parity_and_predict_reads_the_file(trained, tmp_path, 
     assert main(["predict", str(trained["cnn"]), *images]) == 0
     from_checkpoint = capsys.readouterr().out
     assert from_file == from_checkpoint and len(from_file.splitlines()) == 2
+
+
+def test_a_checkpoint_that_scores_in_bf16_exports_in_fp32_and_says_how_far_apart(trained, tmp_path, capsys):
+    """The graph computes in fp32; parity is checked against PyTorch in fp32, and the distance to
+    the checkpoint's own bf16 scores is printed, not failed on."""
+    out = tmp_path / "model.torchscript.pt"
+    assert main(["export", str(trained["bf16"]), "--format", "torchscript", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "the checkpoint scores in bf16, the file in fp32: max abs difference" in printed
+    model, payload = load_model(trained["bf16"])
+    faces = np.random.default_rng(0).integers(0, 256, (64, 48, 48), dtype=np.uint8)
+    from_file = load_exported(out)(faces)
+    assert parity(predict_checkpoint(model, payload, faces, precision="fp32"), from_file) < 1e-5
+    assert parity(predict_checkpoint(model, payload, faces), from_file) > fer.export.PARITY_TOLERANCE
 
 
 def test_an_export_over_the_tolerance_is_removed_and_exits_1(trained, tmp_path, monkeypatch, capsys):
