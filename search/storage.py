@@ -10,6 +10,8 @@ storage folder; object stores (s3://, gs://) do not fill up and write objects wh
   stops the sweep the way Ctrl-C does (search.interrupt), trials left to be resumed.
 - `drop_partial_checkpoints` removes checkpoint folders whose file was cut short by the
   full disk (Tune never registered them), before a resume and after a failed sweep.
+- `restore_recorded_checkpoints` puts back, before a resume, a checkpoint the experiment
+  state still names but Tune had already deleted when the driver died.
 """
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from ray.tune import Callback
+from ray.tune import Callback, ExperimentAnalysis
 
 from fer.checkpoint import load_checkpoint
 from fer.errors import FerError
@@ -129,6 +131,27 @@ def drop_partial_checkpoints(experiment: str) -> list[Path]:
             shutil.rmtree(folder, ignore_errors=True)
             dropped.append(folder)
     return dropped
+
+
+def restore_recorded_checkpoints(experiment: str) -> list[str]:
+    """Tune deletes a superseded checkpoint as soon as a newer one is reported, but records the
+    newer one only at its next experiment snapshot (ray-project/ray#27790). A driver killed in
+    between leaves an unfinished trial whose recorded checkpoint is gone, and resuming it fails
+    every retry. Such a trial gets its newest checkpoint on disk copied to the recorded path:
+    later training than the one recorded, so nothing is lost. Returns the trials mended."""
+    if not is_local(experiment) or not Path(experiment).is_dir():
+        return []
+    analysis = ExperimentAnalysis(experiment)
+    mended = []
+    for trial in analysis.trials:
+        recorded = analysis.get_last_checkpoint(trial) if trial.status != "TERMINATED" else None
+        if recorded is None or Path(recorded.path).exists():
+            continue
+        on_disk = sorted(Path(recorded.path).parent.glob("checkpoint_*/checkpoint.pt"))
+        if on_disk:
+            shutil.copytree(on_disk[-1].parent, recorded.path)
+            mended.append(trial.trial_id)
+    return mended
 
 
 class StorageWatch(Callback):

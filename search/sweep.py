@@ -30,7 +30,7 @@ from search.resources import concurrency
 from search.results import SWEEP_FILE
 from search.rungs import RecheckedASHA
 from search.space import SearchSpace
-from search.storage import StorageWatch, drop_partial_checkpoints, is_local
+from search.storage import StorageWatch, drop_partial_checkpoints, is_local, restore_recorded_checkpoints
 from search.storage import failure as storage_failure
 from search.study import StudySearch, default_url, finish_study, prepare_study, shown
 from search.warmstart import unseen_points
@@ -275,6 +275,9 @@ def run_sweep(space: SearchSpace, train_fn, storage: str, name: str, seed: int =
         print(f"nothing to resume at {path}: starting the sweep", flush=True)
     if restoring and (dropped := drop_partial_checkpoints(path)):
         print(f"removed {len(dropped)} checkpoint(s) cut short when the storage failed", flush=True)
+    if restoring and (mended := restore_recorded_checkpoints(path)):
+        print(f"{len(mended)} trial(s) resume from their newest checkpoint: Tune had deleted the one it "
+              "recorded before the sweep stopped", flush=True)
     url = optuna_storage or default_url(path)
     if url is None:
         print(f"study {study_name(name, space)}: kept in the driver's memory (a storage URI cannot hold SQLite): "

@@ -30,22 +30,34 @@ def _search(*args, **kw):
     return [sys.executable, "-m", "search", "run", *map(str, args), "--no-report"]
 
 
+def _two_ended(log: str) -> bool:
+    return len(ENDED.findall(log)) >= 2
+
+
+def _kill_once_two_trials_ended(cmd: list, log_path: Path, until=_two_ended, **env) -> set:
+    """Run the sweep, SIGKILL it and its local Ray once two trials have ended (and `until(log)`);
+    the ids of the trials that ended."""
+    log = open(log_path, "w+")
+    proc = subprocess.Popen(cmd, cwd=REPO, env=_env(**env), stdout=log, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    deadline = time.time() + 240
+    while time.time() < deadline and not (_two_ended(log_path.read_text()) and until(log_path.read_text())):
+        assert proc.poll() is None, log_path.read_text()[-3000:]
+        time.sleep(0.5)
+    os.killpg(proc.pid, signal.SIGKILL)  # the driver and its local Ray die together, as in a crash
+    proc.wait()
+    finished = set(ENDED.findall(log_path.read_text()))
+    assert len(finished) >= 2
+    return finished
+
+
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
 def test_resume_after_sigkill(tmp_path, tiny_csv, backend, request):
     space = tiny_sweep(tmp_path / "space.yaml", n=6, epochs=3)
     cmd = _search(space, "--data", tiny_csv, "--storage-path", tmp_path / "results", "--name", "exp")
     url = request.getfixturevalue("postgres_url") if backend == "postgresql" else None
     cmd += ["--optuna-storage", url] if url else []
-    log = open(tmp_path / "first.log", "w+")
-    proc = subprocess.Popen(cmd, cwd=REPO, env=_env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    deadline = time.time() + 240
-    while time.time() < deadline and len(ENDED.findall((tmp_path / "first.log").read_text())) < 2:
-        assert proc.poll() is None, (tmp_path / "first.log").read_text()[-3000:]
-        time.sleep(0.5)
-    os.killpg(proc.pid, signal.SIGKILL)  # the driver and its local Ray die together, as in a crash
-    proc.wait()
-    finished_before = set(ENDED.findall((tmp_path / "first.log").read_text()))
-    assert len(finished_before) >= 2
+    finished_before = _kill_once_two_trials_ended(cmd, tmp_path / "first.log")
     done = subprocess.run(cmd + ["--resume"], cwd=REPO, env=_env(), capture_output=True, text=True, timeout=400)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     table = trials_table(tmp_path / "results" / "exp")
@@ -61,6 +73,38 @@ def test_resume_after_sigkill(tmp_path, tiny_csv, backend, request):
     assert sorted(linked) == sorted(table["trial_id"])  # one study trial per Tune trial: none twice, none lost
     assert {t.state for t in study.trials} <= {optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.FAIL}
     # (FAIL: a trial suggested after Tune's last snapshot, never run; no trial is left RUNNING)
+
+
+def test_resume_when_tune_had_deleted_the_checkpoint_it_recorded(tmp_path, tiny_csv):
+    """The kill lands after Tune deleted a superseded checkpoint, before its snapshot named the
+    newer one (made certain here by moving each unfinished trial's recorded checkpoint to a later
+    name). Resuming continues those trials from the newer one instead of failing them."""
+    from ray.tune import ExperimentAnalysis
+
+    space = tiny_sweep(tmp_path / "space.yaml", n=6, epochs=3)
+    cmd = _search(space, "--data", tiny_csv, "--storage-path", tmp_path / "results", "--name", "exp")
+
+    def one_running_with_a_checkpoint(log: str) -> bool:
+        ended = set(ENDED.findall(log))
+        return bool(set(re.findall(r"\] (\w+) epoch +[12] ", log)) - ended)
+
+    # a snapshot at every step of Tune's loop, so the state names the running trials' checkpoints
+    _kill_once_two_trials_ended(cmd, tmp_path / "first.log", one_running_with_a_checkpoint,
+                                TUNE_GLOBAL_CHECKPOINT_S="0")
+    analysis = ExperimentAnalysis(str(tmp_path / "results" / "exp" / "cnn"))
+    moved = 0
+    for trial in analysis.trials:
+        recorded = analysis.get_last_checkpoint(trial) if trial.status != "TERMINATED" else None
+        if recorded is not None and Path(recorded.path).exists():
+            os.rename(recorded.path, Path(recorded.path).parent / "checkpoint_999999")
+            moved += 1
+    if not moved:
+        pytest.skip("the kill left no unfinished trial with a checkpoint")
+    done = subprocess.run(cmd + ["--resume"], cwd=REPO, env=_env(), capture_output=True, text=True, timeout=400)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert f"{moved} trial(s) resume from their newest checkpoint" in done.stdout
+    table = trials_table(tmp_path / "results" / "exp")
+    assert len(table) == 6 and set(table["status"]) == {"TERMINATED"}
 
 
 @pytest.mark.skipif(shutil.which("ray") is None, reason="the ray CLI is not on PATH")
