@@ -52,8 +52,9 @@ def measure_cost(model: torch.nn.Module, payload: dict) -> dict:
 
 def tta_of(payload: dict) -> str:
     """The test-time views a checkpoint runs: its own, or an ensemble's members' ("flip+shifts")."""
-    members = payload["model"].get("members") if payload["model"].get("name") == "ensemble" else None
-    return "+".join(m["tta"] for m in members) if members else payload["train_config"].get("tta", "none")
+    if members := payload["model"].get("members"):  # only an ensemble has members
+        return "+".join(m["tta"] for m in members)
+    return payload["train_config"].get("tta", "none")
 
 
 def checkpoint_cost(path: str | Path) -> dict:

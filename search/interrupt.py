@@ -51,9 +51,8 @@ class SignalWatch(Callback):
 
     def setup(self, **info):
         graceful = signal.getsignal(signal.SIGINT)  # Tune's handler for this fit
-        if not _is_tunes(graceful):
-            graceful = None
-        else:
+        graceful = graceful if _is_tunes(graceful) else None
+        if graceful is not None:
             _tune_stop[:] = [graceful]
 
         def on_signal(signum, frame):
