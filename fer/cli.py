@@ -55,6 +55,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def cmd_train(args) -> int:
     from fer.config import load_run
+    from fer.progress import EpochBar
     from fer.run import train_run
 
     overrides = list(args.overrides) + ([f"train.epochs={args.epochs}"] if args.epochs else [])
@@ -70,8 +71,19 @@ def cmd_train(args) -> int:
               f"val loss {m['val_loss']:.4f} acc {m['val_acc']:.4f} macro-F1 {m['val_macro_f1']:.4f}  "
               f"lr {m['lr']:.2e}  {m['epoch_s']:.1f}s {m['images_per_s']:.0f} img/s", flush=True)
 
+    bar = EpochBar(run["train"]["batch_size"])
+
+    def start(trainer) -> None:
+        print(f"precision {trainer.speed.describe()}", flush=True)
+        if trainer.speed.warning:
+            print(f"fer: warning: {trainer.speed.warning}", file=sys.stderr, flush=True)
+        trainer.on_batch = bar
+
     t0 = time.perf_counter()
-    payload = train_run(run, out, on_epoch=progress)  # Ctrl-C: train_run says what it kept
+    try:
+        payload = train_run(run, out, on_epoch=progress, on_start=start)  # Ctrl-C: train_run says what it kept
+    finally:
+        bar.close()
     m = payload["metrics"]
     print(f"best epoch {payload['best_epoch']}: val acc {m['val_acc']:.4f} macro-F1 {m['val_macro_f1']:.4f} "
           f"({time.perf_counter() - t0:.0f}s); wrote {out / 'checkpoint.pt'}")

@@ -77,9 +77,12 @@ class TrainConfig:
     seed: int = 0
     val_fraction: float = 0.1  # holdout size when the data has no PublicTest split
     eval_batch_size: int = 256  # also predict_proba's default; BENCHMARKS.md, "Validation batch size"
-    channels_last: bool = False
-    # bf16 autocast (fp32 weights and optimiser): ~1.7x faster convs on CPUs with AVX512-BF16 or AMX.
-    # auto = bf16 on CUDA, fp32 on CPU, so CPU runs stay exact unless asked.
+    # auto: measured, the faster layout for this model here (fer.speed); true or false forces it.
+    channels_last: bool | Literal["auto"] = "auto"
+    # bf16 autocast (fp32 weights and optimiser): 3x faster convs on CPUs with AMX or AVX512-BF16, 10x
+    # slower where bf16 is emulated (AVX2 only). auto: the faster of fp32 and bf16 for this model on
+    # this device, measured on a few timed steps and cached (fer.speed); on CUDA, bf16 if supported.
+    # A checkpoint's train_config records the precision it ran at, never "auto".
     precision: Literal["auto", "fp32", "bf16"] = "auto"
     device: str = "auto"  # auto, cpu, cuda, cuda:N
 

@@ -23,15 +23,19 @@ def split_for_training(faces: FaceSet, run: dict) -> tuple[FaceSet, FaceSet, dic
 
 
 def train_run(run: dict, out: str | Path, faces: FaceSet | None = None,
-              on_epoch: Callable[[dict], None] | None = None) -> dict:
+              on_epoch: Callable[[dict], None] | None = None,
+              on_start: Callable[[Trainer], None] | None = None) -> dict:
     """Train, keep the best epoch's weights, and write config.yaml, checkpoint.pt and
-    metrics.json into `out`. Returns the checkpoint payload."""
+    metrics.json into `out`. Returns the checkpoint payload. `on_start(trainer)` runs once the
+    trainer has chosen its precision and layout (the CLI prints them and attaches its bar)."""
     faces = faces if faces is not None else load_data(run.get("data"))
     train, val, data = split_for_training(faces, run)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "config.yaml").write_text(yaml.safe_dump(run, sort_keys=False))
     trainer = Trainer(run, train, val)
+    (out / "config.yaml").write_text(yaml.safe_dump(trainer.run, sort_keys=False))  # as it ran: no "auto"
+    if on_start:
+        on_start(trainer)
     try:
         trainer.fit(on_epoch)
     except KeyboardInterrupt:

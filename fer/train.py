@@ -8,6 +8,7 @@ state at any point.
 from __future__ import annotations
 
 import copy
+import json
 import math
 import time
 from collections.abc import Callable, Iterator
@@ -21,6 +22,7 @@ from fer.config import TrainConfig, train_config
 from fer.data import CLASSES, FaceSet
 from fer.evaluate import adjust_for_prior, autocast_for, balancing_tau, classification_metrics, predict_proba
 from fer.models import create_model
+from fer.speed import choose as choose_speed
 from fer.transforms import augment, normalize
 
 
@@ -45,6 +47,13 @@ class Trainer:
         self.device = pick_device(cfg.device)
         model_cfg = {k: v for k, v in run["model"].items() if k != "name"}
         self.model = create_model(run["model"]["name"], **model_cfg).to(self.device)
+        self.speed = choose_speed(self.model, self.device, min(cfg.batch_size, len(train)), cfg.crop_size,
+                                  cfg.precision, cfg.channels_last, shape_key=json.dumps(run["model"], sort_keys=True))
+        # the checkpoint's train_config says what the run trained at, never "auto"
+        self.run = {**run, "train": {**run["train"], "precision": self.speed.precision,
+                                     "channels_last": self.speed.channels_last}}
+        self.cfg = cfg = train_config(self.run)
+        self.on_batch: Callable[[int, int], None] | None = None  # (batches done, batches per epoch): progress
         if cfg.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.x = torch.as_tensor(train.images).unsqueeze(1).to(self.device)  # (N, 1, 48, 48) uint8
@@ -79,7 +88,7 @@ class Trainer:
             last = time.perf_counter() - t0
             self.elapsed += last
             self.epoch += 1
-            metrics.update(epoch=self.epoch, elapsed_s=self.elapsed)
+            metrics.update(epoch=self.epoch, elapsed_s=self.elapsed, epoch_wall_s=last)  # wall: training + validation
             if self.cfg.schedule == "plateau":
                 self.scheduler.step(metrics[self.cfg.monitor])
             value = metrics[self.cfg.monitor]
@@ -128,7 +137,8 @@ class Trainer:
         loss_sum = torch.zeros((), device=self.device)
         correct = torch.zeros((), device=self.device, dtype=torch.long)
         weight = self.class_weights if cfg.class_balance == "loss" else None
-        for idx in self._batches():
+        batches = self._batches()
+        for i, idx in enumerate(batches):
             x = augment(normalize(self.x[idx], self.prep), cfg, self.gen)
             if cfg.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
@@ -143,6 +153,8 @@ class Trainer:
                 self.scheduler.step()
             loss_sum += loss.detach() * len(idx)
             correct += (logits.argmax(1) == y).sum()
+            if self.on_batch is not None:
+                self.on_batch(i + 1, len(batches))
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
         seconds = max(time.perf_counter() - t0, 1e-9)
@@ -186,6 +198,7 @@ class Trainer:
             "best_epoch": self.best["epoch"],
             "data": dict(data or {}),
             "versions": versions(),
+            "speed": self.speed.record(),  # what precision and layout were chosen from, and the rates
             "resume": {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
                        "generator": self.gen.get_state().cpu()},
         }

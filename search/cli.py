@@ -3,10 +3,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shlex
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -111,6 +109,7 @@ def _settings_overrides(args) -> dict:
 
 def cmd_run(args) -> int:
     """Check everything, then run each sweep; Ctrl-C or SIGTERM stops them all (exit 130)."""
+    from search.engine import StorageFailed
     from search.space import load_sweeps
     from search.storage import holds_experiment
     from search.sweep import experiment_path
@@ -134,7 +133,7 @@ def cmd_run(args) -> int:
         return _run_sweeps(args, spaces, name, storage)
     except KeyboardInterrupt:
         raise KeyboardInterrupt(f"the sweeps' state is saved; continue with: {resume}") from None
-    except StorageFailed as e:
+    except StorageFailed as e:  # search.engine's
         print(f"search: the storage {storage}/{name} failed ({e}); the sweeps' state is saved: once it has space "
               f"again, continue with: {resume}", file=sys.stderr)
         return EXIT_FAILED
@@ -160,136 +159,35 @@ def _study_checks(args, spaces, name: str) -> dict[str, list]:
     return imported
 
 
-class StorageFailed(Exception):
-    """The storage filled up or failed during a sweep (search.storage stopped it)."""
-
-
 def _run_sweeps(args, spaces, name: str, storage: str) -> int:
-    from fer.data import load_data
+    from search.engine import Request, run_experiment
 
-    t0 = time.perf_counter()
-    datasets = {}  # parsed once per source, before Ray starts; trials read it from the object store
-    for space in spaces:
-        source = args.data or space.data
-        if source not in datasets:
-            datasets[source] = load_data(source)
-    from search import storage as store
-
-    root = f"{storage}/{name}"
-    with store.hold_reserve(root):
-        _start_ray(args.address, args.verbose)
-        failed = _each_sweep(args, spaces, name, storage, datasets)
-    print(f"done in {time.perf_counter() - t0:.0f}s; results in {root}")
-    for line in failed:
+    request = Request(name=name, storage=storage, data=args.data, address=args.address, seed=args.seed,
+                      resume=args.resume, optuna_storage=args.optuna_storage, imported=args.imported,
+                      verbose=args.verbose)
+    outcome = run_experiment(spaces, request, on_sweep=_print_sweep)
+    root = outcome.root
+    print(f"done in {outcome.seconds:.0f}s; results in {root}")
+    for line in outcome.failed:
         print(f"search: {line}", file=sys.stderr)
     if args.report is None or args.no_report or "://" in root:
         print(f"best models: python -m search best {root}")
     else:
         args.report(root, Path(root) / "report")
         print(f"report: {Path(root) / 'report' / 'report.html'}")
-    return EXIT_FAILED if failed else 0
+    return EXIT_FAILED if outcome.failed else 0
 
 
-def _start_ray(address: str | None, verbose: bool) -> None:
-    """The one place that sets how much Ray, Tune and Optuna say: unless --verbose, only errors
-    from the driver, nothing from the workers (trials report through search.progress, failures
-    in one line each; the full text stays in each trial's folder)."""
-    import logging
-    import warnings
-
-    import optuna
-    import ray
-
-    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
-    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-    optuna.logging.set_verbosity(optuna.logging.INFO if verbose else optuna.logging.ERROR)
-    if not verbose:
-        warnings.filterwarnings("ignore", module=r"(ray|optuna)(\.|$)")
-        os.environ.setdefault("RAY_IGNORE_UNHANDLED_ERRORS", "1")  # results of trials a stop left unread
-    try:
-        ray.init(address=address, include_dashboard=False, logging_level="INFO" if verbose else "ERROR",
-                 log_to_driver=verbose, ignore_reinit_error=True, configure_logging=True)
-    except (ConnectionError, RuntimeError, ValueError) as e:
-        raise FerError(f"--address {address}: cannot join the Ray cluster ({str(e).splitlines()[0]})") from None
-    if not verbose:  # trial failures: one line each, from the CLI; Tune's warnings (among them the
-        # controller's about ResourceChangingScheduler reading its reuse_actors flag) only with --verbose
-        logging.getLogger("ray.tune").setLevel(logging.CRITICAL)
-
-
-def _each_sweep(args, spaces, name: str, storage: str, datasets: dict) -> list[str]:
-    """Run the sweeps one after another; returns one line per failed trial."""
-    from search import storage as store
-    from search.interrupt import received, restore_handlers
-    from search.sweep import experiment_path, run_sweep, settle_concurrency
-    from search.trainable import train_fer
-
-    why = {space.name: settle_concurrency(space) for space in spaces}  # every sweep fits before any starts
-    failed = []
-    store.clear_failure()
-    for space in spaces:
-        source = args.data or space.data
-        s = space.settings
-        print(f"sweep {name}/{space.name}: {s.num_samples} trials of {space.family} on {source or 'synthetic faces'}, "
-              f"{s.max_epochs} epochs max, {s.max_concurrent} at a time ({why[space.name]})", flush=True)
-        try:
-            grid = run_sweep(space, train_fer, storage, name, args.seed, args.resume, args.optuna_storage,
-                             args.imported.get(space.name), faces=datasets[source])
-        except Exception:
-            if store.failure() is None:  # Tune reads the full storage's empty files when it ends
-                raise
-        finally:
-            restore_handlers()
-        if received():
-            raise KeyboardInterrupt
-        if store.failure():
-            store.drop_partial_checkpoints(experiment_path(storage, name, space))
-            raise StorageFailed(store.failure())
-        failed += _print_summary(grid, space)
-    return failed
-
-
-def _print_summary(grid, space) -> list[str]:
-    """The sweep's table; returns one line per failed trial naming its error."""
-    import pandas as pd
-
-    from search.progress import ENDINGS
-
-    s, metric = space.settings, space.settings.metric
-    rows, failed = [], []
-    for r in grid:
-        h = r.metrics_dataframe
-        trial_id = Path(r.path).name.removeprefix("trial_")
-        epochs = int(h["training_iteration"].max()) if h is not None and len(h) else 0
-        status = "failed" if r.error else ENDINGS.get(trial_id) or _ended(r, epochs, s)
-        if r.error:
-            failed.append(f"trial {space.name}/{trial_id} failed after its retries: {_last_line(r.error)} "
-                          f"(full text: {Path(r.path) / 'error.txt'})")
-        rows.append({"trial": trial_id, "status": status, "epochs": epochs,
-                     metric: h[metric].max() if h is not None and metric in h else float("nan"),
-                     "params": (r.metrics or {}).get("num_params"),
-                     "lr": r.config.get("train", {}).get("lr"),
-                     "optimizer": r.config.get("train", {}).get("optimizer")})
-    if not rows:
-        print(f"\n{space.name}: no trials ran", flush=True)
-        return failed
-    table = pd.DataFrame(rows).astype({"params": "Int64"}).sort_values(metric, ascending=False)
-    print(f"\n{space.name}: {len(rows)} trials, best {metric} {table[metric].max():.4f}")
-    print(table.to_string(index=False, float_format=lambda v: f"{v:.4g}"), flush=True)
-    return failed
-
-
-def _ended(r, epochs: int, s) -> str:
-    """How a trial that ended before this process started ended: its own run's end, else
-    "stopped" (by ASHA or the time budget: the printed line said which)."""
-    from search.progress import outcome
-
-    run_ends = (r.metrics or {}).get("run_ends") or ""
-    return outcome(epochs, run_ends, s, None, None) if run_ends else "stopped"
-
-
-def _last_line(error: BaseException) -> str:
-    lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()]
-    return lines[-1] if lines else error.__class__.__name__
+def _print_sweep(sweep) -> None:
+    """A sweep's table, then the use of its budget (its last line)."""
+    if sweep.table is None:
+        print(f"\n{sweep.name}: no trials ran", flush=True)
+    else:
+        table, metric = sweep.table, sweep.metric
+        print(f"\n{sweep.name}: {len(table)} trials, best {metric} {table[metric].max():.4f}")
+        print(table.to_string(index=False, float_format=lambda v: f"{v:.4g}"), flush=True)
+    if sweep.budget is not None:
+        print(f"{sweep.name} {sweep.budget.line()}", flush=True)
 
 
 def cmd_best(args) -> int:

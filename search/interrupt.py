@@ -17,28 +17,26 @@ import signal
 from ray.tune import Callback
 
 from fer.command import catch_interrupts, interrupt
-
-_received: list[int] = []  # module state: a restored experiment brings its own unpickled callback
-_tune_stop: list = []  # Tune's graceful stop of the running fit (its SIGINT handler)
+from search.events import EVENTS
 
 
 def received() -> int | None:
     """The signal that stopped a sweep of this process, if any."""
-    return _received[-1] if _received else None
+    return EVENTS.signals[-1] if EVENTS.signals else None
 
 
 def stop_sweep() -> None:
     """Stop the running sweep as Ctrl-C does (state saved, trials left to resume), without a signal:
     for search.storage, when the storage fails."""
-    if _tune_stop and callable(_tune_stop[-1]):
-        _tune_stop[-1](signal.SIGINT, None)
+    if callable(EVENTS.tune_stop):
+        EVENTS.tune_stop(signal.SIGINT, None)
 
 
 def restore_handlers() -> None:
     """After a sweep: Ctrl-C and SIGTERM raise KeyboardInterrupt again (the handlers set for the
     sweep would otherwise pass a signal on to a Tune run that has ended, and lose it)."""
     catch_interrupts()
-    _tune_stop.clear()
+    EVENTS.tune_stop = None
 
 
 def _is_tunes(handler) -> bool:
@@ -53,10 +51,10 @@ class SignalWatch(Callback):
         graceful = signal.getsignal(signal.SIGINT)  # Tune's handler for this fit
         graceful = graceful if _is_tunes(graceful) else None
         if graceful is not None:
-            _tune_stop[:] = [graceful]
+            EVENTS.tune_stop = graceful
 
         def on_signal(signum, frame):
-            _received.append(signum)
+            EVENTS.signals.append(signum)
             for s in (signal.SIGINT, signal.SIGTERM):  # a second signal aborts at once
                 signal.signal(s, signal.default_int_handler)
             if graceful is not None:

@@ -45,3 +45,8 @@ def concurrency(cpus: float, gpus: float, cap: int | None) -> tuple[int, str]:
     if cap is not None and cap < room:
         return cap, f"{why}; max_concurrent caps it at {cap}"
     return room, why
+
+
+def cluster_total(unit: str = "CPU") -> float:
+    """CPUs (or GPUs) of the live nodes: what a sweep's budget is spent on."""
+    return float(sum(n.get(unit, 0) for n in node_resources()))

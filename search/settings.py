@@ -8,6 +8,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+DEFAULT_EPOCHS = 10  # a trial's epochs without max_epochs or a time budget
+DEFAULT_TRIALS = 8  # a sweep's trials without num_samples or a time budget
+UNBOUNDED_EPOCHS = 100_000  # under a time budget without max_epochs: the budget ends every trial
+
 
 @dataclass
 class Settings:
@@ -15,9 +19,16 @@ class Settings:
     Types are checked by fer's `make_config`, as for run configs; ranges here."""
 
     metric: Literal["val_acc", "val_macro_f1"] = "val_acc"
-    num_samples: int = 8
-    max_epochs: int = 10
+    # Trials per sweep at most. None: as many as the time budget lets start (search.plan), else 8.
+    num_samples: int | None = None
+    # A trial's epochs at most. None: to the deadline under a time budget (the budget ends it, whatever
+    # an epoch costs on this machine), else DEFAULT_EPOCHS.
+    max_epochs: int | None = None
+    # Epochs before ASHA may stop a trial. Under a time budget ASHA's rungs are in seconds of training
+    # (search.plan), and this is the fewest epochs a trial gets before the first rung.
     grace_period: int = 2
+    # Under a time budget: the first rung at this share of it (each next rung reduction_factor times later).
+    rung_share: float = 0.1
     reduction_factor: int = 3
     # Trials at a time. None: as many as the cluster holds at the trial's resources (search.resources).
     max_concurrent: int | None = None
@@ -34,17 +45,23 @@ class Settings:
     scheduler: Literal["asha", "fifo"] = "asha"
     param_budget: dict | None = None  # {target: int, tolerance: 0.05, scale: model.widths}
     warm_start: list = field(default_factory=list)  # configs ({model: {...}, train: {...}}) tried first
-    # With a time budget, new trials start only in this share of it; after that the trials still
-    # running take up the CPUs that free up (grow_trials), so the survivors train faster to the deadline.
-    explore_share: float = 1.0
+    # With a time budget, new trials start only in this share of it (None: as search.plan derives from the
+    # rungs and the measured epoch time); after that the trials still running take up the CPUs that free
+    # up (grow_trials), so the survivors train faster to the deadline.
+    explore_share: float | None = None
     grow_trials: bool = True  # CPU trials only: Tune's ResourceChangingScheduler spreads free CPUs over them
     # ASHA only: a trial that passed a rung early is stopped once later arrivals push it out of the
     # rung's top 1/reduction_factor (search.rungs.RecheckedASHA), so a race of few trials is decided.
     recheck_rungs: bool = False
 
     def __post_init__(self):
-        for key in ("num_samples", "max_epochs", "grace_period", "keep_checkpoints"):
+        _require(self.num_samples is None or self.num_samples >= 1, "num_samples",
+                 "a positive integer (leave it out to start trials as the time budget allows)", self.num_samples)
+        for key in ("grace_period", "keep_checkpoints"):
             _require(getattr(self, key) >= 1, key, "a positive integer", getattr(self, key))
+        _require(self.max_epochs is None or self.max_epochs >= 1, "max_epochs",
+                 "a positive integer (leave it out to train to the time budget)", self.max_epochs)
+        _require(0 < self.rung_share < 1, "rung_share", "a number in (0, 1)", self.rung_share)
         _require(self.reduction_factor >= 2, "reduction_factor", "an integer >= 2", self.reduction_factor)
         _require(self.max_failures >= 0, "max_failures", "an integer >= 0", self.max_failures)
         _require(self.max_concurrent is None or self.max_concurrent >= 1, "max_concurrent", "a positive integer",
@@ -53,13 +70,24 @@ class Settings:
         _require(self.gpus_per_trial >= 0, "gpus_per_trial", "a number >= 0", self.gpus_per_trial)
         _require(self.time_budget_s is None or self.time_budget_s > 0, "time_budget_s",
                  "a positive number of seconds (leave it out for no budget)", self.time_budget_s)
-        _require(0 < self.explore_share <= 1, "explore_share", "a number in (0, 1]", self.explore_share)
-        if self.scheduler == "asha" and self.grace_period > self.max_epochs:
+        _require(self.explore_share is None or 0 < self.explore_share <= 1, "explore_share", "a number in (0, 1]",
+                 self.explore_share)
+        if self.scheduler == "asha" and self.max_epochs and self.grace_period > self.max_epochs:
             raise ValueError(f"grace_period: {self.grace_period} exceeds max_epochs {self.max_epochs}, "
                              "so ASHA could never stop a trial (lower it, e.g. --grace-period 1)")
         if self.param_budget is not None and not (isinstance(self.param_budget, dict)
                                                   and {"target", "scale"} <= set(self.param_budget)):
             raise ValueError("param_budget: expected {target: N, scale: model.widths}")
+
+
+    @property
+    def trials(self) -> int | None:
+        """Trials to run: num_samples, else unbounded (None) under a time budget, else DEFAULT_TRIALS."""
+        return self.num_samples or (None if self.time_budget_s else DEFAULT_TRIALS)
+
+    def epochs_cap(self, budget_s: float | None = None) -> int:
+        """Every trial's train.epochs: max_epochs, else as many as a time budget allows."""
+        return self.max_epochs or (UNBOUNDED_EPOCHS if budget_s or self.time_budget_s else DEFAULT_EPOCHS)
 
 
 def _require(ok: bool, key: str, expected: str, value) -> None:

@@ -63,7 +63,7 @@ class SearchSpace:
         if "train/epochs" in self.fixed or any(p.key == "train/epochs" for p in self.params):
             raise ConfigError(f"{source}: train.epochs: set settings.max_epochs instead (every trial's schedule "
                               "spans max_epochs; the scheduler may stop it earlier)")
-        self.fixed["train/epochs"] = self.settings.max_epochs
+        self.fixed["train/epochs"] = self.settings.epochs_cap()
         if self.fixed.get("train/monitor", self.settings.metric) != self.settings.metric:
             raise ConfigError(f"{source}: train.monitor: must equal settings.metric ({self.settings.metric}) "
                               "or be left out")

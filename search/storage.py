@@ -27,22 +27,17 @@ from ray.tune import Callback, ExperimentAnalysis
 
 from fer.checkpoint import load_checkpoint
 from fer.errors import FerError
+from search.events import EVENTS
 from search.interrupt import stop_sweep
 
 RESERVE_FILE = ".storage-reserve"
 RESERVE_BYTES = 16 << 20  # the experiment state of a few hundred trials, several times over
 CHECK_EVERY_S = 2.0  # free-space checks are a statfs call, at most this often
 
-_failures: list[str] = []  # module state, as in search.interrupt: a restored experiment unpickles its callbacks
-
 
 def failure() -> str | None:
-    """Why the storage stopped a sweep of this process, if it did."""
-    return _failures[-1] if _failures else None
-
-
-def clear_failure() -> None:
-    _failures.clear()
+    """Why the storage stopped a sweep of this process, if it did (search.events)."""
+    return EVENTS.storage_failure
 
 
 def is_local(storage: str) -> bool:
@@ -190,7 +185,7 @@ class StorageWatch(Callback):
             self._stop(e.strerror or str(e))
 
     def _stop(self, why: str) -> None:
-        if not _failures:
-            _failures.append(why)
+        if EVENTS.storage_failure is None:
+            EVENTS.storage_failure = why
         (Path(self.root) / RESERVE_FILE).unlink(missing_ok=True)  # room for Tune's last save
         stop_sweep()

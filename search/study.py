@@ -19,6 +19,7 @@ import optuna
 from ray.tune.search.optuna import OptunaSearch
 
 from fer.errors import FerError
+from search.events import EVENTS
 from search.progress import outcome
 from search.results import STUDY_FILE
 
@@ -133,10 +134,9 @@ class StudySearch(OptunaSearch):
 
     KEPT = ("training_iteration", "checkpoint_dir_name", "num_params")
 
-    def __init__(self, space, *, sampler, points: list[dict], storage, study_name: str, trials_path: str,
-                 deadline: float | None):
+    def __init__(self, space, *, sampler, points: list[dict], storage, study_name: str, trials_path: str):
         self.capture, self.trials_path = _Capture(space.define_by_run), trials_path.rstrip("/")
-        self.settings, self.deadline = space.settings, deadline
+        self.settings = space.settings
         self.storage = storage or optuna.storages.InMemoryStorage()
         self.linked: dict[str, int] = {}  # Tune trial id -> the storage's trial id
         self.best: dict[str, dict] = {}  # Tune trial id -> the best result so far (a few keys)
@@ -190,8 +190,10 @@ class StudySearch(OptunaSearch):
 
     def _attrs(self, trial_id: str, last: dict, best: dict, error: bool) -> dict:
         epochs = last.get("training_iteration", best.get("training_iteration"))
-        stopped_by = "error" if error else outcome(epochs or 0, last.get("run_ends", ""), self.settings,
-                                                   self.deadline, None)
+        plan, budget = EVENTS.plan, EVENTS.budget
+        stopped_by = "error" if error else EVENTS.endings.get(trial_id) or outcome(
+            last.get("run_ends", ""), budget is not None and budget.over(), plan,
+            last.get(plan.time_attr) if plan else None, None, self.settings.scheduler)
         out = {"epochs": epochs, "stopped_by": stopped_by, "num_params": best.get("num_params")}
         if best.get("checkpoint_dir_name"):
             out["checkpoint"] = f"{self.trials_path}/trial_{trial_id}/{best['checkpoint_dir_name']}/checkpoint.pt"

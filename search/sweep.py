@@ -24,9 +24,13 @@ from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, ResourceChangingSc
 from ray.tune.schedulers.resource_changing_scheduler import DistributeResources
 from ray.tune.search import ConcurrencyLimiter, Searcher
 
+from search.budget import Budget, BudgetMeter
+from search.events import EVENTS
 from search.interrupt import SignalWatch, received
+from search.live import LiveStatus
+from search.plan import Plan, duration, make_plan, measure_epoch
 from search.progress import EpochPrinter
-from search.resources import concurrency
+from search.resources import cluster_total, concurrency
 from search.results import SWEEP_FILE
 from search.rungs import RecheckedASHA
 from search.space import SearchSpace
@@ -48,88 +52,93 @@ def experiment_path(storage: str, name: str, space: SearchSpace) -> str:
 
 
 class BudgetLimiter(ConcurrencyLimiter):
-    """A ConcurrencyLimiter that stops suggesting once the time left could not take a new
-    trial through its start-up and `min_epochs` epochs (ASHA's first rung) at the median
-    times so far, so the budget is not spent on trials that could only be cut short, or
-    once the exploration window (`explore_s` from the start) has closed. Start-up (worker
-    start, imports, data loading) is the time from suggestion to first result less that
-    epoch: seconds with warm workers, more with cold ones, and it is what a trial started
-    just before the deadline would spend without ever reporting.
+    """A ConcurrencyLimiter that, under a time budget, stops suggesting once the plan's window
+    for new trials has closed, or once the time left could not take a new trial through its
+    start-up, the plan's first rung and one more epoch at the median times so far, so the
+    budget is not spent on trials that could only be cut short. Start-up (worker start,
+    imports, data, the precision measurement) is the time from suggestion to first result less
+    that epoch. The first wave (max_concurrent trials) always starts: the resources are there.
 
-    The deadline starts at the first suggestion and is reset when the state is restored: a
-    resumed sweep gets a fresh budget, as Tune's own time_budget_s does. `starts_no_more`
-    tells the scheduler (DistributeWithinNode) when the trials that run are all there will be."""
+    The budget is the sweep's (search.budget); a restored limiter, unpickled with the
+    experiment, takes the running sweep's fresh budget and plan from search.events.
+    `starts_no_more` tells the scheduler (DistributeWithinNode) when the trials that run are
+    all there will be."""
 
-    def __init__(self, searcher: Searcher, max_concurrent: int, budget_s: float | None, min_epochs: int,
-                 explore_s: float | None = None, num_samples: int | None = None):
+    def __init__(self, searcher: Searcher, max_concurrent: int, budget: Budget | None = None,
+                 plan: Plan | None = None, num_samples: int | None = None):
         super().__init__(searcher, max_concurrent)
-        self.budget_s, self.min_epochs, self.num_samples = budget_s, min_epochs, num_samples
-        self.explore_s = explore_s if explore_s is not None else budget_s
+        self.budget, self.plan, self.num_samples = budget, plan, num_samples
         self.epoch_seconds: list[float] = []
         self.startup_seconds: list[float] = []
         self.started = 0  # trials suggested so far
-        self._fresh_budget()
-
-    def _fresh_budget(self) -> None:
         self._suggested_at: dict[str, float] = {}
-        self._deadline, self._told = None, False
+        self._told = False
 
     @property
     def starts_no_more(self) -> bool:
         """True once no new trial will start: the budget said so, or every trial asked for started."""
         return self._told or (self.num_samples is not None and self.started >= self.num_samples)
 
+    def _no_room(self) -> str | None:
+        """Why no new trial may start now, or None."""
+        b, plan = self.budget, self.plan
+        if b is None or not b.deadline or plan is None or self.started < self.max_concurrent:
+            return None
+        if plan.start_window_s is not None and b.elapsed() > plan.start_window_s:
+            return (f"budget: the window for new trials ({duration(plan.start_window_s)}) has closed: no new "
+                    "trials start; running trials take up the CPUs that free up")
+        if not self.epoch_seconds:
+            return None
+        epoch = statistics.median(self.epoch_seconds)
+        startup = statistics.median(self.startup_seconds or [0.0])
+        first = plan.rungs[0] if plan.rungs else 0.0
+        need = startup + epoch + (first if plan.in_seconds else first * epoch)
+        if need > b.left():
+            return (f"budget: {b.left():.0f}s left, less than a new trial's start-up ({startup:.0f}s), first rung and "
+                    f"one epoch ({epoch:.0f}s): no new trials start")
+        return None
+
     def suggest(self, trial_id: str):
-        if self.budget_s:
-            now = time.time()
-            self._deadline = self._deadline or now + self.budget_s
-            startup = statistics.median(self.startup_seconds or [0.0])
-            need = self.min_epochs * statistics.median(self.epoch_seconds) + startup if self.epoch_seconds else 0.0
-            if self.epoch_seconds and now + need > self._deadline:
-                return self._finish(f"budget: {self._deadline - now:.0f}s left, less than start-up and "
-                                    f"{self.min_epochs} epochs "
-                                    "at the median epoch time: no new trials start")
-            if now > self._deadline - self.budget_s + self.explore_s:
-                return self._finish(f"budget: exploration window ({self.explore_s:.0f}s) closed: no new trials "
-                                    "start; running trials take up the CPUs that free up")
+        if (why := self._no_room()) is not None:
+            if not self._told:
+                print(why, flush=True)
+                self._told = True
+            return Searcher.FINISHED
         config = super().suggest(trial_id)
         if isinstance(config, dict):
-            self._suggested_at[trial_id] = time.time()
+            self._suggested_at[trial_id] = self.budget.clock() if self.budget else time.time()
             self.started += 1
         return config
 
-    def _finish(self, message: str) -> str:
-        if not self._told:
-            print(message, flush=True)
-            self._told = True
-        return Searcher.FINISHED
-
     def on_trial_result(self, trial_id: str, result: dict) -> None:
-        if "time_this_iter_s" in result:
-            self.epoch_seconds.append(result["time_this_iter_s"])
+        seconds = result.get("epoch_wall_s", result.get("time_this_iter_s"))
+        if seconds is not None:
+            self.epoch_seconds.append(seconds)
             if trial_id in self._suggested_at:  # the trial's first result
-                waited = time.time() - self._suggested_at.pop(trial_id)
-                self.startup_seconds.append(max(0.0, waited - result["time_this_iter_s"]))
+                now = self.budget.clock() if self.budget else time.time()
+                self.startup_seconds.append(max(0.0, now - self._suggested_at.pop(trial_id) - seconds))
         super().on_trial_result(trial_id, result)
 
     def set_state(self, state: dict) -> None:
         super().set_state(state)
-        self._fresh_budget()  # a resumed sweep starts a fresh budget
+        self.budget = EVENTS.budget or self.budget  # a resumed sweep starts a fresh budget
+        self.plan = EVENTS.plan or self.plan
+        self._suggested_at, self._told = {}, False
 
 
 def make_searcher(space: SearchSpace, seed: int, storage=None, study_name: str = "optuna",
-                  trials_path: str = "", deadline: float | None = None, imported: list | None = None) -> BudgetLimiter:
+                  trials_path: str = "", imported: list | None = None, budget: Budget | None = None,
+                  plan: Plan | None = None) -> BudgetLimiter:
     """Seeded TPE (or random) through StudySearch, writing the study to `storage` (None: memory).
     The space's warm_start points go first, but for those an imported trial has measured."""
     s = space.settings
     sampler = (optuna.samplers.RandomSampler(seed=seed) if s.searcher == "random" else
-               optuna.samplers.TPESampler(seed=seed, n_startup_trials=max(2, min(10, s.num_samples // 3)),
+               optuna.samplers.TPESampler(seed=seed, n_startup_trials=max(2, min(10, (s.trials or 16) // 3)),
                                           multivariate=True, group=True))
     points = unseen_points(space.warm_start_points(), imported or [])
     searcher = StudySearch(space, sampler=sampler, points=points, storage=storage, study_name=study_name,
-                           trials_path=trials_path, deadline=deadline)
-    explore_s = s.time_budget_s * s.explore_share if s.time_budget_s else None
-    return BudgetLimiter(searcher, s.max_concurrent, s.time_budget_s, s.grace_period, explore_s, s.num_samples)
+                           trials_path=trials_path)
+    return BudgetLimiter(searcher, s.max_concurrent, budget, plan, s.trials)
 
 
 def grows_trials(space: SearchSpace) -> bool:
@@ -176,21 +185,22 @@ class DistributeWithinNode(DistributeResources):
         return PlacementGroupFactory(bundles, strategy=pgf.strategy)
 
 
-def make_base_scheduler(space: SearchSpace):
-    """ASHA (re-checking its rungs if the space asks), or FIFO."""
+def make_base_scheduler(space: SearchSpace, plan: Plan):
+    """ASHA at the plan's rungs (re-checking them if the space asks), or FIFO. A plan with no rung
+    (the first would not fit the budget on this machine) stops no trial before the deadline."""
     s = space.settings
     if s.scheduler == "fifo":
         return FIFOScheduler()
     asha = RecheckedASHA if s.recheck_rungs else ASHAScheduler
-    return asha(time_attr="training_iteration", max_t=s.max_epochs, grace_period=s.grace_period,
+    return asha(time_attr=plan.time_attr, max_t=plan.max_t, grace_period=plan.rungs[0] if plan.rungs else plan.max_t,
                 reduction_factor=s.reduction_factor)
 
 
-def make_scheduler(space: SearchSpace, limiter: BudgetLimiter):
+def make_scheduler(space: SearchSpace, limiter: BudgetLimiter, plan: Plan):
     """The base scheduler, wrapped so that CPUs freed by stopped trials, once the searcher starts
     no new ones, are spread over the running trials (they restart from their last epoch's
     checkpoint with more CPUs; search.trainable sets torch's threads to match)."""
-    base = make_base_scheduler(space)
+    base = make_base_scheduler(space, plan)
     if not grows_trials(space):
         return base
     grow = DistributeWithinNode(limiter, increase_by={"CPU": space.settings.cpus_per_trial})
@@ -198,17 +208,18 @@ def make_scheduler(space: SearchSpace, limiter: BudgetLimiter):
 
 
 def make_tuner(space: SearchSpace, train_fn, params: dict, storage: str, name: str, seed: int,
-               resume: bool, study=None, imported: list | None = None) -> tune.Tuner:
+               resume: bool, study=None, imported: list | None = None, budget: Budget | None = None,
+               plan: Plan | None = None) -> tune.Tuner:
     """A new Tuner, or the interrupted experiment's when resuming (searcher state included, its
     study's storage with it). With a time budget, trials get its deadline (`deadline=` epoch
-    seconds) to fit inside it."""
+    seconds) to fit inside it, and Tune's own time budget is the time left."""
     s = space.settings
-    deadline = time.time() + s.time_budget_s if s.time_budget_s else None
-    if deadline:
-        params = {**params, "deadline": deadline}
+    budget = budget or Budget(s.time_budget_s)
+    plan = plan or make_plan(s, s.time_budget_s)
+    path = experiment_path(storage, name, space)
+    params = {**params, "deadline": budget.deadline, "progress_to": path if is_local(storage) else None}
     trainable = tune.with_parameters(train_fn, **params)
     trainable = tune.with_resources(trainable, {"cpu": s.cpus_per_trial, "gpu": s.gpus_per_trial})
-    path = experiment_path(storage, name, space)
     if resume and tune.Tuner.can_restore(path):
         return tune.Tuner.restore(path, trainable, resume_unfinished=True, resume_errored=True)
     run_config = tune.RunConfig(
@@ -217,15 +228,15 @@ def make_tuner(space: SearchSpace, train_fn, params: dict, storage: str, name: s
         checkpoint_config=tune.CheckpointConfig(num_to_keep=s.keep_checkpoints, checkpoint_score_attribute=s.metric,
                                                 checkpoint_score_order="max"),
         failure_config=tune.FailureConfig(max_failures=s.max_failures),
-        callbacks=[EpochPrinter(space.name, s.metric, s, deadline), SignalWatch(),
-                   *([StorageWatch(f"{storage.rstrip('/')}/{name}")] if is_local(storage) else [])],
+        callbacks=[EpochPrinter(space.name, s.metric, s.scheduler), LiveStatus(space.name, s.metric), BudgetMeter(),
+                   SignalWatch(), *([StorageWatch(f"{storage.rstrip('/')}/{name}")] if is_local(storage) else [])],
         verbose=0,
     )
-    searcher = make_searcher(space, seed, study, study_name(name, space), path, deadline, imported)
+    searcher = make_searcher(space, seed, study, study_name(name, space), path, imported, budget, plan)
     tune_config = tune.TuneConfig(metric=s.metric, mode="max", search_alg=searcher,
-                                  scheduler=make_scheduler(space, searcher), num_samples=s.num_samples,
-                                  time_budget_s=s.time_budget_s, reuse_actors=not grows_trials(space),
-                                  trial_dirname_creator=trial_dirname)
+                                  scheduler=make_scheduler(space, searcher, plan), num_samples=s.trials or -1,
+                                  time_budget_s=budget.left() if budget.deadline else None,
+                                  reuse_actors=not grows_trials(space), trial_dirname_creator=trial_dirname)
     return tune.Tuner(trainable, tune_config=tune_config, run_config=run_config)
 
 
@@ -257,6 +268,22 @@ def settle_concurrency(space: SearchSpace) -> str:
     return why
 
 
+def plan_sweep(space: SearchSpace, faces=None) -> tuple[Budget, Plan]:
+    """The sweep's budget (its clock starts now) and plan: under a time budget with ASHA, from the
+    epoch time of its first trial's config measured here (search.plan); printed before trials start.
+    Both go to search.events, where the callbacks and a restored searcher find them."""
+    s = space.settings
+    unit = "GPU" if s.gpus_per_trial else "CPU"
+    budget = Budget(s.time_budget_s, cluster_total(unit), unit)
+    measured = measure_epoch(space, faces) if faces is not None and s.time_budget_s and s.scheduler == "asha" \
+        else None
+    epoch_s, words, rate = measured or (None, "", None)
+    plan = make_plan(s, s.time_budget_s, epoch_s, words, images_per_s=rate)
+    print(f"[{space.name}] {plan.line()}", flush=True)
+    EVENTS.start_sweep(budget, plan)
+    return budget, plan
+
+
 def study_name(name: str, space: SearchSpace) -> str:
     """The sweep's study is named as the sweep is shown: experiment/sweep."""
     return f"{name}/{space.name}"
@@ -278,6 +305,7 @@ def run_sweep(space: SearchSpace, train_fn, storage: str, name: str, seed: int =
     if restoring and (mended := restore_recorded_checkpoints(path)):
         print(f"{len(mended)} trial(s) resume from their newest checkpoint: Tune had deleted the one it "
               "recorded before the sweep stopped", flush=True)
+    budget, plan = plan_sweep(space, params.get("faces"))
     url = optuna_storage or default_url(path)
     if url is None:
         print(f"study {study_name(name, space)}: kept in the driver's memory (a storage URI cannot hold SQLite): "
@@ -285,7 +313,7 @@ def run_sweep(space: SearchSpace, train_fn, storage: str, name: str, seed: int =
     study = prepare_study(url, study_name(name, space), space, restoring, imported) if url else None
     if not restoring:
         write_sweep_info(space, storage, name, seed, url)
-    grid = make_tuner(space, train_fn, params, storage, name, seed, resume, study, imported).fit()
+    grid = make_tuner(space, train_fn, params, storage, name, seed, resume, study, imported, budget, plan).fit()
     if study is not None and not received() and storage_failure() is None:  # every trial has ended
         _, failed = finish_study(study, study_name(name, space), grid, space.settings.metric)
         if failed:

@@ -22,10 +22,13 @@ from fer.data import FaceSet
 from fer.models import count_params
 from fer.run import split_for_training
 from fer.train import Trainer
+from search.live import HEARTBEAT_FILE, Heartbeat
 
 
-def train_fer(config: dict, faces: FaceSet, deadline: float | None = None, report=None) -> None:
-    """One trial. `report(metrics, checkpoint=...)` is tune.report unless given (tests wrap it)."""
+def train_fer(config: dict, faces: FaceSet, deadline: float | None = None, report=None,
+              progress_to: str | None = None) -> None:
+    """One trial. `report(metrics, checkpoint=...)` is tune.report unless given (tests wrap it);
+    `progress_to`, the experiment folder on a local or shared disk, gets the trial's heartbeat."""
     report = report or tune.report
     logging.getLogger("ray.train").setLevel(logging.WARNING)  # not one "checkpoint created" line per epoch
     run = resolve_run({"model": config["model"], "train": config["train"]}, source="trial config")
@@ -35,19 +38,31 @@ def train_fer(config: dict, faces: FaceSet, deadline: float | None = None, repor
             payload = load_checkpoint(Path(d) / "checkpoint.pt")
     if deadline:
         run["train"]["time_budget_s"] = _time_budget(run["train"]["time_budget_s"], deadline, payload)
+    if payload is not None:  # a retried or grown trial keeps the precision and layout it started with
+        for key in ("precision", "channels_last"):
+            run["train"][key] = payload["train_config"].get(key, run["train"][key])
     threads = _use_trial_cpus()
     train, val, data = split_for_training(faces, run)
     trainer = Trainer(run, train, val)
     if payload is not None:
         trainer.restore(payload)
+    speed = trainer.speed
+    heartbeat = None
+    if progress_to:
+        folder = Path(progress_to) / f"trial_{tune.get_context().get_trial_id()}"
+        heartbeat = trainer.on_batch = Heartbeat(folder / HEARTBEAT_FILE, speed.record(), trainer.cfg.batch_size)
     context = ray.get_runtime_context()
     where = {"family": run["model"]["name"], "num_params": count_params(trainer.model)["trainable"],
              "threads": threads, "node_id": context.get_node_id(),
-             "gpu_ids": ",".join(map(str, context.get_accelerator_ids()["GPU"]))}
+             "gpu_ids": ",".join(map(str, context.get_accelerator_ids()["GPU"])),
+             "precision": speed.precision, "channels_last": speed.channels_last, "speed": speed.describe(),
+             "speed_warning": speed.warning}
     for metrics in trainer.epochs():
         with tempfile.TemporaryDirectory() as d:
             save_checkpoint(trainer.checkpoint(data), Path(d) / "checkpoint.pt")
             report({**metrics, **where}, checkpoint=tune.Checkpoint.from_directory(d))
+        if heartbeat is not None:
+            heartbeat.start_epoch(trainer.epoch + 1)
 
 
 def _use_trial_cpus() -> int:

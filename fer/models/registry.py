@@ -89,7 +89,13 @@ def coerce(value, hint, key: str):
     if origin is typing.Union or origin is getattr(__import__("types"), "UnionType", None):
         if value is None and type(None) in args:
             return None
-        return coerce(value, next(a for a in args if a is not type(None)), key)
+        errors = []
+        for arm in (a for a in args if a is not type(None)):  # the first arm that takes the value
+            try:
+                return coerce(value, arm, key)
+            except ConfigError as e:
+                errors.append(str(e).removeprefix(f"{key}: "))
+        raise ConfigError(f"{key}: {' or '.join(errors)}")
     if origin is typing.Literal:
         if value not in args:
             raise ConfigError(f"{key}: {value!r} is not one of {', '.join(map(repr, args))}")

@@ -1,8 +1,15 @@
-"""The budget limiter alone, on a fake clock: no Ray cluster needed."""
+"""The budget, its meter and the limiter, on a fake clock: no Ray cluster needed."""
+from types import SimpleNamespace
+
 import pytest
+from ray.tune.execution.placement_groups import PlacementGroupFactory
 from ray.tune.search import Searcher
 
 import search.sweep
+from search.budget import Budget, BudgetMeter, BudgetUse
+from search.events import EVENTS
+from search.plan import make_plan
+from search.settings import Settings
 from search.sweep import BudgetLimiter, DistributeWithinNode
 
 
@@ -20,6 +27,9 @@ class Always(Searcher):
 class Clock:
     now = 1000.0
 
+    def __call__(self):
+        return self.now
+
     def time(self):
         return self.now
 
@@ -30,79 +40,145 @@ class Clock:
 def clock(monkeypatch):
     c = Clock()
     monkeypatch.setattr(search.sweep, "time", c)
-    return c
+    EVENTS.reset()
+    yield c
+    EVENTS.reset()
+
+
+def limiter_for(clock, budget_s=100.0, rungs=(20.0,), window=None, max_concurrent=1, num_samples=None):
+    """A limiter whose plan has the given rungs (seconds of training) and window for new trials."""
+    budget = Budget(budget_s, 2, clock=clock)
+    plan = make_plan(Settings(), budget_s)._replace(rungs=tuple(rungs), start_window_s=window or budget_s)
+    return BudgetLimiter(Always(), max_concurrent, budget, plan, num_samples)
 
 
 def test_no_trial_starts_that_cannot_reach_the_first_rung(clock):
-    limiter = BudgetLimiter(Always(), max_concurrent=4, budget_s=100, min_epochs=2)
-    assert limiter.suggest("a") == {"x": 1}  # the deadline is now 1100
-    for s in (25.0, 30.0, 35.0):
-        limiter.on_trial_result("a", {"time_this_iter_s": s})
-    clock.now = 1035.0  # 1035 + 2 x 30 s < 1100
+    limiter = limiter_for(clock, budget_s=100, rungs=(20.0,))
+    assert limiter.suggest("a") == {"x": 1}  # the deadline is 1100; the first wave always starts
+    limiter.on_trial_complete("a")
+    limiter._suggested_at.clear()  # (start-up is tested below)
+    for s in (5.0, 10.0, 15.0):
+        limiter.on_trial_result("a", {"epoch_wall_s": s})
+    clock.now = 1065.0  # 35 s left >= the first rung (20 s) and one epoch (10 s)
     assert limiter.suggest("b") == {"x": 1}
-    clock.now = 1045.0  # 1045 + 60 > 1100
+    limiter.on_trial_complete("b")
+    clock.now = 1075.0  # 25 s left < 30 s
     assert limiter.suggest("c") == Searcher.FINISHED
 
 
-def test_a_restored_limiter_gets_a_fresh_budget(clock):
-    limiter = BudgetLimiter(Always(), max_concurrent=4, budget_s=100, min_epochs=1)
+def test_a_restored_limiter_gets_the_running_sweeps_fresh_budget(clock):
+    limiter = limiter_for(clock, budget_s=100)
     limiter.suggest("a")
-    limiter.on_trial_result("a", {"time_this_iter_s": 10.0})
+    limiter.on_trial_result("a", {"epoch_wall_s": 10.0})
     state = limiter.get_state()
     clock.now = 5000.0  # long after the first deadline: a resumed sweep
-    resumed = BudgetLimiter(Always(), max_concurrent=4, budget_s=100, min_epochs=1)
+    EVENTS.start_sweep(Budget(100, 2, clock=clock), limiter.plan)
+    resumed = limiter_for(Clock(), budget_s=100)  # unpickled: a stale budget
     resumed.set_state(state)
+    assert resumed.budget is EVENTS.budget and resumed.budget.left() == 100
+    resumed.on_trial_complete("a")
     assert resumed.suggest("b") == {"x": 1}
 
 
 def test_without_a_budget_it_only_limits_concurrency(clock):
-    limiter = BudgetLimiter(Always(), max_concurrent=1, budget_s=None, min_epochs=1)
+    limiter = BudgetLimiter(Always(), max_concurrent=1, budget=Budget(None, clock=clock), plan=None)
     assert limiter.suggest("a") == {"x": 1}
     assert limiter.suggest("b") is None  # one live trial already
 
 
-def test_no_trial_starts_after_the_exploration_window(clock):
-    limiter = BudgetLimiter(Always(), max_concurrent=4, budget_s=100, min_epochs=1, explore_s=30)
-    assert limiter.suggest("a") == {"x": 1}  # the window closes at 1030
-    limiter.on_trial_result("a", {"time_this_iter_s": 1.0})
+def test_no_trial_starts_after_the_plans_window(clock):
+    limiter = limiter_for(clock, budget_s=100, window=30)
+    assert limiter.suggest("a") == {"x": 1}
+    limiter.on_trial_result("a", {"epoch_wall_s": 1.0})
+    limiter.on_trial_complete("a")
     clock.now = 1029.0
     assert limiter.suggest("b") == {"x": 1}
+    limiter.on_trial_complete("b")
     clock.now = 1031.0  # 69 s of budget left, plenty for a rung, but the window has closed
     assert limiter.suggest("c") == Searcher.FINISHED
 
 
+def test_the_first_wave_starts_whatever_the_plan(clock):
+    limiter = limiter_for(clock, budget_s=100, window=1, max_concurrent=2)
+    clock.now = 1050.0  # past the window, but no trial holds the resources yet
+    assert limiter.suggest("a") == {"x": 1} and limiter.suggest("b") == {"x": 1}
+
+
 def test_start_up_time_counts_against_the_budget(clock):
-    # Trial a waits 20 s for its worker before a 10 s epoch: a new trial needs 20 + 2 x 10 s.
-    limiter = BudgetLimiter(Always(), max_concurrent=4, budget_s=100, min_epochs=2)
-    assert limiter.suggest("a") == {"x": 1}  # the deadline is now 1100
+    # Trial a waits 20 s for its worker before a 10 s epoch: a new trial needs 20 + 10 + 20 s (the rung).
+    limiter = limiter_for(clock, budget_s=100, rungs=(20.0,))
+    assert limiter.suggest("a") == {"x": 1}
     clock.now = 1030.0
-    limiter.on_trial_result("a", {"time_this_iter_s": 10.0})
+    limiter.on_trial_result("a", {"epoch_wall_s": 10.0})
     assert limiter.startup_seconds == [20.0]
-    clock.now = 1065.0  # 35 s left: two epochs (20 s) would fit, start-up and two epochs (40 s) would not
+    limiter.on_trial_complete("a")
+    clock.now = 1055.0  # 45 s left: the rung and an epoch (30 s) would fit, with start-up (50 s) not
     assert limiter.suggest("b") == Searcher.FINISHED
 
 
 def test_later_results_and_restored_trials_are_not_start_up(clock):
-    limiter = BudgetLimiter(Always(), max_concurrent=4, budget_s=1000, min_epochs=1)
+    limiter = limiter_for(clock, budget_s=1000)
     limiter.suggest("a")
     clock.now = 1005.0
-    limiter.on_trial_result("a", {"time_this_iter_s": 4.0})
+    limiter.on_trial_result("a", {"epoch_wall_s": 4.0})
     clock.now = 1500.0
-    limiter.on_trial_result("a", {"time_this_iter_s": 4.0})  # not a first result
-    limiter.on_trial_result("z", {"time_this_iter_s": 4.0})  # a trial this limiter never suggested
+    limiter.on_trial_result("a", {"epoch_wall_s": 4.0})  # not a first result
+    limiter.on_trial_result("z", {"epoch_wall_s": 4.0})  # a trial this limiter never suggested
     assert limiter.startup_seconds == [1.0]
 
 
 def test_it_says_when_no_trial_will_start_any_more(clock):
-    limiter = BudgetLimiter(Always(), max_concurrent=4, budget_s=None, min_epochs=1, num_samples=2)
+    limiter = BudgetLimiter(Always(), max_concurrent=4, budget=None, plan=None, num_samples=2)
     limiter.suggest("a")
     assert not limiter.starts_no_more
     limiter.suggest("b")
     assert limiter.starts_no_more  # every trial asked for has started
-    budgeted = BudgetLimiter(Always(), max_concurrent=4, budget_s=100, min_epochs=1, explore_s=30, num_samples=9)
+    budgeted = limiter_for(clock, budget_s=100, window=30, num_samples=9)
     budgeted.suggest("a")
+    budgeted.on_trial_complete("a")
     clock.now += 31
     assert budgeted.suggest("b") == Searcher.FINISHED and budgeted.starts_no_more
+
+
+def test_the_budget_owns_the_deadline_and_a_restart_renews_it():
+    clock = Clock()
+    budget = Budget(60, 2, clock=clock)
+    assert budget.deadline == 1060 and budget.left() == 60 and not budget.over()
+    clock.now = 1059.5
+    assert budget.over()  # within the second Tune's own check may lag
+    budget.restart()
+    assert budget.deadline == 1119.5 and budget.held == 0
+    assert Budget(None, clock=clock).left() == float("inf") and not Budget(None, clock=clock).over()
+
+
+def test_the_budget_line_splits_resource_seconds_three_ways():
+    use = BudgetUse(resources=2, unit="CPU", seconds=3600, training=0.97 * 7200, starting=0.02 * 7200)
+    assert use.line() == "budget: 2 CPUs x 3600 s, 97% spent training, 2% starting trials, 1% idle"
+    assert BudgetUse(0.5, "GPU", 100, 40, 0).line() == "budget: 0.5 GPUs x 100 s, 80% spent training, " \
+                                                       "0% starting trials, 20% idle"
+
+
+def _trial(status: str, cpus: float):
+    return SimpleNamespace(status=status, placement_group_factory=PlacementGroupFactory([{"CPU": cpus}]))
+
+
+def test_the_meter_counts_held_and_training_resource_seconds(clock):
+    EVENTS.start_sweep(Budget(100, 2, clock=clock), None)
+    meter = BudgetMeter()
+    a, b, c = _trial("RUNNING", 1), _trial("PAUSED", 1), _trial("TERMINATED", 1)
+    meter.on_step_end(0, [a, b, c])  # the first step: nothing held yet
+    clock.now += 10
+    meter.on_step_end(1, [a, b, c])  # a held 1 CPU for 10 s; a paused or ended trial holds none
+    a.placement_group_factory = PlacementGroupFactory([{"CPU": 2}])  # grown to both CPUs
+    b.status = "PENDING"  # starting, or waiting for CPUs: held, but never more than the sweep has
+    clock.now += 20
+    meter.on_step_end(2, [a, b])
+    meter.on_trial_result(2, [a, b], a, {"epoch_wall_s": 15.0})
+    use = EVENTS.budget.use()
+    assert (use.training, use.starting, use.idle) == (30.0, 20.0, 150.0)
+    clock.now += 500  # past the deadline: nothing more is counted
+    meter.on_step_end(3, [a])
+    assert EVENTS.budget.use().starting == 20.0 + 2 * 70
 
 
 def test_node_cpus_are_read_from_ray_at_most_every_30_s(clock, monkeypatch):
@@ -111,7 +187,7 @@ def test_node_cpus_are_read_from_ray_at_most_every_30_s(clock, monkeypatch):
     nodes = [{"Alive": True, "Resources": {"CPU": 8}}, {"Alive": True, "Resources": {"CPU": 4}},
              {"Alive": False, "Resources": {"CPU": 2}}, {"Alive": True, "Resources": {}}]
     monkeypatch.setattr(search.sweep.ray, "nodes", lambda: calls.append(1) or nodes)
-    grow = DistributeWithinNode(BudgetLimiter(Always(), 2, None, 1), increase_by={"CPU": 1})
+    grow = DistributeWithinNode(BudgetLimiter(Always(), 2), increase_by={"CPU": 1})
     assert [grow.node_cap(), grow.node_cap()] == [4, 4] and len(calls) == 1
     clock.now += 31
     nodes[1]["Alive"] = False

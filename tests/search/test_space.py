@@ -30,7 +30,7 @@ def test_shipped_spaces_sample_valid_runs(path):
     for space in load_sweeps(path):
         for flat in _sample(space, 6):
             run = resolve_run(unflatten(flat))  # raises on any invalid sampled config
-            assert run["train"]["epochs"] == space.settings.max_epochs
+            assert run["train"]["epochs"] == space.settings.epochs_cap()
 
 
 def test_choices_of_lists_and_conditionals():

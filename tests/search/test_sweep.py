@@ -142,3 +142,46 @@ def test_survivors_take_up_freed_cpus_once_no_trial_starts(ray_cluster, faces, t
     df = survivor.metrics_dataframe
     assert df["threads"].iloc[0] == 1 and df["threads"].iloc[-1] == 2  # restarted with the freed CPU
     assert df["epoch"].tolist() == list(range(1, len(df) + 1))  # continued from its checkpoint
+
+
+def sleeping_trial(config, faces=None, deadline=None, progress_to=None, report=None):
+    """A trial on a machine that is slow for two epochs (1.5 s each) and then fast (0.25 s): it sleeps
+    instead of training, scores by its lr (so ASHA has a ranking), checkpoints its state every
+    epoch (so it can grow onto freed CPUs), and leaves when its next epoch would pass the deadline."""
+    import json
+    import tempfile
+
+    state = {"epoch": 0, "elapsed": 0.0}
+    if (ckpt := tune.get_checkpoint()) is not None:
+        with ckpt.as_directory() as d:
+            state = json.loads((Path(d) / "state.json").read_text())
+    while True:
+        epoch_s = 1.5 if state["epoch"] < 2 else 0.25
+        if deadline and time.time() + epoch_s > deadline:
+            return
+        time.sleep(epoch_s)
+        state = {"epoch": state["epoch"] + 1, "elapsed": state["elapsed"] + epoch_s}
+        metrics = {"val_acc": config["train"]["lr"] * (1 - 1 / (1 + state["epoch"])), "train_loss": 1.0,
+                   "lr": config["train"]["lr"], "epoch_s": epoch_s, "epoch_wall_s": epoch_s,
+                   "elapsed_s": state["elapsed"], "run_ends": ""}
+        with tempfile.TemporaryDirectory() as d:
+            (Path(d) / "state.json").write_text(json.dumps(state))
+            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(d))
+
+
+def test_a_slow_then_fast_machine_spends_the_whole_budget(ray_cluster, tmp_path):
+    """No max_epochs, no epoch time known in advance: the plan's rungs are shares of the budget, new
+    trials start in its window, then the survivors take the freed CPUs to the deadline."""
+    from search.events import EVENTS
+
+    path = tiny_sweep(tmp_path / "space.yaml", n=1000, epochs=10_000)
+    path.write_text(path.read_text().replace("max_epochs: 10000, ", "recheck_rungs: true, "))
+    space = load_sweeps(str(path), {"time_budget_s": 40.0})[0]
+    assert space.settings.max_epochs is None and space.settings.epochs_cap() == 100_000
+    grid = run_sweep(space, sleeping_trial, str(tmp_path / "results"), "exp")
+    use = EVENTS.budget.use()
+    assert not grid.errors and 2 < len(grid) < 1000  # more than the first wave; the window ended the starts
+    assert use.seconds == 40 and use.resources == 2
+    assert use.share(use.idle) <= 0.10 and use.share(use.training) > 0.6, use.line()
+    epochs = [len(r.metrics_dataframe) for r in grid if r.metrics_dataframe is not None]
+    assert max(epochs) > 40  # a survivor ran far past what its slow first epochs promised

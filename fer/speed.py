@@ -1,0 +1,219 @@
+"""Precision and memory layout chosen by measurement, not by assumption.
+
+bf16 autocast trains a CNN 3x faster than fp32 on a CPU with AMX or AVX512-BF16, and 10-17x
+slower on one that emulates bf16 (AVX2 only: most laptops, Zen 2/3 servers, many cloud VMs);
+channels_last helps convolutions on some CPUs and not on others. So `precision: auto` and
+`channels_last: auto` time a few training steps of the model itself under each candidate and
+keep the fastest. The result is cached per device, thread count and model shape (a JSON file
+under FER_CACHE_DIR), so the trials of a sweep and a second run on the same machine reuse it.
+On CUDA, precision follows a rule (bf16 where the GPU supports it); the layout is measured.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import os
+import platform
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+
+from fer.data.cache import default_cache_dir
+
+BF16_MARGIN = 1.1  # bf16 must be this much faster to be chosen: fp32 is exact and the baseline
+LAYOUT_MARGIN = 1.05  # channels_last likewise against the default layout
+CACHE_FILE = "speed.json"
+
+
+class Speed(NamedTuple):
+    """What a run trains at, and what it measured to decide."""
+
+    precision: str  # "fp32" or "bf16"
+    channels_last: bool
+    images_per_s: float  # training rate of the chosen setting (0.0: nothing was measured)
+    rates: dict  # setting label ("bf16, channels_last") -> measured training images/s
+    how: str  # "measured", "cached", "given" (nothing to choose), "rule" (CUDA precision)
+    warning: str = ""  # set when an explicit bf16 is slower than fp32 here
+
+    @property
+    def label(self) -> str:
+        return label(self.precision, self.channels_last)
+
+    def describe(self) -> str:
+        """`fp32, channels_last at 190 images/s (measured; bf16, channels_last 13 images/s)`"""
+        others = "; ".join(f"{k} {v:.0f} images/s" for k, v in self.rates.items() if k != self.label)
+        rate = f" at {self.images_per_s:.0f} images/s" if self.images_per_s else ""
+        return f"{self.label}{rate} ({self.how}{'; ' + others if others else ''})"
+
+    def record(self) -> dict:
+        """Plain values for checkpoints and trial results."""
+        return {"precision": self.precision, "channels_last": self.channels_last,
+                "images_per_s": self.images_per_s, "rates": dict(self.rates), "how": self.how,
+                "warning": self.warning}
+
+
+def label(precision: str, channels_last: bool) -> str:
+    return f"{precision}, {'channels_last' if channels_last else 'contiguous'}"
+
+
+def device_name(device: torch.device) -> str:
+    """The hardware a measurement holds for: the GPU's name, or the CPU's model, its ISA as torch
+    sees it (ATEN_CPU_CAPABILITY and ONEDNN_MAX_CPU_ISA change what runs) and the thread count."""
+    if device.type == "cuda":
+        return f"cuda:{torch.cuda.get_device_name(device)}"
+    isa = os.environ.get("ONEDNN_MAX_CPU_ISA", "")
+    return (f"cpu:{cpu_model()}:{torch.backends.cpu.get_cpu_capability()}{':' + isa if isa else ''}"
+            f":{torch.get_num_threads()}t")
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def cpu_bf16_flag() -> str:
+    """`amx_bf16` or `avx512_bf16` when the CPU runs bf16 natively, else "" (Linux only)."""
+    try:
+        flags = next((line.split(":", 1)[1].split() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                      if line.startswith("flags")), [])
+    except OSError:
+        return ""
+    return next((f for f in ("amx_bf16", "avx512_bf16") if f in flags), "")
+
+
+class StepTimer:
+    """Times training steps (forward, loss, backward) of a copy of the model: the copy keeps the
+    real model's weights, batch-norm statistics and random state untouched."""
+
+    MAX_STEPS = 20
+
+    def __init__(self, model: torch.nn.Module, device: torch.device, batch_size: int, crop_size: int,
+                 steps: int = 2, min_s: float = 0.2, clock: Callable[[], float] = time.perf_counter):
+        self.model = copy.deepcopy(model).train()
+        self.device, self.steps, self.min_s, self.clock = device, steps, min_s, clock
+        gen = torch.Generator().manual_seed(0)
+        self.x = torch.randn(batch_size, 1, crop_size, crop_size, generator=gen).to(device)
+        self.y = torch.randint(0, 7, (batch_size,), generator=gen).to(device)
+
+    def rate(self, precision: str, channels_last: bool, give_up_s: float = float("inf")) -> float:
+        """Training images/s: one warm-up step, then the median of `steps` timed ones. A setting
+        whose warm-up step already takes `give_up_s` stops there (emulated bf16 costs seconds)."""
+        model = self.model.to(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+        x = self.x.contiguous(memory_format=torch.channels_last) if channels_last else self.x.contiguous()
+        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
+            return self._rate(model, x, precision, give_up_s)  # dropout draws leave the run's RNG as it was
+
+    def _rate(self, model: torch.nn.Module, x: torch.Tensor, precision: str, give_up_s: float) -> float:
+        times: list[float] = []  # warm-up first; small models take more steps, so noise averages out
+        while len(times) <= self.steps or (sum(times[1:]) < self.min_s and len(times) <= self.MAX_STEPS):
+            t0 = self.clock()
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
+                logits = model(x)
+            F.cross_entropy(logits.float(), self.y).backward()
+            model.zero_grad(set_to_none=True)
+            if self.device.type == "cuda":
+                torch.cuda.synchronize(self.device)
+            times.append(max(self.clock() - t0, 1e-9))
+            if len(times) == 1 and times[0] >= give_up_s:
+                return len(self.x) / times[0]
+        return len(self.x) / statistics.median(times[1:])
+
+
+def has_convs(model: torch.nn.Module) -> bool:
+    return any(isinstance(m, torch.nn.Conv2d) for m in model.modules())
+
+
+def choose(model: torch.nn.Module, device: torch.device, batch_size: int, crop_size: int, precision: str = "auto",
+           channels_last: bool | str = "auto", shape_key: str = "", timer: StepTimer | None = None,
+           cache: SpeedCache | None = None) -> Speed:
+    """The setting a run trains at. `shape_key` names the model's shape for the cache (its config);
+    `timer` and `cache` are for tests (a fake clock, a temporary folder)."""
+    device = torch.device(device)
+    layouts = [False, True] if channels_last == "auto" and has_convs(model) else [channels_last is True]
+    if device.type == "cuda" and precision == "auto":
+        precision = "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+    measure_bf16 = precision == "auto" or (precision == "bf16" and device.type == "cpu")
+    if len(layouts) == 1 and not measure_bf16:
+        return Speed(precision, layouts[0], 0.0, {}, "given")
+    cache = cache or SpeedCache()
+    key = "|".join([device_name(device), torch.__version__, shape_key, f"b{batch_size}x{crop_size}",
+                    f"{precision}/{channels_last}"])
+    if (hit := cache.get(key)) is not None:
+        return hit._replace(how="cached")
+    timer = timer or StepTimer(model, device, batch_size, crop_size)
+    speed = _measure(timer, precision if precision != "auto" else None, layouts, device)
+    cache.put(key, speed)
+    return speed
+
+
+def _measure(timer: StepTimer, precision: str | None, layouts: list[bool], device: torch.device) -> Speed:
+    """Layouts at fp32 first (or the given precision on CUDA), then bf16 at the faster layout.
+    `precision` None: choose between fp32 and bf16; "bf16" on a CPU: measure fp32 too, to warn."""
+    base = precision if device.type == "cuda" and precision else "fp32"
+    rates: dict[str, float] = {}
+    for cl in layouts:
+        best = max(rates.values(), default=0.0)
+        rates[label(base, cl)] = timer.rate(base, cl, give_up_s=3 * timer.x.shape[0] / best if best else float("inf"))
+    layout = layouts[0]
+    if len(layouts) > 1 and rates[label(base, True)] > LAYOUT_MARGIN * rates[label(base, False)]:
+        layout = True
+    fp32_rate = rates[label(base, layout)]
+    if base == "fp32" and device.type == "cpu":
+        rates[label("bf16", layout)] = timer.rate("bf16", layout, give_up_s=3 * timer.x.shape[0] / fp32_rate)
+    bf16_rate = rates.get(label("bf16", layout), 0.0)
+    if precision is None:
+        chosen = "bf16" if bf16_rate > BF16_MARGIN * fp32_rate else base
+    else:
+        chosen = precision
+    warning = ""
+    if precision == "bf16" and device.type == "cpu" and bf16_rate < fp32_rate:
+        flag = cpu_bf16_flag()
+        why = (f"{flag}, yet slower for this model: autocast's casts cost more than they save" if flag else
+               f"{torch.backends.cpu.get_cpu_capability()}, no AMX or AVX512-BF16: bf16 is emulated")
+        warning = (f"train.precision: bf16 runs {fp32_rate / bf16_rate:.1f}x slower than fp32 on this CPU ({why}); "
+                   f"precision: auto would run fp32 at {fp32_rate:.0f} images/s against {bf16_rate:.0f}")
+    return Speed(chosen, layout, rates[label(chosen, layout)], rates, "measured", warning)
+
+
+class SpeedCache:
+    """Measured settings by key, in one JSON file (plain data: reading it runs nothing). Written
+    to a temporary file and renamed, so concurrent trials at worst redo a measurement."""
+
+    def __init__(self, root: str | Path | None = None):
+        self.path = Path(root or default_cache_dir()) / CACHE_FILE
+
+    def _read(self) -> dict:
+        try:
+            entries = json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            return {}
+        return entries if isinstance(entries, dict) else {}
+
+    def get(self, key: str) -> Speed | None:
+        entry = self._read().get(key)
+        try:
+            return Speed(**entry) if isinstance(entry, dict) else None
+        except TypeError:  # written by another version: measure again
+            return None
+
+    def put(self, key: str, speed: Speed) -> None:
+        entries = {**self._read(), key: speed.record()}
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".speed-", suffix=".json")
+            with os.fdopen(fd, "w") as f:
+                json.dump(entries, f, indent=1)
+            os.replace(tmp, self.path)
+        except OSError:  # a read-only cache costs a measurement per run, nothing else
+            pass

@@ -1,0 +1,179 @@
+"""The sweep engine behind `search run`: parse the data once, start Ray, keep the storage reserve,
+run each space's sweep, and return what happened as an Outcome; the CLI parses and prints.
+
+What a sweep's callbacks report comes back through search.events, reset here once per command.
+"""
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from fer.errors import FerError
+from search.budget import BudgetUse
+from search.events import EVENTS
+
+
+class StorageFailed(Exception):
+    """The storage filled up or failed during a sweep (search.storage stopped it)."""
+
+
+@dataclass
+class SweepOutcome:
+    """One sweep: its trials (a DataFrame, best first; None if none ran), the lines of the trials
+    that failed after their retries, and the use of its budget."""
+
+    name: str
+    metric: str
+    table: object | None
+    failed: list[str]
+    budget: BudgetUse | None
+
+
+@dataclass
+class Outcome:
+    root: str  # the experiment folder (or URI)
+    seconds: float = 0.0
+    sweeps: list[SweepOutcome] = field(default_factory=list)
+
+    @property
+    def failed(self) -> list[str]:
+        return [line for s in self.sweeps for line in s.failed]
+
+
+@dataclass
+class Request:
+    """What `search run` asks of the engine, beyond the spaces."""
+
+    name: str
+    storage: str  # an absolute folder, or a URI
+    data: str | None = None
+    address: str | None = None
+    seed: int = 0
+    resume: bool = False
+    optuna_storage: str | None = None
+    imported: dict = field(default_factory=dict)  # sweep name -> warm-start trials
+    verbose: bool = False
+
+
+def run_experiment(spaces: list, request: Request,
+                   on_sweep: Callable[[SweepOutcome], None] | None = None) -> Outcome:
+    """Run every sweep, one after another; `on_sweep` sees each one's outcome as it ends.
+    Raises KeyboardInterrupt after Ctrl-C or SIGTERM, StorageFailed when the storage fails."""
+    from fer.data import load_data
+    from search import storage as store
+
+    EVENTS.reset()
+    t0 = time.perf_counter()
+    datasets = {}  # parsed once per source, before Ray starts; trials read it from the object store
+    for space in spaces:
+        source = request.data or space.data
+        if source not in datasets:
+            datasets[source] = load_data(source)
+    outcome = Outcome(root=f"{request.storage}/{request.name}")
+    with store.hold_reserve(outcome.root):
+        start_ray(request.address, request.verbose)
+        for sweep in _each_sweep(spaces, request, datasets):
+            outcome.sweeps.append(sweep)
+            if on_sweep:
+                on_sweep(sweep)
+    outcome.seconds = time.perf_counter() - t0
+    return outcome
+
+
+def start_ray(address: str | None, verbose: bool) -> None:
+    """The one place that sets how much Ray, Tune and Optuna say: unless --verbose, only errors
+    from the driver, nothing from the workers (trials report through search.progress, failures
+    in one line each; the full text stays in each trial's folder)."""
+    import logging
+    import warnings
+
+    import optuna
+    import ray
+
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    optuna.logging.set_verbosity(optuna.logging.INFO if verbose else optuna.logging.ERROR)
+    if not verbose:
+        warnings.filterwarnings("ignore", module=r"(ray|optuna)(\.|$)")
+        os.environ.setdefault("RAY_IGNORE_UNHANDLED_ERRORS", "1")  # results of trials a stop left unread
+    try:
+        ray.init(address=address, include_dashboard=False, logging_level="INFO" if verbose else "ERROR",
+                 log_to_driver=verbose, ignore_reinit_error=True, configure_logging=True)
+    except (ConnectionError, RuntimeError, ValueError) as e:
+        raise FerError(f"--address {address}: cannot join the Ray cluster ({str(e).splitlines()[0]})") from None
+    if not verbose:  # trial failures: one line each, from the CLI; Tune's warnings (among them the
+        # controller's about ResourceChangingScheduler reading its reuse_actors flag) only with --verbose
+        logging.getLogger("ray.tune").setLevel(logging.CRITICAL)
+
+
+def _each_sweep(spaces: list, request: Request, datasets: dict):
+    """Yield each sweep's outcome as it ends."""
+    from search import storage as store
+    from search.interrupt import received, restore_handlers
+    from search.sweep import experiment_path, run_sweep, settle_concurrency
+    from search.trainable import train_fer
+
+    why = {space.name: settle_concurrency(space) for space in spaces}  # every sweep fits before any starts
+    for space in spaces:
+        source = request.data or space.data
+        s = space.settings
+        epochs = f"{s.max_epochs} epochs max" if s.max_epochs else (
+            "epochs to the time budget" if s.time_budget_s else f"{s.epochs_cap()} epochs")
+        trials = f"{s.trials} trials" if s.trials else "trials as the budget allows"
+        print(f"sweep {request.name}/{space.name}: {trials} of {space.family} on "
+              f"{source or 'synthetic faces'}, {epochs}, {s.max_concurrent} at a time ({why[space.name]})", flush=True)
+        try:
+            grid = run_sweep(space, train_fer, request.storage, request.name, request.seed, request.resume,
+                             request.optuna_storage, request.imported.get(space.name), faces=datasets[source])
+        except Exception:
+            if store.failure() is None:  # Tune reads the full storage's empty files when it ends
+                raise
+        finally:
+            restore_handlers()
+        if received():
+            raise KeyboardInterrupt
+        if store.failure():
+            store.drop_partial_checkpoints(experiment_path(request.storage, request.name, space))
+            raise StorageFailed(store.failure())
+        table, failed = summarise(grid, space)
+        yield SweepOutcome(space.name, s.metric, table, failed, EVENTS.budget.use() if EVENTS.budget else None)
+
+
+def summarise(grid, space) -> tuple[object | None, list[str]]:
+    """(the sweep's trials as a DataFrame, best first, or None; one line per failed trial)."""
+    import pandas as pd
+
+    metric, rows, failed = space.settings.metric, [], []
+    for r in grid:
+        h = r.metrics_dataframe
+        trial_id = Path(r.path).name.removeprefix("trial_")
+        epochs = int(h["training_iteration"].max()) if h is not None and len(h) else 0
+        status = "failed" if r.error else EVENTS.endings.get(trial_id) or _ended(r, space.settings.scheduler)
+        if r.error:
+            failed.append(f"trial {space.name}/{trial_id} failed after its retries: {_last_line(r.error)} "
+                          f"(full text: {Path(r.path) / 'error.txt'})")
+        rows.append({"trial": trial_id, "status": status, "epochs": epochs,
+                     metric: h[metric].max() if h is not None and metric in h else float("nan"),
+                     "params": (r.metrics or {}).get("num_params"),
+                     "lr": r.config.get("train", {}).get("lr"),
+                     "optimizer": r.config.get("train", {}).get("optimizer")})
+    if not rows:
+        return None, failed
+    return pd.DataFrame(rows).astype({"params": "Int64"}).sort_values(metric, ascending=False), failed
+
+
+def _ended(r, scheduler: str) -> str:
+    """How a trial that ended before this process started ended: its own run's end, else
+    "stopped" (by ASHA or the time budget: the printed line said which)."""
+    from search.progress import outcome
+
+    run_ends = (r.metrics or {}).get("run_ends") or ""
+    return outcome(run_ends, False, scheduler=scheduler) if run_ends else "stopped"
+
+
+def _last_line(error: BaseException) -> str:
+    lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()]
+    return lines[-1] if lines else error.__class__.__name__
