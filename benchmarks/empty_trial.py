@@ -10,7 +10,7 @@ from pathlib import Path
 from ray import tune
 
 
-def empty_trial(config: dict, epoch_s: float = 0.5, deadline: float | None = None) -> None:
+def empty_trial(config: dict, epoch_s: float = 0.5, deadline: float | None = None, **params) -> None:
     """What a fer trial reports, without training: epochs of `epoch_s` seconds, each with a
     4 KB checkpoint; a resumed trial (paused to grow, or retried) continues from it."""
     epoch = 0

@@ -1,12 +1,16 @@
 """Progress within an epoch, for `fer train`: tqdm's bar on a terminal; elsewhere (a log file,
 CI, a pipe) plain lines at most every 30 s, since a bar redrawn with carriage returns is
-unreadable there."""
+unreadable there. fer must run with PyTorch alone (a GPU machine may have nothing else), so
+without tqdm there is no bar, only the epoch lines."""
 from __future__ import annotations
 
 import sys
 from typing import TextIO
 
-from tqdm import tqdm
+try:
+    from tqdm import tqdm
+except ImportError:  # pragma: no cover - requirements.txt installs it
+    tqdm = None
 
 PLAIN_EVERY_S = 30.0
 
@@ -35,6 +39,8 @@ class EpochBar:
         self.batch_size, self.epoch, self.bar = batch_size, 0, None
 
     def __call__(self, done: int, total: int) -> None:
+        if tqdm is None:
+            return
         if self.bar is None:
             self.epoch += 1
             quiet = {} if self.tty else {"mininterval": PLAIN_EVERY_S, "maxinterval": PLAIN_EVERY_S,

@@ -36,12 +36,18 @@ def _parser() -> argparse.ArgumentParser:
                                    "settings: value, else the default of search.settings.Settings.", epilog=EPILOG)
     r.add_argument("configs", nargs="*", help="space YAML files")
     r.add_argument("--data", help="data for every sweep (default: each file's data:, else synthetic faces)")
-    r.add_argument("--num-samples", type=positive_int, help="trials per sweep")
-    r.add_argument("--max-epochs", type=positive_int, help="epochs per trial (ASHA's max_t)")
-    r.add_argument("--grace-period", type=positive_int, help="epochs before ASHA may stop a trial")
-    r.add_argument("--time-budget-s", type=positive_float, help="wall-clock seconds per sweep")
+    r.add_argument("--num-samples", type=positive_int,
+                   help="trials per sweep at most (default: as the time budget allows, else 8)")
+    r.add_argument("--max-epochs", type=positive_int,
+                   help="epochs per trial at most (default: to the time budget's deadline, else 10)")
+    r.add_argument("--grace-period", type=positive_int,
+                   help="epochs before ASHA may stop a trial (under a time budget: the fewest before the first rung)")
+    r.add_argument("--time-budget-s", type=positive_float,
+                   help="wall-clock seconds per sweep; the schedule is planned from the epoch time measured here")
+    r.add_argument("--rung-share", type=positive_float,
+                   help="under a time budget, ASHA's first rung at this share of it, in seconds of training (0.1)")
     r.add_argument("--explore-share", type=positive_float,
-                   help="share of --time-budget-s in which new trials may start")
+                   help="share of --time-budget-s in which new trials may start (default: until the second rung)")
     r.add_argument("--metric", choices=["val_acc", "val_macro_f1"],
                    help="what trials are ranked and checkpoints kept by (val_macro_f1: class balance)")
     r.add_argument("--searcher", choices=["tpe", "random"], help="Optuna's sampler (random: plain random search)")
@@ -100,7 +106,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def _settings_overrides(args) -> dict:
     names = ("num_samples", "max_epochs", "grace_period", "time_budget_s", "metric", "cpus_per_trial", "gpus_per_trial",
-             "max_concurrent", "searcher", "scheduler", "explore_share")
+             "max_concurrent", "searcher", "scheduler", "explore_share", "rung_share")
     out = {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
     if getattr(args, "no_warm_start", False):
         out["warm_start"] = []

@@ -122,10 +122,10 @@ class LiveStatus(Callback):
         if self.best:
             parts.append(f"best {self.metric} {self.best[0]:.4f} ({self.best[1]})")
         budget = EVENTS.budget
-        if budget is not None and budget.deadline:
+        if budget is not None and budget.deadline:  # (an epoch counts as training once it ends: not yet here)
             use = budget.use()._replace(seconds=max(budget.elapsed(), 1e-9))
-            parts.append(f"{budget.left() / 60:.0f} min left; so far {use.share(use.training):.0%} training, "
-                         f"{use.share(use.starting):.0%} starting, {use.share(use.idle):.0%} idle")
+            parts.append(f"{budget.left() / 60:.0f} min left; {use.unit}s in trials {1 - use.share(use.idle):.0%} "
+                         "of the time so far")
         return "; ".join(parts)
 
     def watch(self, trials) -> None:

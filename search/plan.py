@@ -52,7 +52,8 @@ class Plan(NamedTuple):
             return f"{head}: rungs at epochs {', '.join(f'{r:g}' for r in self.rungs)}, at most {self.max_t:g} epochs"
         rungs = ", ".join(duration(r) for r in self.rungs) if self.rungs else \
             "none (a first rung of grace_period epochs would not fit the budget)"
-        epochs = f" (~{self.rungs[0] / self.epoch_s:.0f} epochs to the first)" if self.epoch_s and self.rungs else ""
+        n = round(self.rungs[0] / self.epoch_s) if self.epoch_s and self.rungs else 0
+        epochs = f" (~{n} epoch{'s' * (n != 1)} to the first)" if n else ""
         return (f"{head}: new trials for the first {duration(self.start_window_s)}, rungs at {rungs} of "
                 f"training{epochs}, survivors to the deadline ({duration(self.budget_s)})")
 

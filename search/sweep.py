@@ -240,13 +240,15 @@ def make_tuner(space: SearchSpace, train_fn, params: dict, storage: str, name: s
     return tune.Tuner(trainable, tune_config=tune_config, run_config=run_config)
 
 
-def write_sweep_info(space: SearchSpace, storage: str, name: str, seed: int, study_url: str | None = None) -> None:
+def write_sweep_info(space: SearchSpace, storage: str, name: str, seed: int, study_url: str | None = None,
+                     plan: Plan | None = None) -> None:
     """sweep.json beside Tune's files: what `search best|table` and analysis need to read it,
-    the study's storage (password hidden) and name among it."""
+    the study's storage (password hidden) and name among it, and the plan the sweep ran."""
     info = {"family": space.family, "name": space.name, "source": space.source, "metric": space.settings.metric,
             "searched": [p.key for p in space.params], "seed": seed, "settings": vars(space.settings),
             "optuna_storage": shown(study_url) if study_url else None, "study_name": study_name(name, space),
-            "started": time.strftime("%Y-%m-%d %H:%M:%S")}
+            "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+            "plan": {**plan._asdict(), "line": plan.line()} if plan else None}
     path = experiment_path(storage, name, space)
     if "://" in path:
         import pyarrow.fs
@@ -312,7 +314,7 @@ def run_sweep(space: SearchSpace, train_fn, storage: str, name: str, seed: int =
               "give --optuna-storage URL to keep it", flush=True)
     study = prepare_study(url, study_name(name, space), space, restoring, imported) if url else None
     if not restoring:
-        write_sweep_info(space, storage, name, seed, url)
+        write_sweep_info(space, storage, name, seed, url, plan)
     grid = make_tuner(space, train_fn, params, storage, name, seed, resume, study, imported, budget, plan).fit()
     if study is not None and not received() and storage_failure() is None:  # every trial has ended
         _, failed = finish_study(study, study_name(name, space), grid, space.settings.metric)

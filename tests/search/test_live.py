@@ -111,4 +111,4 @@ def test_the_status_line_counts_trials_and_the_budget_so_far(clock):
     clock.now += 600
     budget.held, budget.training = 1100.0, 1000.0
     assert live.status(trials) == ("1 running, 1 pending, 1 finished, 1 stopped; best val_acc 0.6100 (a); 50 min "
-                                   "left; so far 83% training, 8% starting, 8% idle")
+                                   "left; CPUs in trials 92% of the time so far")

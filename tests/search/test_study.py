@@ -23,7 +23,7 @@ pytestmark = pytest.mark.slow  # an in-process Ray
 CURVE = [0.5, 0.7, 0.4, 0.6, 0.6, 0.6, 0.6, 0.6, 0.6]  # x the trial's scale: the best epoch is never the last
 
 
-def scripted_train(config, faces=None, deadline=None):
+def scripted_train(config, faces=None, deadline=None, **params):
     """Reports CURVE scaled by the trial's lr, with a checkpoint naming its epoch: ASHA stops
     some trials at a rung, and every trial's best epoch (2) is behind its last."""
     scale, start = config["train"]["lr"] * 20, 0
@@ -102,7 +102,7 @@ def _dashboard_serves(url: str, by_tune: dict) -> None:
         dash.wait(timeout=30)
 
 
-def endless_train(config, faces=None, deadline=None):
+def endless_train(config, faces=None, deadline=None, **params):
     """Epochs until Tune stops the trial (the sweep's deadline is ignored): a falling score after epoch 2."""
     for epoch in range(1, 100_000):
         time.sleep(0.2)

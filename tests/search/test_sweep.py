@@ -51,7 +51,7 @@ def test_every_trial_writes_tensorboard_events_of_its_epochs(ray_cluster, faces,
             assert [e.value for e in scalars] == pytest.approx(history[metric].tolist())
 
 
-def flaky_train(config, faces, flaky_dir):
+def flaky_train(config, faces, flaky_dir, **params):
     """Fails once per trial, right after its second reported epoch."""
     marker = Path(flaky_dir) / tune.get_context().get_trial_id()
 
@@ -75,7 +75,7 @@ def test_failed_trials_are_retried_from_their_checkpoint(ray_cluster, faces, tmp
         assert epochs == [1, 2, 3, 4]  # resumed at epoch 3 from the checkpoint, not restarted
 
 
-def packed_train(config, faces, barrier_dir):
+def packed_train(config, faces, barrier_dir, **params):
     """Wait until four trials run at once (each holding a quarter of the one GPU)."""
     barrier = Path(barrier_dir)
     (barrier / tune.get_context().get_trial_id()).touch()
