@@ -119,6 +119,8 @@ class LiveStatus(Callback):
                 t.status, "finished" if ending in ("finished", "") or ending.startswith("ended") else "stopped")
             counts[key] += 1
         parts = [", ".join(f"{n} {k}" for k, n in counts.items() if n) or "no trials yet"]
+        if within := self.within_epochs(trials):
+            parts[0] += f" ({within})"
         if self.best:
             parts.append(f"best {self.metric} {self.best[0]:.4f} ({self.best[1]})")
         budget = EVENTS.budget
@@ -127,6 +129,17 @@ class LiveStatus(Callback):
             parts.append(f"{budget.left() / 60:.0f} min left; {use.unit}s in trials {1 - use.share(use.idle):.0%} "
                          "of the time so far")
         return "; ".join(parts)
+
+    @staticmethod
+    def within_epochs(trials, most: int = 4) -> str:
+        """`c2dff9be epoch 1 52% at 104 images/s, ...`: where the running trials are in their epochs."""
+        out = []
+        for t in trials:
+            beat = read_heartbeat(t.path) if t.status == "RUNNING" else None
+            if beat and beat.get("batches") and len(out) < most:
+                out.append(f"{t.trial_id} epoch {beat['epoch']} {beat['batch'] / beat['batches']:.0%} at "
+                           f"{beat['images_per_s']:.0f} images/s")
+        return ", ".join(out)
 
     def watch(self, trials) -> None:
         """Name, once, each running trial with no epoch long after the plan expected several."""

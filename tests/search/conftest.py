@@ -17,6 +17,34 @@ from fer.data import load_data
 REPO = Path(__file__).resolve().parents[2]
 
 
+class FakeClock:
+    """A clock a test moves by hand: callable (Budget's clock) and a stand-in for the time module."""
+
+    def __init__(self, now: float = 1000.0):
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def time(self) -> float:
+        return self.now
+
+    monotonic = time
+
+
+@pytest.fixture
+def clock(request, monkeypatch):
+    """A FakeClock as `time` in the modules the test module lists in CLOCKED; search.events reset."""
+    from search.events import EVENTS
+
+    c = FakeClock()
+    for module in request.module.CLOCKED:
+        monkeypatch.setattr(module, "time", c)
+    EVENTS.reset()
+    yield c
+    EVENTS.reset()
+
+
 @pytest.fixture(scope="module")
 def ray_cluster():
     os.environ["PYTHONPATH"] = f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"  # workers import tests.*

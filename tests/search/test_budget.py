@@ -1,7 +1,6 @@
 """The budget, its meter and the limiter, on a fake clock: no Ray cluster needed."""
 from types import SimpleNamespace
 
-import pytest
 from ray.tune.execution.placement_groups import PlacementGroupFactory
 from ray.tune.search import Searcher
 
@@ -11,6 +10,7 @@ from search.events import EVENTS
 from search.plan import make_plan
 from search.settings import Settings
 from search.sweep import BudgetLimiter, DistributeWithinNode
+from tests.search.conftest import FakeClock
 
 
 class Always(Searcher):
@@ -24,25 +24,7 @@ class Always(Searcher):
         pass
 
 
-class Clock:
-    now = 1000.0
-
-    def __call__(self):
-        return self.now
-
-    def time(self):
-        return self.now
-
-    monotonic = time
-
-
-@pytest.fixture
-def clock(monkeypatch):
-    c = Clock()
-    monkeypatch.setattr(search.sweep, "time", c)
-    EVENTS.reset()
-    yield c
-    EVENTS.reset()
+CLOCKED = [search.sweep]
 
 
 def limiter_for(clock, budget_s=100.0, rungs=(20.0,), window=None, max_concurrent=1, num_samples=None):
@@ -73,7 +55,7 @@ def test_a_restored_limiter_gets_the_running_sweeps_fresh_budget(clock):
     state = limiter.get_state()
     clock.now = 5000.0  # long after the first deadline: a resumed sweep
     EVENTS.start_sweep(Budget(100, 2, clock=clock), limiter.plan)
-    resumed = limiter_for(Clock(), budget_s=100)  # unpickled: a stale budget
+    resumed = limiter_for(FakeClock(), budget_s=100)  # unpickled: a stale budget
     resumed.set_state(state)
     assert resumed.budget is EVENTS.budget and resumed.budget.left() == 100
     resumed.on_trial_complete("a")
@@ -141,7 +123,7 @@ def test_it_says_when_no_trial_will_start_any_more(clock):
 
 
 def test_the_budget_owns_the_deadline_and_a_restart_renews_it():
-    clock = Clock()
+    clock = FakeClock()
     budget = Budget(60, 2, clock=clock)
     assert budget.deadline == 1060 and budget.left() == 60 and not budget.over()
     clock.now = 1059.5

@@ -12,26 +12,7 @@ from search.live import Heartbeat, LiveStatus, read_heartbeat
 from search.plan import make_plan
 from search.settings import Settings
 
-
-class Clock:
-    now = 1000.0
-
-    def __call__(self):
-        return self.now
-
-    def time(self):
-        return self.now
-
-    monotonic = time
-
-
-@pytest.fixture
-def clock(monkeypatch):
-    c = Clock()
-    monkeypatch.setattr(search.live, "time", c)
-    EVENTS.reset()
-    yield c
-    EVENTS.reset()
+CLOCKED = [search.live]
 
 
 EMULATED = {"precision": "bf16", "channels_last": True, "images_per_s": 5.0, "how": "measured",
@@ -100,15 +81,18 @@ def test_the_watchdog_blames_a_busy_machine_or_says_what_it_knows(tmp_path, cloc
     assert lines[1].endswith("no progress reported yet (its worker may still be starting)")
 
 
-def test_the_status_line_counts_trials_and_the_budget_so_far(clock):
+def test_the_status_line_counts_trials_and_the_budget_so_far(tmp_path, clock):
     budget = Budget(3600, 2, clock=clock)
     EVENTS.start_sweep(budget, make_plan(Settings(), 3600))
     EVENTS.endings.update({"c": "finished", "d": "stopped by ASHA (rung 6 min: rank 2 of 2)"})
     live = LiveStatus("cnn", "val_acc")
-    trials = [_trial("a", ""), _trial("b", "", status="PENDING"), _trial("c", "", status="TERMINATED"),
-              _trial("d", "", status="TERMINATED")]
+    beat = Heartbeat(tmp_path / "trial_a" / "progress.json", EMULATED, batch_size=64, clock=clock)
+    clock.now += 100
+    beat.write(225, 450)  # half an epoch of 64-image batches in 100 s
+    trials = [_trial("a", tmp_path / "trial_a"), _trial("b", "", status="PENDING"),
+              _trial("c", "", status="TERMINATED"), _trial("d", "", status="TERMINATED")]
     live.on_trial_result(0, trials, trials[0], {"val_acc": 0.61})
-    clock.now += 600
+    clock.now += 500
     budget.held, budget.training = 1100.0, 1000.0
-    assert live.status(trials) == ("1 running, 1 pending, 1 finished, 1 stopped; best val_acc 0.6100 (a); 50 min "
-                                   "left; CPUs in trials 92% of the time so far")
+    assert live.status(trials) == ("1 running, 1 pending, 1 finished, 1 stopped (a epoch 1 50% at 144 images/s); "
+                                   "best val_acc 0.6100 (a); 50 min left; CPUs in trials 92% of the time so far")
