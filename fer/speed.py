@@ -51,6 +51,14 @@ class Speed(NamedTuple):
         rate = f" at {self.images_per_s:.0f} images/s" if self.images_per_s else ""
         return f"{self.label}{rate} ({self.how}{'; ' + others if others else ''})"
 
+    @classmethod
+    def from_record(cls, record) -> Speed | None:
+        """A Speed from `record()`'s plain values; None for anything else (another version's)."""
+        try:
+            return cls(**record) if isinstance(record, dict) else None
+        except TypeError:
+            return None
+
     def record(self) -> dict:
         """Plain values for checkpoints and trial results."""
         return {"precision": self.precision, "channels_last": self.channels_last,
@@ -201,11 +209,7 @@ class SpeedCache:
         return entries if isinstance(entries, dict) else {}
 
     def get(self, key: str) -> Speed | None:
-        entry = self._read().get(key)
-        try:
-            return Speed(**entry) if isinstance(entry, dict) else None
-        except TypeError:  # written by another version: measure again
-            return None
+        return Speed.from_record(self._read().get(key))  # None for another version's entry: measure again
 
     def put(self, key: str, speed: Speed) -> None:
         entries = {**self._read(), key: speed.record()}

@@ -21,6 +21,7 @@ from fer.config import resolve_run
 from fer.data import FaceSet
 from fer.models import count_params
 from fer.run import split_for_training
+from fer.speed import Speed
 from fer.train import Trainer
 from search.live import HEARTBEAT_FILE, Heartbeat
 
@@ -46,11 +47,13 @@ def train_fer(config: dict, faces: FaceSet, deadline: float | None = None, repor
     trainer = Trainer(run, train, val)
     if payload is not None:
         trainer.restore(payload)
+        trainer.speed = Speed.from_record(payload.get("speed")) or trainer.speed  # as measured when it started
     speed = trainer.speed
     heartbeat = None
     if progress_to:
         folder = Path(progress_to) / f"trial_{tune.get_context().get_trial_id()}"
         heartbeat = trainer.on_batch = Heartbeat(folder / HEARTBEAT_FILE, speed.record(), trainer.cfg.batch_size)
+        heartbeat.start_epoch(trainer.epoch + 1)
     context = ray.get_runtime_context()
     where = {"family": run["model"]["name"], "num_params": count_params(trainer.model)["trainable"],
              "threads": threads, "node_id": context.get_node_id(),

@@ -83,19 +83,26 @@ def make_config(cls: type, values: dict, prefix: str):
         raise ConfigError(f"{prefix}.{e}" if str(e).partition(":")[0] in fields else f"{prefix}: {e}") from None
 
 
+def _expected(hint) -> str:
+    """A type hint in words: `bool`, `one of 'auto'`."""
+    if typing.get_origin(hint) is typing.Literal:
+        return "one of " + ", ".join(map(repr, typing.get_args(hint)))
+    return getattr(hint, "__name__", str(hint))
+
+
 def coerce(value, hint, key: str):
     """Check (and gently convert: int->float, list->tuple) a YAML value against a type hint."""
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if origin is typing.Union or origin is getattr(__import__("types"), "UnionType", None):
         if value is None and type(None) in args:
             return None
-        errors = []
-        for arm in (a for a in args if a is not type(None)):  # the first arm that takes the value
+        arms = [a for a in args if a is not type(None)]
+        for arm in arms:  # the first arm that takes the value
             try:
                 return coerce(value, arm, key)
-            except ConfigError as e:
-                errors.append(str(e).removeprefix(f"{key}: "))
-        raise ConfigError(f"{key}: {' or '.join(errors)}")
+            except ConfigError:
+                continue
+        raise ConfigError(f"{key}: expected {' or '.join(map(_expected, arms))}, got {value!r}")
     if origin is typing.Literal:
         if value not in args:
             raise ConfigError(f"{key}: {value!r} is not one of {', '.join(map(repr, args))}")
