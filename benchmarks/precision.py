@@ -22,8 +22,8 @@ MODELS = {  # name: (model config, batch, training crop): the shipped spaces' fi
     "vgg_cnn 32-64-128-256": ({"name": "vgg_cnn", "channels": [32, 64, 128, 256]}, 64, 40),
     "seed_cnn": ({"name": "seed_cnn"}, 128, 48),
     "small_cnn": ({"name": "small_cnn"}, 128, 48),
-    "dnn 1024-512-256 (pool 2)": ({"name": "dnn", "widths": [1024, 512, 256], "input_pool": 2, "norm": "batch",
-                                   "input_size": 24}, 256, 24),
+    "dnn 1024-512-256 (pool 2)": ({"name": "dnn", "widths": [1024, 512, 256], "input_pool": 2, "norm": "batch"},
+                                  256, 48),
 }
 
 

@@ -28,6 +28,7 @@ from fer.data.cache import default_cache_dir
 
 BF16_MARGIN = 1.1  # bf16 must be this much faster to be chosen: fp32 is exact and the baseline
 LAYOUT_MARGIN = 1.05  # channels_last likewise against the default layout
+RECHECK = 1.3  # candidates within this factor of the best are timed a second time
 CACHE_FILE = "speed.json"
 
 
@@ -166,32 +167,50 @@ def choose(model: torch.nn.Module, device: torch.device, batch_size: int, crop_s
 
 
 def _measure(timer: StepTimer, precision: str | None, layouts: list[bool], device: torch.device) -> Speed:
-    """Layouts at fp32 first (or the given precision on CUDA), then bf16 at the faster layout.
-    `precision` None: choose between fp32 and bf16; "bf16" on a CPU: measure fp32 too, to warn."""
-    base = precision if device.type == "cuda" and precision else "fp32"
-    rates: dict[str, float] = {}
-    for cl in layouts:
-        best = max(rates.values(), default=0.0)
-        rates[label(base, cl)] = timer.rate(base, cl, give_up_s=3 * timer.x.shape[0] / best if best else float("inf"))
-    layout = layouts[0]
-    if len(layouts) > 1 and rates[label(base, True)] > LAYOUT_MARGIN * rates[label(base, False)]:
-        layout = True
-    fp32_rate = rates[label(base, layout)]
-    if base == "fp32" and device.type == "cpu":
-        rates[label("bf16", layout)] = timer.rate("bf16", layout, give_up_s=3 * timer.x.shape[0] / fp32_rate)
-    bf16_rate = rates.get(label("bf16", layout), 0.0)
-    if precision is None:
-        chosen = "bf16" if bf16_rate > BF16_MARGIN * fp32_rate else base
+    """Every candidate once (fp32 contiguous first, the baseline), then those within RECHECK of the
+    best a second time, keeping each one's faster figure: one pass alone let a noisy step swap
+    two layouts 30% apart. `precision` None: choose between fp32 and bf16 (CPU); the precision
+    CUDA's rule gave; or "bf16" asked for on a CPU, where fp32 is timed too, to warn."""
+    precisions = ["fp32", "bf16"] if precision is None or (precision == "bf16" and device.type == "cpu") \
+        else [precision]
+    candidates = [(p, cl) for p in precisions for cl in layouts]
+    batch = timer.x.shape[0]
+    found: dict[tuple[str, bool], float] = {}
+    for c in candidates:  # a setting whose warm-up is 3x the best step gives up: emulated bf16 costs seconds
+        best = max(found.values(), default=0.0)
+        found[c] = timer.rate(*c, give_up_s=3 * batch / best if best else float("inf"))
+    best = max(found.values())
+    for c in candidates:
+        if found[c] * RECHECK >= best:
+            found[c] = max(found[c], timer.rate(*c))
+    chosen = precision or _faster(found, "bf16", "fp32", layouts, BF16_MARGIN)
+    if len(layouts) > 1:
+        layout = found[(chosen, True)] > LAYOUT_MARGIN * found[(chosen, False)]
     else:
-        chosen = precision
-    warning = ""
-    if precision == "bf16" and device.type == "cpu" and bf16_rate < fp32_rate:
-        flag = cpu_bf16_flag()
-        why = (f"{flag}, yet slower for this model: autocast's casts cost more than they save" if flag else
-               f"{torch.backends.cpu.get_cpu_capability()}, no AMX or AVX512-BF16: bf16 is emulated")
-        warning = (f"train.precision: bf16 runs {fp32_rate / bf16_rate:.1f}x slower than fp32 on this CPU ({why}); "
-                   f"precision: auto would run fp32 at {fp32_rate:.0f} images/s against {bf16_rate:.0f}")
-    return Speed(chosen, layout, rates[label(chosen, layout)], rates, "measured", warning)
+        layout = layouts[0]
+    rates = {label(*c): r for c, r in found.items()}
+    return Speed(chosen, layout, found[(chosen, layout)], rates, "measured", _warning(found, precision, device))
+
+
+def _faster(found: dict, challenger: str, baseline: str, layouts: list[bool], margin: float) -> str:
+    """The challenger precision if its best layout beats the baseline's best by `margin`."""
+    best = {p: max(found.get((p, cl), 0.0) for cl in layouts) for p in (challenger, baseline)}
+    return challenger if best[challenger] > margin * best[baseline] else baseline
+
+
+def _warning(found: dict, precision: str | None, device: torch.device) -> str:
+    """For an explicit bf16 on a CPU where fp32 trains faster: by how much, and why."""
+    if precision != "bf16" or device.type != "cpu":
+        return ""
+    fp32 = max(r for (p, _), r in found.items() if p == "fp32")
+    bf16 = max(r for (p, _), r in found.items() if p == "bf16")
+    if bf16 >= fp32:
+        return ""
+    flag = cpu_bf16_flag()
+    why = (f"{flag}, yet slower for this model: autocast's casts cost more than they save" if flag else
+           f"{torch.backends.cpu.get_cpu_capability()}, no AMX or AVX512-BF16: bf16 is emulated")
+    return (f"train.precision: bf16 runs {fp32 / bf16:.1f}x slower than fp32 on this CPU ({why}); "
+            f"precision: auto would run fp32 at {fp32:.0f} images/s against {bf16:.0f}")
 
 
 class SpeedCache:

@@ -28,15 +28,17 @@ def cache(tmp_path):
 
 
 def test_emulated_bf16_slower_than_fp32_chooses_fp32(cache):
-    timer = FakeTimer({("fp32", False): 190.0, ("fp32", True): 200.0, ("bf16", True): 13.0})
+    timer = FakeTimer({("fp32", False): 190.0, ("fp32", True): 200.0, ("bf16", False): 11.0, ("bf16", True): 13.0})
     s = choose(conv_net(), torch.device("cpu"), 64, 8, timer=timer, cache=cache)
     assert (s.precision, s.channels_last, s.images_per_s, s.how) == ("fp32", True, 200.0, "measured")
-    assert s.rates == {"fp32, contiguous": 190.0, "fp32, channels_last": 200.0, "bf16, channels_last": 13.0}
+    assert s.rates == {"fp32, contiguous": 190.0, "fp32, channels_last": 200.0, "bf16, contiguous": 11.0,
+                       "bf16, channels_last": 13.0}
+    assert timer.timed[4:] == [("fp32", False), ("fp32", True)]  # the close ones timed twice, bf16 once
     assert not s.warning  # auto asked for nothing slow
 
 
 def test_native_bf16_faster_chooses_bf16_and_a_close_layout_stays_contiguous(cache):
-    timer = FakeTimer({("fp32", False): 100.0, ("fp32", True): 102.0, ("bf16", False): 300.0})
+    timer = FakeTimer({("fp32", False): 100.0, ("fp32", True): 102.0, ("bf16", False): 300.0, ("bf16", True): 305.0})
     s = choose(conv_net(), torch.device("cpu"), 64, 8, timer=timer, cache=cache)
     assert (s.precision, s.channels_last) == ("bf16", False)  # 2% faster is within noise: default layout
     assert "bf16, contiguous at 300 images/s (measured; fp32, contiguous 100" in s.describe()
@@ -45,7 +47,7 @@ def test_native_bf16_faster_chooses_bf16_and_a_close_layout_stays_contiguous(cac
 def test_bf16_barely_faster_stays_fp32(cache):
     timer = FakeTimer({("fp32", False): 100.0, ("bf16", False): 105.0})
     s = choose(torch.nn.Linear(64, 7), torch.device("cpu"), 64, 8, timer=timer, cache=cache)
-    assert s.precision == "fp32" and timer.timed == [("fp32", False), ("bf16", False)]  # an MLP: no layout to try
+    assert s.precision == "fp32" and timer.timed == [("fp32", False), ("bf16", False)] * 2  # an MLP: no layout
 
 
 def test_an_explicit_bf16_that_is_emulated_warns_with_the_slowdown(cache, monkeypatch):
@@ -65,15 +67,15 @@ def test_cuda_takes_bf16_by_its_rule_and_measures_only_the_layout(cache, monkeyp
         timer = FakeTimer({(expected, False): 5000.0, (expected, True): 9000.0})
         s = choose(conv_net(), torch.device("cuda"), 64, 8, timer=timer, cache=SpeedCache(cache.path.parent / expected))
         assert (s.precision, s.channels_last) == (expected, True)
-        assert timer.timed == [(expected, False), (expected, True)]  # no fp32-against-bf16 timing on CUDA
+        assert timer.timed == [(expected, False), (expected, True), (expected, True)]  # no fp32 against bf16
 
 
 def test_a_measurement_is_cached_per_device_and_shape(cache):
-    timer = FakeTimer({("fp32", False): 100.0, ("fp32", True): 150.0, ("bf16", True): 400.0})
+    timer = FakeTimer({("fp32", False): 100.0, ("fp32", True): 150.0, ("bf16", False): 200.0, ("bf16", True): 400.0})
     first = choose(conv_net(), torch.device("cpu"), 64, 8, shape_key="a", timer=timer, cache=cache)
     again = choose(conv_net(), torch.device("cpu"), 64, 8, shape_key="a", timer=FakeTimer({}), cache=cache)
     assert again == first._replace(how="cached")
-    other = FakeTimer({("fp32", False): 100.0, ("fp32", True): 90.0, ("bf16", False): 50.0})
+    other = FakeTimer({("fp32", False): 100.0, ("fp32", True): 90.0, ("bf16", False): 50.0, ("bf16", True): 40.0})
     assert choose(conv_net(), torch.device("cpu"), 64, 8, shape_key="b", timer=other, cache=cache).precision == "fp32"
     cache.path.write_text("not json")  # a damaged cache is a miss, not an error
     assert choose(conv_net(), torch.device("cpu"), 64, 8, shape_key="a", timer=timer, cache=cache).how == "measured"
