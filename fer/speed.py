@@ -176,16 +176,21 @@ def _measure(timer: StepTimer, precision: str | None, layouts: list[bool], devic
     candidates = [(p, cl) for p in precisions for cl in layouts]
     batch = timer.x.shape[0]
     found: dict[tuple[str, bool], float] = {}
+    hopeless: set[str] = set()
     for c in candidates:  # a setting whose warm-up is 3x the best step gives up: emulated bf16 costs seconds
         best = max(found.values(), default=0.0)
+        if c[0] in hopeless:  # its precision's other layout was 3x slower than the best: not worth a warm-up
+            continue
         found[c] = timer.rate(*c, give_up_s=3 * batch / best if best else float("inf"))
+        if best and found[c] * 3 <= best:
+            hopeless.add(c[0])
     best = max(found.values())
-    for c in candidates:
+    for c in list(found):
         if found[c] * RECHECK >= best:
             found[c] = max(found[c], timer.rate(*c))
     chosen = precision or _faster(found, "bf16", "fp32", layouts, BF16_MARGIN)
     if len(layouts) > 1:
-        layout = found[(chosen, True)] > LAYOUT_MARGIN * found[(chosen, False)]
+        layout = found.get((chosen, True), 0.0) > LAYOUT_MARGIN * found.get((chosen, False), 0.0)
     else:
         layout = layouts[0]
     rates = {label(*c): r for c, r in found.items()}
@@ -202,8 +207,8 @@ def _warning(found: dict, precision: str | None, device: torch.device) -> str:
     """For an explicit bf16 on a CPU where fp32 trains faster: by how much, and why."""
     if precision != "bf16" or device.type != "cpu":
         return ""
-    fp32 = max(r for (p, _), r in found.items() if p == "fp32")
-    bf16 = max(r for (p, _), r in found.items() if p == "bf16")
+    fp32 = max((r for (p, _), r in found.items() if p == "fp32"), default=0.0)
+    bf16 = max((r for (p, _), r in found.items() if p == "bf16"), default=0.0)
     if bf16 >= fp32:
         return ""
     flag = cpu_bf16_flag()

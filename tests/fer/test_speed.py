@@ -31,9 +31,9 @@ def test_emulated_bf16_slower_than_fp32_chooses_fp32(cache):
     timer = FakeTimer({("fp32", False): 190.0, ("fp32", True): 200.0, ("bf16", False): 11.0, ("bf16", True): 13.0})
     s = choose(conv_net(), torch.device("cpu"), 64, 8, timer=timer, cache=cache)
     assert (s.precision, s.channels_last, s.images_per_s, s.how) == ("fp32", True, 200.0, "measured")
-    assert s.rates == {"fp32, contiguous": 190.0, "fp32, channels_last": 200.0, "bf16, contiguous": 11.0,
-                       "bf16, channels_last": 13.0}
-    assert timer.timed[4:] == [("fp32", False), ("fp32", True)]  # the close ones timed twice, bf16 once
+    assert s.rates == {"fp32, contiguous": 190.0, "fp32, channels_last": 200.0, "bf16, contiguous": 11.0}
+    # bf16's first layout was hopeless, so its second is not tried; the close ones are timed twice
+    assert timer.timed == [("fp32", False), ("fp32", True), ("bf16", False), ("fp32", False), ("fp32", True)]
     assert not s.warning  # auto asked for nothing slow
 
 
