@@ -11,6 +11,7 @@ from pathlib import Path
 import optuna
 import pytest
 
+from fer.checkpoint import load_checkpoint
 from search.results import trial_histories, trials_table
 from tests.conftest import tiny_sweep
 from tests.search.conftest import stop_cluster
@@ -188,10 +189,17 @@ def test_a_lost_node_costs_its_trial_nothing(tmp_path, tiny_csv):
     _, histories = trial_histories(exp)
     for trial, before in lost.items():
         h = histories[trial.removeprefix("trial_")]
-        assert h["epoch"].tolist() == list(range(1, 41))  # continued from a checkpoint, not from epoch 1
+        # Continued from a checkpoint, not from epoch 1. Ray logs a result, then saves its checkpoint in a
+        # second round trip: a node lost between the two reruns that one boundary epoch, so Tune's log may
+        # hold it twice; the kept checkpoint's own history runs 1..40 once.
+        assert sorted(set(h["epoch"])) == list(range(1, 41)) and len(h) <= 41, h["epoch"].tolist()
         on_lost, after = h[h["node_id"] == worker], h[h["node_id"] != worker]
-        assert len(on_lost) >= before and after["epoch"].iloc[0] == on_lost["epoch"].iloc[-1] + 1, h
+        assert len(on_lost) >= before and after["epoch"].iloc[0] - on_lost["epoch"].iloc[-1] in (0, 1), h
+        newest = max((exp / trial).glob("checkpoint_*/checkpoint.pt"), key=lambda p: p.parent.name)
+        assert [m["epoch"] for m in load_checkpoint(newest)["history"]] == list(range(1, 41))
         print(f"trial {trial}: epochs 1-{on_lost['epoch'].iloc[-1]} on the lost node ({before} when it was killed), "
               f"then {after['epoch'].iloc[0]}-{after['epoch'].iloc[-1]} on the head")
-    for h in histories.values():
-        assert (h["epoch"].diff().dropna() == 1).all()  # no epoch ran twice in any trial's record
+    for trial, h in histories.items():
+        steps = h["epoch"].diff().dropna()
+        boundary = int(f"trial_{trial}" in lost)  # the one epoch that may repeat, on a lost trial only
+        assert (steps == 1).sum() == len(steps) - (steps == 0).sum() and (steps == 0).sum() <= boundary, h
