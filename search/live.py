@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -93,6 +94,7 @@ class LiveStatus(Callback):
         self.started: dict[str, float] = {}
         self.named: set[str] = set()
         self.best: tuple[float, str] | None = None
+        self.epoch_seconds: list[float] = []  # the trials' real epochs: the calibration ran alone on the machine
         self.last_line = time.monotonic()
 
     def _say(self, text: str) -> None:
@@ -104,6 +106,8 @@ class LiveStatus(Callback):
     def on_trial_result(self, iteration, trials, trial, result, **info):
         if self.metric in result and (self.best is None or result[self.metric] > self.best[0]):
             self.best = (result[self.metric], trial.trial_id)
+        if result.get("epoch_wall_s"):
+            self.epoch_seconds.append(result["epoch_wall_s"])
 
     def on_step_end(self, iteration, trials, **info):
         self.watch(trials)
@@ -144,7 +148,8 @@ class LiveStatus(Callback):
     def watch(self, trials) -> None:
         """Name, once, each running trial with no epoch long after the plan expected several."""
         plan = EVENTS.plan
-        if plan is None or not plan.epoch_s:
+        epoch_s = statistics.median(self.epoch_seconds) if self.epoch_seconds else plan.epoch_s if plan else None
+        if not epoch_s:
             return
         for t in trials:
             since = self.started.get(t.trial_id)
@@ -152,8 +157,8 @@ class LiveStatus(Callback):
                     "training_iteration"):
                 continue
             waited = time.time() - since
-            if waited > 60 + SLOW_EPOCHS * plan.epoch_s:
+            if waited > 60 + SLOW_EPOCHS * epoch_s:
                 self.named.add(t.trial_id)
-                self._say(f"{t.trial_id} has reported no epoch after {waited / 60:.0f} min (the plan expected one "
-                          f"every {plan.epoch_s:.0f} s): {slow_cause(read_heartbeat(t.path), plan.images_per_s)}")
+                self._say(f"{t.trial_id} has reported no epoch after {waited / 60:.0f} min (epochs take "
+                          f"{epoch_s:.0f} s here): {slow_cause(read_heartbeat(t.path), plan.images_per_s)}")
 

@@ -59,7 +59,7 @@ def test_the_watchdog_names_a_trial_with_no_epoch_and_its_likely_cause_once(tmp_
     live.watch([slow, fine])
     live.watch([slow, fine])
     assert out.getvalue() == (
-        "[cnn] a has reported no epoch after 11 min (the plan expected one every 148 s): 5 images/s: "
+        "[cnn] a has reported no epoch after 11 min (epochs take 148 s here): 5 images/s: "
         f"{EMULATED['warning']}\n")
 
 
@@ -73,7 +73,11 @@ def test_the_watchdog_blames_a_busy_machine_or_says_what_it_knows(tmp_path, cloc
     busy, silent = _trial("a", tmp_path / "trial_a"), _trial("c", tmp_path / "trial_c")
     for t in (busy, silent):
         live.on_trial_start(0, [busy, silent], t)
-    clock.now += 200
+    live.on_trial_result(0, [busy, silent], busy, {"epoch_wall_s": 20.0})  # real epochs: twice the plan's
+    clock.now += 100  # 60 s + 3 x 10 s planned, but not 60 s + 3 x 20 s
+    live.watch([busy, silent])
+    assert out.getvalue() == ""
+    clock.now += 100
     live.watch([busy, silent])
     lines = out.getvalue().splitlines()
     assert lines[0].endswith("20 images/s, against 190 measured before the sweep: the machine is busier than it "
