@@ -1,10 +1,11 @@
 """Build and run one Tune experiment per search space: Optuna (seeded TPE) behind a
 ConcurrencyLimiter, ASHA early stopping, best-epoch checkpoints, retries, resume.
 
-ASHA stops weak trials at its rungs (grace_period, grace_period * reduction_factor, ...)
-and the trial enters the study (search.study) *complete*, with its best score up to there.
-TPE therefore learns from early scores: choose a grace period long enough that
-a trial's score at that epoch ranks it the way its final score would.
+ASHA stops weak trials at the rungs search.plan derives (under a time budget, in seconds of
+training at shares of the budget; else in epochs) and the trial enters the study
+(search.study) *complete*, with its best score up to there, so TPE learns from early scores.
+The budget (search.budget) is created here, per sweep, and handed to everything that needs
+its deadline.
 """
 from __future__ import annotations
 
