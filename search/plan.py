@@ -95,7 +95,7 @@ def calibration_config(space) -> dict:
     values = dict(space.first_point())
     if space.settings.warm_start:
         values.update(flatten(space.settings.warm_start[0]))
-    return unflatten(space._apply_budget(values))
+    return unflatten(space.completed(values))
 
 
 def measure_epoch(space, faces) -> tuple[float, str, float] | None:

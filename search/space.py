@@ -149,6 +149,10 @@ class SearchSpace:
         (flat "section/key" names, which Tune unflattens into {model: ..., train: ...})."""
         return self._apply_budget(self._values(lambda p: _suggest(trial, p)))
 
+    def completed(self, values: dict) -> dict:
+        """Flat values with the parameter budget applied, as a trial would get them."""
+        return self._apply_budget(dict(values))
+
     def first_point(self) -> dict:
         """Each parameter's first choice or lower bound: the point validated at load time."""
         return self._values(lambda p: p.args[0])
