@@ -1,7 +1,10 @@
 """Read finished (or running) experiments: every trial as a pandas row, and the best
 trial of each family with a path to its best checkpoint in fer's format.
 
-Light to import (pandas only): Ray's readers are imported when an experiment is read."""
+Plain data only: sweep.json, the JSON of Tune's experiment state, each trial's result.json
+and the study database. Nothing here unpickles (Tune's own readers would: see _tune_state),
+so inspecting a results folder from shared storage runs no code from it. Light to import
+(pandas only)."""
 from __future__ import annotations
 
 import json
@@ -12,6 +15,7 @@ import pandas as pd
 
 from fer.errors import FerError
 
+TUNE_STATE = "experiment_state-*.json"  # Tune's experiment snapshot: JSON, some fields hex pickles
 SWEEP_FILE = "sweep.json"  # written by search.sweep beside Tune's files: family, metric, searched keys
 STUDY_FILE = "optuna.db"  # the sweep's Optuna study, unless it went to another storage (search.study)
 
@@ -21,38 +25,101 @@ class ResultsError(FerError):
 
 
 def find_experiments(root: str | Path) -> list[Path]:
-    """Experiment folders (each with sweep.json and Tune's state) under root, root included."""
+    """Experiment folders (each with sweep.json and Tune's experiment state) under root, root included."""
     if not Path(root).exists():
         raise ResultsError(f"{root}: no such folder")
-    root = Path(root).resolve()  # Tune reads absolute paths only (a relative one is an "empty URI scheme")
-    from ray.tune import Tuner
-
-    found = sorted(p.parent for p in root.rglob(SWEEP_FILE) if Tuner.can_restore(str(p.parent)))
+    root = Path(root).resolve()
+    found = sorted(p.parent for p in root.rglob(SWEEP_FILE) if any(p.parent.glob(TUNE_STATE)))
     if not found:
         raise ResultsError(f"{root}: no search experiments inside (looked for {SWEEP_FILE} with Tune state)")
     return found
 
 
-def _trials(exp: Path) -> tuple[dict, list[dict]]:
-    """(sweep info, one dict per trial: id, status, config, history DataFrame, checkpoints)."""
-    from ray.tune import ExperimentAnalysis
-
-    exp = Path(exp).resolve()
-    info = json.loads((exp / SWEEP_FILE).read_text())
+def read_info(exp: Path) -> dict:
+    """sweep.json, checked for the keys every reader needs."""
+    path = Path(exp) / SWEEP_FILE
     try:
-        analysis = ExperimentAnalysis(str(exp), default_metric=info["metric"], default_mode="max")
-    except Exception as e:  # Tune raises several types for a half-written state
-        raise ResultsError(f"{exp}: cannot read the experiment ({e.__class__.__name__}: {e})") from None
-    frames = analysis.trial_dataframes
+        info = json.loads(path.read_text())
+        if not isinstance(info, dict) or not isinstance(info.get("metric"), str) or "family" not in info:
+            raise ValueError("no 'family' and 'metric'")
+    except (OSError, ValueError) as e:
+        raise ResultsError(f"{path}: not a sweep description ({e})") from None
+    info.setdefault("searched", [])
+    return info
+
+
+def _tune_state(exp: Path) -> list[dict]:
+    """Each trial's id, status, config and folder, from the newest experiment_state-*.json.
+
+    Only its JSON is read. Tune's ExperimentAnalysis would also unpickle the fields it stores as
+    hex pickles (CLOUDPICKLE_FALLBACK: the checkpoint manager, the storage context), which runs
+    whatever code a tampered folder put there; nothing here decodes them."""
+    state = sorted(exp.glob(TUNE_STATE))[-1]  # timestamped names: the last is the newest
+    try:
+        trials = [json.loads(t) for t, _ in json.loads(state.read_text())["trial_data"]]
+        out = []
+        for t in trials:
+            folder = t.get("relative_logdir") or f"trial_{t['trial_id']}"
+            if Path(folder).name != folder:  # a name inside the experiment, never a path out of it
+                raise ValueError(f"trial folder {folder!r} is not a name")
+            out.append({"trial_id": str(t["trial_id"]), "status": str(t["status"]),
+                        "config": t.get("config") or {}, "path": str(exp / folder)})
+        return out
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise ResultsError(f"{state}: cannot read Tune's experiment state ({e.__class__.__name__}: {e})") from None
+
+
+def read_history(trial_dir: str | Path) -> pd.DataFrame:
+    """A trial's per-epoch results from its result.json (JSON lines), one row per epoch.
+
+    A line cut short (a worker killed mid-write) is left out. After a lost node or a killed
+    driver Tune's log can hold an epoch twice: Ray logs the result, then saves the checkpoint in
+    a second round trip, and a kill between them reruns that epoch on retry. The last row of
+    each epoch is the one the trial went on from, so it is the one kept."""
+    rows = []
+    path = Path(trial_dir) / "result.json"
+    text = path.read_text(errors="replace") if path.is_file() else ""
+    for line in text.splitlines():
+        try:
+            row = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(row, dict):
+            row.pop("config", None)
+            rows.append(row)
+    return dedupe_epochs(pd.DataFrame(rows))
+
+
+def dedupe_epochs(history: pd.DataFrame) -> pd.DataFrame:
+    """One row per training_iteration, the last logged of each, in epoch order."""
+    if "training_iteration" not in history or not len(history):
+        return history
+    return history.drop_duplicates("training_iteration", keep="last").sort_values(
+        "training_iteration", kind="stable").reset_index(drop=True)
+
+
+def _kept_checkpoint(trial_dir: str, history: pd.DataFrame, metric: str) -> str | None:
+    """The best-scoring epoch's checkpoint that is still on disk (the sweep keeps the best one:
+    CheckpointConfig num_to_keep=1, scored by the metric), as a path to its checkpoint.pt."""
+    if metric not in history or "checkpoint_dir_name" not in history:
+        return None
+    saved = history[history["checkpoint_dir_name"].notna() & history[metric].notna()]
+    for name in saved.sort_values([metric, "training_iteration"], ascending=False)["checkpoint_dir_name"]:
+        pt = Path(trial_dir) / str(name) / "checkpoint.pt"
+        if Path(str(name)).name == name and pt.is_file():
+            return str(pt)
+    return None
+
+
+def _trials(exp: Path) -> tuple[dict, list[dict]]:
+    """(sweep info, one dict per trial: id, status, config, history DataFrame, checkpoint), read from
+    plain files only: sweep.json, Tune's experiment-state JSON and each trial's result.json."""
+    exp = Path(exp).resolve()
+    info = read_info(exp)
     trials = []
-    for t in analysis.trials:
-        history = frames.get(t.trial_id, pd.DataFrame())
-        ckpt = None
-        if info["metric"] in history:
-            best = analysis.get_best_checkpoint(t, info["metric"], "max")
-            ckpt = str(Path(best.path) / "checkpoint.pt") if best is not None else None
-        trials.append({"trial_id": t.trial_id, "status": t.status, "config": t.config, "history": history,
-                       "checkpoint": ckpt, "path": t.path})
+    for t in _tune_state(exp):
+        history = read_history(t["path"])
+        trials.append({**t, "history": history, "checkpoint": _kept_checkpoint(t["path"], history, info["metric"])})
     return info, trials
 
 
@@ -92,7 +159,7 @@ def load_study(exp: str | Path, info: dict | None = None):
     import optuna
 
     exp = Path(exp)
-    info = info or json.loads((exp / SWEEP_FILE).read_text())
+    info = info or read_info(exp)
     url = f"sqlite:///{(exp / STUDY_FILE).resolve()}" if (exp / STUDY_FILE).exists() else info.get("optuna_storage")
     if not url or not info.get("study_name"):
         return None

@@ -23,7 +23,7 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from ray.tune import Callback, ExperimentAnalysis
+from ray.tune import Callback
 
 from fer.checkpoint import load_checkpoint
 from fer.errors import FerError
@@ -133,9 +133,14 @@ def restore_recorded_checkpoints(experiment: str) -> list[str]:
     newer one only at its next experiment snapshot (ray-project/ray#27790). A driver killed in
     between leaves an unfinished trial whose recorded checkpoint is gone, and resuming it fails
     every retry. Such a trial gets its newest checkpoint on disk copied to the recorded path:
-    later training than the one recorded, so nothing is lost. Returns the trials mended."""
+    later training than the one recorded, so nothing is lost. Returns the trials mended.
+
+    For --resume only: it reads Tune's pickled trial state, as Tune's restore itself does, so it
+    trusts the experiment folder (README, "Trust and safety"). No reading command calls it."""
     if not is_local(experiment) or not Path(experiment).is_dir():
         return []
+    from ray.tune import ExperimentAnalysis
+
     analysis = ExperimentAnalysis(experiment)
     mended = []
     for trial in analysis.trials:

@@ -87,18 +87,19 @@ def finish_study(storage, name: str, grid, metric: str) -> tuple[int, int]:
     study = optuna.load_study(study_name=name, storage=storage)
     study_id = storage.get_study_id_from_name(name)
     results = {Path(r.path).name.removeprefix("trial_"): r for r in grid}
+    from search.results import dedupe_epochs
+
     done = failed = 0
     for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
         r = results.get(t.user_attrs.get("tune_trial_id"))
-        h = r.metrics_dataframe if r is not None else None
+        h = dedupe_epochs(r.metrics_dataframe) if r is not None and r.metrics_dataframe is not None else None
         if h is None or metric not in h or not len(h):
             study.tell(t.number, state=optuna.trial.TrialState.FAIL)
             failed += 1
             continue
         trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, t.number)
         for step, value in zip(h["training_iteration"], h[metric]):
-            if step not in t.intermediate_values:
-                storage.set_trial_intermediate_value(trial_id, int(step), float(value))
+            storage.set_trial_intermediate_value(trial_id, int(step), float(value))
         kept = r.get_best_checkpoint(metric, "max")
         attrs = {"epochs": int(h["training_iteration"].max()), "stopped_by": "stopped by the sweep's time budget",
                  "num_params": int(h["num_params"].iloc[-1]) if "num_params" in h else None,
@@ -139,7 +140,7 @@ class StudySearch(OptunaSearch):
         self.settings = space.settings
         self.storage = storage or optuna.storages.InMemoryStorage()
         self.linked: dict[str, int] = {}  # Tune trial id -> the storage's trial id
-        self.best: dict[str, dict] = {}  # Tune trial id -> the best result so far (a few keys)
+        self.epochs: dict[str, dict[int, dict]] = {}  # Tune trial id -> {epoch: a few keys of its result}
         super().__init__(space=self.capture, metric=space.settings.metric, mode="max", sampler=sampler,
                          points_to_evaluate=points or None, storage=self.storage, study_name=study_name)
         self.study_id = self.storage.get_study_id_from_name(study_name)
@@ -156,7 +157,9 @@ class StudySearch(OptunaSearch):
     def on_trial_result(self, trial_id: str, result: dict) -> None:
         self._note(trial_id, result)
         try:  # (no query per result: Optuna itself refuses a report to a trial it has finished)
-            super().on_trial_result(trial_id, result)
+            with warnings.catch_warnings():  # an epoch run twice: _note has stored its last score
+                warnings.filterwarnings("ignore", message="The reported value is ignored")
+                super().on_trial_result(trial_id, result)
         except optuna.exceptions.UpdateFinishedTrialError:
             pass  # finished before a driver was killed, rerun by Tune from an older snapshot: it stands
 
@@ -166,9 +169,22 @@ class StudySearch(OptunaSearch):
         return linked is not None and self.storage.get_trial(linked).state.is_finished()
 
     def _note(self, trial_id: str, result: dict) -> None:
-        best = self.best.get(trial_id)
-        if self.metric in result and (best is None or result[self.metric] > best[self.metric]):
-            self.best[trial_id] = {k: result[k] for k in (self.metric, *self.KEPT) if k in result}
+        """Keep each epoch's score, the last logged of an epoch run twice (a retry reran it: the
+        first run's checkpoint was never registered), in the study too."""
+        if self.metric not in result or "training_iteration" not in result:
+            return
+        step = result["training_iteration"]
+        epochs = self.epochs.setdefault(trial_id, {})
+        if step in epochs and trial_id in self.linked:  # Optuna keeps a step's first report: overwrite it
+            try:
+                self.storage.set_trial_intermediate_value(self.linked[trial_id], step, result[self.metric])
+            except optuna.exceptions.UpdateFinishedTrialError:
+                pass  # (see on_trial_result)
+        epochs[step] = {k: result[k] for k in (self.metric, *self.KEPT) if k in result}
+
+    def _best(self, trial_id: str) -> dict | None:
+        epochs = self.epochs.pop(trial_id, {})
+        return max(epochs.values(), key=lambda e: e[self.metric]) if epochs else None
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
         # Tune hands a trial's last result (its final epoch, or the one ASHA stopped it at) to this
@@ -180,7 +196,7 @@ class StudySearch(OptunaSearch):
             self._note(trial_id, result)
             if linked is not None and "training_iteration" in result:
                 self.storage.set_trial_intermediate_value(linked, result["training_iteration"], result[self.metric])
-        best = self.best.pop(trial_id, None)
+        best = self._best(trial_id)
         if linked is not None:
             for key, value in self._attrs(trial_id, result or {}, best or {}, error).items():
                 self.storage.set_trial_user_attr(linked, key, value)

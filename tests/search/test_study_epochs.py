@@ -1,0 +1,28 @@
+"""StudySearch without Ray: an epoch Tune logged twice (a retry reran it) counts once, its last run."""
+import warnings
+
+import optuna
+
+from search.space import load_sweeps
+from search.study import StudySearch
+from tests.conftest import tiny_sweep
+
+
+def test_an_epoch_reported_twice_keeps_its_last_score_in_the_study(tmp_path):
+    space = load_sweeps(str(tiny_sweep(tmp_path / "space.yaml")))[0]
+    storage = optuna.storages.InMemoryStorage()
+    optuna.create_study(storage=storage, study_name="s", direction="maximize")
+    search = StudySearch(space, sampler=optuna.samplers.RandomSampler(0), points=[], storage=storage,
+                         study_name="s", trials_path=str(tmp_path))
+    search.set_search_properties("val_acc", "max", {})
+    search.suggest("t1")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # Optuna's "already reported" warning is handled, not shown
+        for epoch, value, ckpt in [(1, 0.3, None), (2, 0.9, None), (2, 0.5, "checkpoint_000001")]:
+            search.on_trial_result("t1", {"training_iteration": epoch, "val_acc": value,
+                                          **({"checkpoint_dir_name": ckpt} if ckpt else {})})
+    last = {"training_iteration": 3, "val_acc": 0.4, "checkpoint_dir_name": "checkpoint_000002"}
+    search.on_trial_complete("t1", last)
+    (trial,) = optuna.load_study(study_name="s", storage=storage).trials
+    assert trial.intermediate_values == {1: 0.3, 2: 0.5, 3: 0.4}
+    assert trial.value == 0.5 and trial.user_attrs["checkpoint"].endswith("trial_t1/checkpoint_000001/checkpoint.pt")
