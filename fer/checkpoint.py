@@ -55,6 +55,9 @@ def load_checkpoint(path: str | Path) -> dict:
     if magic != b"PK\x03\x04":  # torch.save writes a zip archive; anything else is another kind of file
         kind = "an empty file" if not magic else "not a PyTorch file"
         raise CheckpointError(f"{path}: not a fer checkpoint ({kind})")
+    if is_torchscript(path):
+        raise CheckpointError(f"{path}: a TorchScript file, not a fer checkpoint (fer predict reads it with "
+                              "--trust-torchscript)")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except (RuntimeError, EOFError, OSError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError) as e:
@@ -66,6 +69,17 @@ def load_checkpoint(path: str | Path) -> dict:
         raise CheckpointError(f"{path}: checkpoint format {payload['format_version']} is newer than this "
                               f"fer understands ({FORMAT_VERSION})")
     return payload
+
+
+def is_torchscript(path: Path) -> bool:
+    """Whether a file is a TorchScript archive (a zip holding code/ or constants.pkl)."""
+    try:
+        if not zipfile.is_zipfile(path):
+            return False
+        with zipfile.ZipFile(path) as z:
+            return any(n.endswith("constants.pkl") or "/code/" in n for n in z.namelist())
+    except (OSError, zipfile.BadZipFile):
+        return False
 
 
 def checkpoint_file(path: Path) -> Path:

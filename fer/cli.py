@@ -40,6 +40,8 @@ def _parser() -> argparse.ArgumentParser:
     r = sub.add_parser("predict", help="label and class probabilities per image", epilog=EPILOG)
     r.add_argument("checkpoint", help="a fer checkpoint, or a file written by `fer export`")
     r.add_argument("images", nargs="+")
+    r.add_argument("--trust-torchscript", action="store_true",
+                   help="load a TorchScript file, which can run code: only one from a source you trust")
     r.set_defaults(func=cmd_predict)
     x = sub.add_parser("export", help="the model with its preprocessing as ONNX or TorchScript, checked "
                                       "against PyTorch", epilog=EPILOG)
@@ -146,7 +148,7 @@ def cmd_predict(args) -> int:
     from fer.export import exported_format, load_exported
 
     if exported_format(args.checkpoint):
-        predict = load_exported(args.checkpoint)
+        predict = load_exported(args.checkpoint, trust_torchscript=args.trust_torchscript)
     else:
         model, payload = load_model(args.checkpoint)
 
@@ -160,32 +162,44 @@ def cmd_predict(args) -> int:
 
 
 def cmd_export(args) -> int:
-    """Export, then run the file on PARITY_IMAGES faces against PyTorch in fp32, as the graph
-    computes; above the tolerance the file is removed and the exit status is 1. A checkpoint that
-    scores in bf16 (train.precision) is told apart: how far its own scores are from the file's."""
+    """Export to a temporary file, run it on PARITY_IMAGES faces against PyTorch in fp32, as the
+    graph computes, and rename it into place only within the tolerance (NaN never is): else the
+    exit status is 1 and whatever --out held is left as it was. A checkpoint that scores in bf16
+    (train.precision) is told apart: how far its own scores are from the file's."""
     from fer.checkpoint import checkpoint_file, load_model
+    from fer.errors import FerError
     from fer.evaluate import predict_checkpoint, uses_bf16
-    from fer.export import FORMATS, PARITY_TOLERANCE, export, load_exported, parity
+    from fer.export import FORMATS, PARITY_TOLERANCE, parity, passes, write_checked
 
     model, payload = load_model(args.checkpoint)
-    out = Path(args.out or checkpoint_file(Path(args.checkpoint)).parent / f"model{FORMATS[args.format]}")
+    source_file = checkpoint_file(Path(args.checkpoint)).resolve()
+    out = Path(args.out or source_file.parent / f"model{FORMATS[args.format]}")
+    if out.resolve() == source_file:
+        raise FerError(f"--out {out}: that is the checkpoint being exported; name another file")
+    if out.is_dir():
+        raise FerError(f"--out {out}: a folder; name the file to write")
+    out.parent.mkdir(parents=True, exist_ok=True)
     images, source = _parity_faces(payload)
-    export(model, payload, args.format, out)
-    exported = load_exported(out)(images)
-    diff = parity(predict_checkpoint(model, payload, images, precision="fp32"), exported)
+    reference = predict_checkpoint(model, payload, images, precision="fp32")
+
+    def check(run) -> bool:
+        exported = run(images)
+        diff = parity(reference, exported)
+        print(f"parity with PyTorch on {len(images)} {source}: max abs difference {diff:.1e} "
+              f"(tolerance {PARITY_TOLERANCE:.0e})")
+        if uses_bf16("cpu", payload["train_config"].get("precision", "auto")):
+            bf16 = predict_checkpoint(model, payload, images)
+            changed = int((bf16.argmax(1) != exported.argmax(1)).sum())
+            print(f"the checkpoint scores in bf16, the file in fp32: max abs difference "
+                  f"{parity(bf16, exported):.1e}, top class changed on {changed} of {len(images)} faces")
+        return passes(diff)
+
+    if not write_checked(model, payload, args.format, out, check):
+        kept = f"; {out} is as it was" if out.exists() else ""
+        print(f"fer: export failed the parity check; nothing written{kept}", file=sys.stderr)
+        return EXIT_FAILED
     print(f"wrote {out} ({args.format}, {out.stat().st_size / 2**20:.1f} MiB): uint8 (N, 48, 48) in, "
           f"probabilities (N, 7) out")
-    print(f"parity with PyTorch on {len(images)} {source}: max abs difference {diff:.1e} "
-          f"(tolerance {PARITY_TOLERANCE:.0e})")
-    if uses_bf16("cpu", payload["train_config"].get("precision", "auto")):
-        bf16 = predict_checkpoint(model, payload, images)
-        changed = int((bf16.argmax(1) != exported.argmax(1)).sum())
-        print(f"the checkpoint scores in bf16, the file in fp32: max abs difference {parity(bf16, exported):.1e}, "
-              f"top class changed on {changed} of {len(images)} faces")
-    if diff > PARITY_TOLERANCE:
-        out.unlink()
-        print(f"fer: export failed the parity check; removed {out}", file=sys.stderr)
-        return EXIT_FAILED
     return 0
 
 

@@ -9,14 +9,16 @@ onnxruntime is imported only to run an ONNX file (fer itself needs PyTorch alone
 from __future__ import annotations
 
 import logging
+import os
+import tempfile
 import warnings
-import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from fer.checkpoint import is_torchscript
 from fer.errors import CheckpointError
 from fer.evaluate import prior_correction
 from fer.models.ensemble import Member
@@ -62,13 +64,20 @@ def export(model: torch.nn.Module, payload: dict, fmt: str, out: str | Path) -> 
     return out
 
 
-def load_exported(path: str | Path) -> Callable[[np.ndarray], np.ndarray]:
+def load_exported(path: str | Path, trust_torchscript: bool = False) -> Callable[[np.ndarray], np.ndarray]:
     """A function uint8 faces (N, 48, 48) -> probabilities (N, 7) of an exported file; a
-    CheckpointError in one line for a file that is not one."""
+    CheckpointError in one line for a file that is not one.
+
+    TorchScript is a program: torch.jit.load runs what the file holds, which is why torch's own
+    weights_only loading refuses it. Only `trust_torchscript` (the user's say-so, or a file this
+    process has just written) loads one; ONNX holds no code and needs no such consent."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such exported model")
     if exported_format(path) == "torchscript":
+        if not trust_torchscript:
+            raise CheckpointError(f"{path}: a TorchScript file, which can run code when loaded: pass "
+                                  "--trust-torchscript if you trust where it came from (ONNX needs no such trust)")
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", DeprecationWarning)  # TorchScript is what this file is
@@ -93,16 +102,33 @@ def exported_format(path: str | Path) -> str | None:
     path = Path(path)
     if path.suffix == ".onnx":
         return "onnx"
-    if zipfile.is_zipfile(path):
-        with zipfile.ZipFile(path) as z:
-            if any(n.endswith("constants.pkl") or "/code/" in n for n in z.namelist()):
-                return "torchscript"
-    return None
+    return "torchscript" if is_torchscript(path) else None
+
+
+def write_checked(model: torch.nn.Module, payload: dict, fmt: str, out: Path,
+                  check: Callable[[Callable], bool]) -> bool:
+    """Export to a temporary file beside `out`, and rename it to `out` only once `check(run)` says
+    the file is good: a failed check, an error or Ctrl-C leaves whatever `out` held untouched."""
+    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=FORMATS[fmt])
+    os.close(fd)
+    try:
+        export(model, payload, fmt, tmp)
+        if not check(load_exported(tmp, trust_torchscript=True)):  # the file this process just wrote
+            return False
+        os.replace(tmp, out)
+        return True
+    finally:
+        Path(tmp).unlink(missing_ok=True)
 
 
 def parity(reference: np.ndarray, exported: np.ndarray) -> float:
-    """Max abs difference of two (N, 7) probability arrays."""
+    """Max abs difference of two (N, 7) probability arrays; NaN when either holds a NaN (which
+    no tolerance passes: compare with `passes`)."""
     return float(np.abs(reference.astype(np.float64) - exported.astype(np.float64)).max())
+
+
+def passes(diff: float) -> bool:
+    return bool(diff <= PARITY_TOLERANCE)  # False for NaN, unlike `not diff > tolerance`
 
 
 def _first_line(e: BaseException) -> str:

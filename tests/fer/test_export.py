@@ -1,6 +1,8 @@
 """`fer export`: the model with its preprocessing, TTA and prior correction in one file, as
 ONNX (run by onnxruntime) or TorchScript, equal to PyTorch's probabilities; `fer predict`
 reads it; a corrupt or foreign file is one line."""
+from pathlib import Path
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -37,10 +39,10 @@ def test_the_exported_file_gives_pytorchs_probabilities(trained, synthetic, tmp_
     path = export(model, payload, fmt, tmp_path / f"model.{fmt}")
     faces = synthetic.images[:64]
     expected = predict_checkpoint(model, payload, faces)
-    got = load_exported(path)(faces)
+    got = load_exported(path, trust_torchscript=True)(faces)
     assert got.shape == (64, 7) and got.dtype == np.float32
     assert parity(expected, got) < 1e-5
-    assert parity(expected[:1], load_exported(path)(faces[:1])) < 1e-5  # any batch size
+    assert parity(expected[:1], load_exported(path, trust_torchscript=True)(faces[:1])) < 1e-5  # any batch size
 
 
 @pytest.mark.slow
@@ -69,7 +71,7 @@ def test_a_checkpoint_that_scores_in_bf16_exports_in_fp32_and_says_how_far_apart
     assert "the checkpoint scores in bf16, the file in fp32: max abs difference" in printed
     model, payload = load_model(trained["bf16"])
     faces = np.random.default_rng(0).integers(0, 256, (64, 48, 48), dtype=np.uint8)
-    from_file = load_exported(out)(faces)
+    from_file = load_exported(out, trust_torchscript=True)(faces)
     assert parity(predict_checkpoint(model, payload, faces, precision="fp32"), from_file) < 1e-5
     assert parity(predict_checkpoint(model, payload, faces), from_file) > fer.export.PARITY_TOLERANCE
 
@@ -79,6 +81,51 @@ def test_an_export_over_the_tolerance_is_removed_and_exits_1(trained, tmp_path, 
     out = tmp_path / "model.torchscript.pt"
     assert main(["export", str(trained["dnn"]), "--format", "torchscript", "--out", str(out)]) == 1
     assert not out.exists() and "failed the parity check" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []  # no temporary file left behind
+
+
+def test_a_nan_output_fails_parity_and_leaves_the_old_file_intact(trained, tmp_path, monkeypatch, capsys):
+    out = tmp_path / "model.torchscript.pt"
+    out.write_bytes(b"the file a deployment runs today")
+    real = fer.export.load_exported
+    monkeypatch.setattr(fer.export, "load_exported", lambda p, **kw: lambda f: real(p, **kw)(f) * np.nan)
+    assert main(["export", str(trained["dnn"]), "--format", "torchscript", "--out", str(out)]) == 1
+    assert "max abs difference nan" in capsys.readouterr().out
+    assert out.read_bytes() == b"the file a deployment runs today" and list(tmp_path.iterdir()) == [out]
+
+
+def test_an_export_interrupted_leaves_the_old_file_intact(trained, tmp_path, monkeypatch):
+    out = tmp_path / "model.torchscript.pt"
+    out.write_bytes(b"old")
+
+    def interrupted(*args):
+        Path(args[3]).write_bytes(b"half a file")
+        raise KeyboardInterrupt
+    monkeypatch.setattr(fer.export, "export", interrupted)
+    assert main(["export", str(trained["dnn"]), "--format", "torchscript", "--out", str(out)]) == 130
+    assert out.read_bytes() == b"old" and list(tmp_path.iterdir()) == [out]
+
+
+def test_export_refuses_to_overwrite_the_checkpoint_it_exports(trained, capsys):
+    ckpt = trained["dnn"] / "checkpoint.pt"
+    before = ckpt.read_bytes()
+    assert main(["export", str(trained["dnn"]), "--format", "onnx", "--out", str(ckpt)]) == 2
+    err = capsys.readouterr().err
+    assert "that is the checkpoint being exported" in err and len(err.splitlines()) == 1
+    assert ckpt.read_bytes() == before
+
+
+def test_torchscript_runs_only_with_the_flag_even_disguised_as_a_checkpoint(trained, tmp_path, capsys):
+    disguised = export(*load_model(trained["dnn"]), "torchscript", tmp_path / "checkpoint.pt")
+    image = tmp_path / "face.png"
+    Image.fromarray(np.zeros((48, 48), np.uint8)).save(image)
+    assert main(["predict", str(disguised), str(image)]) == 2
+    err = capsys.readouterr().err
+    assert "a TorchScript file, which can run code" in err and "--trust-torchscript" in err
+    assert main(["evaluate", str(disguised)]) == 2
+    assert "a TorchScript file, not a fer checkpoint" in capsys.readouterr().err
+    assert main(["predict", "--trust-torchscript", str(disguised), str(image)]) == 0
+    assert capsys.readouterr().out.startswith(str(image))
 
 
 def _foreign_onnx(path):
@@ -105,6 +152,6 @@ def test_a_corrupt_or_foreign_exported_file_is_one_line(trained, tmp_path, capsy
         make(path)
     image = tmp_path / "face.png"
     Image.fromarray(np.zeros((48, 48), np.uint8)).save(image)
-    assert main(["predict", str(path), str(image)]) == 2
+    assert main(["predict", "--trust-torchscript", str(path), str(image)]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith(f"fer: error: {path}") and says in err and "\n" not in err, err
