@@ -134,7 +134,11 @@ def cmd_run(args) -> int:
             raise FerError(f"{experiment_path(storage, name, space)}: an experiment named {name!r} is already "
                            "there: continue it with --resume, or start another with --name")
     args.imported = _study_checks(args, spaces, name)
-    resume = "python -m search " + shlex.join([a for a in args.argv if a != "--resume"] + ["--resume"])
+    from search.study import shown
+
+    whole = "python -m search " + shlex.join([a for a in args.argv if a != "--resume"] + ["--resume"])
+    resume = shown(whole) + ("" if shown(whole) == whole else " (the password where *** stands, or in "
+                                                              "PGPASSWORD or ~/.pgpass)")
     try:
         return _run_sweeps(args, spaces, name, storage)
     except KeyboardInterrupt:

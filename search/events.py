@@ -3,13 +3,15 @@
 Tune pickles its callbacks and searcher with the experiment, and a restored experiment runs the
 unpickled copies, not the objects the command built; so they report here, to this process's one
 `EVENTS`, which search.engine resets before each command. Nothing else about a sweep is
-process-wide.
+process-wide. The one thing a reset keeps is the study passwords this process was given: a
+restored study storage finds its password here, and nowhere in the files Tune pickles.
 """
 from __future__ import annotations
 
 
 class SweepEvents:
     def __init__(self):
+        self.passwords: dict[str, str] = {}  # study URL without password -> its password (search.study)
         self.reset()
 
     def reset(self) -> None:

@@ -12,6 +12,7 @@ metric, order "max"), so that is the score of the one checkpoint Tune kept, and 
 """
 from __future__ import annotations
 
+import re
 import warnings
 from pathlib import Path
 
@@ -30,29 +31,68 @@ def default_url(experiment: str) -> str | None:
     return None if "://" in experiment else f"sqlite:///{Path(experiment).resolve() / STUDY_FILE}"
 
 
-def shown(url: str) -> str:
-    """The URL with any password hidden, for messages and sweep.json."""
-    from sqlalchemy.engine import make_url
+SECRET_IN_URL = re.compile(r"(\b[A-Za-z][\w+.-]*://[^\s:/@]*:)([^\s@/]+)(@)")  # scheme://user:PASSWORD@
+
+
+def shown(text: str) -> str:
+    """`text` with the password of every URL in it hidden, for messages and the resume line."""
+    return SECRET_IN_URL.sub(r"\1***\3", text)
+
+
+def without_password(url: str) -> tuple[str, str | None]:
+    """(the URL without its password, the password): what files may hold, and what stays in memory."""
+    from sqlalchemy.engine import URL, make_url
 
     try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # not a URL: shown as given, the error says why
-        return url
+        parsed = make_url(url)
+    except Exception:  # not an SQLAlchemy URL: open_storage says why
+        return url, None
+    if parsed.password is None:
+        return url, None
+    bare = URL.create(parsed.drivername, parsed.username, None, parsed.host, parsed.port, parsed.database,
+                      parsed.query)  # (URL.set(password=None) leaves the password as it was)
+    return bare.render_as_string(hide_password=False), str(parsed.password)
 
 
-def open_storage(url: str) -> optuna.storages.RDBStorage:
+class StudyStorage(optuna.storages.RDBStorage):
+    """Optuna's RDBStorage, whose pickled copies hold no password. Tune saves the searcher, and
+    this storage inside it, in searcher-state-*.pkl and tuner.pkl; those hold the URL without its
+    password. A copy unpickled by a resumed sweep takes the password this process was given
+    (EVENTS.passwords), else connects as the database driver does without one (PostgreSQL's
+    PGPASSWORD or ~/.pgpass)."""
+
+    def __getstate__(self) -> dict:
+        state = super().__getstate__()
+        connect = {k: v for k, v in state["engine_kwargs"].get("connect_args", {}).items() if k != "password"}
+        state["engine_kwargs"] = {**state["engine_kwargs"], "connect_args": connect}
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        password = EVENTS.passwords.get(state["url"])
+        if password is not None:
+            connect = {**state["engine_kwargs"].get("connect_args", {}), "password": password}
+            state = {**state, "engine_kwargs": {**state["engine_kwargs"], "connect_args": connect}}
+        super().__setstate__(state)
+
+
+def open_storage(url: str) -> StudyStorage:
     """Optuna's RDB storage at url; a bad URL, a missing driver or a server that does not answer
-    is one line naming the URL."""
+    is one line naming the URL (password hidden). A password in the URL is handed to the database
+    driver directly and kept in this process's memory only (StudyStorage)."""
     if url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    bare, password = without_password(url)
     kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {"pool_pre_ping": True}
+    if password is not None:
+        kwargs["connect_args"] = {**kwargs.get("connect_args", {}), "password": password}
+        EVENTS.passwords[bare] = password
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
+            return StudyStorage(bare, engine_kwargs=kwargs)
     except Exception as e:  # SQLAlchemy raises ArgumentError, OperationalError, ModuleNotFoundError, ...
         reason = str(e).strip().splitlines()[0] if str(e).strip() else e.__class__.__name__
-        raise FerError(f"optuna storage {shown(url)}: cannot open it ({reason})") from None
+        raise FerError(f"optuna storage {shown(url)}: cannot open it ({shown(reason)})") from None
 
 
 def holds_study(url: str, name: str, fail: bool = False, storage=None) -> bool:

@@ -37,7 +37,7 @@ from search.rungs import RecheckedASHA
 from search.space import SearchSpace
 from search.storage import StorageWatch, drop_partial_checkpoints, is_local, restore_recorded_checkpoints
 from search.storage import failure as storage_failure
-from search.study import StudySearch, default_url, finish_study, prepare_study, shown
+from search.study import StudySearch, default_url, finish_study, prepare_study, without_password
 from search.warmstart import unseen_points
 
 warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
@@ -244,10 +244,11 @@ def make_tuner(space: SearchSpace, train_fn, params: dict, storage: str, name: s
 def write_sweep_info(space: SearchSpace, storage: str, name: str, seed: int, study_url: str | None = None,
                      plan: Plan | None = None) -> None:
     """sweep.json beside Tune's files: what `search best|table` and analysis need to read it,
-    the study's storage (password hidden) and name among it, and the plan the sweep ran."""
+    the study's storage (without its password) and name among it, and the plan the sweep ran."""
     info = {"family": space.family, "name": space.name, "source": space.source, "metric": space.settings.metric,
             "searched": [p.key for p in space.params], "seed": seed, "settings": vars(space.settings),
-            "optuna_storage": shown(study_url) if study_url else None, "study_name": study_name(name, space),
+            "optuna_storage": without_password(study_url)[0] if study_url else None,
+            "study_name": study_name(name, space),
             "started": time.strftime("%Y-%m-%d %H:%M:%S"),
             "plan": {**plan._asdict(), "line": plan.line()} if plan else None}
     path = experiment_path(storage, name, space)

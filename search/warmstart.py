@@ -32,7 +32,7 @@ def source_studies(source: str, study_name: str | None = None) -> list[tuple[str
     if study_name:
         found = [(url, s) for url, s in found if s.study_name == study_name]
         if not found:
-            raise FerError(f"--warm-start-study {study_name}: not in {source}")
+            raise FerError(f"--warm-start-study {study_name}: not in {shown(source)}")
     return found
 
 
@@ -44,15 +44,15 @@ def pick_study(found: list, space, source: str) -> tuple[str, str]:
         same = [(url, s) for url, s in same if s.study_name.rsplit("/", 1)[-1] == space.name] or same
     if not same:
         held = ", ".join(f"{s.study_name} ({s.user_attrs.get('family', '?')})" for _, s in found) or "none"
-        raise FerError(f"--warm-start-from {source}: no study of family {space.family!r} (studies: {held})")
+        raise FerError(f"--warm-start-from {shown(source)}: no study of family {space.family!r} (studies: {held})")
     if len(same) > 1:
-        raise FerError(f"--warm-start-from {source}: several {space.family} studies "
+        raise FerError(f"--warm-start-from {shown(source)}: several {space.family} studies "
                        f"({', '.join(s.study_name for _, s in same)}): name one with --warm-start-study")
     url, summary = same[0]
     metric = summary.user_attrs.get("metric")
     if metric != space.settings.metric:
-        raise FerError(f"--warm-start-from {source}: study {summary.study_name} was scored by {metric}, this sweep "
-                       f"by {space.settings.metric}")
+        raise FerError(f"--warm-start-from {shown(source)}: study {summary.study_name} was scored by {metric}, "
+                       f"this sweep by {space.settings.metric}")
     return url, summary.study_name
 
 

@@ -64,9 +64,13 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+PG_PASSWORD = "pg-S3cret-never-written"  # the tests look for it in every file and line a sweep writes
+
+
 @pytest.fixture(scope="module")
 def postgres_url():
-    """A PostgreSQL server of Debian's postgresql package (installed by .ci/run), on loopback."""
+    """A PostgreSQL server of Debian's postgresql package (installed by .ci/run), on loopback,
+    that asks for a password (PG_PASSWORD, in the URL)."""
     initdb = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
     if not initdb:
         pytest.skip("no PostgreSQL server installed (.ci/run installs Debian's postgresql package)")
@@ -74,12 +78,15 @@ def postgres_url():
     as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
     if as_postgres:
         shutil.chown(data, "postgres")  # the server refuses to run as root
-    subprocess.run([*as_postgres, bin_dir / "initdb", "-D", data / "db", "-A", "trust", "-U", "postgres"],
-                   check=True, capture_output=True)
+    (data / "pw").write_text(PG_PASSWORD)
+    if as_postgres:
+        shutil.chown(data / "pw", "postgres")
+    subprocess.run([*as_postgres, bin_dir / "initdb", "-D", data / "db", "-A", "scram-sha-256", "-U", "postgres",
+                    f"--pwfile={data / 'pw'}"], check=True, capture_output=True)
     port = free_port()
     server = subprocess.Popen([*as_postgres, bin_dir / "postgres", "-D", data / "db", "-p", str(port),
                                "-h", "127.0.0.1", "-k", data], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"postgresql+psycopg2://postgres@127.0.0.1:{port}/postgres"
+    url = f"postgresql+psycopg2://postgres:{PG_PASSWORD}@127.0.0.1:{port}/postgres"
     for _ in range(100):
         try:
             optuna.storages.RDBStorage(url)

@@ -104,3 +104,15 @@ def test_outcomes_name_who_ended_a_trial():
     seconds = make_plan(Settings(grace_period=2), 3600, epoch_s=60.0)  # rungs at 6, 18, 54 min of training
     assert outcome("", False, seconds, 1500.0, (3, 3)) == "stopped by ASHA (rung 18 min: rank 3 of 3)"
     assert outcome("", False, None, 7, scheduler="fifo") == "stopped"
+
+
+def test_the_resume_line_hides_the_study_password(tmp_path, monkeypatch, capsys):
+    import search.cli
+
+    monkeypatch.setattr(search.cli, "_study_checks", lambda *a: {})
+    monkeypatch.setattr(search.cli, "_run_sweeps", lambda *a: (_ for _ in ()).throw(KeyboardInterrupt))
+    url = "postgresql+psycopg2://fer:pa55-word@db.example:5432/studies"
+    assert main(["run", "--storage-path", str(tmp_path), "--optuna-storage", url]) == 130
+    err = capsys.readouterr().err
+    assert "pa55-word" not in err and "postgresql+psycopg2://fer:***@db.example:5432/studies" in err
+    assert "--resume" in err and "PGPASSWORD" in err

@@ -14,7 +14,7 @@ import pytest
 from fer.checkpoint import load_checkpoint
 from search.results import trial_histories, trials_table
 from tests.conftest import tiny_sweep
-from tests.search.conftest import stop_cluster
+from tests.search.conftest import PG_PASSWORD, stop_cluster
 
 REPO = Path(__file__).resolve().parents[2]
 ENDED = re.compile(r"\] (\w+) (?:finished|stopped by|ended by)[^\n]* after \d+ epochs?")  # a trial's last line
@@ -74,6 +74,10 @@ def test_resume_after_sigkill(tmp_path, tiny_csv, backend, request):
     assert sorted(linked) == sorted(table["trial_id"])  # one study trial per Tune trial: none twice, none lost
     assert {t.state for t in study.trials} <= {optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.FAIL}
     # (FAIL: a trial suggested after Tune's last snapshot, never run; no trial is left RUNNING)
+    if url:  # the resumed searcher, unpickled, reached the server without its password in any file
+        for path in [*(tmp_path / "results").rglob("*"), tmp_path / "first.log"]:
+            assert not path.is_file() or PG_PASSWORD.encode() not in path.read_bytes(), path
+        assert PG_PASSWORD not in done.stdout + done.stderr
 
 
 def test_resume_when_tune_had_deleted_the_checkpoint_it_recorded(tmp_path, tiny_csv):

@@ -1,0 +1,28 @@
+"""The study storage keeps a URL's password in memory: pickled copies (Tune's searcher state,
+tuner.pkl) hold the URL without it, and messages hide it."""
+import pickle
+
+import pytest
+
+from search.events import EVENTS
+from search.study import open_storage, shown, without_password
+from tests.search.conftest import PG_PASSWORD
+
+
+def test_shown_hides_every_password_in_a_line():
+    line = "--optuna-storage postgresql://u:p%40ss@h:5432/db --warm-start-from mysql+pymysql://a:b@c/d"
+    assert shown(line) == "--optuna-storage postgresql://u:***@h:5432/db --warm-start-from mysql+pymysql://a:***@c/d"
+    assert shown("sqlite:////tmp/x/optuna.db") == "sqlite:////tmp/x/optuna.db"
+    assert without_password("postgresql://u:pw@h/db") == ("postgresql://u@h/db", "pw")
+
+
+@pytest.mark.slow  # a PostgreSQL server
+def test_a_pickled_storage_holds_no_password_and_a_restored_one_connects(postgres_url):
+    storage = open_storage(postgres_url)
+    blob = pickle.dumps(storage)
+    assert PG_PASSWORD.encode() not in blob
+    restored = pickle.loads(blob)  # as Tune restores a searcher: this process was given the password
+    assert restored.get_all_studies() == storage.get_all_studies()
+    EVENTS.passwords.clear()  # another process, never given it, without PGPASSWORD or ~/.pgpass
+    with pytest.raises(Exception, match="password"):
+        pickle.loads(blob).get_all_studies()
