@@ -9,16 +9,15 @@ half-written checkpoint under the final name.
 """
 from __future__ import annotations
 
-import os
 import pickle
 import platform
-import tempfile
 import zipfile
 from pathlib import Path
 
 import torch
 
 import fer
+from fer.atomic import write_atomic
 from fer.errors import CheckpointError
 from fer.models import create_model
 
@@ -32,19 +31,7 @@ def versions() -> dict:
 
 
 def save_checkpoint(payload: dict, path: str | Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(payload, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return write_atomic(path, lambda f: torch.save(payload, f))
 
 
 def load_checkpoint(path: str | Path) -> dict:

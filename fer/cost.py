@@ -2,13 +2,13 @@
 this machine with the checkpoint's own preprocessing and test-time augmentation (ten-crop
 TTA runs the network ten times per face, and a deployment pays for that).
 
-Measured once and cached beside the checkpoint (`cost.json`), keyed by the checkpoint's size
-and modification time and by the machine, so a sweep's trials are timed once each.
+Measured once and cached beside the checkpoint (`cost.json`, written atomically), keyed by the
+checkpoint's content, this module's COST_VERSION and the machine, so a sweep's trials are
+timed once each and a changed checkpoint or measurement is never served an old figure.
 """
 from __future__ import annotations
 
 import json
-import os
 import platform
 import statistics
 import time
@@ -17,11 +17,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from fer.atomic import digest, discard_corrupt, write_atomic
 from fer.checkpoint import checkpoint_file, load_model
 from fer.evaluate import predict_checkpoint
 from fer.models import count_params
 
 COST_FILE = "cost.json"
+COST_VERSION = 1  # part of the cache key: raise it whenever measure_cost measures differently
 LATENCY_RUNS = 20  # batch-1 calls timed after 3 warm-up calls; the median is reported
 THROUGHPUT_BATCH = 256
 
@@ -61,21 +63,18 @@ def checkpoint_cost(path: str | Path) -> dict:
     """measure_cost of a checkpoint, from its cost.json when that was measured for this very file
     on this machine, else measured now and cached."""
     path = checkpoint_file(Path(path))
-    stat = path.stat()
-    key = {"checkpoint_bytes": stat.st_size, "checkpoint_mtime": stat.st_mtime, "machine": machine_key()}
+    key = {"checkpoint_digest": digest(path), "cost_version": COST_VERSION, "machine": machine_key()}
     cache = path.parent / COST_FILE
     if cache.exists():
         try:
             cached = json.loads(cache.read_text())
             if all(cached.get(k) == v for k, v in key.items()):
                 return cached
-        except (OSError, ValueError):
-            pass  # unreadable cache: measure again
+        except (OSError, ValueError) as e:
+            discard_corrupt(cache, e)
     cost = {**measure_cost(*load_model(path)), **key}
-    tmp = cache.with_suffix(".tmp")
     try:
-        tmp.write_text(json.dumps(cost, indent=2))
-        os.replace(tmp, cache)
+        write_atomic(cache, lambda f: f.write(json.dumps(cost, indent=2).encode()))
     except OSError:
         pass  # a read-only results folder: the figures are still returned
     return cost

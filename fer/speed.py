@@ -15,7 +15,6 @@ import json
 import os
 import platform
 import statistics
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -24,6 +23,7 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 
+from fer.atomic import discard_corrupt, write_atomic
 from fer.data.cache import default_cache_dir
 
 BF16_MARGIN = 1.1  # bf16 must be this much faster to be chosen: fp32 is exact and the baseline
@@ -226,9 +226,12 @@ class SpeedCache:
         self.path = Path(root or default_cache_dir()) / CACHE_FILE
 
     def _read(self) -> dict:
+        if not self.path.exists():
+            return {}
         try:
             entries = json.loads(self.path.read_text())
-        except (OSError, ValueError):
+        except (OSError, ValueError) as e:
+            discard_corrupt(self.path, e)
             return {}
         return entries if isinstance(entries, dict) else {}
 
@@ -238,10 +241,6 @@ class SpeedCache:
     def put(self, key: str, speed: Speed) -> None:
         entries = {**self._read(), key: speed.record()}
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".speed-", suffix=".json")
-            with os.fdopen(fd, "w") as f:
-                json.dump(entries, f, indent=1)
-            os.replace(tmp, self.path)
+            write_atomic(self.path, lambda f: f.write(json.dumps(entries, indent=1).encode()))
         except OSError:  # a read-only cache costs a measurement per run, nothing else
             pass

@@ -1,7 +1,7 @@
 """`search ensemble`: every trial's best checkpoint, scored on the validation split it was
 selected on with its own TTA, combined by fer.ensemble's greedy selection into one ensemble
-checkpoint. Validation probabilities are cached beside each checkpoint (`val_probs.npz`), so
-a second ensemble of the same sweep costs seconds.
+checkpoint. Validation probabilities are cached beside each checkpoint (`val_probs.npz`, keyed
+by the checkpoint's and the images' content), so a second ensemble of the same sweep costs seconds.
 """
 from __future__ import annotations
 
@@ -9,8 +9,10 @@ from pathlib import Path
 
 import numpy as np
 
+from fer.atomic import digest
 from fer.checkpoint import checkpoint_file, load_checkpoint, model_from_checkpoint, save_checkpoint
 from fer.data import load_data
+from fer.data.cache import ArrayCache
 from fer.ensemble import ensemble_checkpoint, greedy_selection, score
 from fer.errors import FerError
 from fer.evaluate import predict_checkpoint
@@ -19,6 +21,7 @@ from fer.train import pick_device
 from search.results import ResultsError, trials_table
 
 PROBS_FILE = "val_probs.npz"
+PROBS_VERSION = 1  # part of the cache key: raise it whenever the probabilities are computed differently
 
 
 def candidates(root: str | Path, family: str) -> tuple[list[tuple[str, str]], str]:
@@ -46,17 +49,16 @@ def validation_probs(members: list[tuple[str, str]], faces) -> tuple[np.ndarray,
 
 
 def _cached_probs(payload: dict, path: str, images: np.ndarray, device) -> np.ndarray:
+    """A checkpoint's validation probabilities, from val_probs.npz when it was computed from this
+    very checkpoint file, these images and this PROBS_VERSION."""
     file = checkpoint_file(Path(path))
-    cache, stamp = file.parent / PROBS_FILE, np.array([file.stat().st_size, file.stat().st_mtime, len(images)])
-    if cache.exists():
-        with np.load(cache) as z:
-            if np.array_equal(z["stamp"], stamp):
-                return z["probs"]
+    store, entry = ArrayCache(file.parent), PROBS_FILE.removesuffix(".npz")
+    key = digest(file, extra=f"v{PROBS_VERSION}:{images.shape}:".encode() + np.ascontiguousarray(images).tobytes())
+    held = store.get(entry)
+    if held is not None and str(held.get("key")) == key and "probs" in held:
+        return held["probs"]
     probs = predict_checkpoint(model_from_checkpoint(payload).to(device), payload, images, device)
-    try:
-        np.savez(cache, probs=probs, stamp=stamp)
-    except OSError:
-        pass  # a read-only results folder: nothing cached
+    store.put(entry, {"probs": probs, "key": np.array(key)})
     return probs
 
 

@@ -8,12 +8,12 @@ the file's content hash, so a second load only reads two arrays.
 """
 from __future__ import annotations
 
-import hashlib
 import zlib
 from collections.abc import Iterator
 
 import numpy as np
 
+from fer.atomic import digest
 from fer.data.cache import ArrayCache
 from fer.data.dataset import SPLITS, FaceSet, canonical_split
 from fer.errors import DataError
@@ -26,6 +26,7 @@ _LAYOUTS = {  # lower-cased header -> (label column or None, pixel column)
     ("id", "feature"): (None, "feature"),
 }
 _CHUNK = 1 << 19  # bytes read at a time: about 2 MB of text, so each chunk stays in cache
+PARSER_VERSION = 2  # part of the cache key: raise it whenever a change alters what a file parses to
 
 
 def load_csv(path: str, cache: ArrayCache | None = None) -> FaceSet:
@@ -42,14 +43,11 @@ def load_csv(path: str, cache: ArrayCache | None = None) -> FaceSet:
 
 
 def _content_key(path: str) -> str:
-    h = hashlib.blake2b(digest_size=16)
+    """The file's content and PARSER_VERSION: a fixed parser never serves an old parse."""
     try:
-        with open(path, "rb") as f:
-            while chunk := f.read(1 << 24):
-                h.update(chunk)
+        return f"csv-v{PARSER_VERSION}-" + digest(path)
     except OSError as e:
         raise DataError(f"{path}: cannot read ({e.strerror})") from None
-    return "csv-" + h.hexdigest()
 
 
 def parse_csv(path: str) -> dict:
@@ -72,28 +70,52 @@ def parse_csv(path: str) -> dict:
 
 def _text_chunks(path: str) -> Iterator[bytes]:
     """Decompressed text in pieces that each end on a line boundary."""
+    pending = b""
+    for data in _decompressed(path):
+        text = pending + data
+        cut = text.rfind(b"\n") + 1
+        if cut:
+            yield text[:cut]
+        pending = text[cut:]
+    if pending.strip():
+        yield pending + b"\n"
+
+
+def _decompressed(path: str) -> Iterator[bytes]:
+    """The file's bytes, inflated when it is gzip: every member of it, as gzip(1) reads a
+    concatenation (`cat a.gz b.gz`, bgzip's blocks), not just the first."""
     try:
         f = open(path, "rb")
     except OSError as e:
         raise DataError(f"{path}: cannot read ({e.strerror})") from None
     with f:
         block = f.read(_CHUNK)
-        inflate = zlib.decompressobj(wbits=47) if block[:2] == b"\x1f\x8b" else None
-        pending = b""
+        if block[:2] != b"\x1f\x8b":
+            while block:
+                yield block
+                block = f.read(_CHUNK)
+            return
+        inflate = zlib.decompressobj(wbits=31)
         while block:
             try:
-                text = pending + (inflate.decompress(block) if inflate else block)
+                data = inflate.decompress(block)
             except zlib.error as e:
                 raise DataError(f"{path}: corrupt gzip data ({e})") from None
-            cut = text.rfind(b"\n") + 1
-            if cut:
-                yield text[:cut]
-            pending = text[cut:]
-            block = f.read(_CHUNK)
-        if inflate and not inflate.eof:
+            yield data
+            if inflate.eof:  # a member ended: another may follow, in this block or the next
+                block = inflate.unused_data
+                if len(block) < 2:
+                    block += f.read(_CHUNK)
+                if block and not block.strip(b"\0"):
+                    block = b""  # zero padding after the last member (tape blocks): gzip(1) ignores it
+                elif block:
+                    if block[:2] != b"\x1f\x8b":
+                        raise DataError(f"{path}: trailing bytes after the gzip data that are not gzip")
+                    inflate = zlib.decompressobj(wbits=31)
+            else:
+                block = f.read(_CHUNK)
+        if not inflate.eof:
             raise DataError(f"{path}: truncated gzip data")
-        if pending.strip():
-            yield pending + b"\n"
 
 
 class _ChunkParser:

@@ -1,6 +1,9 @@
+import gzip
+
 import numpy as np
 import pytest
 
+import fer.data.csv
 from fer.data import load_data
 from fer.data.cache import ArrayCache
 from fer.data.csv import load_csv
@@ -110,6 +113,47 @@ def test_cache_key_follows_content(write_csv, tmp_path):
     text, images, _ = kaggle_rows(2, seed=2)
     path.write_text(text)  # same name, new content: must not hit the old entry
     np.testing.assert_array_equal(load_csv(str(path), cache).images, images)
+
+
+def test_every_member_of_a_multi_member_gzip_is_read(tmp_path):
+    """`cat a.gz b.gz` and bgzip write several gzip members; gzip(1) reads them all, and so do we."""
+    text, images, labels = kaggle_rows(9)
+    head, *rows = text.splitlines(keepends=True)
+    parts = [head + "".join(rows[:4]), "".join(rows[4:7]), "", "".join(rows[7:])]  # bgzip ends on an empty one
+    path = tmp_path / "cat.csv.gz"
+    path.write_bytes(b"".join(gzip.compress(p.encode()) for p in parts) + bytes(512))  # and zero padding
+    faces = load_data(str(path))
+    np.testing.assert_array_equal(faces.images, images)
+    np.testing.assert_array_equal(faces.labels, labels)
+    (tmp_path / "junk.csv.gz").write_bytes(gzip.compress(text.encode()) + b"not gzip at all")
+    with pytest.raises(DataError, match="trailing bytes after the gzip data"):
+        load_data(str(tmp_path / "junk.csv.gz"))
+    (tmp_path / "cut.csv.gz").write_bytes(path.read_bytes()[:len(gzip.compress(parts[0].encode())) + 20])
+    with pytest.raises(DataError, match="truncated gzip data"):
+        load_data(str(tmp_path / "cut.csv.gz"))
+
+
+def test_a_corrupt_cache_entry_is_rebuilt_with_one_line(write_csv, tmp_path, capsys):
+    cache = ArrayCache(tmp_path / "cache")
+    text, images, _ = kaggle_rows(5)
+    path = write_csv(text)
+    load_csv(str(path), cache)
+    (entry,) = (tmp_path / "cache").glob("*.npz")
+    entry.write_bytes(entry.read_bytes()[:-100])  # cut short, as a full disk or a killed copy leaves it
+    for _ in range(2):  # rebuilt the first time, read the second
+        np.testing.assert_array_equal(load_csv(str(path), cache).images, images)
+    err = capsys.readouterr().err
+    assert err.count(f"fer: cache {entry} is unreadable") == 1 and len(err.splitlines()) == 1
+    assert list((tmp_path / "cache").iterdir()) == [entry]  # no temporary file left
+
+
+def test_the_cache_key_holds_the_parser_version(write_csv, tmp_path, monkeypatch):
+    cache = ArrayCache(tmp_path / "cache")
+    path = write_csv(kaggle_rows(2)[0])
+    load_csv(str(path), cache)
+    monkeypatch.setattr(fer.data.csv, "PARSER_VERSION", fer.data.csv.PARSER_VERSION + 1)
+    load_csv(str(path), cache)  # a fixed parser parses again, never serves the old arrays
+    assert len(list((tmp_path / "cache").glob("*.npz"))) == 2
 
 
 @pytest.mark.skipif(not SHARED_FER.exists(), reason=f"real FER2013 not present at {SHARED_FER}")

@@ -65,15 +65,24 @@ def test_checkpoint_cost_is_measured_once_per_file_and_machine(tmp_path, synthet
     trainer = Trainer(load_run(None, ["model.name=seed_dnn", "train.epochs=1", "train.tta=flip"]),
                       *train_val(synthetic))
     trainer.fit()
-    path = save_checkpoint(trainer.checkpoint({}), tmp_path / "checkpoint.pt")
+    path = save_checkpoint(trainer.checkpoint({"run": 1}), tmp_path / "checkpoint.pt")
     cost = fer.cost.checkpoint_cost(path)
     assert cost["params"] == 1_276_409 and cost["latency_ms"] > 0 and cost["images_per_s"] > 0
     assert cost["tta"] == "flip" and (tmp_path / fer.cost.COST_FILE).exists()
     monkeypatch.setattr(fer.cost, "measure_cost", lambda *a: pytest.fail("measured again"))
     assert fer.cost.checkpoint_cost(tmp_path) == cost  # the run folder's checkpoint, from the cache
-    os.utime(path, (0, 0))  # a rewritten checkpoint is measured again
+    os.utime(path, (0, 0))  # touched, same bytes: still the cached figures
+    assert fer.cost.checkpoint_cost(path) == cost
+    stat = path.stat()
+    save_checkpoint(trainer.checkpoint({"run": 2}), path)  # other weights' file, same size and time
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert path.stat().st_size == stat.st_size
     monkeypatch.setattr(fer.cost, "measure_cost", lambda *a: {"params": 1, "latency_ms": 1.0})
-    assert fer.cost.checkpoint_cost(path)["params"] == 1
+    assert fer.cost.checkpoint_cost(path)["params"] == 1  # measured again: the key is the content
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.pt", "cost.json"]  # no temporary left
+    (tmp_path / "cost.json").write_text('{"params": 1, "lat')  # cut short
+    monkeypatch.setattr(fer.cost, "measure_cost", lambda *a: {"params": 2, "latency_ms": 1.0})
+    assert fer.cost.checkpoint_cost(path)["params"] == 2
 
 
 @pytest.mark.slow
