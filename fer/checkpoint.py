@@ -58,6 +58,20 @@ def load_checkpoint(path: str | Path) -> dict:
     return payload
 
 
+def truncated(path: Path) -> bool:
+    """Whether a checkpoint file is provably cut short: empty, or a zip archive (torch.save's
+    format) that lost its end. A whole file of another kind or format is not; an I/O error
+    reading it raises OSError, since it proves nothing."""
+    size = path.stat().st_size
+    if size == 0:
+        return True
+    with open(path, "rb") as f:
+        magic = f.read(4)
+        f.seek(max(0, size - (1 << 16)))
+        tail = f.read()
+    return magic == b"PK\x03\x04" and b"PK\x05\x06" not in tail  # no end-of-central-directory record
+
+
 def is_torchscript(path: Path) -> bool:
     """Whether a file is a TorchScript archive (a zip holding code/ or constants.pkl)."""
     try:

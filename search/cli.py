@@ -115,9 +115,8 @@ def _settings_overrides(args) -> dict:
 
 def cmd_run(args) -> int:
     """Check everything, then run each sweep; Ctrl-C or SIGTERM stops them all (exit 130)."""
-    from search.engine import StorageFailed
     from search.space import load_sweeps
-    from search.storage import holds_experiment
+    from search.storage import experiment_lock, holds_experiment
     from search.sweep import experiment_path
 
     configs = args.configs or [str(QUICKSTART)]
@@ -129,11 +128,18 @@ def cmd_run(args) -> int:
     if twice:
         raise FerError(f"two sweeps are named {twice!r} and would share {storage}/{name}/{twice}: give each space "
                        "file a distinct `name:`, or run them under different --name")
-    for space in spaces:
-        if holds_experiment(experiment_path(storage, name, space)) and not args.resume:
-            raise FerError(f"{experiment_path(storage, name, space)}: an experiment named {name!r} is already "
-                           "there: continue it with --resume, or start another with --name")
-    args.imported = _study_checks(args, spaces, name)
+    with experiment_lock(f"{storage}/{name}"):  # one `search run` of this name at a time
+        for space in spaces:
+            if holds_experiment(experiment_path(storage, name, space)) and not args.resume:
+                raise FerError(f"{experiment_path(storage, name, space)}: an experiment named {name!r} is already "
+                               "there: continue it with --resume, or start another with --name")
+        args.imported = _study_checks(args, spaces, name)
+        return _interruptible(args, spaces, name, storage)
+
+
+def _interruptible(args, spaces, name: str, storage: str) -> int:
+    """Run the sweeps; after Ctrl-C, SIGTERM or a failed storage, say how to resume (passwords hidden)."""
+    from search.engine import StorageFailed
     from search.study import shown
 
     whole = "python -m search " + shlex.join([a for a in args.argv if a != "--resume"] + ["--resume"])

@@ -73,8 +73,8 @@ def run_experiment(spaces: list, request: Request,
         if source not in datasets:
             datasets[source] = load_data(source)
     outcome = Outcome(root=f"{request.storage}/{request.name}")
+    start_ray(request.address, request.verbose)
     with store.hold_reserve(outcome.root):
-        start_ray(request.address, request.verbose)
         for sweep in _each_sweep(spaces, request, datasets):
             outcome.sweeps.append(sweep)
             if on_sweep:
@@ -83,15 +83,26 @@ def run_experiment(spaces: list, request: Request,
     return outcome
 
 
-def start_ray(address: str | None, verbose: bool) -> None:
+CONNECT_TIMEOUT_S = 30.0  # how long joining a cluster may take before it counts as not answering
+
+
+def ray_address(address: str | None) -> str:
+    """Where ray.init goes. Without --address: RAY_ADDRESS when set (`ray job submit` sets it),
+    else "local", a Ray of the command's own. Never ray.init(address=None), which joins whatever
+    cluster Ray's ray_current_cluster file names: after a `ray start` head died without `ray
+    stop`, that is a dead address, and ray.init retries it for as long as it runs."""
+    return address or os.environ.get("RAY_ADDRESS") or "local"
+
+
+def start_ray(address: str | None, verbose: bool, timeout_s: float = CONNECT_TIMEOUT_S) -> None:
     """The one place that sets how much Ray, Tune and Optuna say: unless --verbose, only errors
     from the driver, nothing from the workers (trials report through search.progress, failures
-    in one line each; the full text stays in each trial's folder)."""
+    in one line each; the full text stays in each trial's folder). A cluster that does not
+    answer within `timeout_s` (and Ray's own current wait) is one line."""
     import logging
     import warnings
 
     import optuna
-    import ray
 
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
@@ -99,14 +110,49 @@ def start_ray(address: str | None, verbose: bool) -> None:
     if not verbose:
         warnings.filterwarnings("ignore", module=r"(ray|optuna)(\.|$)")
         os.environ.setdefault("RAY_IGNORE_UNHANDLED_ERRORS", "1")  # results of trials a stop left unread
-    try:
-        ray.init(address=address, include_dashboard=False, logging_level="INFO" if verbose else "ERROR",
-                 log_to_driver=verbose, ignore_reinit_error=True, configure_logging=True)
-    except (ConnectionError, RuntimeError, ValueError) as e:
-        raise FerError(f"--address {address}: cannot join the Ray cluster ({str(e).splitlines()[0]})") from None
+    target = ray_address(address)
+    _init_within(target, verbose, None if target == "local" else timeout_s)
     if not verbose:  # trial failures: one line each, from the CLI; Tune's warnings (among them the
         # controller's about ResourceChangingScheduler reading its reuse_actors flag) only with --verbose
         logging.getLogger("ray.tune").setLevel(logging.CRITICAL)
+
+
+def _init_within(target: str, verbose: bool, timeout_s: float | None) -> None:
+    """ray.init(target), given up after timeout_s: a timer interrupts the main thread, which Ray's
+    connection loop lets through at its next retry."""
+    import _thread
+    import threading
+
+    import ray
+
+    gave_up, joined, lock = threading.Event(), threading.Event(), threading.Lock()
+
+    def give_up() -> None:
+        with lock:  # never interrupt once ray.init has returned
+            if not joined.is_set():
+                gave_up.set()
+                _thread.interrupt_main()
+
+    timer = threading.Timer(timeout_s, give_up) if timeout_s else None
+    if timer:
+        timer.daemon = True
+        timer.start()
+    try:
+        ray.init(address=target, include_dashboard=False, logging_level="INFO" if verbose else "ERROR",
+                 log_to_driver=verbose, ignore_reinit_error=True, configure_logging=True)
+        with lock:
+            joined.set()
+    except KeyboardInterrupt:
+        if not gave_up.is_set():
+            raise
+        raise FerError(f"--address {target}: no Ray cluster answered within {timeout_s:.0f} s (a `ray start` "
+                       "head that died leaves its address behind: `ray stop`, then `ray start --head`; or leave "
+                       "out --address for a Ray of this command's own)") from None
+    except (ConnectionError, RuntimeError, ValueError) as e:
+        raise FerError(f"--address {target}: cannot join the Ray cluster ({str(e).splitlines()[0]})") from None
+    finally:
+        if timer:
+            timer.cancel()
 
 
 def _each_sweep(spaces: list, request: Request, datasets: dict):
@@ -146,9 +192,11 @@ def summarise(grid, space) -> tuple[object | None, list[str]]:
     """(the sweep's trials as a DataFrame, best first, or None; one line per failed trial)."""
     import pandas as pd
 
+    from search.results import dedupe_epochs
+
     metric, rows, failed = space.settings.metric, [], []
     for r in grid:
-        h = r.metrics_dataframe
+        h = dedupe_epochs(r.metrics_dataframe) if r.metrics_dataframe is not None else None
         trial_id = Path(r.path).name.removeprefix("trial_")
         epochs = int(h["training_iteration"].max()) if h is not None and len(h) else 0
         status = "failed" if r.error else EVENTS.endings.get(trial_id) or _ended(r, space.settings.scheduler)

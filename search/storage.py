@@ -8,16 +8,20 @@ storage folder; object stores (s3://, gs://) do not fill up and write objects wh
 - `StorageWatch` notices the storage failing: free space below two checkpoints, or a trial
   failing while a test write to the storage fails too. It then releases the reserve and
   stops the sweep the way Ctrl-C does (search.interrupt), trials left to be resumed.
-- `drop_partial_checkpoints` removes checkpoint folders whose file was cut short by the
-  full disk (Tune never registered them), before a resume and after a failed sweep.
+- `drop_partial_checkpoints` removes checkpoint folders whose file was provably cut short by
+  the full disk (Tune never registered them), before a resume and after a failed sweep; one
+  that cannot be read for another reason (a newer format, an I/O error) is kept.
+- `experiment_lock` lets one `search run` at a time use an experiment folder.
 - `restore_recorded_checkpoints` puts back, before a resume, a checkpoint the experiment
   state still names but Tune had already deleted when the driver died.
 """
 from __future__ import annotations
 
 import errno
+import fcntl
 import os
 import shutil
+import socket
 import tempfile
 import time
 from contextlib import contextmanager
@@ -25,12 +29,13 @@ from pathlib import Path
 
 from ray.tune import Callback
 
-from fer.checkpoint import load_checkpoint
+from fer.checkpoint import truncated
 from fer.errors import FerError
 from search.events import EVENTS
 from search.interrupt import stop_sweep
 
 RESERVE_FILE = ".storage-reserve"
+LOCK_FILE = ".search-run.lock"
 RESERVE_BYTES = 16 << 20  # the experiment state of a few hundred trials, several times over
 CHECK_EVERY_S = 2.0  # free-space checks are a statfs call, at most this often
 
@@ -105,8 +110,9 @@ def hold_reserve(root: str):
 
 
 def _release(reserve: Path, created: list[Path]) -> None:
-    """Remove the reserve, and the folders made for it that nothing else has filled since."""
-    reserve.unlink(missing_ok=True)
+    """Remove the reserve (or lock), and the folders made for it that nothing else has filled since."""
+    if reserve.name == RESERVE_FILE:
+        reserve.unlink(missing_ok=True)
     for folder in created:
         try:
             folder.rmdir()
@@ -115,17 +121,68 @@ def _release(reserve: Path, created: list[Path]) -> None:
 
 
 def drop_partial_checkpoints(experiment: str) -> list[Path]:
-    """Remove checkpoint folders whose checkpoint.pt is missing or cut short; returns them."""
+    """Remove checkpoint folders whose checkpoint.pt is missing or provably cut short (fer.checkpoint.
+    truncated); returns them. A file that cannot be read (EIO, permissions) is kept, with one line."""
     if not is_local(experiment) or not Path(experiment).is_dir():
         return []
     dropped = []
     for folder in sorted(Path(experiment).glob("trial_*/checkpoint_*")):
+        pt = folder / "checkpoint.pt"
         try:
-            load_checkpoint(folder / "checkpoint.pt")
-        except FerError:
+            partial = not any(folder.iterdir()) if not pt.exists() else truncated(pt)
+        except OSError as e:
+            print(f"search: kept {folder}: cannot tell whether it is whole ({e.strerror or e})", flush=True)
+            continue
+        if partial:
             shutil.rmtree(folder, ignore_errors=True)
             dropped.append(folder)
     return dropped
+
+
+@contextmanager
+def experiment_lock(root: str):
+    """Hold an exclusive lock on the experiment folder `root` while the command runs, so a second
+    `search run` of the same name (or a --resume while the first driver lives) is refused, with
+    who holds it. A POSIX lock (fcntl.lockf) on root/LOCK_FILE: the kernel (or NFS's lock manager)
+    releases it when the process dies, however it dies. Folders made for it, and the file, go when
+    it is released. Object stores (s3://) have no locks: nothing is held there."""
+    if not is_local(root):
+        yield
+        return
+    path = Path(root) / LOCK_FILE
+    created = [p for p in (path.parent, *path.parent.parents) if not p.exists()]  # deepest first
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = _locked(path, created)
+    except OSError as e:
+        _release(path, created)
+        raise FerError(f"--storage-path: cannot write under {path.parent} ({e.strerror or e}), so it cannot hold "
+                       "the experiment") from None
+    try:
+        yield
+    finally:
+        path.unlink(missing_ok=True)  # before the close: a waiting opener then finds a fresh file
+        os.close(fd)
+        _release(path, created)
+
+
+def _locked(path: Path, created: list[Path]) -> int:
+    """An open descriptor of `path` holding its lock (retried when another release unlinked it)."""
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = os.read(fd, 200).decode(errors="replace").strip() or "another process"
+            os.close(fd)
+            _release(path, created)
+            raise FerError(f"{path.parent}: another `search run` is using this experiment ({holder}): wait for it "
+                           "to end, or start another with --name") from None
+        if path.exists() and os.stat(path).st_ino == os.fstat(fd).st_ino:
+            os.ftruncate(fd, 0)
+            os.write(fd, f"pid {os.getpid()} on {socket.gethostname()}, since {time.strftime('%H:%M:%S')}".encode())
+            return fd
+        os.close(fd)  # locked a file a releasing run had just unlinked: lock the new one
 
 
 def restore_recorded_checkpoints(experiment: str) -> list[str]:

@@ -75,3 +75,24 @@ def tiny_csv(tmp_path_factory):
 
     faces = make_synthetic(SyntheticSpec(n_per_class=80, seed=2))
     return write_kaggle(faces, tmp_path_factory.mktemp("data") / "tiny.csv")
+
+
+@pytest.fixture
+def stale_ray_pointer():
+    """Ray's ray_current_cluster file naming a head that died without `ray stop` (a port nothing
+    listens on), as a killed or OOM'd `ray start` leaves it; put back as it was afterwards."""
+    import socket
+    import tempfile
+
+    pointer = Path(tempfile.gettempdir()) / "ray" / "ray_current_cluster"
+    before = pointer.read_bytes() if pointer.exists() else None
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    pointer.parent.mkdir(parents=True, exist_ok=True)
+    pointer.write_text(f"127.0.0.1:{port}")
+    yield pointer
+    if before is None:
+        pointer.unlink(missing_ok=True)
+    else:
+        pointer.write_bytes(before)

@@ -74,7 +74,9 @@ def test_readme_lists_the_commands_this_test_shortens():
 
 
 @pytest.mark.slow
-def test_every_readme_command_runs_as_written(checkout):
+def test_every_readme_command_runs_as_written(checkout, stale_ray_pointer):
+    """(With Ray's pointer to the last `ray start` cluster left stale: the main job starts a Ray
+    of its own, and never waits on a dead head.)"""
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "FER_CACHE_DIR": str(checkout / ".cache")}
     env.pop("RAY_ADDRESS", None)
     for command in readme_commands():

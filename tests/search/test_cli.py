@@ -4,7 +4,7 @@ And the arithmetic behind the default concurrency and the trial outcomes."""
 import pytest
 import ray
 
-from fer.errors import ConfigError
+from fer.errors import ConfigError, FerError
 from search.cli import main
 from search.plan import make_plan
 from search.progress import outcome, rank_at
@@ -116,3 +116,24 @@ def test_the_resume_line_hides_the_study_password(tmp_path, monkeypatch, capsys)
     err = capsys.readouterr().err
     assert "pa55-word" not in err and "postgresql+psycopg2://fer:***@db.example:5432/studies" in err
     assert "--resume" in err and "PGPASSWORD" in err
+
+
+@pytest.mark.slow  # Ray's own connection wait
+def test_a_cluster_that_does_not_answer_is_one_line(stale_ray_pointer, capsys):
+    import time
+
+    from search.engine import start_ray
+
+    t0 = time.monotonic()
+    with pytest.raises(FerError, match=r"--address auto: no Ray cluster answered within 2 s .*ray stop"):
+        start_ray("auto", verbose=False, timeout_s=2)
+    assert time.monotonic() - t0 < 90 and not ray.is_initialized()
+
+
+def test_without_address_a_sweep_starts_its_own_ray(monkeypatch):
+    from search.engine import ray_address
+
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    assert ray_address(None) == "local" and ray_address("auto") == "auto"
+    monkeypatch.setenv("RAY_ADDRESS", "10.0.0.1:6379")  # as `ray job submit` runs a command
+    assert ray_address(None) == "10.0.0.1:6379"

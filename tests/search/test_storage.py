@@ -34,6 +34,56 @@ def test_drop_partial_checkpoints_removes_only_the_cut_short(tmp_path, synthetic
     assert whole.exists() and not cut.exists() and not empty.exists()
 
 
+def test_drop_partial_checkpoints_keeps_what_it_cannot_prove_cut_short(tmp_path, monkeypatch, capsys):
+    import torch
+
+    import search.storage
+
+    newer, unreadable = (tmp_path / "exp" / "trial_a" / f"checkpoint_00000{i}" for i in range(2))
+    for folder in (newer, unreadable):
+        folder.mkdir(parents=True)
+        torch.save({"format": "fer-checkpoint", "format_version": 99}, folder / "checkpoint.pt")  # a later fer's
+    real = search.storage.truncated
+
+    def eio(path):
+        if path.parent == unreadable:
+            raise OSError(5, "Input/output error")
+        return real(path)
+    monkeypatch.setattr(search.storage, "truncated", eio)
+    assert drop_partial_checkpoints(str(tmp_path / "exp")) == []
+    assert (newer / "checkpoint.pt").exists() and (unreadable / "checkpoint.pt").exists()
+    assert f"kept {unreadable}: cannot tell whether it is whole (Input/output error)" in capsys.readouterr().out
+
+
+def _hold_lock(root: Path) -> subprocess.Popen:
+    """Another process holding the experiment's lock, as a running driver does."""
+    code = ("import sys, time; from search.storage import experiment_lock\n"
+            f"with experiment_lock({str(root)!r}):\n    print('held', flush=True); time.sleep(120)")
+    proc = subprocess.Popen([sys.executable, "-c", code], cwd=REPO, stdout=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert proc.stdout.readline().strip() == "held"
+    return proc
+
+
+@pytest.mark.parametrize("resume", [False, True])
+def test_a_second_run_of_a_running_experiment_is_refused(tmp_path, capsys, resume):
+    from search.cli import main
+    from search.storage import LOCK_FILE, experiment_lock
+
+    holder = _hold_lock(tmp_path / "quickstart")
+    try:
+        assert main(["run", "--storage-path", str(tmp_path), "--no-report", *(["--resume"] if resume else [])]) == 2
+        err = capsys.readouterr().err
+        assert "another `search run` is using this experiment (pid" in err and len(err.splitlines()) == 1
+        assert sorted(p.name for p in (tmp_path / "quickstart").iterdir()) == [LOCK_FILE]  # the holder's only
+    finally:
+        holder.kill()  # killed, not ended: the kernel releases its lock; its file stays behind
+        holder.wait()
+    with experiment_lock(str(tmp_path / "quickstart")):  # the next run takes it
+        assert (tmp_path / "quickstart" / LOCK_FILE).read_text().startswith(f"pid {os.getpid()} on ")
+    assert list((tmp_path / "quickstart").iterdir()) == []  # released: the lock file is gone
+
+
 @pytest.fixture
 def small_volume(tmp_path, request):
     """A tmpfs (48 MiB, or the size the test's `size` mark gives) mounted for the test, unmounted after."""
