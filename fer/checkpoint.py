@@ -23,6 +23,7 @@ from fer.models import create_model
 
 FORMAT = "fer-checkpoint"
 FORMAT_VERSION = 1
+REQUIRED = ("model", "state_dict", "preprocessing", "train_config")  # what rebuilding and scoring need
 
 
 def versions() -> dict:
@@ -55,6 +56,10 @@ def load_checkpoint(path: str | Path) -> dict:
     if payload.get("format_version", 0) > FORMAT_VERSION:
         raise CheckpointError(f"{path}: checkpoint format {payload['format_version']} is newer than this "
                               f"fer understands ({FORMAT_VERSION})")
+    missing = [k for k in REQUIRED if not isinstance(payload.get(k), dict)]
+    if missing or "name" not in payload["model"]:
+        raise CheckpointError(f"{path}: a fer checkpoint without {', '.join(missing) or 'model.name'}: "
+                              "cut down or written by hand, it cannot rebuild its model")
     return payload
 
 

@@ -86,7 +86,10 @@ def cmd_train(args) -> int:
         payload = train_run(run, out, on_epoch=progress, on_start=start)  # Ctrl-C: train_run says what it kept
     finally:
         bar.close()
-    m = payload["metrics"]
+    m, last = payload["metrics"], payload["history"][-1]
+    if last["run_ends"] == "divergence":
+        print(f"fer: warning: training diverged in epoch {last['epoch']} (training loss {last['train_loss']}); "
+              f"kept epoch {payload['best_epoch']}, the best before it", file=sys.stderr, flush=True)
     print(f"best epoch {payload['best_epoch']}: val acc {m['val_acc']:.4f} macro-F1 {m['val_macro_f1']:.4f} "
           f"({time.perf_counter() - t0:.0f}s); wrote {out / 'checkpoint.pt'}")
     return 0

@@ -7,6 +7,7 @@ Every key is checked against its dataclass, so a typo is an error naming its pat
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +30,7 @@ _Loader.add_implicit_resolver(
     "tag:yaml.org,2002:float",
     re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
                 |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
-                |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+                |[-+]?\.[0-9_]+(?:[eE][-+]?[0-9]+)?
                 |[-+]?\.(?:inf|Inf|INF)
                 |\.(?:nan|NaN|NAN))$""", re.X),
     list("-+0123456789."))
@@ -87,12 +88,43 @@ class TrainConfig:
     device: str = "auto"  # auto, cpu, cuda, cuda:N
 
     def __post_init__(self):
-        if self.epochs < 1 or self.batch_size < 1:
-            raise ValueError("epochs and batch_size must be >= 1")
+        for f in dataclasses.fields(self):  # NaN and inf pass every comparison test below as False
+            value = getattr(self, f.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ValueError(f"{f.name}: must be a finite number, got {value}")
+        for key, ok, words in _LIMITS:
+            if not ok(getattr(self, key)):
+                raise ValueError(f"{key}: must be {words}, got {getattr(self, key)!r}")
+        if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", self.device):
+            raise ValueError(f"device: must be auto, cpu, mps, cuda or cuda:N, got {self.device!r}")
         if not 8 <= self.crop_size <= 48 + 2 * self.crop_pad:
             raise ValueError(f"crop_size {self.crop_size} must be in 8..{48 + 2 * self.crop_pad}")
         if self.tta == "tencrop" and self.crop_size >= 48:
             raise ValueError("tta=tencrop needs crop_size < 48")
+
+
+_LIMITS = (  # (TrainConfig field, check, the check in words): every setting is checked before any work
+    ("epochs", lambda v: v >= 1, ">= 1"),
+    ("batch_size", lambda v: v >= 1, ">= 1"),
+    ("eval_batch_size", lambda v: v >= 1, ">= 1"),
+    ("lr", lambda v: v > 0, "> 0"),
+    ("momentum", lambda v: 0 <= v < 1, "in [0, 1)"),
+    ("weight_decay", lambda v: v >= 0, ">= 0"),
+    ("step_size", lambda v: v >= 1, ">= 1"),
+    ("gamma", lambda v: 0 < v < 1, "in (0, 1)"),
+    ("plateau_patience", lambda v: v >= 0, ">= 0"),
+    ("label_smoothing", lambda v: 0 <= v < 1, "in [0, 1)"),
+    ("logit_adjust", lambda v: v >= 0, ">= 0"),
+    ("balance_within", lambda v: 0 <= v < 1, "in [0, 1)"),
+    ("crop_pad", lambda v: v >= 0, ">= 0"),
+    ("rotation", lambda v: 0 <= v <= 180, "in [0, 180] degrees"),
+    ("scale", lambda v: 0 <= v < 1, "in [0, 1)"),
+    ("translate", lambda v: 0 <= v < 0.5, "in [0, 0.5)"),
+    ("erasing", lambda v: 0 <= v <= 1, "a probability in [0, 1]"),
+    ("early_stopping", lambda v: v >= 0, ">= 0 (0: off)"),
+    ("time_budget_s", lambda v: v >= 0, ">= 0 (0: off)"),
+    ("val_fraction", lambda v: 0 < v < 1, "in (0, 1)"),
+)
 
 
 def parse_overrides(pairs: list[str]) -> dict:

@@ -9,7 +9,12 @@ import yaml
 
 from fer.checkpoint import save_checkpoint
 from fer.data import FaceSet, load_data, train_val
+from fer.errors import FerError
 from fer.train import Trainer
+
+
+class TrainingDiverged(FerError):
+    """The loss went NaN or infinite before any epoch was good enough to keep."""
 
 
 def split_for_training(faces: FaceSet, run: dict) -> tuple[FaceSet, FaceSet, dict]:
@@ -31,9 +36,7 @@ def train_run(run: dict, out: str | Path, faces: FaceSet | None = None,
     faces = faces if faces is not None else load_data(run.get("data"))
     train, val, data = split_for_training(faces, run)
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     trainer = Trainer(run, train, val)
-    (out / "config.yaml").write_text(yaml.safe_dump(trainer.run, sort_keys=False))  # as it ran: no "auto"
     if on_start:
         on_start(trainer)
     try:
@@ -44,10 +47,18 @@ def train_run(run: dict, out: str | Path, faces: FaceSet | None = None,
         payload = _write_best(trainer, data, out)  # Ctrl-C keeps the best epoch so far
         raise KeyboardInterrupt(f"kept epoch {payload['best_epoch']}, the best of {len(trainer.history)}, "
                                 f"in {out / 'checkpoint.pt'}") from None
+    if trainer.history[-1]["run_ends"] == "divergence" and trainer.best["state"] is None:
+        raise TrainingDiverged(f"training diverged in epoch {trainer.epoch} (training loss "
+                               f"{trainer.history[-1]['train_loss']}) before any epoch worth keeping: nothing "
+                               f"written to {out}; a lower train.lr usually helps")
     return _write_best(trainer, data, out)
 
 
 def _write_best(trainer: Trainer, data: dict, out: Path) -> dict:
+    """The run folder, written only now that it has a checkpoint: config.yaml (as it ran: no
+    "auto"), checkpoint.pt of the best epoch, metrics.json."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.yaml").write_text(yaml.safe_dump(trainer.run, sort_keys=False))
     trainer.use_best_weights()
     payload = trainer.checkpoint(data)
     payload["metrics"] = dict(trainer.history[trainer.best["epoch"] - 1])

@@ -25,6 +25,17 @@ from fer.models import create_model
 from fer.speed import choose as choose_speed
 from fer.transforms import augment, normalize
 
+DIVERGED = {"val_loss": math.nan, "val_acc": math.nan, "val_macro_f1": math.nan}  # an epoch whose loss is NaN
+
+
+def batches_of(order: torch.Tensor, batch_size: int) -> tuple[torch.Tensor, ...]:
+    """`order` in batches of batch_size; a last batch of one joins the one before, since
+    BatchNorm cannot train on a single image (its variance is undefined)."""
+    batches = order.split(batch_size)
+    if len(batches) > 1 and len(batches[-1]) == 1:
+        batches = (*batches[:-2], torch.cat(batches[-2:]))
+    return batches
+
 
 def pick_device(name: str = "auto") -> torch.device:
     if name == "auto":
@@ -68,7 +79,7 @@ class Trainer:
         self.gen = torch.Generator(device=self.device).manual_seed(cfg.seed)
         self.class_weights = torch.tensor(len(train) / (len(CLASSES) * np.maximum(counts, 1)),
                                           dtype=torch.float32, device=self.device)
-        self.steps_per_epoch = math.ceil(len(train) / cfg.batch_size)
+        self.steps_per_epoch = len(batches_of(torch.empty(len(train)), cfg.batch_size))
         self.epoch, self.history, self.elapsed, self._epoch_t0 = 0, [], 0.0, time.perf_counter()
         self.optimizer = _optimizer(self.model, cfg)
         self.scheduler = _scheduler(self.optimizer, cfg, self.steps_per_epoch, self.progress)
@@ -84,11 +95,16 @@ class Trainer:
         while self.epoch < self.cfg.epochs:
             t0 = time.perf_counter()
             metrics = self.train_epoch()
-            metrics.update(self.validate())
+            diverged = not math.isfinite(metrics["train_loss"])  # NaN or inf weights: nothing to validate
+            metrics.update(DIVERGED if diverged else self.validate())
             last = time.perf_counter() - t0
             self.elapsed += last
             self.epoch += 1
             metrics.update(epoch=self.epoch, elapsed_s=self.elapsed, epoch_wall_s=last)  # wall: training + validation
+            if diverged:  # the run ends here, its best epoch the last good one
+                self.history.append({**metrics, "run_ends": "divergence"})
+                yield self.history[-1]
+                break
             if self.cfg.schedule == "plateau":
                 self.scheduler.step(metrics[self.cfg.monitor])
             value = metrics[self.cfg.monitor]
@@ -127,7 +143,7 @@ class Trainer:
             order = torch.multinomial(weights, n, replacement=True, generator=self.gen)
         else:
             order = torch.randperm(n, generator=self.gen, device=self.device)
-        return order.split(self.cfg.batch_size)
+        return batches_of(order, self.cfg.batch_size)
 
     def train_epoch(self) -> dict:
         """One pass over the training set; public so benchmarks can time it alone."""

@@ -19,6 +19,8 @@ def outcome(run_ends: str, over: bool, plan=None, at: float | None = None, rank:
     plan's time attribute), where `rank` is (its place, trials scored there) by the metric."""
     if run_ends == "epochs":
         return "finished"
+    if run_ends == "divergence":
+        return "stopped: its training loss went NaN (diverged; its best epoch before that is kept)"
     if run_ends:
         return f"ended by its {run_ends}"
     if over:

@@ -12,6 +12,7 @@ metric, order "max"), so that is the score of the one checkpoint Tune kept, and 
 """
 from __future__ import annotations
 
+import math
 import re
 import warnings
 from pathlib import Path
@@ -211,8 +212,8 @@ class StudySearch(OptunaSearch):
     def _note(self, trial_id: str, result: dict) -> None:
         """Keep each epoch's score, the last logged of an epoch run twice (a retry reran it: the
         first run's checkpoint was never registered), in the study too."""
-        if self.metric not in result or "training_iteration" not in result:
-            return
+        if self.metric not in result or "training_iteration" not in result or not math.isfinite(result[self.metric]):
+            return  # (a diverged epoch's NaN is no score)
         step = result["training_iteration"]
         epochs = self.epochs.setdefault(trial_id, {})
         if step in epochs and trial_id in self.linked:  # Optuna keeps a step's first report: overwrite it

@@ -61,6 +61,9 @@ def train_fer(config: dict, faces: FaceSet, deadline: float | None = None, repor
              "precision": speed.precision, "channels_last": speed.channels_last, "speed": speed.describe(),
              "speed_warning": speed.warning}
     for metrics in trainer.epochs():
+        if metrics["run_ends"] == "divergence":  # its NaN weights are never a checkpoint
+            report({**metrics, **where})
+            break
         with tempfile.TemporaryDirectory() as d:
             save_checkpoint(trainer.checkpoint(data), Path(d) / "checkpoint.pt")
             report({**metrics, **where}, checkpoint=tune.Checkpoint.from_directory(d))

@@ -1,6 +1,7 @@
 """The in-memory face set every loader returns, and how it is split."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -66,6 +67,12 @@ class FaceSet:
         return self.labels
 
 
+def _enough(train: FaceSet, name: str) -> FaceSet:
+    if len(train) < 2:
+        raise DataError(f"{train.source}: {len(train)} {name} image: training needs at least 2")
+    return train
+
+
 def train_val(faces: FaceSet, val_fraction: float = 0.1, seed: int = 0) -> tuple[FaceSet, FaceSet]:
     """Training and validation sets: Training/PublicTest when the source has them,
     else a stratified, seeded holdout of everything that is not PrivateTest.
@@ -74,12 +81,21 @@ def train_val(faces: FaceSet, val_fraction: float = 0.1, seed: int = 0) -> tuple
     """
     faces.require_labels()
     if faces.has_split("Training") and faces.has_split("PublicTest"):
-        return faces.select("Training"), faces.select("PublicTest")
+        return _enough(faces.select("Training"), "Training"), faces.select("PublicTest")
     pool = faces if faces.split is None else faces.subset(np.flatnonzero(faces.split != SPLITS.index("PrivateTest")))
+    if not len(pool):
+        raise DataError(f"{faces.source}: only PrivateTest rows, which are kept for the final evaluation: "
+                        "training needs Training rows (and PublicTest, or a holdout of them, to select on)")
+    n_val = math.ceil(len(pool) * val_fraction)  # as sklearn's train_test_split counts it
+    if len(pool) - n_val < 2:
+        raise DataError(f"{faces.source}: {len(pool)} image(s) to train and validate on: too few to hold out "
+                        f"train.val_fraction {val_fraction} for validation and train on at least 2")
     from sklearn.model_selection import train_test_split
 
     idx = np.arange(len(pool))
     counts = np.bincount(pool.labels, minlength=len(CLASSES))
-    stratify = pool.labels if counts[counts > 0].min() >= 2 else None
+    present = int((counts > 0).sum())
+    # stratified when every class can be on both sides; sklearn refuses it otherwise
+    stratify = pool.labels if counts[counts > 0].min() >= 2 and min(n_val, len(pool) - n_val) >= present else None
     tr, va = train_test_split(idx, test_size=val_fraction, random_state=seed, stratify=stratify)
     return pool.subset(np.sort(tr)), pool.subset(np.sort(va))

@@ -146,3 +146,54 @@ def test_train_refuses_a_bad_epoch_count(tmp_path, capsys, flag):
     err = capsys.readouterr().err
     assert "argument --epochs: expected a positive integer" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("setting, message", [
+    ("train.lr=.nan", "train.lr: must be a finite number, got nan"),
+    ("train.lr=-1e-3", "train.lr: must be > 0"),
+    ("train.weight_decay=-.1", "train.weight_decay: must be >= 0"),
+    ("train.momentum=1.5", "train.momentum: must be in [0, 1)"),
+    ("train.label_smoothing=1", "train.label_smoothing: must be in [0, 1)"),
+    ("train.val_fraction=0", "train.val_fraction: must be in (0, 1)"),
+    ("train.eval_batch_size=0", "train.eval_batch_size: must be >= 1"),
+    ("train.step_size=0", "train.step_size: must be >= 1"),
+    ("train.time_budget_s=.inf", "train.time_budget_s: must be a finite number"),
+    ("train.device=gpu", "train.device: must be auto, cpu, mps, cuda or cuda:N, got 'gpu'"),
+])
+def test_every_bad_training_setting_is_one_line_before_any_work(tmp_path, capsys, setting, message):
+    out = tmp_path / "out"
+    assert main(["train", "--out", str(out), "model.name=seed_dnn", setting]) == 2
+    err = capsys.readouterr().err
+    assert err == f"fer: error: {message}" + err.split(message, 1)[1] and len(err.splitlines()) == 1
+    assert not out.exists()
+
+
+def test_a_loss_that_diverges_at_once_writes_nothing(tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["train", "--out", str(out), "--epochs", "3", "model.name=seed_dnn", "train.optimizer=sgd",
+                 "train.lr=1e6"]) == 2
+    err = capsys.readouterr().err
+    assert "training diverged in epoch 1 (training loss nan) before any epoch worth keeping" in err
+    assert len(err.splitlines()) == 1 and not out.exists()
+
+
+def test_a_checkpoint_missing_keys_is_one_line(trained, tmp_path, capsys):
+    payload = load_checkpoint(trained)
+    for key in ("state_dict", "preprocessing"):
+        path = tmp_path / f"no_{key}.pt"
+        torch.save({k: v for k, v in payload.items() if k != key}, path)
+        assert main(["evaluate", str(path)]) == 2
+        err = capsys.readouterr().err
+        assert f"a fer checkpoint without {key}" in err and len(err.splitlines()) == 1
+
+
+@pytest.mark.parametrize("usages, message", [
+    (("PrivateTest",), "only PrivateTest rows, which are kept for the final evaluation"),
+    (("Training", "PublicTest"), "1 Training image: training needs at least 2"),
+])
+def test_data_too_thin_to_train_on_is_one_line(write_csv, tmp_path, capsys, usages, message):
+    text, _, _ = kaggle_rows(2 if len(usages) == 2 else 5, usages=usages)
+    out = tmp_path / "out"
+    assert main(["train", "--data", str(write_csv(text)), "--out", str(out), "model.name=seed_dnn"]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.splitlines()) == 1 and not out.exists()

@@ -59,3 +59,32 @@ def test_private_test_never_in_training(synthetic):
     private = synthetic.select("PrivateTest").images.reshape(len(synthetic.select("PrivateTest")), -1)
     used = {r.tobytes() for r in np.concatenate([tr.images, va.images]).reshape(len(tr) + len(va), -1)}
     assert not any(r.tobytes() in used for r in private)
+
+
+def test_what_systems_and_archivers_leave_behind_is_skipped(tmp_path):
+    _image(tmp_path / "train" / "happy" / "a.jpg", 200)
+    _image(tmp_path / "validation" / "sad" / "b.png", 50)
+    (tmp_path / "train" / "happy" / "._a.jpg").write_bytes(b"\x00\x05\x16\x07AppleDouble")  # macOS resource fork
+    (tmp_path / "train" / "happy" / "Thumbs.db").write_bytes(b"\xd0\xcf\x11\xe0")
+    (tmp_path / "train" / ".DS_Store").write_bytes(b"\x00\x00\x00\x01Bud1")
+    (tmp_path / "__MACOSX" / "train" / "happy").mkdir(parents=True)
+    (tmp_path / "__MACOSX" / "train" / "happy" / "._a.jpg").write_bytes(b"junk")
+    _image(tmp_path / ".git" / "objects" / "x.png", 1)  # a dot-folder, even holding images
+    _image(tmp_path / "train" / ".ipynb_checkpoints" / "c.png", 1)
+    faces = load_data(str(tmp_path))
+    assert len(faces) == 2 and sorted(faces.labels.tolist()) == [3, 4]
+
+
+def test_a_decompression_bomb_is_refused_before_it_is_decoded(tmp_path):
+    bomb = tmp_path / "happy" / "bomb.png"
+    bomb.parent.mkdir()
+    Image.new("1", (8000, 8000)).save(bomb)  # 64 megapixels in a file of a few kB
+    assert bomb.stat().st_size < 100_000
+    with pytest.raises(DataError, match=r"bomb.png: an image of 8000x8000 pixels, more than fer reads"):
+        load_data(str(tmp_path))
+
+
+def test_one_image_is_too_few_to_train_and_validate_on(tmp_path):
+    _image(tmp_path / "happy" / "a.jpg", 200)
+    with pytest.raises(DataError, match="1 image"):
+        train_val(load_data(str(tmp_path)))

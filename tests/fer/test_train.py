@@ -114,7 +114,7 @@ def test_one_cycle_warms_up_then_anneals_over_the_time_budget(synthetic, monkeyp
 
 
 def test_early_stopping_stops(synthetic):
-    history = _fit(synthetic, ["train.epochs=20", "train.early_stopping=1", "train.lr=0.0"])
+    history = _fit(synthetic, ["train.epochs=20", "train.early_stopping=1", "train.lr=1e-12"])
     assert len(history) < 20 and history[-1]["run_ends"] == "early stopping"
 
 
@@ -185,3 +185,34 @@ def test_auto_precision_and_layout_are_recorded_as_they_ran(synthetic, monkeypat
     calls = []
     monkeypatch.setattr(fer.speed.StepTimer, "rate", lambda self, *a, **k: calls.append(a) or 1.0)
     assert Trainer(_run(), tr, va).speed.how == "cached" and not calls  # the same shape here: nothing timed again
+
+
+def test_a_nan_loss_ends_the_run_and_is_never_its_best_epoch(synthetic, monkeypatch):
+    tr, va = synthetic.select("Training"), synthetic.select("PublicTest")
+    trainer = Trainer(_run(["train.epochs=5"]), tr, va)
+    real = trainer.train_epoch
+    monkeypatch.setattr(trainer, "train_epoch", lambda: {**real(), **({"train_loss": math.nan}
+                                                                       if trainer.epoch == 2 else {})})
+    history = trainer.fit()
+    assert [m["run_ends"] for m in history] == ["", "", "divergence"]
+    assert math.isnan(history[-1]["val_acc"]) and trainer.best["epoch"] in (1, 2)
+
+
+def test_a_last_batch_of_one_trains_with_batchnorm(tiny_kaggle):
+    """33 training images in batches of 32: the last batch of one joins the one before."""
+    from fer.data import load_data, train_val
+
+    train, val = train_val(load_data(str(tiny_kaggle)))
+    assert len(train) % 32 == 1
+    run = load_run(None, ["model.name=dnn", "model.widths=[32]", "model.norm=batch", "train.batch_size=32",
+                          "train.epochs=1"])
+    (metrics,) = Trainer(run, train, val).fit()
+    assert math.isfinite(metrics["train_loss"])
+
+
+@pytest.fixture
+def tiny_kaggle(write_csv):
+    from tests.conftest import kaggle_rows
+
+    text, _, _ = kaggle_rows(40, usages=("Training",) * 33 + ("PublicTest",) * 7)
+    return write_csv(text)

@@ -48,7 +48,7 @@ def clock(request, monkeypatch):
 @pytest.fixture(scope="module")
 def ray_cluster():
     os.environ["PYTHONPATH"] = f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"  # workers import tests.*
-    ray.init(num_cpus=2, num_gpus=1, include_dashboard=False, logging_level="ERROR")
+    ray.init(address="local", num_cpus=2, num_gpus=1, include_dashboard=False, logging_level="ERROR")
     yield
     ray.shutdown()
 

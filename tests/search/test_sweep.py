@@ -75,6 +75,29 @@ def test_failed_trials_are_retried_from_their_checkpoint(ray_cluster, faces, tmp
         assert epochs == [1, 2, 3, 4]  # resumed at epoch 3 from the checkpoint, not restarted
 
 
+def diverging_train(config, faces, **params):
+    """fer's trainable, its loss NaN from the second epoch on (as a far too high lr leaves it)."""
+    import fer.train
+
+    real = fer.train.Trainer.train_epoch
+
+    def train_epoch(self):
+        metrics = real(self)
+        return {**metrics, "train_loss": float("nan")} if self.epoch >= 1 else metrics
+    fer.train.Trainer.train_epoch = train_epoch
+    train_fer(config, faces)
+
+
+def test_a_diverged_trial_stops_with_its_last_good_epoch_kept(ray_cluster, faces, tmp_path, capsys):
+    _, grid = _sweep(tmp_path, diverging_train, faces, n=1, epochs=4, sched="fifo")
+    assert not grid.errors and grid[0].metrics["run_ends"] == "divergence"
+    (best,) = best_trials(tmp_path / "results")
+    assert best["checkpoint"].endswith("checkpoint_000000/checkpoint.pt")  # epoch 1's: the NaN one has none
+    _, payload = load_model(best["checkpoint"])
+    assert payload["best_epoch"] == 1
+    assert "stopped: its training loss went NaN (diverged" in capsys.readouterr().out
+
+
 def packed_train(config, faces, barrier_dir, **params):
     """Wait until four trials run at once (each holding a quarter of the one GPU)."""
     barrier = Path(barrier_dir)
