@@ -37,6 +37,25 @@ def confusion_matrices(results: dict[str, dict], path) -> str:
     return _save(fig, path)
 
 
+def reliability_diagrams(curves: dict[str, tuple], path) -> str:
+    """One panel per model: the confidence bins of fer.calibration.reliability before and after its
+    temperature (accuracy against mean confidence; the diagonal is perfect calibration)."""
+    fig, axes = plt.subplots(1, len(curves), figsize=(4.4 * len(curves), 4.2), squeeze=False, layout="constrained")
+    for ax, (name, (before, after)) in zip(axes[0], curves.items()):
+        ax.plot([0, 1], [0, 1], color="#999", lw=1, ls="--")
+        for r, label, colour in ((before, "temperature 1", "#c44"), (after, "fitted temperature", "#36c")):
+            seen = r.counts > 0
+            ax.plot(r.confidence[seen], r.accuracy[seen], "o-", color=colour, ms=4,
+                    label=f"{label} (ECE {r.ece:.3f})")
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+        ax.set_xlabel("confidence (top-class probability)")
+        ax.set_ylabel("accuracy")
+        ax.set_title(name)
+        ax.legend(loc="upper left", fontsize=8)
+    return _save(fig, path)
+
+
 def saliency_grid(images: np.ndarray, maps: dict[str, np.ndarray], captions: list[str], path) -> str:
     """One row per image: the face, each method's map, and an overlay of the first map."""
     methods = list(maps)

@@ -16,6 +16,7 @@ from analysis import filters, html, plots, saliency
 from analysis.metrics import confusion, describe_never_predicted, prior_tradeoff
 from analysis.sources import ModelSource, chosen_images, eval_inputs, resolve_source
 from analysis.sweep import IMPORTANCE, evaluator, family_table, finished, param_importance
+from fer.calibration import N_BINS, reliability
 from fer.command import raise_if_interrupted
 from fer.data import CLASSES
 from fer.errors import FerError
@@ -67,9 +68,10 @@ def _write_report(src, primary: ModelSource, opt: Options, out: Path, source: st
     if src.best:
         evaluated = {m.family: metrics["models"][m.name] for m in models}
         metrics["family_table"] = family_table(src.best, evaluated).to_dict("records")
-        sections.append(("CNN against DNN at matched parameters", _family_section(metrics["family_table"])))
+        sections.append((_family_heading(metrics["family_table"]), _family_section(metrics["family_table"])))
     sections += [_members_section(m) for m in models if m.payload["model"]["name"] == "ensemble"]
     sections.append(_confusion_section(cms, out))
+    sections.append(_calibration_section(models, out, metrics))
     if any("class_prior" in m.prep for m in models):
         sections.append(_prior_section(models, metrics))
     sections += _explanation_sections(primary, out, opt, metrics)
@@ -125,6 +127,13 @@ def _summary(models: list[ModelSource], metrics: dict) -> str:
     return "\n".join(lines)
 
 
+def _family_heading(rows: list[dict]) -> str:
+    """"matched parameters" only when the families' best are within 5% of each other in size."""
+    sizes = [r["parameters"] for r in rows if r.get("parameters")]
+    matched = len(sizes) > 1 and max(sizes) <= 1.05 * min(sizes)
+    return " against ".join(r["family"].upper() for r in rows) + (" at matched parameters" if matched else "")
+
+
 def _family_section(rows: list[dict]) -> str:
     df = pd.DataFrame(rows)
     text = "Each family's best trial, scored on the same images; parameters are trainable ones."
@@ -147,6 +156,23 @@ def _confusion_section(cms: dict, out: Path) -> tuple[str, str]:
         rows = {**cm["per_class"], "macro avg": cm["macro_avg"], "weighted avg": cm["weighted_avg"]}
         parts.append(html.table(pd.DataFrame(rows).T.reset_index().rename(columns={"index": "class"})))
     return "Confusion matrix and per-class scores", "\n".join(parts)
+
+
+def _calibration_section(models: list[ModelSource], out: Path, metrics: dict) -> tuple[str, str]:
+    """Reliability before and after each model's temperature, on the images it is judged on."""
+    curves, rows = {}, []
+    for m in models:
+        untempered = {**m.payload, "preprocessing": {**m.prep, "temperature": 1.0}}
+        before = reliability(m.faces.labels, predict_checkpoint(m.model, untempered, m.faces.images))
+        after = reliability(m.faces.labels, adjust_for_prior(m.raw_probs, m.prep))
+        curves[m.name] = (before, after)
+        t = float(m.prep.get("temperature", 1.0))
+        metrics["models"][m.name].update(temperature=t, ece=after.ece, ece_at_temperature_1=before.ece)
+        rows.append({"model": m.name, "temperature": t, "ECE at T=1": before.ece, "ECE": after.ece})
+    path = plots.reliability_diagrams(curves, out / "reliability.png")
+    note = (f"Expected calibration error over {N_BINS} confidence bins. Each model's temperature was fitted on the "
+            "split it was selected on; judged on that same split, its ECE is optimistic.")
+    return "Calibration", html.image(path, "reliability diagrams") + html.table(pd.DataFrame(rows)) + html.para(note)
 
 
 def _prior_section(models: list[ModelSource], metrics: dict) -> tuple[str, str]:

@@ -49,6 +49,13 @@ def _parser() -> argparse.ArgumentParser:
     x.add_argument("--format", choices=["onnx", "torchscript"], required=True)
     x.add_argument("--out", help="output file (default: beside the checkpoint, model.onnx or model.torchscript.pt)")
     x.set_defaults(func=cmd_export)
+    c = sub.add_parser("calibrate", help="fit the checkpoint's temperature on a split (fer.calibration) and "
+                                         "save it in the checkpoint", epilog=EPILOG)
+    c.add_argument("checkpoint")
+    c.add_argument("--data", help="data source (default: the one the model was trained on)")
+    c.add_argument("--split", help="the split to fit on (default: the checkpoint's validation split, the one it "
+                                   "was selected on)")
+    c.set_defaults(func=cmd_calibrate)
     s = sub.add_parser("summary", help="Keras-style layer table and parameter totals", epilog=EPILOG)
     s.add_argument("model", help="a registered model name (seed_cnn, seed_dnn, ...) or a YAML run config")
     s.set_defaults(func=cmd_summary)
@@ -112,19 +119,53 @@ def cmd_evaluate(args) -> int:
     device = pick_device()
     probs = predict_checkpoint(model.to(device), payload, faces.images, device)
     metrics = classification_metrics(faces.require_labels(), probs)
-    metrics.pop("loss")
+    metrics["nll"] = metrics.pop("loss")
     caveat = _selection_caveat(payload, faces.source, split)
     metrics = {"data": faces.source, "split": split or "all", "selected_on_this_split": bool(caveat), **metrics}
     if args.json:
         print(json.dumps(metrics))
         return 0
     print(f"{faces.source} [{split or 'all rows'}]: n={metrics['n']}  accuracy {metrics['accuracy']:.4f}  "
-          f"macro-F1 {metrics['macro_f1']:.4f}")
+          f"macro-F1 {metrics['macro_f1']:.4f}  ECE {metrics['ece']:.4f}  NLL {metrics['nll']:.4f}  "
+          f"(temperature {payload['preprocessing'].get('temperature', 1.0):.3g})")
     if caveat:
         print(f"note: {caveat}")
     for name, s in metrics["per_class"].items():
         print(f"  {name:<9} precision {s['precision']:.3f} recall {s['recall']:.3f} f1 {s['f1']:.3f} "
               f"support {s['support']}")
+    return 0
+
+
+def cmd_calibrate(args) -> int:
+    """Fit the temperature on a split with the checkpoint's views and prior correction in place,
+    print ECE and NLL before and after, and save it in the checkpoint (atomically)."""
+    from fer.calibration import fit_temperature
+    from fer.checkpoint import checkpoint_file, load_model, save_checkpoint
+    from fer.data import load_data
+    from fer.errors import FerError
+    from fer.evaluate import classification_metrics, prior_correction, probabilities, view_logits
+    from fer.run import split_for_training
+
+    model, payload = load_model(args.checkpoint)
+    path, prep, cfg = checkpoint_file(Path(args.checkpoint)), payload["preprocessing"], payload["train_config"]
+    faces = load_data(args.data or payload.get("data", {}).get("source"))
+    if payload.get("data", {}).get("trained_on"):
+        raise FerError(f"{args.checkpoint}: a refit, trained on every split but PrivateTest: no split is left to fit "
+                       "its temperature on (it keeps the one of the run it refits)")
+    if args.split:
+        faces, where = faces.select(args.split), args.split
+    else:
+        _, faces, data = split_for_training(faces, {"model": payload["model"], "train": cfg})
+        where = f"validation: {data['val_split']}"
+    labels = faces.require_labels()
+    logits = view_logits(model, faces.images, prep, cfg.get("tta", "none"), precision=cfg.get("precision", "auto"))
+    before = classification_metrics(labels, probabilities(logits, prep))
+    factor = prior_correction(prep) if prep.get("logit_adjust") else None
+    prep["temperature"] = fit_temperature(logits, labels, factor)
+    after = classification_metrics(labels, probabilities(logits, prep))
+    save_checkpoint(payload, path)
+    print(f"{faces.source} [{where}]: n={len(labels)}  temperature {prep['temperature']:.3f}  ECE {before['ece']:.4f} "
+          f"-> {after['ece']:.4f}  NLL {before['loss']:.4f} -> {after['loss']:.4f}; saved in {path}")
     return 0
 
 

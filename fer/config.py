@@ -70,6 +70,8 @@ class TrainConfig:
     translate: float = 0.0  # shift as a fraction of the side
     erasing: float = 0.0  # probability of erasing one random rectangle
     tta: Literal["none", "flip", "tencrop", "shifts"] = "none"
+    # fit a temperature on the validation split at every validation, kept with each checkpoint (fer.calibration)
+    calibrate: bool = True
     early_stopping: int = 0  # patience in epochs; 0 disables
     monitor: Literal["val_acc", "val_macro_f1"] = "val_acc"
     # Seconds of training: no epoch starts that would end past it, and cosine anneals over

@@ -45,13 +45,15 @@ def member_entry(payload: dict, weight: float, trial: str) -> dict:
     """What an ensemble keeps of a member checkpoint (its weights go into the state dict)."""
     prep, tta = payload["preprocessing"], payload["train_config"].get("tta", "none")
     return {"model": dict(payload["model"]), "mean": prep["mean"], "std": prep["std"], "crop_size": prep["crop_size"],
-            "tta": tta, "prior_factor": [float(f) for f in prior_correction(prep)], "weight": float(weight),
-            "trial": trial}
+            "tta": tta, "prior_factor": [float(f) for f in prior_correction(prep)],
+            "temperature": float(prep.get("temperature", 1.0)), "weight": float(weight), "trial": trial}
 
 
-def ensemble_checkpoint(members, picks: list[int], data: dict, metrics: dict) -> dict:
+def ensemble_checkpoint(members, picks: list[int], data: dict, metrics: dict, temperature: float = 1.0) -> dict:
     """An ensemble checkpoint of the picked members, each weighted by how often it was picked.
-    `members[i]` is (payload, trial name) for every i in picks: a list, or a dict of the picked."""
+    `members[i]` is (payload, trial name) for every i in picks: a list, or a dict of the picked.
+    Each member keeps its own temperature; `temperature` is the ensemble's, over the log of the
+    members' weighted average (fitted on the validation split it was selected on)."""
     counts = Counter(picks)
     chosen = sorted(counts)
     entries = [member_entry(members[i][0], counts[i] / len(picks), members[i][1]) for i in chosen]
@@ -63,7 +65,8 @@ def ensemble_checkpoint(members, picks: list[int], data: dict, metrics: dict) ->
     precision = precisions.pop() if len(precisions) == 1 else "fp32"
     first = members[chosen[0]][0]["preprocessing"]
     prep = {"mean": 0.0, "std": 1 / 255, "crop_size": 48, "input": "48x48 grayscale, uint8 0-255",
-            "class_prior": first["class_prior"], "logit_adjust": 0.0}  # identity: members standardise
+            "class_prior": first["class_prior"], "logit_adjust": 0.0,  # identity: members standardise
+            "temperature": float(temperature)}
     return {"format": FORMAT, "format_version": FORMAT_VERSION, "model": {"name": "ensemble", "members": entries},
             "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}, "classes": list(CLASSES),
             "preprocessing": prep, "train_config": dataclasses.asdict(TrainConfig(tta="none", precision=precision)),

@@ -4,25 +4,41 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from fer.calibration import expected_calibration_error, nll, scaled_probabilities
 from fer.config import TrainConfig
 from fer.data import CLASSES
 from fer.transforms import eval_views, normalize
 
 
 @torch.no_grad()
-def predict_proba(model: torch.nn.Module, images, prep: dict, tta: str = "none",
-                  batch_size: int = TrainConfig.eval_batch_size, device: str | torch.device = "cpu",
-                  precision: str = "auto") -> np.ndarray:
-    """Class probabilities (N, 7) for uint8 faces (N, 48, 48), averaged over the TTA views."""
+def view_logits(model: torch.nn.Module, images, prep: dict, tta: str = "none",
+                batch_size: int = TrainConfig.eval_batch_size, device: str | torch.device = "cpu",
+                precision: str = "auto") -> np.ndarray:
+    """The network's raw logits (V, N, 7) for uint8 faces (N, 48, 48), one row block per TTA view."""
     model.eval()
     x_all = torch.as_tensor(images)
     out = []
     for i in range(0, len(x_all), batch_size):
         x = normalize(x_all[i:i + batch_size].to(device).unsqueeze(1), prep)
         with autocast_for(device, precision):
-            probs = [torch.softmax(model(v).float(), 1) for v in eval_views(x, prep["crop_size"], tta)]
-        out.append(torch.stack(probs).mean(0).cpu())
-    return adjust_for_prior(torch.cat(out).numpy(), prep) if out else np.zeros((0, len(CLASSES)), np.float32)
+            out.append(torch.stack([model(v).float() for v in eval_views(x, prep["crop_size"], tta)]).cpu())
+    if not out:
+        return np.zeros((1, 0, len(CLASSES)), np.float32)
+    return torch.cat(out, 1).numpy()
+
+
+def probabilities(logits: np.ndarray, prep: dict) -> np.ndarray:
+    """(V, N, 7) view logits -> the checkpoint's probabilities (N, 7): its temperature, the views'
+    average and its prior correction, in that order (fer.calibration)."""
+    factor = prior_correction(prep) if prep.get("logit_adjust", 0.0) else None
+    return scaled_probabilities(logits, prep.get("temperature", 1.0), factor).astype(np.float32)
+
+
+def predict_proba(model: torch.nn.Module, images, prep: dict, tta: str = "none",
+                  batch_size: int = TrainConfig.eval_batch_size, device: str | torch.device = "cpu",
+                  precision: str = "auto") -> np.ndarray:
+    """Class probabilities (N, 7) for uint8 faces (N, 48, 48), as the checkpoint's `prep` says."""
+    return probabilities(view_logits(model, images, prep, tta, batch_size, device, precision), prep)
 
 
 def predict_checkpoint(model: torch.nn.Module, payload: dict, images, device: str | torch.device = "cpu",
@@ -79,9 +95,10 @@ def autocast_for(device, precision: str = "auto"):
 
 
 def classification_metrics(labels: np.ndarray, probs: np.ndarray) -> dict:
-    """prediction_metrics of the most probable class, plus loss (NLL of the averaged probabilities)."""
-    loss = float(-np.log(np.clip(probs[np.arange(len(labels)), labels], 1e-12, None)).mean()) if len(labels) else 0.0
-    return {**prediction_metrics(labels, probs.argmax(1)), "loss": loss}
+    """prediction_metrics of the most probable class, plus loss (NLL of the probabilities) and
+    ece (expected calibration error, fer.calibration's 15 bins)."""
+    return {**prediction_metrics(labels, probs.argmax(1)), "loss": nll(labels, probs),
+            "ece": expected_calibration_error(labels, probs) if len(labels) else 0.0}
 
 
 def prediction_metrics(labels: np.ndarray, pred: np.ndarray) -> dict:

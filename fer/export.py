@@ -36,7 +36,8 @@ class Deployable(torch.nn.Module):
         super().__init__()
         prep = payload["preprocessing"]
         self.member = Member(model.eval(), prep["mean"], prep["std"], prep["crop_size"],
-                             payload["train_config"].get("tta", "none"), prior_correction(prep))
+                             payload["train_config"].get("tta", "none"), prior_correction(prep),
+                             prep.get("temperature", 1.0))
 
     def forward(self, faces: torch.Tensor) -> torch.Tensor:
         return self.member(faces.unsqueeze(1).float())  # (N, 1, 48, 48) raw pixels

@@ -6,7 +6,9 @@ No row is left to select on, so the last epoch's weights are kept, and the check
 the splits it trained on (`data.trained_on`): `fer evaluate` refuses to score it on them, and
 PrivateTest stays the only honest score. The training loop still validates each epoch, on a
 slice of its own training rows: those figures say the loop ran, nothing more (a `plateau`
-schedule steps on them, so its drops differ from the chosen run's).
+schedule steps on them, so its drops differ from the chosen run's). For the same reason the
+refit keeps the chosen run's temperature (fer.calibration), fitted on the split it was
+selected on, rather than fit one on rows it trained on.
 """
 from __future__ import annotations
 
@@ -48,7 +50,7 @@ def refit_config(payload: dict, n_rows: int) -> dict:
     train = dict(payload["train_config"])
     peak = int(payload.get("best_epoch") or len(payload.get("history") or []) or train["epochs"])
     scale = n_rows / max(int(payload.get("data", {}).get("train_n") or n_rows), 1)
-    train.update(epochs=peak, early_stopping=0, balance_within=0.0,
+    train.update(epochs=peak, early_stopping=0, balance_within=0.0, calibrate=False,
                  logit_adjust=float(payload["preprocessing"].get("logit_adjust", 0.0)),
                  time_budget_s=float(train.get("time_budget_s") or 0.0) * scale)
     return resolve_run({"model": dict(payload["model"]), "train": train}, source="refit")
@@ -67,6 +69,7 @@ def refit(payload: dict, faces: FaceSet, out: str | Path, on_epoch=None) -> dict
                               "trained_on": seen, "refit_of": {"epochs": run["train"]["epochs"],
                                                                "val_metrics": payload.get("metrics", {})}})
     new["metrics"] = {k: v for k, v in trainer.history[-1].items() if not k.startswith("val_")}
+    new["preprocessing"]["temperature"] = float(payload["preprocessing"].get("temperature", 1.0))
     new["best_epoch"] = trainer.epoch  # the weights kept are the last epoch's
     save_checkpoint(new, Path(out) / "checkpoint.pt")
     return new

@@ -17,15 +17,23 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from fer.calibration import fit_temperature
 from fer.checkpoint import FORMAT, FORMAT_VERSION, versions
 from fer.config import TrainConfig, train_config
 from fer.data import CLASSES, FaceSet
-from fer.evaluate import adjust_for_prior, autocast_for, balancing_tau, classification_metrics, predict_proba
+from fer.evaluate import (
+    autocast_for,
+    balancing_tau,
+    classification_metrics,
+    prior_correction,
+    probabilities,
+    view_logits,
+)
 from fer.models import create_model
 from fer.speed import choose as choose_speed
 from fer.transforms import augment, normalize
 
-DIVERGED = {"val_loss": math.nan, "val_acc": math.nan, "val_macro_f1": math.nan}  # an epoch whose loss is NaN
+DIVERGED = {"val_loss": math.nan, "val_acc": math.nan, "val_macro_f1": math.nan, "val_ece": math.nan}  # loss NaN
 
 
 def batches_of(order: torch.Tensor, batch_size: int) -> tuple[torch.Tensor, ...]:
@@ -75,7 +83,7 @@ class Trainer:
         self.prep = {"mean": float(pixels.mean()), "std": float(pixels.std() + 1e-6),
                      "crop_size": cfg.crop_size, "input": "48x48 grayscale, uint8 0-255",
                      "class_prior": (np.maximum(counts, 1) / max(counts.sum(), 1)).tolist(),
-                     "logit_adjust": cfg.logit_adjust}
+                     "logit_adjust": cfg.logit_adjust, "temperature": 1.0}
         self.gen = torch.Generator(device=self.device).manual_seed(cfg.seed)
         self.class_weights = torch.tensor(len(train) / (len(CLASSES) * np.maximum(counts, 1)),
                                           dtype=torch.float32, device=self.device)
@@ -110,7 +118,7 @@ class Trainer:
             value = metrics[self.cfg.monitor]
             if value > self.best["value"]:
                 self.best = {"value": value, "epoch": self.epoch, "state": copy.deepcopy(self.model.state_dict()),
-                             "logit_adjust": self.prep["logit_adjust"]}
+                             "logit_adjust": self.prep["logit_adjust"], "temperature": self.prep["temperature"]}
                 stale = 0
             else:
                 stale += 1
@@ -179,25 +187,27 @@ class Trainer:
                 "lr": self.optimizer.param_groups[0]["lr"], "epoch_s": seconds, "images_per_s": n / seconds}
 
     def validate(self) -> dict:
-        """Scores on the validation set (choosing tau first when balance_within is set)."""
-        prep = self.prep
-        if self.cfg.balance_within:
-            raw = predict_proba(self.model, self.val_images, {**prep, "logit_adjust": 0.0}, self.cfg.tta,
-                                self.cfg.eval_batch_size, self.device, self.cfg.precision)
-            prep["logit_adjust"] = balancing_tau(self.val_labels, raw, prep["class_prior"], self.cfg.balance_within)
-            probs = adjust_for_prior(raw, prep)
-        else:
-            probs = predict_proba(self.model, self.val_images, prep, self.cfg.tta,
-                                  self.cfg.eval_batch_size, self.device, self.cfg.precision)
-        m = classification_metrics(self.val_labels, probs)
-        return {"val_loss": m["loss"], "val_acc": m["accuracy"], "val_macro_f1": m["macro_f1"],
-                "logit_adjust": prep["logit_adjust"]}
+        """Scores on the validation set: tau chosen first when balance_within is set, then (with
+        calibrate) the temperature fitted there, so every checkpoint carries its own (fer.calibration)."""
+        prep, cfg = self.prep, self.cfg
+        logits = view_logits(self.model, self.val_images, prep, cfg.tta, cfg.eval_batch_size, self.device,
+                             cfg.precision)  # (V, N, 7)
+        if cfg.balance_within:
+            raw = probabilities(logits, {**prep, "logit_adjust": 0.0, "temperature": 1.0})
+            prep["logit_adjust"] = balancing_tau(self.val_labels, raw, prep["class_prior"], cfg.balance_within)
+        if cfg.calibrate:
+            factor = prior_correction(prep) if prep["logit_adjust"] else None
+            prep["temperature"] = fit_temperature(logits, self.val_labels, factor)
+        m = classification_metrics(self.val_labels, probabilities(logits, prep))
+        return {"val_loss": m["loss"], "val_acc": m["accuracy"], "val_macro_f1": m["macro_f1"], "val_ece": m["ece"],
+                "logit_adjust": prep["logit_adjust"], "temperature": prep["temperature"]}
 
     # -- state ---------------------------------------------------------------------------
     def use_best_weights(self) -> None:
         if self.best["state"] is not None:
             self.model.load_state_dict(self.best["state"])
             self.prep["logit_adjust"] = self.best["logit_adjust"]
+            self.prep["temperature"] = self.best["temperature"]
 
     def checkpoint(self, data: dict | None = None) -> dict:
         """Everything a checkpoint holds for the model's current weights (layout: fer.checkpoint)."""
@@ -223,6 +233,7 @@ class Trainer:
         """Continue from a checkpoint written by `checkpoint()` (weights, optimiser, epoch)."""
         self.model.load_state_dict(payload["state_dict"])
         self.prep["logit_adjust"] = payload["preprocessing"].get("logit_adjust", self.prep["logit_adjust"])
+        self.prep["temperature"] = payload["preprocessing"].get("temperature", 1.0)
         resume = payload.get("resume") or {}
         if "optimizer" in resume:
             self.optimizer.load_state_dict(resume["optimizer"])
@@ -235,7 +246,8 @@ class Trainer:
             best = max(self.history, key=lambda m: m[self.cfg.monitor])
             self.best = {"value": best[self.cfg.monitor], "epoch": best["epoch"],
                          "state": copy.deepcopy(self.model.state_dict()),
-                         "logit_adjust": payload["preprocessing"].get("logit_adjust", 0.0)}
+                         "logit_adjust": payload["preprocessing"].get("logit_adjust", 0.0),
+                         "temperature": payload["preprocessing"].get("temperature", 1.0)}
 
 
 def _optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:

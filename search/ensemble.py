@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from fer.atomic import digest
+from fer.calibration import fit_temperature
 from fer.checkpoint import checkpoint_file, load_checkpoint, model_from_checkpoint, save_checkpoint
 from fer.data import load_data
 from fer.data.cache import ArrayCache
@@ -21,7 +22,7 @@ from fer.train import pick_device
 from search.results import ResultsError, trials_table
 
 PROBS_FILE = "val_probs.npz"
-PROBS_VERSION = 1  # part of the cache key: raise it whenever the probabilities are computed differently
+PROBS_VERSION = 2  # part of the cache key: raise it whenever the probabilities are computed differently
 
 
 def candidates(root: str | Path, family: str) -> tuple[list[tuple[str, str]], str]:
@@ -77,9 +78,10 @@ def build_ensemble(root: str | Path, family: str, size: int, out: str | Path) ->
     scores = {m: {"ensemble": score(labels, combined, m), "best_member": score(labels, probs[best], m)}
               for m in ("accuracy", "macro_f1")}
     picked = {i: (load_checkpoint(members[i][1]), members[i][0]) for i in set(picks)}  # only these are kept
+    temperature = fit_temperature(np.log(np.clip(combined, 1e-12, None))[None], labels)  # (1, N, 7): one view
     payload = ensemble_checkpoint(picked, picks, data,
                                   {"val_acc": scores["accuracy"]["ensemble"],
-                                   "val_macro_f1": scores["macro_f1"]["ensemble"]})
+                                   "val_macro_f1": scores["macro_f1"]["ensemble"]}, temperature)
     save_checkpoint(payload, Path(out) / "checkpoint.pt")
     chosen = [{"member": members[i][0], "weight": float(weights[i]), metric: single[i]}
               for i in np.flatnonzero(weights)]

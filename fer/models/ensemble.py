@@ -22,22 +22,25 @@ from fer.transforms import eval_views
 class Member(nn.Module):
     """A model with its preprocessing: raw pixels (B, 1, 48, 48), 0-255 floats -> probabilities (B, 7)."""
 
-    def __init__(self, model: nn.Module, mean: float, std: float, crop: int, tta: str, factor):
+    def __init__(self, model: nn.Module, mean: float, std: float, crop: int, tta: str, factor,
+                 temperature: float = 1.0):
         super().__init__()
         self.model, self.mean, self.std, self.crop, self.tta = model, float(mean), float(std), int(crop), tta
+        self.temperature = float(temperature)  # fer.calibration: logits / T before each view's softmax
         self.register_buffer("factor", torch.as_tensor(factor, dtype=torch.float32))  # (7,) prior correction
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
         x = (pixels / 255.0 - self.mean) / self.std
         views = eval_views(x, self.crop, self.tta)
-        probs = torch.stack([F.softmax(self.model(v).float(), 1) for v in views]).mean(0)
+        probs = torch.stack([F.softmax(self.model(v).float() / self.temperature, 1) for v in views]).mean(0)
         scaled = probs * self.factor
         return scaled / scaled.sum(1, keepdim=True)
 
 
 @dataclass
 class EnsembleConfig:
-    # one dict per member: model (name + config), mean, std, crop_size, tta, prior_factor (7), weight, trial
+    # one dict per member: model (name + config), mean, std, crop_size, tta, prior_factor (7), temperature,
+    # weight, trial
     members: list = field(default_factory=list)
 
     def __post_init__(self):
@@ -50,7 +53,8 @@ class Ensemble(nn.Module):
         super().__init__()
         self.members = nn.ModuleList(
             Member(create_model(m["model"]["name"], **{k: v for k, v in m["model"].items() if k != "name"}),
-                   m["mean"], m["std"], m["crop_size"], m["tta"], m["prior_factor"]) for m in config.members)
+                   m["mean"], m["std"], m["crop_size"], m["tta"], m["prior_factor"], m.get("temperature", 1.0))
+            for m in config.members)
         weights = torch.tensor([float(m["weight"]) for m in config.members])
         self.register_buffer("weights", weights / weights.sum())  # (M,)
         # The layers analysis shows are the first member's; Grad-CAM has no one layer here (None: left out)

@@ -11,7 +11,7 @@ from analysis.report import make_report
 from fer.config import load_run
 from fer.run import train_run
 
-FIGURES = ["confusion_matrix.png", "saliency.png", "filters.png", "activations.png", "curves.png"]
+FIGURES = ["confusion_matrix.png", "reliability.png", "saliency.png", "filters.png", "activations.png", "curves.png"]
 
 
 @pytest.fixture(scope="module")
@@ -39,6 +39,7 @@ def test_report_writes_every_figure_and_metrics(report):
     assert model["split"] == "PublicTest" and model["n"] == 630
     assert len(model["confusion_matrix"]) == 7 and sum(map(sum, model["confusion_matrix"])) == 630
     assert set(model["per_class"]) == {"angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"}
+    assert model["temperature"] != 1.0 and 0 <= model["ece"] <= 1 and 0 <= model["ece_at_temperature_1"] <= 1
     expl = saved["explanations"]["model"]
     assert expl["images"] == [3, 5, 8]
     assert set(expl["randomisation"]) == {"gradient", "smoothgrad", "integrated_gradients", "gradcam"}

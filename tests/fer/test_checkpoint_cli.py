@@ -36,7 +36,7 @@ def test_evaluate_json(trained, capsys):
     assert main(["evaluate", str(trained / "checkpoint.pt"), "--json", "--split", "test"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert set(out) == {"data", "split", "selected_on_this_split", "accuracy", "macro_f1", "n", "per_class",
-                        "macro_avg", "weighted_avg", "confusion_matrix"}
+                        "macro_avg", "weighted_avg", "confusion_matrix", "ece", "nll"}
     assert (out["data"], out["split"], out["selected_on_this_split"]) == ("synthetic", "PrivateTest", False)
     assert np.array(out["confusion_matrix"]).shape == (7, 7) and np.sum(out["confusion_matrix"]) == out["n"]
     assert out["per_class"]["happy"]["support"] == 90
