@@ -73,8 +73,8 @@ def run_experiment(spaces: list, request: Request,
         if source not in datasets:
             datasets[source] = load_data(source)
     outcome = Outcome(root=f"{request.storage}/{request.name}")
-    start_ray(request.address, request.verbose)
-    with store.hold_reserve(outcome.root):
+    with store.hold_reserve(outcome.root):  # before Ray: a storage without room is one line, Ray never started
+        start_ray(request.address, request.verbose)
         for sweep in _each_sweep(spaces, request, datasets):
             outcome.sweeps.append(sweep)
             if on_sweep:
