@@ -18,6 +18,13 @@ from pathlib import Path
 from typing import IO
 
 
+def public_mode(path: str | Path) -> None:
+    """The permissions a plain open() would have given: mkstemp makes its files owner-only."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)
+
+
 def write_atomic(path: str | Path, write: Callable[[IO[bytes]], object]) -> Path:
     """Call `write(f)` on a temporary binary file beside `path`, then rename it to `path`."""
     path = Path(path)
@@ -28,6 +35,7 @@ def write_atomic(path: str | Path, write: Callable[[IO[bytes]], object]) -> Path
             write(f)
             f.flush()
             os.fsync(f.fileno())
+        public_mode(tmp)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

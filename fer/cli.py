@@ -47,7 +47,10 @@ def _parser() -> argparse.ArgumentParser:
                                       "against PyTorch", epilog=EPILOG)
     x.add_argument("checkpoint")
     x.add_argument("--format", choices=["onnx", "torchscript"], required=True)
-    x.add_argument("--out", help="output file (default: beside the checkpoint, model.onnx or model.torchscript.pt)")
+    x.add_argument("--out", help="output file (default: beside the checkpoint, model.onnx, model.int8.onnx or "
+                                 "model.torchscript.pt)")
+    x.add_argument("--int8", action="store_true", help="ONNX only: statically quantized to int8, calibrated on "
+                                                       "training faces, gated on the validation split (fer.quantize)")
     x.set_defaults(func=cmd_export)
     c = sub.add_parser("calibrate", help="fit the checkpoint's temperature on a split (fer.calibration) and "
                                          "save it in the checkpoint", epilog=EPILOG)
@@ -215,9 +218,11 @@ def cmd_export(args) -> int:
     from fer.evaluate import predict_checkpoint, uses_bf16
     from fer.export import FORMATS, PARITY_TOLERANCE, parity, passes, write_checked
 
+    if args.int8 and args.format != "onnx":
+        raise FerError("--int8: only with --format onnx (onnxruntime quantizes ONNX graphs)")
     model, payload = load_model(args.checkpoint)
     source_file = checkpoint_file(Path(args.checkpoint)).resolve()
-    out = Path(args.out or source_file.parent / f"model{FORMATS[args.format]}")
+    out = Path(args.out or source_file.parent / f"model{'.int8' if args.int8 else ''}{FORMATS[args.format]}")
     if out.resolve() == source_file:
         raise FerError(f"--out {out}: that is the checkpoint being exported; name another file")
     if out.is_dir():
@@ -238,12 +243,40 @@ def cmd_export(args) -> int:
                   f"{parity(bf16, exported):.1e}, top class changed on {changed} of {len(images)} faces")
         return passes(diff)
 
+    if args.int8:
+        return _export_int8(model, payload, out, check)
     if not write_checked(model, payload, args.format, out, check):
         kept = f"; {out} is as it was" if out.exists() else ""
         print(f"fer: export failed the parity check; nothing written{kept}", file=sys.stderr)
         return EXIT_FAILED
     print(f"wrote {out} ({args.format}, {out.stat().st_size / 2**20:.1f} MiB): uint8 (N, 48, 48) in, "
           f"probabilities (N, 7) out")
+    return 0
+
+
+def _export_int8(model, payload: dict, out: Path, check) -> int:
+    """The fp32 ONNX file checked against PyTorch, then quantized, gated and measured (fer.quantize);
+    both files only in a temporary folder beside `out` until the int8 one passes."""
+    import tempfile
+
+    from fer.export import load_exported, write_checked
+    from fer.quantize import checkpoint_faces, write_int8
+
+    calibration, val = checkpoint_faces(payload)
+    with tempfile.TemporaryDirectory(dir=out.parent, prefix=f".{out.name}.") as d:
+        fp32 = Path(d) / "model.onnx"
+        if not write_checked(model, payload, "onnx", fp32, check):
+            print("fer: the fp32 graph failed the parity check; nothing written", file=sys.stderr)
+            return EXIT_FAILED
+        gate, cost32, cost8 = write_int8(fp32, out, calibration, val.images, val.require_labels(), load_exported)
+    print(gate.line())
+    for name, c in (("fp32", cost32), ("int8", cost8)):
+        print(f"  {name}: {c.mib:.2f} MiB, {c.ms_per_face:.2f} ms/face at batch 1, {c.faces_per_s:.0f} faces/s at "
+              "batch 256 (onnxruntime, this CPU)")
+    if not gate.passed:
+        print("fer: the int8 model failed its gate; nothing written", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"wrote {out} (int8 ONNX, QDQ, per-channel weights, calibrated on {len(calibration)} training faces)")
     return 0
 
 

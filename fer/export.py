@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from fer.atomic import public_mode
 from fer.checkpoint import is_torchscript
 from fer.errors import CheckpointError
 from fer.evaluate import prior_correction
@@ -116,6 +117,7 @@ def write_checked(model: torch.nn.Module, payload: dict, fmt: str, out: Path,
         export(model, payload, fmt, tmp)
         if not check(load_exported(tmp, trust_torchscript=True)):  # the file this process just wrote
             return False
+        public_mode(tmp)
         os.replace(tmp, out)
         return True
     finally:
