@@ -39,7 +39,11 @@ def _parser() -> argparse.ArgumentParser:
     e.set_defaults(func=cmd_evaluate)
     r = sub.add_parser("predict", help="label and class probabilities per image", epilog=EPILOG)
     r.add_argument("checkpoint", help="a fer checkpoint, or a file written by `fer export`")
-    r.add_argument("images", nargs="+")
+    r.add_argument("images", nargs="+", help="face crops, photos (their faces are found), or one video")
+    r.add_argument("--faces", choices=["auto", "all", "none"], default="auto",
+                   help="find faces: auto (in images larger than a 100 px crop), all, or none (the whole image)")
+    r.add_argument("--annotate", metavar="OUT", help="write the photo with boxes and labels (a folder for several)")
+    r.add_argument("--every", type=positive_int, default=1, help="video: classify every N-th frame (default 1)")
     r.add_argument("--trust-torchscript", action="store_true",
                    help="load a TorchScript file, which can run code: only one from a source you trust")
     r.set_defaults(func=cmd_predict)
@@ -187,24 +191,15 @@ def _selection_caveat(payload: dict, source: str, split: str | None) -> str | No
 
 
 def cmd_predict(args) -> int:
-    import numpy as np
+    from fer.predict import check_inputs, is_video, predict_images, predict_video, predictor
 
-    from fer.checkpoint import load_model
-    from fer.data import CLASSES, read_image
-    from fer.evaluate import predict_checkpoint
-    from fer.export import exported_format, load_exported
-
-    if exported_format(args.checkpoint):
-        predict = load_exported(args.checkpoint, trust_torchscript=args.trust_torchscript)
-    else:
-        model, payload = load_model(args.checkpoint)
-
-        def predict(faces):
-            return predict_checkpoint(model, payload, faces)
-    probs = predict(np.stack([read_image(p) for p in args.images]))
-    for path, p in zip(args.images, probs):
-        scores = " ".join(f"{c}={v:.3f}" for c, v in zip(CLASSES, p))
-        print(f"{path}\t{CLASSES[int(p.argmax())]}\t{scores}")
+    check_inputs(args.images, args.annotate)
+    predict = predictor(args.checkpoint, args.trust_torchscript)
+    if is_video(args.images[0]):
+        predict_video(predict, args.images[0], args.every)
+        return 0
+    for line in predict_images(predict, args.images, args.faces, args.annotate):
+        print(line)
     return 0
 
 

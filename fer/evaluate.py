@@ -16,7 +16,7 @@ def view_logits(model: torch.nn.Module, images, prep: dict, tta: str = "none",
                 precision: str = "auto") -> np.ndarray:
     """The network's raw logits (V, N, 7) for uint8 faces (N, 48, 48), one row block per TTA view."""
     model.eval()
-    x_all = torch.as_tensor(images)
+    x_all = torch.as_tensor(np.require(images, requirements=["W"]))  # (a copy only of a read-only array)
     out = []
     for i in range(0, len(x_all), batch_size):
         x = normalize(x_all[i:i + batch_size].to(device).unsqueeze(1), prep)

@@ -33,10 +33,12 @@ class _Lines:
 class EpochBar:
     """`trainer.on_batch`: a bar per epoch (batches done of the epoch's, images/s, time left)."""
 
-    def __init__(self, batch_size: int, stream: TextIO | None = None, tty: bool | None = None):
+    def __init__(self, batch_size: int, stream: TextIO | None = None, tty: bool | None = None,
+                 desc: str | None = None, unit: str = "img"):
         self.stream = stream or sys.stderr
         self.tty = self.stream.isatty() if tty is None else tty
         self.batch_size, self.epoch, self.bar = batch_size, 0, None
+        self.desc, self.unit = desc, unit  # a fixed label (fer predict's video frames), else "epoch N"
 
     def __call__(self, done: int, total: int) -> None:
         if tqdm is None:
@@ -45,11 +47,12 @@ class EpochBar:
             self.epoch += 1
             quiet = {} if self.tty else {"mininterval": PLAIN_EVERY_S, "maxinterval": PLAIN_EVERY_S,
                                          "delay": PLAIN_EVERY_S}
-            self.bar = tqdm(total=total * self.batch_size, desc=f"epoch {self.epoch}", unit="img", unit_scale=True,
+            self.bar = tqdm(total=total * self.batch_size or None, desc=self.desc or f"epoch {self.epoch}",
+                            unit=self.unit, unit_scale=True,
                             leave=False, file=self.stream if self.tty else _Lines(self.stream), dynamic_ncols=True,
                             **quiet)
         self.bar.update(done * self.batch_size - self.bar.n)
-        if done >= total:
+        if total and done >= total:
             self.close()
 
     def close(self) -> None:
