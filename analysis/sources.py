@@ -82,7 +82,7 @@ def _faces(payload: dict, data: str | None, split: str | None, cache: dict) -> t
     trained_on = payload.get("data", {}).get("source", "synthetic")
     source = data or trained_on
     if source not in cache:
-        cache[source] = load_data(None if source == "synthetic" else source)
+        cache[source] = load_data(source)
     faces = cache[source]
     if split:
         return faces.select(split), split, f"{source} [{split}]"

@@ -118,7 +118,7 @@ def cmd_evaluate(args) -> int:
 
     model, payload = load_model(args.checkpoint)
     source = args.data or payload.get("data", {}).get("source")
-    faces = load_data(None if source == "synthetic" else source)
+    faces = load_data(source)
     split = args.split or next((s for s in ("PrivateTest", "PublicTest") if faces.has_split(s)), None)
     split = canonical_split(split) if split else None
     refuse_seen_split(payload, split, args.checkpoint)

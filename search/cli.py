@@ -11,6 +11,7 @@ from pathlib import Path
 from fer.command import EXIT_FAILED, Parser, non_negative_float, positive_float, positive_int, run_command
 from fer.errors import FerError
 from search.pick import best_within_limits, cmd_ensemble, cmd_pareto, cmd_refit
+from search.uri import is_local
 
 EPILOG = ("Exit status: 0 done; 1 some trials failed after their retries (one line each on stderr), or the "
           "storage filled up (one line: how to resume); "
@@ -122,7 +123,7 @@ def cmd_run(args) -> int:
     configs = args.configs or [str(QUICKSTART)]
     spaces = [s for c in configs for s in load_sweeps(c, _settings_overrides(args))]
     name = args.name or Path(configs[0]).stem
-    storage = args.storage_path if "://" in args.storage_path else str(Path(args.storage_path).resolve())
+    storage = str(Path(args.storage_path).resolve()) if is_local(args.storage_path) else args.storage_path
     names = [space.name for space in spaces]
     twice = next((n for n in names if names.count(n) > 1), None)
     if twice:
@@ -186,7 +187,7 @@ def _run_sweeps(args, spaces, name: str, storage: str) -> int:
     print(f"done in {outcome.seconds:.0f}s; results in {root}")
     for line in outcome.failed:
         print(f"search: {line}", file=sys.stderr)
-    if args.report is None or args.no_report or "://" in root:
+    if args.report is None or args.no_report or not is_local(root):
         print(f"best models: python -m search best {root}")
     else:
         args.report(root, Path(root) / "report")

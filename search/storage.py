@@ -33,6 +33,7 @@ from fer.checkpoint import truncated
 from fer.errors import FerError
 from search.events import EVENTS
 from search.interrupt import stop_sweep
+from search.uri import is_local
 
 RESERVE_FILE = ".storage-reserve"
 LOCK_FILE = ".search-run.lock"
@@ -43,10 +44,6 @@ CHECK_EVERY_S = 2.0  # free-space checks are a statfs call, at most this often
 def failure() -> str | None:
     """Why the storage stopped a sweep of this process, if it did (search.events)."""
     return EVENTS.storage_failure
-
-
-def is_local(storage: str) -> bool:
-    return "://" not in storage
 
 
 def holds_experiment(path: str) -> bool:

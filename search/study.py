@@ -24,12 +24,13 @@ from fer.errors import FerError
 from search.events import EVENTS
 from search.progress import outcome
 from search.results import STUDY_FILE
+from search.uri import is_local
 
 
 def default_url(experiment: str) -> str | None:
     """SQLite in the experiment folder; None for a storage that is not a local folder (s3://...),
     which cannot hold an SQLite file: the study then lives in the driver's memory."""
-    return None if "://" in experiment else f"sqlite:///{Path(experiment).resolve() / STUDY_FILE}"
+    return f"sqlite:///{Path(experiment).resolve() / STUDY_FILE}" if is_local(experiment) else None
 
 
 SECRET_IN_URL = re.compile(r"(\b[A-Za-z][\w+.-]*://[^\s:/@]*:)([^\s@/]+)(@)")  # scheme://user:PASSWORD@

@@ -35,9 +35,10 @@ from search.resources import cluster_total, concurrency
 from search.results import SWEEP_FILE
 from search.rungs import RecheckedASHA
 from search.space import SearchSpace
-from search.storage import StorageWatch, drop_partial_checkpoints, is_local, restore_recorded_checkpoints
+from search.storage import StorageWatch, drop_partial_checkpoints, restore_recorded_checkpoints
 from search.storage import failure as storage_failure
 from search.study import StudySearch, default_url, finish_study, prepare_study, without_password
+from search.uri import is_local
 from search.warmstart import unseen_points
 
 warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
@@ -252,7 +253,7 @@ def write_sweep_info(space: SearchSpace, storage: str, name: str, seed: int, stu
             "started": time.strftime("%Y-%m-%d %H:%M:%S"),
             "plan": {**plan._asdict(), "line": plan.line()} if plan else None}
     path = experiment_path(storage, name, space)
-    if "://" in path:
+    if not is_local(path):
         import pyarrow.fs
 
         fs, root = pyarrow.fs.FileSystem.from_uri(path)

@@ -15,11 +15,12 @@ import optuna
 from fer.errors import FerError
 from search.results import STUDY_FILE
 from search.study import open_storage, shown
+from search.uri import is_local
 
 
 def source_studies(source: str, study_name: str | None = None) -> list[tuple[str, optuna.study.StudySummary]]:
     """(storage URL, study summary) of every study the source holds (only `study_name`, if given)."""
-    if "://" in source:
+    if not is_local(source):
         urls = [source]
     else:
         root = Path(source)
