@@ -17,6 +17,7 @@ from search.results import ResultsError, trials_table
 
 COLUMNS = ["family", "trial_id", "metric", "value", "params", "latency_ms", "images_per_s", "tta", "pareto",
            "checkpoint"]
+INT8_COLUMNS = ["int8_latency_ms", "int8_images_per_s", "int8_agreement", "int8_passed"]
 
 
 def pareto_mask(values: list[float], costs: list[float]) -> list[bool]:
@@ -28,11 +29,13 @@ def pareto_mask(values: list[float], costs: list[float]) -> list[bool]:
 
 
 def measured_trials(root: str | Path, family: str | None = None, latency: bool = True,
-                    table: pd.DataFrame | None = None) -> pd.DataFrame:
+                    table: pd.DataFrame | None = None, int8: bool = False) -> pd.DataFrame:
     """One row per trial with a checkpoint (COLUMNS), its best epoch's metric and what it costs;
     `pareto` says against which costs it is optimal ("params", "latency", both, or ""). `table`:
-    root's trials_table, when the caller has read it already."""
-    from fer.cost import checkpoint_cost
+    root's trials_table, when the caller has read it already. With int8, each checkpoint's int8
+    ONNX export is measured too (fer.cost.int8_cost): its latency, whether it passes its gate,
+    and "int8" in `pareto` for the optimal ones among those that pass."""
+    from fer.cost import checkpoint_cost, int8_cost
 
     table = trials_table(root) if table is None else table
     table = table[table["checkpoint"].notna()]
@@ -50,7 +53,15 @@ def measured_trials(root: str | Path, family: str | None = None, latency: bool =
     out = pd.DataFrame(rows)
     marks = [pareto_mask(out["value"].tolist(), out[c].tolist()) for c in ("params", "latency_ms")]
     out["pareto"] = [" ".join(n for n, m in zip(("params", "latency"), pair) if m) for pair in zip(*marks)]
-    return out[COLUMNS].sort_values("value", ascending=False, ignore_index=True)
+    columns = COLUMNS
+    if int8:
+        measured = pd.DataFrame([int8_cost(c) for c in out["checkpoint"]])
+        out = pd.concat([out, measured], axis=1)
+        passed = out[out["int8_passed"]]
+        optimal = set(passed.index[pareto_mask(passed["value"].tolist(), passed["int8_latency_ms"].tolist())])
+        out["pareto"] = [(p + " int8").strip() if i in optimal else p for i, p in zip(out.index, out["pareto"])]
+        columns = [*COLUMNS[:-2], *INT8_COLUMNS, *COLUMNS[-2:]]
+    return out[columns].sort_values("value", ascending=False, ignore_index=True)
 
 
 def best_within(root: str | Path, max_params: int | None = None,

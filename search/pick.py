@@ -31,7 +31,7 @@ def best_within_limits(args) -> int:
 def cmd_pareto(args) -> int:
     from search.pareto import measured_trials
 
-    table = measured_trials(args.dir, args.family)
+    table = measured_trials(args.dir, args.family, int8=args.int8)
     if args.json:
         print(table.to_json(orient="records"))
         return 0
@@ -40,7 +40,8 @@ def cmd_pareto(args) -> int:
     with pd.option_context("display.width", 200, "display.max_columns", 20):
         print(table.drop(columns=["checkpoint"]).to_string(index=False, float_format=lambda v: f"{v:.4g}"))
     print("\npareto: optimal for the validation metric against parameters and/or CPU latency at batch 1 "
-          "(measured on this machine, with each model's TTA)")
+          "(measured on this machine, with each model's TTA)" + ("; int8: against the int8 ONNX export's latency, "
+                                                                 "among those that pass its gate" if args.int8 else ""))
     return 0
 
 

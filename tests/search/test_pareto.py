@@ -46,6 +46,34 @@ def test_measured_trials_mark_both_fronts(sweep_of):
     assert measured_trials("results/x", "dnn")["trial_id"].tolist() == ["t2"]
 
 
+def test_the_int8_front_counts_only_exports_that_pass_their_gate(sweep_of, monkeypatch):
+    sweep_of([("cnn", 0.70, 1_000_000, 5.0), ("cnn", 0.66, 200_000, 6.0), ("dnn", 0.40, 1_000_000, 0.5)])
+    int8 = {"/ckpt/t0": (2.0, False), "/ckpt/t1": (3.0, True), "/ckpt/t2": (0.2, True)}
+    monkeypatch.setattr(fer.cost, "int8_cost", lambda path: {
+        "int8_latency_ms": int8[path][0], "int8_images_per_s": 1000 / int8[path][0], "int8_agreement": 0.995,
+        "int8_passed": int8[path][1]})
+    table = measured_trials("results/x", int8=True)
+    assert table["pareto"].tolist() == ["params latency", "params int8", "latency int8"]  # t0's int8 failed
+    assert table["int8_passed"].tolist() == [False, True, True] and "int8_latency_ms" in table
+
+
+@pytest.mark.slow  # an int8 export, quantized and gated
+def test_int8_cost_is_measured_once_beside_the_checkpoint(tmp_path, synthetic, monkeypatch):
+    from fer.config import load_run
+    from fer.data import train_val
+    from fer.train import Trainer
+
+    trainer = Trainer(load_run(None, ["model.name=seed_dnn", "train.epochs=1"]), *train_val(synthetic))
+    trainer.fit()
+    path = save_checkpoint(trainer.checkpoint({"source": "synthetic"}), tmp_path / "checkpoint.pt")
+    cost = fer.cost.int8_cost(path)
+    assert cost["int8_latency_ms"] > 0 and 0 <= cost["int8_agreement"] <= 1 and isinstance(cost["int8_passed"], bool)
+    torch_cost = fer.cost.checkpoint_cost(path)  # the same cost.json holds both
+    monkeypatch.setattr(fer.cost, "_measure_int8", lambda *a: pytest.fail("measured again"))
+    monkeypatch.setattr(fer.cost, "measure_cost", lambda *a: pytest.fail("measured again"))
+    assert fer.cost.int8_cost(path) == cost and fer.cost.checkpoint_cost(path) == torch_cost
+
+
 def test_best_within_honours_the_limits_and_says_when_none_meets_them(sweep_of):
     sweep_of([("cnn", 0.70, 1_000_000, 5.0), ("cnn", 0.66, 200_000, 2.0), ("dnn", 0.40, 900_000, 0.5)])
     picked, none = best_within("results/x", max_params=500_000)
