@@ -15,4 +15,10 @@ def report(experiment: str, out: Path) -> None:
     make_report(experiment, out=out)
 
 
-sys.exit(main(report=report))
+def entry() -> None:
+    """The `fer-search` console script, and `python -m search`."""
+    sys.exit(main(report=report))
+
+
+if __name__ == "__main__":
+    entry()

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from fer.command import EXIT_FAILED, Parser, non_negative_float, positive_float, positive_int, run_command
 from fer.errors import FerError
+from fer.models.registry import family_names
 from search.pick import best_within_limits, cmd_ensemble, cmd_pareto, cmd_refit
 from search.uri import is_local
 
@@ -17,7 +18,7 @@ EPILOG = ("Exit status: 0 done; 1 some trials failed after their retries (one li
           "storage filled up (one line: how to resume); "
           "2 bad input (one line on stderr, nothing written); 130 interrupted (the line says how to --resume).")
 
-QUICKSTART = Path(__file__).resolve().parents[1] / "configs" / "quickstart.yaml"
+QUICKSTART = Path(__file__).resolve().parent / "spaces" / "quickstart.yaml"  # package data: found when installed
 
 
 def main(argv: list[str] | None = None, report: Callable[[str, Path], object] | None = None) -> int:
@@ -32,7 +33,8 @@ def main(argv: list[str] | None = None, report: Callable[[str, Path], object] | 
 def _parser() -> argparse.ArgumentParser:
     p = Parser(prog="python -m search", description=__doc__, epilog=EPILOG)
     sub = p.add_subparsers(dest="command", required=True)
-    r = sub.add_parser("run", help="run the sweeps of one or more space files (default: configs/quickstart.yaml)",
+    r = sub.add_parser("run", help="run the sweeps of one or more space files (default: the quickstart space, "
+                            "search/spaces/quickstart.yaml)",
                        description="Run the sweeps of space files. Options left out take the space file's "
                                    "settings: value, else the default of search.settings.Settings.", epilog=EPILOG)
     r.add_argument("configs", nargs="*", help="space YAML files")
@@ -82,14 +84,14 @@ def _parser() -> argparse.ArgumentParser:
     pa = sub.add_parser("pareto", help="every trial with parameters and CPU latency, Pareto-optimal ones marked",
                         epilog=EPILOG)
     pa.add_argument("dir")
-    pa.add_argument("--family", choices=["cnn", "dnn"])
+    pa.add_argument("--family", choices=family_names(searchable_only=True))
     pa.add_argument("--json", action="store_true")
     pa.add_argument("--int8", action="store_true", help="also each checkpoint's int8 ONNX export: its latency and "
                                                         "gate (as fer export --int8), cached beside it")
     pa.set_defaults(func=cmd_pareto)
     rf = sub.add_parser("refit", help="train the best trial's config again on Training + PublicTest", epilog=EPILOG)
     rf.add_argument("dir")
-    rf.add_argument("--family", choices=["cnn", "dnn"], default="cnn")
+    rf.add_argument("--family", choices=family_names(searchable_only=True), default="cnn")
     rf.add_argument("--out", help="output folder (default DIR/refit/FAMILY)")
     rf.set_defaults(func=cmd_refit)
     en = sub.add_parser("ensemble", help="greedy ensemble of the trials' best checkpoints (Caruana et al. 2004)",

@@ -68,4 +68,4 @@ class Ensemble(nn.Module):
         return torch.log(probs.clamp_min(1e-12))
 
 
-register_family("ensemble", EnsembleConfig)(Ensemble)
+register_family("ensemble", EnsembleConfig, searchable=False)(Ensemble)

@@ -21,15 +21,16 @@ class Family:
     name: str
     config_cls: type
     build: Callable[[Any], nn.Module]
+    searchable: bool = True  # a sweep can search it (an ensemble is assembled from trained models instead)
 
 
 _FAMILIES: dict[str, Family] = {}
 _PRESETS: dict[str, tuple[str, dict]] = {}
 
 
-def register_family(name: str, config_cls: type):
+def register_family(name: str, config_cls: type, searchable: bool = True):
     def wrap(build):
-        _FAMILIES[name] = Family(name, config_cls, build)
+        _FAMILIES[name] = Family(name, config_cls, build, searchable)
         return build
     return wrap
 
@@ -38,8 +39,8 @@ def register_preset(name: str, family: str, **values):
     _PRESETS[name] = (family, values)
 
 
-def family_names() -> list[str]:
-    return sorted(_FAMILIES)
+def family_names(searchable_only: bool = False) -> list[str]:
+    return sorted(n for n, f in _FAMILIES.items() if f.searchable or not searchable_only)
 
 
 def family_config(name: str) -> type:

@@ -15,6 +15,41 @@ def test_every_registered_model_maps_faces_to_seven_logits(name):
     assert model.family in ("cnn", "dnn")
 
 
+def _ensemble():
+    from fer.ensemble import member_entry
+
+    member = create_model("seed_cnn")
+    payload = {"model": {"name": "cnn", **{k: list(v) if isinstance(v, tuple) else v
+                                            for k, v in vars(member.config).items()}},
+               "preprocessing": {"mean": 0.5, "std": 0.25, "crop_size": 48, "class_prior": [1 / 7] * 7},
+               "train_config": {"tta": "none"}}
+    return create_model("ensemble", members=[member_entry(payload, 1.0, "t")])
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_every_registered_model_keeps_the_model_contract(name):
+    from fer.models.contract import FerModel, check
+
+    model = _ensemble() if name == "ensemble" else create_model(name)
+    assert isinstance(model, FerModel) and check(model) == []
+
+
+def test_the_contract_check_names_what_a_model_breaks():
+    from fer.models.contract import check
+
+    model = create_model("seed_dnn")
+    model.first_activation = "layers.nope"
+    assert check(model) == ["first_activation 'layers.nope' is not a submodule"]
+    del model.last_conv_block
+    assert check(model) == ["no attribute 'last_conv_block'"]
+
+
+def test_the_registry_names_the_families_a_sweep_searches():
+    from fer.models.registry import family_names
+
+    assert family_names(searchable_only=True) == ["cnn", "dnn"] and "ensemble" in family_names()
+
+
 @pytest.mark.parametrize("name", SINGLE)
 def test_named_layers_exist(name):
     model = create_model(name)

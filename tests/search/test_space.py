@@ -25,7 +25,7 @@ def _params(flat: dict) -> int:
     return count_params(create_model(model["name"], **{k: v for k, v in model.items() if k != "name"}))["trainable"]
 
 
-@pytest.mark.parametrize("path", ["configs/cnn.yaml", "configs/dnn.yaml", "configs/quickstart.yaml"])
+@pytest.mark.parametrize("path", ["configs/cnn.yaml", "configs/dnn.yaml", "search/spaces/quickstart.yaml"])
 def test_shipped_spaces_sample_valid_runs(path):
     for space in load_sweeps(path):
         for flat in _sample(space, 6):
@@ -126,7 +126,7 @@ def test_warm_start_outside_the_choices_is_an_error():
 
 
 def test_cli_settings_override_file(tmp_path):
-    spaces = load_sweeps("configs/quickstart.yaml", {"num_samples": 3, "max_epochs": 2})
+    spaces = load_sweeps("search/spaces/quickstart.yaml", {"num_samples": 3, "max_epochs": 2})
     assert [s.settings.num_samples for s in spaces] == [3, 3]
     assert all(s.fixed["train/epochs"] == 2 for s in spaces)
 
