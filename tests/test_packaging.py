@@ -16,8 +16,9 @@ def test_requirements_match_the_project_dependencies():
 
 @pytest.mark.slow  # a venv, an install and a sweep
 def test_a_non_editable_install_runs_the_main_job_from_another_folder(tmp_path):
-    """`pip install .` into a fresh venv (its dependencies from this environment's site-packages),
-    then `fer-search run` from an unrelated folder: the default space ships inside the package."""
+    """`pip install .` into a fresh venv (its dependencies from this environment's site-packages;
+    the build backend from the registry, as pip fetches it, cached after the first run), then
+    `fer-search run` from an unrelated folder: the default space ships inside the package."""
     import os
     import subprocess
     import sys
@@ -31,10 +32,8 @@ def test_a_non_editable_install_runs_the_main_job_from_another_folder(tmp_path):
         if (REPO / name).is_file():
             (build / name).parent.mkdir(parents=True, exist_ok=True)
             (build / name).write_bytes((REPO / name).read_bytes())
-    done = subprocess.run([python, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", str(build)],
+    done = subprocess.run([python, "-m", "pip", "install", "-q", "--no-deps", str(build)],  # builds as pip does
                           capture_output=True, text=True, timeout=600)
-    if done.returncode != 0 and "setuptools" in done.stderr:
-        pytest.skip(f"no setuptools to build with here: {done.stderr.strip().splitlines()[-1]}")
     assert done.returncode == 0, done.stderr[-2000:]
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
