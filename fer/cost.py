@@ -73,18 +73,18 @@ def int8_cost(path: str | Path) -> dict:
 
 
 def _measure_int8(file: Path) -> dict:
+    """fer export --int8's pipeline (fer.quantize.write_int8) into a temporary folder, for its figures."""
     import tempfile
 
     from fer.export import export, load_exported
-    from fer.quantize import checkpoint_faces, file_cost, gate, quantize
+    from fer.quantize import checkpoint_faces, write_int8
 
     model, payload = load_model(file)
     calibration, val = checkpoint_faces(payload)
     with tempfile.TemporaryDirectory(prefix="fer-int8-") as d:
-        fp32, int8 = export(model, payload, "onnx", Path(d) / "fp32.onnx"), Path(d) / "int8.onnx"
-        quantize(fp32, int8, calibration)
-        run = load_exported(int8)
-        checked, cost = gate(load_exported(fp32), run, val.images, val.require_labels()), file_cost(int8, run)
+        fp32 = export(model, payload, "onnx", Path(d) / "fp32.onnx")
+        checked, _, cost = write_int8(fp32, Path(d) / "int8.onnx", calibration, val.images, val.require_labels(),
+                                      load_exported)
     return {"int8_latency_ms": cost.ms_per_face, "int8_images_per_s": cost.faces_per_s,
             "int8_agreement": checked.agreement, "int8_passed": checked.passed}
 

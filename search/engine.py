@@ -196,7 +196,7 @@ def summarise(grid, space) -> tuple[object | None, list[str]]:
 
     metric, rows, failed = space.settings.metric, [], []
     for r in grid:
-        h = dedupe_epochs(r.metrics_dataframe) if r.metrics_dataframe is not None else None
+        h = dedupe_epochs(r.metrics_dataframe)
         trial_id = Path(r.path).name.removeprefix("trial_")
         epochs = int(h["training_iteration"].max()) if h is not None and len(h) else 0
         status = "failed" if r.error else EVENTS.endings.get(trial_id) or _ended(r, space.settings.scheduler)

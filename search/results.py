@@ -90,9 +90,9 @@ def read_history(trial_dir: str | Path) -> pd.DataFrame:
     return dedupe_epochs(pd.DataFrame(rows))
 
 
-def dedupe_epochs(history: pd.DataFrame) -> pd.DataFrame:
-    """One row per training_iteration, the last logged of each, in epoch order."""
-    if "training_iteration" not in history or not len(history):
+def dedupe_epochs(history: pd.DataFrame | None) -> pd.DataFrame | None:
+    """One row per training_iteration, the last logged of each, in epoch order (None stays None)."""
+    if history is None or "training_iteration" not in history or not len(history):
         return history
     return history.drop_duplicates("training_iteration", keep="last").sort_values(
         "training_iteration", kind="stable").reset_index(drop=True)

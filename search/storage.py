@@ -97,19 +97,19 @@ def hold_reserve(root: str):
         with open(path, "wb") as f:
             allocate(f, RESERVE_BYTES)
     except OSError as e:
-        _release(path, created)
+        path.unlink(missing_ok=True)
+        _remove_made(created)
         raise FerError(f"--storage-path {root}: cannot set aside {RESERVE_BYTES >> 20} MiB for the experiment's "
                        f"state ({e.strerror or e}): free some space, then run again") from None
     try:
         yield
     finally:
-        _release(path, created)
+        path.unlink(missing_ok=True)
+        _remove_made(created)
 
 
-def _release(reserve: Path, created: list[Path]) -> None:
-    """Remove the reserve (or lock), and the folders made for it that nothing else has filled since."""
-    if reserve.name == RESERVE_FILE:
-        reserve.unlink(missing_ok=True)
+def _remove_made(created: list[Path]) -> None:
+    """Remove the folders made for the reserve or the lock that nothing else has filled since."""
     for folder in created:
         try:
             folder.rmdir()
@@ -152,7 +152,7 @@ def experiment_lock(root: str):
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = _locked(path, created)
     except OSError as e:
-        _release(path, created)
+        _remove_made(created)
         raise FerError(f"--storage-path: cannot write under {path.parent} ({e.strerror or e}), so it cannot hold "
                        "the experiment") from None
     try:
@@ -160,7 +160,7 @@ def experiment_lock(root: str):
     finally:
         path.unlink(missing_ok=True)  # before the close: a waiting opener then finds a fresh file
         os.close(fd)
-        _release(path, created)
+        _remove_made(created)
 
 
 def _locked(path: Path, created: list[Path]) -> int:
@@ -171,8 +171,8 @@ def _locked(path: Path, created: list[Path]) -> int:
             fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             holder = os.read(fd, 200).decode(errors="replace").strip() or "another process"
-            os.close(fd)
-            _release(path, created)
+            os.close(fd)  # the holder's file stays: only the folders made here go
+            _remove_made(created)
             raise FerError(f"{path.parent}: another `search run` is using this experiment ({holder}): wait for it "
                            "to end, or start another with --name") from None
         if path.exists() and os.stat(path).st_ino == os.fstat(fd).st_ino:

@@ -23,7 +23,7 @@ from ray.tune.search.optuna import OptunaSearch
 from fer.errors import FerError
 from search.events import EVENTS
 from search.progress import outcome
-from search.results import STUDY_FILE
+from search.results import STUDY_FILE, dedupe_epochs
 from search.uri import is_local
 
 
@@ -129,12 +129,10 @@ def finish_study(storage, name: str, grid, metric: str) -> tuple[int, int]:
     study = optuna.load_study(study_name=name, storage=storage)
     study_id = storage.get_study_id_from_name(name)
     results = {Path(r.path).name.removeprefix("trial_"): r for r in grid}
-    from search.results import dedupe_epochs
-
     done = failed = 0
     for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
         r = results.get(t.user_attrs.get("tune_trial_id"))
-        h = dedupe_epochs(r.metrics_dataframe) if r is not None and r.metrics_dataframe is not None else None
+        h = dedupe_epochs(r.metrics_dataframe) if r is not None else None
         if h is None or metric not in h or not len(h):
             study.tell(t.number, state=optuna.trial.TrialState.FAIL)
             failed += 1
