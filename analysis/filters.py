@@ -87,6 +87,5 @@ def maximise_activation(model: torch.nn.Module, layer: str, n_filters: int = 16,
 
 
 def default_pattern_layer(model: torch.nn.Module) -> str | None:
-    """A middle conv layer: first-block filters are plain edges, the last ones too abstract."""
-    convs = [n for n, m in model.named_modules() if isinstance(m, torch.nn.Conv2d) and n.startswith("features")]
-    return convs[len(convs) // 2] if convs else None
+    """The conv layer the model contract names for filter patterns (fer.models.contract)."""
+    return model.pattern_layer

@@ -5,8 +5,9 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import f1_score, recall_score
 
+from fer.calibration import prior_factor
 from fer.data import CLASSES
-from fer.evaluate import prediction_metrics, prior_factor
+from fer.evaluate import prediction_metrics
 
 
 def confusion(labels: np.ndarray, preds: np.ndarray) -> dict:

@@ -129,10 +129,10 @@ def learning_curves(histories: dict[str, list[dict]], trial_curves: dict[str, di
     axes[0].legend(fontsize=7)
     axes[1].legend(fontsize=7)
     if trial_curves:
-        for family, curves in trial_curves.items():
+        for f, (family, curves) in enumerate(trial_curves.items()):
             for k, df in enumerate(curves.values()):
                 if metric in df:
-                    axes[2].plot(df["training_iteration"], df[metric], color="C0" if family == "cnn" else "C1",
+                    axes[2].plot(df["training_iteration"], df[metric], color=f"C{f}",
                                  alpha=0.5, label=family if k == 0 else None)
         axes[2].set(title=f"every trial: {metric}", xlabel="epoch")
         axes[2].legend(fontsize=7)
@@ -180,7 +180,7 @@ def study_figures(study, name: str, metric: str, evaluator, importance_label: st
 
 def pareto_figure(table, path) -> str:
     """The validation metric against parameters and against CPU latency, one colour per family;
-    Pareto-optimal trials ringed and joined (table: search.pareto.measured_trials)."""
+    Pareto-optimal trials ringed and joined (table: search.ship.pareto.measured_trials)."""
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.5), layout="constrained")
     for ax, cost, mark, label in ((axes[0], "params", "params", "trainable parameters"),
                                   (axes[1], "latency_ms", "latency", "CPU ms per face at batch 1, with TTA")):

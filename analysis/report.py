@@ -16,11 +16,11 @@ from analysis import filters, html, plots, saliency
 from analysis.metrics import confusion, describe_never_predicted, prior_tradeoff
 from analysis.sources import ModelSource, chosen_images, eval_inputs, resolve_source
 from analysis.sweep import IMPORTANCE, evaluator, family_table, finished, param_importance
-from fer.calibration import N_BINS, reliability
+from fer.calibration import N_BINS, adjust_for_prior, reliability
 from fer.command import raise_if_interrupted
 from fer.data import CLASSES
 from fer.errors import FerError
-from fer.evaluate import adjust_for_prior, predict_checkpoint
+from fer.evaluate import predict_checkpoint
 
 
 @dataclass(frozen=True)
@@ -40,7 +40,7 @@ def make_report(source: str, data: str | None = None, split: str | None = None, 
     t0 = time.perf_counter()
     src = resolve_source(source, data, split)
     opt = Options(images, layer, filters_layer, n_filters)
-    primary = next((m for m in src.models if m.family == "cnn"), src.models[0])
+    primary = next((m for m in src.models if m.model.first_conv), src.models[0])  # a conv net explains best
     _check_options(primary, opt)
     out = Path(out)
     new = not out.exists()
@@ -60,7 +60,7 @@ def _write_report(src, primary: ModelSource, opt: Options, out: Path, source: st
     metrics: dict = {"source": str(source), "models": {}}
     cms = {}
     for m in models:
-        m.raw_probs = predict_checkpoint(m.model, m.payload, m.faces.images, adjusted=False)
+        m.raw_probs = predict_checkpoint(m.ckpt, m.faces.images, adjusted=False)
         m.preds = adjust_for_prior(m.raw_probs, m.prep).argmax(1)
         cms[m.name] = confusion(m.faces.labels, m.preds)
         metrics["models"][m.name] = _model_metrics(m, cms[m.name])
@@ -69,7 +69,7 @@ def _write_report(src, primary: ModelSource, opt: Options, out: Path, source: st
         evaluated = {m.family: metrics["models"][m.name] for m in models}
         metrics["family_table"] = family_table(src.best, evaluated).to_dict("records")
         sections.append((_family_heading(metrics["family_table"]), _family_section(metrics["family_table"])))
-    sections += [_members_section(m) for m in models if m.payload["model"]["name"] == "ensemble"]
+    sections += [_members_section(m) for m in models if m.ckpt.members]
     sections.append(_confusion_section(cms, out))
     sections.append(_calibration_section(models, out, metrics))
     if any("class_prior" in m.prep for m in models):
@@ -106,7 +106,7 @@ def _check_options(m: ModelSource, opt: Options) -> None:
 
 
 def _model_metrics(m: ModelSource, cm: dict) -> dict:
-    hist = m.payload.get("history", [])
+    hist = m.ckpt.history
     return {"checkpoint": m.path, "family": m.family, "n": int(len(m.preds)), "split": m.split_name,
             "accuracy": cm["accuracy"], "macro_f1": cm["macro_f1"], "per_class": cm["per_class"],
             "macro_avg": cm["macro_avg"], "weighted_avg": cm["weighted_avg"],
@@ -162,11 +162,10 @@ def _calibration_section(models: list[ModelSource], out: Path, metrics: dict) ->
     """Reliability before and after each model's temperature, on the images it is judged on."""
     curves, rows = {}, []
     for m in models:
-        untempered = {**m.payload, "preprocessing": {**m.prep, "temperature": 1.0}}
-        before = reliability(m.faces.labels, predict_checkpoint(m.model, untempered, m.faces.images))
+        before = reliability(m.faces.labels, predict_checkpoint(m.ckpt.with_prep(temperature=1.0), m.faces.images))
         after = reliability(m.faces.labels, adjust_for_prior(m.raw_probs, m.prep))
         curves[m.name] = (before, after)
-        t = float(m.prep.get("temperature", 1.0))
+        t = m.ckpt.temperature
         metrics["models"][m.name].update(temperature=t, ece=after.ece, ece_at_temperature_1=before.ece)
         rows.append({"model": m.name, "temperature": t, "ECE at T=1": before.ece, "ECE": after.ece})
     path = plots.reliability_diagrams(curves, out / "reliability.png")
@@ -195,7 +194,7 @@ def _prior_section(models: list[ModelSource], metrics: dict) -> tuple[str, str]:
 
 def _members_section(m: ModelSource) -> tuple[str, str]:
     """An ensemble's members and weights, and what the explanations below show of it."""
-    members = m.payload["model"]["members"]
+    members = m.ckpt.members
     rows = pd.DataFrame([{"member": e.get("trial", ""), "model": e["model"]["name"], "weight": round(e["weight"], 3),
                           "tta": e["tta"], "crop": e["crop_size"]} for e in members])
     note = (f"{m.name} averages the probabilities of {len(members)} models with these weights. Its saliency maps "
@@ -260,7 +259,7 @@ def _filter_sections(m: ModelSource, out: Path, x1, opt: Options, image_index, m
 
 
 def _curves_section(models, src, out: Path):
-    histories = {m.name: m.payload.get("history", []) for m in models}
+    histories = {m.name: m.ckpt.history for m in models}
     path = plots.learning_curves(histories, src.trial_curves, src.metric, out / "curves.png")
     gaps = {n: h[-1]["train_acc"] - h[-1]["val_acc"] for n, h in histories.items() if h}
     text = "Training (dashed) against validation accuracy and loss per epoch. " + "; ".join(
@@ -296,8 +295,8 @@ def _sweep_section(src, out: Path, metrics: dict):
 
 def _pareto_section(src, source, out: Path, metrics: dict):
     """Every trial's metric against its size and its CPU latency (measured once per checkpoint)."""
-    from fer.cost import LATENCY_RUNS
-    from search.pareto import measured_trials
+    from fer.ship.cost import LATENCY_RUNS
+    from search.ship.pareto import measured_trials
 
     table = measured_trials(source, table=src.table)
     path = plots.pareto_figure(table, out / "pareto.png")

@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from fer.checkpoint import load_model
-from fer.data import CLASSES, FaceSet, load_data, train_val
+from fer.checkpoint import Checkpoint
+from fer.data import CLASSES, FaceSet, load_data, split_for_training
 from fer.errors import FerError
 from fer.models import count_params
 from fer.transforms import centre_crop, normalize
@@ -21,8 +21,7 @@ class ModelSource:
     name: str
     family: str
     path: str
-    model: torch.nn.Module
-    payload: dict
+    ckpt: Checkpoint
     faces: FaceSet
     split_name: str
     source_label: str
@@ -30,8 +29,12 @@ class ModelSource:
     raw_probs: np.ndarray | None = None  # (N, 7) before any prior correction
 
     @property
+    def model(self) -> torch.nn.Module:
+        return self.ckpt.model
+
+    @property
     def prep(self) -> dict:
-        return self.payload["preprocessing"]
+        return self.ckpt.prep
 
     @property
     def num_params(self) -> int:
@@ -70,16 +73,16 @@ def resolve_source(source: str, data: str | None, split: str | None) -> Source:
 
 
 def _model_source(name: str, ckpt: str, data: str | None, split: str | None, cache: dict) -> ModelSource:
-    model, payload = load_model(ckpt)
-    faces, split_name, label = _faces(payload, data, split, cache)
+    held = Checkpoint.load(ckpt)
+    faces, split_name, label = _faces(held, data, split, cache)
     faces.require_labels()
-    return ModelSource(name=name, family=payload["model"]["name"], path=str(ckpt), model=model, payload=payload,
+    return ModelSource(name=name, family=held.family, path=str(ckpt), ckpt=held,
                        faces=faces, split_name=split_name, source_label=label)
 
 
-def _faces(payload: dict, data: str | None, split: str | None, cache: dict) -> tuple[FaceSet, str, str]:
+def _faces(ckpt: Checkpoint, data: str | None, split: str | None, cache: dict) -> tuple[FaceSet, str, str]:
     """The images to judge on: --data/--split, else the validation split of the training data."""
-    trained_on = payload.get("data", {}).get("source", "synthetic")
+    trained_on = ckpt.source or "synthetic"
     source = data or trained_on
     if source not in cache:
         cache[source] = load_data(source)
@@ -88,9 +91,8 @@ def _faces(payload: dict, data: str | None, split: str | None, cache: dict) -> t
         return faces.select(split), split, f"{source} [{split}]"
     if data and data != trained_on:
         return faces, "all", f"{source} (all rows)"
-    train_cfg = payload["train_config"]
-    _, val = train_val(faces, train_cfg["val_fraction"], train_cfg["seed"])
-    kind = payload.get("data", {}).get("val_split", "PublicTest")
+    _, val, _ = split_for_training(faces, ckpt.train_config)  # the rows it was selected on
+    kind = ckpt.data.get("val_split", "PublicTest")
     return val, kind, f"{source} [validation: {kind}]"
 
 

@@ -16,10 +16,10 @@ import argparse
 import numpy as np
 
 from benchmarks.common import SHARED_FER, header
-from fer.calibration import expected_calibration_error, fit_temperature, nll, scaled_probabilities
-from fer.checkpoint import load_model
+from fer.calibration import expected_calibration_error, fit_temperature, nll, prior_correction, scaled_probabilities
+from fer.checkpoint import Checkpoint
 from fer.data import load_data
-from fer.evaluate import prior_correction, view_logits
+from fer.evaluate import view_logits
 
 
 def halves(labels: np.ndarray, seed: int = 0) -> list[np.ndarray]:
@@ -54,9 +54,9 @@ def main() -> None:
     print("| --- | ---: | ---: | ---: | --- | ---: | ---: | ---: |")
     for spec in args.runs:
         label, _, path = spec.rpartition("=")
-        model, payload = load_model(path)
-        prep, cfg = payload["preprocessing"], payload["train_config"]
-        logits = view_logits(model, faces.images, prep, cfg.get("tta", "none"), precision=cfg.get("precision", "auto"))
+        ckpt = Checkpoint.load(path)
+        prep = ckpt.prep
+        logits = view_logits(ckpt.classifier(), faces.images, precision=ckpt.precision)
         factor = prior_correction(prep) if prep.get("logit_adjust") else None
         raw = scaled_probabilities(logits, 1.0, factor)
         fitted, temps = cross_fitted(logits, labels, factor)

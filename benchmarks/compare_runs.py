@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from benchmarks.common import SHARED_FER, header
-from fer.checkpoint import load_model
+from fer.checkpoint import Checkpoint
 from fer.data import load_data
 from fer.evaluate import classification_metrics, predict_checkpoint
 from fer.models import count_params
@@ -23,7 +23,7 @@ from fer.models import count_params
 def runs_of(label: str, path: Path) -> list[dict]:
     """[{label, checkpoint, trials, wall_s}] for a checkpoint file or each experiment under a folder."""
     if path.is_file():
-        history = load_model(path)[1]["history"]
+        history = Checkpoint.load(path).history
         return [{"label": label, "checkpoint": path, "trials": 1, "wall_s": history[-1].get("elapsed_s")}]
     from search.results import best_trials, trials_table
 
@@ -51,12 +51,12 @@ def _sweep_wall(root: Path, family: str) -> float | None:
 
 
 def score(run: dict, faces) -> dict:
-    model, payload = load_model(run["checkpoint"])
-    probs = predict_checkpoint(model, payload, faces.images)
+    ckpt = Checkpoint.load(run["checkpoint"])
+    probs = predict_checkpoint(ckpt, faces.images)
     m = classification_metrics(faces.labels, probs)
     return {**run, "accuracy": m["accuracy"], "macro_f1": m["macro_f1"],
-            "disgust_recall": m["per_class"]["disgust"]["recall"], "params": count_params(model)["trainable"],
-            "epochs": len(payload["history"]), "logit_adjust": payload["preprocessing"].get("logit_adjust", 0.0)}
+            "disgust_recall": m["per_class"]["disgust"]["recall"], "params": count_params(ckpt.model)["trainable"],
+            "epochs": len(ckpt.history), "logit_adjust": ckpt.logit_adjust}
 
 
 def main() -> None:

@@ -19,7 +19,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from benchmarks.common import header
 from fer.config import load_run
 from fer.data import SyntheticSpec, make_synthetic, train_val
-from fer.models import create_model
+from fer.models import model_from_spec
 from fer.train import Trainer
 
 MODELS = {  # name: (overrides, training crop)
@@ -40,7 +40,7 @@ def matmul_gflops(dtype: torch.dtype, n: int = 2048, repeats: int = 5) -> float:
 
 def train_flops_per_image(overrides: list[str], crop: int) -> float:
     run = load_run(None, overrides)
-    model = create_model(run["model"]["name"], **{k: v for k, v in run["model"].items() if k != "name"})
+    model = model_from_spec(run["model"])
     x, y = torch.randn(16, 1, crop, crop), torch.randint(0, 7, (16,))
     with FlopCounterMode(display=False) as counter:
         F.cross_entropy(model(x), y).backward()

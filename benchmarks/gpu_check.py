@@ -69,7 +69,7 @@ def _fer(args: list[str], device: str) -> subprocess.CompletedProcess:
 
 def check_train(name: str, run: dict, data: str | None, device: str, epochs: int, work: Path) -> dict:
     """Train through the CLI on the device; evaluate on a CPU-only process and on the device."""
-    from fer.checkpoint import load_model
+    from fer.checkpoint import Checkpoint
     from fer.evaluate import predict_proba
 
     config, out = work / f"{name}.yaml", work / name
@@ -81,15 +81,16 @@ def check_train(name: str, run: dict, data: str | None, device: str, epochs: int
     ckpt = str(out / "checkpoint.pt")
     on_cpu = json.loads(_fer(["evaluate", ckpt, "--json"], "cpu").stdout.splitlines()[-1])
     on_device = json.loads(_fer(["evaluate", ckpt, "--json"], device).stdout.splitlines()[-1])
-    model, payload = load_model(ckpt)
-    faces = load_data(payload["data"]["source"] if payload["data"]["source"] != "synthetic" else None)
+    held = Checkpoint.load(ckpt)
+    model = held.model
+    faces = load_data(held.source)
     images = faces.select(on_cpu["split"] if on_cpu["split"] != "all" else None).images[:512]
-    prep, tta = payload["preprocessing"], payload["train_config"].get("tta", "none")
+    prep, tta = held.prep, held.tta
     p_cpu = predict_proba(model.cpu(), images, prep, tta, device="cpu", precision="fp32")
     p_dev = predict_proba(model.to(device), images, prep, tta, device=device, precision="fp32")
     agree = float((p_cpu.argmax(1) == p_dev.argmax(1)).mean())
     return {"name": name, "model": run["model"]["name"], "epochs": epochs, "train_s": train_s,
-            "val_acc_recorded": payload["metrics"]["val_acc"], "split": on_cpu["split"],
+            "val_acc_recorded": held.metrics["val_acc"], "split": on_cpu["split"],
             "acc_cpu": on_cpu["accuracy"], "acc_device": on_device["accuracy"],
             "fp32_max_abs_diff": float(np.abs(p_cpu - p_dev).max()), "fp32_argmax_agreement": agree,
             "ok": agree >= 0.99 and abs(on_cpu["accuracy"] - on_device["accuracy"]) <= 0.01}

@@ -15,7 +15,7 @@ import torch
 
 from benchmarks.common import header
 from fer.config import resolve_run
-from fer.models import create_model
+from fer.models import model_from_spec
 from fer.speed import SpeedCache, StepTimer, choose, cpu_bf16_flag, cpu_model, label
 
 MODELS = {  # name: (model config, batch, training crop): the shipped spaces' first trials
@@ -28,8 +28,7 @@ MODELS = {  # name: (model config, batch, training crop): the shipped spaces' fi
 
 
 def build(model_cfg: dict) -> torch.nn.Module:
-    model = resolve_run({"model": model_cfg})["model"]
-    return create_model(model["name"], **{k: v for k, v in model.items() if k != "name"})
+    return model_from_spec(resolve_run({"model": model_cfg})["model"])
 
 
 def main() -> None:

@@ -15,9 +15,10 @@ import numpy as np
 
 from analysis.metrics import confusion
 from benchmarks.common import SHARED_FER, header
-from fer.checkpoint import load_model
+from fer.calibration import adjust_for_prior, balancing_tau
+from fer.checkpoint import Checkpoint
 from fer.data import load_data
-from fer.evaluate import adjust_for_prior, balancing_tau, predict_proba
+from fer.evaluate import predict_checkpoint
 
 TAUS = np.round(np.linspace(0.0, 1.0, 11), 2)
 
@@ -30,10 +31,9 @@ def main() -> None:
     faces = load_data(args.data).select("PublicTest")
     header(f"Prior correction on PublicTest ({len(faces)} images)")
     for path in args.checkpoints:
-        model, payload = load_model(path)
-        prep, cfg = payload["preprocessing"], payload["train_config"]
-        probs = predict_proba(model, faces.images, {**prep, "logit_adjust": 0.0}, cfg.get("tta", "none"),
-                              precision=cfg.get("precision", "auto"))
+        ckpt = Checkpoint.load(path)
+        prep = ckpt.prep
+        probs = predict_checkpoint(ckpt, faces.images, adjusted=False)
         picked = balancing_tau(faces.labels, probs, prep["class_prior"], 0.01, TAUS)
         print(f"{path} (tau it was scored with: {prep.get('logit_adjust', 0.0):g})\n")
         print("| tau | accuracy | macro-F1 | disgust recall | classes never predicted |")

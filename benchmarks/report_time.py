@@ -17,18 +17,16 @@ from fer.data import SyntheticSpec, make_synthetic
 
 def untrained_seed_cnn(out: Path, data: str | None) -> Path:
     """A seed_cnn checkpoint with one short epoch: the timing does not depend on accuracy."""
-    from fer.checkpoint import save_checkpoint
-    from fer.data import load_data
-    from fer.run import split_for_training
+    from fer.data import load_data, split_for_training
     from fer.train import Trainer
 
     faces = load_data(data) if data else make_synthetic(SyntheticSpec(n_per_class=513))
     run = load_run(None, ["model.name=seed_cnn", "train.epochs=1", "train.tta=flip"] +
                    ([f"data={data}"] if data else []))
-    train, val, info = split_for_training(faces, run)
+    train, val, info = split_for_training(faces, run["train"])
     trainer = Trainer(run, train.subset(slice(0, 256)), val)
     trainer.history = [trainer.train_epoch() | trainer.validate() | {"epoch": 1}]
-    return save_checkpoint(trainer.checkpoint(info), out / "checkpoint.pt")
+    return trainer.checkpoint(info).save(out / "checkpoint.pt")
 
 
 def main() -> None:

@@ -1,4 +1,4 @@
-"""What shipping a checkpoint means: its size, its CPU cost (fer.cost: median ms per face at
+"""What shipping a checkpoint means: its size, its CPU cost (fer.ship.cost: median ms per face at
 batch 1 and images/s at batch 256, with its own test-time augmentation) and, unless it trained
 on them, its PublicTest accuracy and macro-F1 (with its prior correction, as `fer evaluate`).
 PrivateTest is never read.
@@ -11,22 +11,22 @@ import argparse
 from pathlib import Path
 
 from benchmarks.common import SHARED_FER, header
-from fer.checkpoint import checkpoint_file, load_model
-from fer.cost import checkpoint_cost
+from fer.checkpoint import Checkpoint, checkpoint_file
 from fer.data import load_data
 from fer.evaluate import classification_metrics, predict_checkpoint
+from fer.ship.cost import checkpoint_cost
 
 
 def ship_row(label: str, path: str, faces) -> dict:
     """One checkpoint's size, cost and (for a model that never saw these faces) scores."""
     file = checkpoint_file(Path(path))
-    model, payload = load_model(file)
+    ckpt = Checkpoint.load(file)
     cost = checkpoint_cost(file)
     row = {"label": label, "params": cost["params"], "mb": file.stat().st_size / 2**20,
            "latency_ms": cost["latency_ms"], "images_per_s": cost["images_per_s"], "tta": cost["tta"],
-           "accuracy": None, "macro_f1": None, "seen": payload.get("data", {}).get("trained_on")}
+           "accuracy": None, "macro_f1": None, "seen": ckpt.trained_on}
     if not row["seen"]:
-        m = classification_metrics(faces.labels, predict_checkpoint(model, payload, faces.images))
+        m = classification_metrics(faces.labels, predict_checkpoint(ckpt, faces.images))
         row.update(accuracy=m["accuracy"], macro_f1=m["macro_f1"])
     return row
 

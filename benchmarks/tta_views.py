@@ -12,7 +12,7 @@ import argparse
 import time
 
 from benchmarks.common import SHARED_FER, header
-from fer.checkpoint import load_model
+from fer.checkpoint import Checkpoint
 from fer.data import load_data
 from fer.evaluate import classification_metrics, predict_proba
 
@@ -22,8 +22,8 @@ def main() -> None:
     p.add_argument("checkpoint")
     p.add_argument("--data", default=str(SHARED_FER))
     args = p.parse_args()
-    model, payload = load_model(args.checkpoint)
-    prep, cfg = payload["preprocessing"], payload["train_config"]
+    ckpt = Checkpoint.load(args.checkpoint)
+    model, prep, cfg = ckpt.model, ckpt.prep, ckpt.train_config
     faces = load_data(args.data).select("PublicTest")
     header(f"TTA views on PublicTest ({len(faces)} images)")
     print(f"checkpoint: {args.checkpoint} (trained with tta={cfg.get('tta')})\n")

@@ -1,4 +1,10 @@
-"""Whether a predicted 0.9 is right 90% of the time, and temperature scaling to make it so.
+"""Post-hoc probabilities: how a model's view logits become the probabilities fer outputs.
+
+Temperature, the average of the test-time views and the prior correction, computed once
+(`combine_views`) for every caller: fer.classifier runs it inside the model's graph, and the
+numpy entry points below (fitting, scoring, the report) convert to it.
+
+Whether a predicted 0.9 is right 90% of the time, and temperature scaling to make it so.
 
 Expected calibration error (Guo et al., 2017): the faces are put in N_BINS equal-width bins
 by the confidence of their top class; ECE is the face-weighted mean, over bins, of
@@ -6,16 +12,23 @@ by the confidence of their top class; ECE is the face-weighted mean, over bins, 
 
 Temperature scaling divides every logit by one scalar T > 0 before the softmax, fitted by
 negative log-likelihood on the split a checkpoint was selected on. Where it sits in fer's
-pipeline (fer.evaluate.probabilities): logits / T -> softmax of each test-time view -> mean
+pipeline (`combine_views`): logits / T -> softmax of each test-time view -> mean
 over the views -> prior correction. T is fitted with the views and the prior correction in
 place, so it calibrates the probabilities fer outputs. It leaves each view's ranking of the
 classes alone; with several test-time views or a prior correction it can move a near tie.
+
+The prior correction is post-hoc logit adjustment (Menon et al., 2021): each class's
+probability is multiplied by `prior_factor` and renormalised, so rare classes (disgust is 1.5%
+of FER2013) win near ties. tau 0 is no correction.
 """
 from __future__ import annotations
 
 from typing import NamedTuple
 
 import numpy as np
+import torch
+
+from fer.data.dataset import CLASSES
 
 N_BINS = 15
 T_RANGE = (0.05, 20.0)  # temperatures searched: far beyond what a trained network needs either way
@@ -56,17 +69,23 @@ def nll(labels: np.ndarray, probs: np.ndarray) -> float:
     return float(-np.log(np.clip(probs[np.arange(len(labels)), labels], 1e-12, None)).mean())
 
 
-def scaled_probabilities(view_logits: np.ndarray, temperature: float, factor: np.ndarray | None = None) -> np.ndarray:
+def combine_views(view_logits: torch.Tensor, temperature: float, factor: torch.Tensor | None = None) -> torch.Tensor:
     """(V, N, 7) logits of V test-time views -> (N, 7) probabilities: softmax(logits / T) averaged
     over the views, then reweighted by the prior correction `factor` (7,) and renormalised."""
-    z = view_logits.astype(np.float64) / temperature
-    z -= z.max(-1, keepdims=True)
-    p = np.exp(z)
-    p = (p / p.sum(-1, keepdims=True)).mean(0)
-    if factor is not None:
-        p = p * factor
-        p /= p.sum(-1, keepdims=True)
-    return p
+    p = torch.softmax(view_logits / temperature, -1).mean(0)
+    return p if factor is None else reweight(p, factor)
+
+
+def reweight(probs: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
+    scaled = probs * factor.to(probs.dtype)
+    return scaled / scaled.sum(-1, keepdim=True)
+
+
+def scaled_probabilities(view_logits: np.ndarray, temperature: float, factor: np.ndarray | None = None) -> np.ndarray:
+    """combine_views on numpy (float64): what fitting and scoring use."""
+    z = torch.from_numpy(np.asarray(view_logits, dtype=np.float64))
+    f = None if factor is None else torch.as_tensor(np.asarray(factor, dtype=np.float64))
+    return combine_views(z, temperature, f).numpy()
 
 
 def fit_temperature(view_logits: np.ndarray, labels: np.ndarray, factor: np.ndarray | None = None) -> float:
@@ -80,3 +99,34 @@ def fit_temperature(view_logits: np.ndarray, labels: np.ndarray, factor: np.ndar
     found = minimize_scalar(lambda log_t: nll(labels, scaled_probabilities(view_logits, np.exp(log_t), factor)),
                             bounds=(lo, hi), method="bounded", options={"xatol": 1e-4})
     return float(np.exp(found.x))
+
+
+def prior_factor(prior, tau: float) -> np.ndarray:
+    """Per-class multipliers (7,) for post-hoc logit adjustment, clipped so only classes rarer
+    than uniform are boosted: 1 / min(1, K * prior)^tau. Frequent classes keep their scores,
+    so accuracy is spent only on the rare ones."""
+    prior = np.asarray(prior, dtype=np.float64)
+    return np.minimum(1.0, len(prior) * prior) ** -tau
+
+
+def prior_correction(prep: dict) -> np.ndarray:
+    """The (7,) multipliers a checkpoint's preprocessing applies to its probabilities (ones without
+    a prior correction)."""
+    tau = prep.get("logit_adjust", 0.0)
+    return prior_factor(prep["class_prior"], tau) if tau else np.ones(len(CLASSES))
+
+
+def adjust_for_prior(probs: np.ndarray, prep: dict) -> np.ndarray:
+    """Probabilities (N, 7) reweighted by the preprocessing's prior correction, renormalised."""
+    if not prep.get("logit_adjust", 0.0):
+        return probs
+    return reweight(torch.from_numpy(probs), torch.from_numpy(prior_correction(prep))).numpy()
+
+
+def balancing_tau(labels: np.ndarray, probs: np.ndarray, prior, within: float,
+                  taus=np.linspace(0.0, 1.0, 21)) -> float:
+    """The largest tau whose accuracy stays within `within` (0.01 = 1 point) of tau 0's:
+    rare-class recall bought with a bounded share of accuracy."""
+    base = (probs.argmax(1) == labels).mean()
+    ok = [t for t in taus if ((probs * prior_factor(prior, t)).argmax(1) == labels).mean() >= base - within - 1e-12]
+    return float(max(ok))

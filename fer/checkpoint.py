@@ -4,6 +4,7 @@ Layout (one torch.save'd dict, loadable with weights_only=True):
   format, format_version, model {name, **config}, state_dict, classes, preprocessing,
   train_config, history [per-epoch metrics], metrics, best_epoch, data, versions,
   resume {optimizer, scheduler, generator} (to continue training).
+`Checkpoint` is the only code that builds or reads this dict.
 Writes go to a temporary file that is renamed into place, so a crash never leaves a
 half-written checkpoint under the final name.
 """
@@ -18,8 +19,10 @@ import torch
 
 import fer
 from fer.atomic import write_atomic
+from fer.classifier import Classifier
+from fer.data import CLASSES
 from fer.errors import CheckpointError
-from fer.models import create_model
+from fer.models import model_from_spec
 
 FORMAT = "fer-checkpoint"
 FORMAT_VERSION = 1
@@ -31,12 +34,9 @@ def versions() -> dict:
     return {"fer": fer.__version__, "torch": str(torch.__version__), "python": platform.python_version()}
 
 
-def save_checkpoint(payload: dict, path: str | Path) -> Path:
-    return write_atomic(path, lambda f: torch.save(payload, f))
-
-
 def load_checkpoint(path: str | Path) -> dict:
-    """The payload of a fer checkpoint, or a CheckpointError saying why it is not one."""
+    """The stored dict of a fer checkpoint, or a CheckpointError saying why it is not one
+    (Checkpoint.load wraps it; tests read the layout through it)."""
     path = checkpoint_file(Path(path))
     with open(path, "rb") as f:
         magic = f.read(4)
@@ -101,19 +101,158 @@ def checkpoint_file(path: Path) -> Path:
     return path
 
 
-def model_from_checkpoint(payload: dict) -> torch.nn.Module:
-    cfg = {k: v for k, v in payload["model"].items() if k != "name"}
-    model = create_model(payload["model"]["name"], **cfg)
+def preprocessing(mean: float, std: float, crop_size: int, class_prior, logit_adjust: float = 0.0,
+                  temperature: float = 1.0) -> dict:
+    """A checkpoint's `preprocessing` entry: what fer.classifier.Classifier.of reads."""
+    return {"mean": float(mean), "std": float(std), "crop_size": int(crop_size),
+            "input": "48x48 grayscale, uint8 0-255",
+            "class_prior": [float(p) for p in class_prior], "logit_adjust": float(logit_adjust),
+            "temperature": float(temperature)}
+
+
+class Checkpoint:
+    """A fer checkpoint: its stored dict (the layout above) behind typed accessors, the one
+    builder of that dict, and the model it rebuilds. Every reader outside this module asks
+    these accessors, so a change to the layout is a change here."""
+
+    def __init__(self, payload: dict, path: Path | None = None):
+        self.payload, self.path = payload, path
+        self._model: torch.nn.Module | None = None
+
+    @classmethod
+    def load(cls, path: str | Path) -> Checkpoint:
+        """The checkpoint at a file or run folder, or a CheckpointError in one line."""
+        return cls(load_checkpoint(path), checkpoint_file(Path(path)))
+
+    @classmethod
+    def build(cls, spec: dict, state_dict: dict, preprocessing: dict, train_config: dict, *,
+              history: list | None = None, metrics: dict | None = None, best_epoch: int = 0,
+              data: dict | None = None, speed: dict | None = None, resume: dict | None = None) -> Checkpoint:
+        """A new checkpoint: `spec` is {"name", **config} (fer.models.model_from_spec), the
+        state dict is copied to the CPU, the classes and the writing versions are stamped."""
+        payload = {"format": FORMAT, "format_version": FORMAT_VERSION, "model": dict(spec),
+                   "state_dict": {k: v.detach().cpu() for k, v in state_dict.items()}, "classes": list(CLASSES),
+                   "preprocessing": dict(preprocessing), "train_config": dict(train_config),
+                   "history": list(history or []), "metrics": dict(metrics or {}), "best_epoch": int(best_epoch),
+                   "data": dict(data or {}), "versions": versions()}
+        if speed is not None:
+            payload["speed"] = speed  # what precision and layout were chosen from, and the rates
+        if resume is not None:
+            payload["resume"] = resume  # {optimizer, scheduler, generator}: to continue training
+        return cls(payload)
+
+    def save(self, path: str | Path) -> Path:
+        self.path = write_atomic(path, lambda f: torch.save(self.payload, f))
+        return self.path
+
+    # -- what it holds -------------------------------------------------------------------
+    @property
+    def spec(self) -> dict:
+        """{"name": family or preset, **config}: what rebuilds the model."""
+        return self.payload["model"]
+
+    @property
+    def family(self) -> str:
+        return self.spec["name"]
+
+    @property
+    def members(self) -> list[dict]:
+        """An ensemble's member entries (fer.ship.ensemble.member_entry); empty for one model."""
+        return list(self.spec.get("members") or [])
+
+    @property
+    def state_dict(self) -> dict:
+        return self.payload["state_dict"]
+
+    @property
+    def prep(self) -> dict:
+        """mean, std, crop_size, class_prior, logit_adjust, temperature (mutable: calibrate sets it)."""
+        return self.payload["preprocessing"]
+
+    @property
+    def train_config(self) -> dict:
+        return self.payload["train_config"]
+
+    @property
+    def tta(self) -> str:
+        return self.train_config.get("tta", "none")
+
+    @property
+    def views(self) -> str:
+        """The test-time views it runs: its own, or its members' joined ("flip+shifts")."""
+        return "+".join(m["tta"] for m in self.members) if self.members else self.tta
+
+    @property
+    def precision(self) -> str:
+        return self.train_config.get("precision", "auto")
+
+    @property
+    def temperature(self) -> float:
+        return float(self.prep.get("temperature", 1.0))
+
+    @property
+    def logit_adjust(self) -> float:
+        return float(self.prep.get("logit_adjust", 0.0))
+
+    @property
+    def history(self) -> list[dict]:
+        return list(self.payload.get("history") or [])
+
+    @property
+    def metrics(self) -> dict:
+        return self.payload.get("metrics") or {}
+
+    @property
+    def best_epoch(self) -> int:
+        return int(self.payload.get("best_epoch") or 0)
+
+    @property
+    def data(self) -> dict:
+        """source, train_n, val_n, val_split, and for a refit trained_on (fer.data.splits.data_entry)."""
+        return self.payload.get("data") or {}
+
+    @property
+    def source(self) -> str | None:
+        return self.data.get("source")
+
+    @property
+    def trained_on(self) -> list[str] | None:
+        """The splits a refit trained on; None for a run that kept rows to select on."""
+        return self.data.get("trained_on")
+
+    @property
+    def speed(self) -> dict | None:
+        """The fer.speed record the run chose its precision and layout from."""
+        return self.payload.get("speed")
+
+    @property
+    def resume(self) -> dict:
+        return self.payload.get("resume") or {}
+
+    # -- what it rebuilds ----------------------------------------------------------------
+    @property
+    def model(self) -> torch.nn.Module:
+        """The network with its weights, in eval mode (built once, on the CPU)."""
+        if self._model is None:
+            self._model = rebuild(self.spec, self.state_dict)
+        return self._model
+
+    def classifier(self, model: torch.nn.Module | None = None) -> Classifier:
+        """The network with this checkpoint's preprocessing, views, temperature and prior
+        correction: raw pixels -> probabilities (fer.classifier)."""
+        return Classifier.of(model if model is not None else self.model, self.prep, self.tta)
+
+    def with_prep(self, **changes) -> Checkpoint:
+        """A copy whose preprocessing differs by `changes` (e.g. logit_adjust=0.0), sharing the model."""
+        other = Checkpoint({**self.payload, "preprocessing": {**self.prep, **changes}}, self.path)
+        other._model = self._model
+        return other
+
+
+def rebuild(spec: dict, state_dict: dict) -> torch.nn.Module:
+    model = model_from_spec(spec)
     try:
-        model.load_state_dict(payload["state_dict"])
+        model.load_state_dict(state_dict)
     except RuntimeError as e:
         raise CheckpointError(f"checkpoint weights do not fit its model config ({str(e).splitlines()[0]})") from None
-    model.eval()
-    return model
-
-
-def load_model(path: str | Path) -> tuple[torch.nn.Module, dict]:
-    payload = load_checkpoint(path)
-    return model_from_checkpoint(payload), payload
-
-
+    return model.eval()

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -54,7 +53,7 @@ def _parser() -> argparse.ArgumentParser:
     x.add_argument("--out", help="output file (default: beside the checkpoint, model.onnx, model.int8.onnx or "
                                  "model.torchscript.pt)")
     x.add_argument("--int8", action="store_true", help="ONNX only: statically quantized to int8, calibrated on "
-                                                       "training faces, gated on the validation split (fer.quantize)")
+                   "training faces, gated on the validation split (fer.ship.quantize)")
     x.set_defaults(func=cmd_export)
     c = sub.add_parser("calibrate", help="fit the checkpoint's temperature on a split (fer.calibration) and "
                                          "save it in the checkpoint", epilog=EPILOG)
@@ -97,44 +96,43 @@ def cmd_train(args) -> int:
 
     t0 = time.perf_counter()
     try:
-        payload = train_run(run, out, on_epoch=progress, on_start=start)  # Ctrl-C: train_run says what it kept
+        ckpt = train_run(run, out, on_epoch=progress, on_start=start)  # Ctrl-C: train_run says what it kept
     finally:
         bar.close()
-    m, last = payload["metrics"], payload["history"][-1]
+    m, last = ckpt.metrics, ckpt.history[-1]
     if last["run_ends"] == "divergence":
         print(f"fer: warning: training diverged in epoch {last['epoch']} (training loss {last['train_loss']}); "
-              f"kept epoch {payload['best_epoch']}, the best before it", file=sys.stderr, flush=True)
-    print(f"best epoch {payload['best_epoch']}: val acc {m['val_acc']:.4f} macro-F1 {m['val_macro_f1']:.4f} "
+              f"kept epoch {ckpt.best_epoch}, the best before it", file=sys.stderr, flush=True)
+    print(f"best epoch {ckpt.best_epoch}: val acc {m['val_acc']:.4f} macro-F1 {m['val_macro_f1']:.4f} "
           f"({time.perf_counter() - t0:.0f}s); wrote {out / 'checkpoint.pt'}")
     return 0
 
 
 def cmd_evaluate(args) -> int:
-    from fer.checkpoint import load_model
+    from fer.checkpoint import Checkpoint
     from fer.data import canonical_split, load_data
+    from fer.data.splits import refuse_seen_split, selection_caveat
     from fer.evaluate import classification_metrics, predict_checkpoint
-    from fer.refit import refuse_seen_split
     from fer.train import pick_device
 
-    model, payload = load_model(args.checkpoint)
-    source = args.data or payload.get("data", {}).get("source")
-    faces = load_data(source)
+    ckpt = Checkpoint.load(args.checkpoint)
+    faces = load_data(args.data or ckpt.source)
     split = args.split or next((s for s in ("PrivateTest", "PublicTest") if faces.has_split(s)), None)
     split = canonical_split(split) if split else None
-    refuse_seen_split(payload, split, args.checkpoint)
+    refuse_seen_split(ckpt.data, split, args.checkpoint)
     faces = faces.select(split)
     device = pick_device()
-    probs = predict_checkpoint(model.to(device), payload, faces.images, device)
+    probs = predict_checkpoint(ckpt, faces.images, device)
     metrics = classification_metrics(faces.require_labels(), probs)
     metrics["nll"] = metrics.pop("loss")
-    caveat = _selection_caveat(payload, faces.source, split)
+    caveat = selection_caveat(ckpt.data, faces.source, split)
     metrics = {"data": faces.source, "split": split or "all", "selected_on_this_split": bool(caveat), **metrics}
     if args.json:
         print(json.dumps(metrics))
         return 0
     print(f"{faces.source} [{split or 'all rows'}]: n={metrics['n']}  accuracy {metrics['accuracy']:.4f}  "
           f"macro-F1 {metrics['macro_f1']:.4f}  ECE {metrics['ece']:.4f}  NLL {metrics['nll']:.4f}  "
-          f"(temperature {payload['preprocessing'].get('temperature', 1.0):.3g})")
+          f"(temperature {ckpt.temperature:.3g})")
     if caveat:
         print(f"note: {caveat}")
     for name, s in metrics["per_class"].items():
@@ -146,48 +144,33 @@ def cmd_evaluate(args) -> int:
 def cmd_calibrate(args) -> int:
     """Fit the temperature on a split with the checkpoint's views and prior correction in place,
     print ECE and NLL before and after, and save it in the checkpoint (atomically)."""
-    from fer.calibration import fit_temperature
-    from fer.checkpoint import checkpoint_file, load_model, save_checkpoint
-    from fer.data import load_data
+    from fer.calibration import fit_temperature, prior_correction
+    from fer.checkpoint import Checkpoint
+    from fer.data import load_data, split_for_training
     from fer.errors import FerError
-    from fer.evaluate import classification_metrics, prior_correction, probabilities, view_logits
-    from fer.run import split_for_training
+    from fer.evaluate import classification_metrics, probabilities, view_logits
 
-    model, payload = load_model(args.checkpoint)
-    path, prep, cfg = checkpoint_file(Path(args.checkpoint)), payload["preprocessing"], payload["train_config"]
-    faces = load_data(args.data or payload.get("data", {}).get("source"))
-    if payload.get("data", {}).get("trained_on"):
+    ckpt = Checkpoint.load(args.checkpoint)
+    prep = ckpt.prep
+    faces = load_data(args.data or ckpt.source)
+    if ckpt.trained_on:
         raise FerError(f"{args.checkpoint}: a refit, trained on every split but PrivateTest: no split is left to fit "
                        "its temperature on (it keeps the one of the run it refits)")
     if args.split:
         faces, where = faces.select(args.split), args.split
     else:
-        _, faces, data = split_for_training(faces, {"model": payload["model"], "train": cfg})
+        _, faces, data = split_for_training(faces, ckpt.train_config)
         where = f"validation: {data['val_split']}"
     labels = faces.require_labels()
-    logits = view_logits(model, faces.images, prep, cfg.get("tta", "none"), precision=cfg.get("precision", "auto"))
+    logits = view_logits(ckpt.classifier(), faces.images, precision=ckpt.precision)
     before = classification_metrics(labels, probabilities(logits, prep))
     factor = prior_correction(prep) if prep.get("logit_adjust") else None
     prep["temperature"] = fit_temperature(logits, labels, factor)
     after = classification_metrics(labels, probabilities(logits, prep))
-    save_checkpoint(payload, path)
+    path = ckpt.save(ckpt.path)
     print(f"{faces.source} [{where}]: n={len(labels)}  temperature {prep['temperature']:.3f}  ECE {before['ece']:.4f} "
           f"-> {after['ece']:.4f}  NLL {before['loss']:.4f} -> {after['loss']:.4f}; saved in {path}")
     return 0
-
-
-def _selection_caveat(payload: dict, source: str, split: str | None) -> str | None:
-    """Why a score is optimistic: the rows scored are (or include) those the checkpoint was chosen on."""
-    data = payload.get("data", {})
-    if os.path.abspath(source) != data.get("source") and source != data.get("source"):
-        return None
-    if split == "PublicTest" and data.get("val_split") == "PublicTest":
-        return ("PublicTest is the split this checkpoint was selected on, so this score is optimistic; "
-                "PrivateTest is the independent one")
-    if split is None or (data.get("val_split") == "holdout" and split != "PrivateTest"):
-        return ("these rows include the images this checkpoint was trained and selected on, so this score is "
-                "optimistic")
-    return None
 
 
 def cmd_predict(args) -> int:
@@ -208,39 +191,39 @@ def cmd_export(args) -> int:
     graph computes, and rename it into place only within the tolerance (NaN never is): else the
     exit status is 1 and whatever --out held is left as it was. A checkpoint that scores in bf16
     (train.precision) is told apart: how far its own scores are from the file's."""
-    from fer.checkpoint import checkpoint_file, load_model
+    from fer.checkpoint import Checkpoint
     from fer.errors import FerError
     from fer.evaluate import predict_checkpoint, uses_bf16
-    from fer.export import FORMATS, PARITY_TOLERANCE, parity, passes, write_checked
+    from fer.ship.export import FORMATS, PARITY_TOLERANCE, parity, passes, write_checked
 
     if args.int8 and args.format != "onnx":
         raise FerError("--int8: only with --format onnx (onnxruntime quantizes ONNX graphs)")
-    model, payload = load_model(args.checkpoint)
-    source_file = checkpoint_file(Path(args.checkpoint)).resolve()
+    ckpt = Checkpoint.load(args.checkpoint)
+    source_file = ckpt.path.resolve()
     out = Path(args.out or source_file.parent / f"model{'.int8' if args.int8 else ''}{FORMATS[args.format]}")
     if out.resolve() == source_file:
         raise FerError(f"--out {out}: that is the checkpoint being exported; name another file")
     if out.is_dir():
         raise FerError(f"--out {out}: a folder; name the file to write")
     out.parent.mkdir(parents=True, exist_ok=True)
-    images, source = _parity_faces(payload)
-    reference = predict_checkpoint(model, payload, images, precision="fp32")
+    images, source = _parity_faces(ckpt.source)
+    reference = predict_checkpoint(ckpt, images, precision="fp32")
 
     def check(run) -> bool:
         exported = run(images)
         diff = parity(reference, exported)
         print(f"parity with PyTorch on {len(images)} {source}: max abs difference {diff:.1e} "
               f"(tolerance {PARITY_TOLERANCE:.0e})")
-        if uses_bf16("cpu", payload["train_config"].get("precision", "auto")):
-            bf16 = predict_checkpoint(model, payload, images)
+        if uses_bf16("cpu", ckpt.precision):
+            bf16 = predict_checkpoint(ckpt, images)
             changed = int((bf16.argmax(1) != exported.argmax(1)).sum())
             print(f"the checkpoint scores in bf16, the file in fp32: max abs difference "
                   f"{parity(bf16, exported):.1e}, top class changed on {changed} of {len(images)} faces")
         return passes(diff)
 
     if args.int8:
-        return _export_int8(model, payload, out, check)
-    if not write_checked(model, payload, args.format, out, check):
+        return _export_int8(ckpt, out, check)
+    if not write_checked(ckpt, args.format, out, check):
         kept = f"; {out} is as it was" if out.exists() else ""
         print(f"fer: export failed the parity check; nothing written{kept}", file=sys.stderr)
         return EXIT_FAILED
@@ -249,18 +232,18 @@ def cmd_export(args) -> int:
     return 0
 
 
-def _export_int8(model, payload: dict, out: Path, check) -> int:
-    """The fp32 ONNX file checked against PyTorch, then quantized, gated and measured (fer.quantize);
+def _export_int8(ckpt, out: Path, check) -> int:
+    """The fp32 ONNX file checked against PyTorch, then quantized, gated and measured (fer.ship.quantize);
     both files only in a temporary folder beside `out` until the int8 one passes."""
     import tempfile
 
-    from fer.export import load_exported, write_checked
-    from fer.quantize import checkpoint_faces, write_int8
+    from fer.ship.export import load_exported, write_checked
+    from fer.ship.quantize import checkpoint_faces, write_int8
 
-    calibration, val = checkpoint_faces(payload)
+    calibration, val = checkpoint_faces(ckpt)
     with tempfile.TemporaryDirectory(dir=out.parent, prefix=f".{out.name}.") as d:
         fp32 = Path(d) / "model.onnx"
-        if not write_checked(model, payload, "onnx", fp32, check):
+        if not write_checked(ckpt, "onnx", fp32, check):
             print("fer: the fp32 graph failed the parity check; nothing written", file=sys.stderr)
             return EXIT_FAILED
         gate, cost32, cost8 = write_int8(fp32, out, calibration, val.images, val.require_labels(), load_exported)
@@ -275,12 +258,11 @@ def _export_int8(model, payload: dict, out: Path, check) -> int:
     return 0
 
 
-def _parity_faces(payload: dict):
+def _parity_faces(source: str | None):
     """The first PARITY_IMAGES faces of the checkpoint's data when it is here, else synthetic ones."""
     from fer.data import SyntheticSpec, load_data, make_synthetic
-    from fer.export import PARITY_IMAGES
+    from fer.ship.export import PARITY_IMAGES
 
-    source = payload.get("data", {}).get("source")
     if source and source != "synthetic" and Path(source).exists():
         return load_data(source).images[:PARITY_IMAGES], f"faces of {source}"
     return make_synthetic(SyntheticSpec(n_per_class=PARITY_IMAGES // 7 + 1)).images[:PARITY_IMAGES], "synthetic faces"
@@ -288,13 +270,13 @@ def _parity_faces(payload: dict):
 
 def cmd_summary(args) -> int:
     from fer.config import load_run
-    from fer.models import create_model, list_models, summary
+    from fer.models import create_model, list_models, model_from_spec, summary
 
     if args.model in list_models():
         name, model = args.model, create_model(args.model)
     else:
         run = load_run(args.model)
         name = Path(args.model).stem
-        model = create_model(run["model"]["name"], **{k: v for k, v in run["model"].items() if k != "name"})
+        model = model_from_spec(run["model"])
     print(summary(model, name, getattr(model.config, "input_size", 48)))
     return 0

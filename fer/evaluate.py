@@ -1,35 +1,38 @@
 """Predictions and metrics for a trained model; scikit-learn computes the numbers."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import torch
 
-from fer.calibration import expected_calibration_error, nll, scaled_probabilities
+from fer.calibration import expected_calibration_error, nll, prior_correction, scaled_probabilities
+from fer.classifier import Classifier
 from fer.config import TrainConfig
 from fer.data import CLASSES
-from fer.transforms import eval_views, normalize
+
+if TYPE_CHECKING:
+    from fer.checkpoint import Checkpoint
 
 
 @torch.no_grad()
-def view_logits(model: torch.nn.Module, images, prep: dict, tta: str = "none",
-                batch_size: int = TrainConfig.eval_batch_size, device: str | torch.device = "cpu",
-                precision: str = "auto") -> np.ndarray:
+def view_logits(classifier: Classifier, images, batch_size: int = TrainConfig.eval_batch_size,
+                device: str | torch.device = "cpu", precision: str = "auto") -> np.ndarray:
     """The network's raw logits (V, N, 7) for uint8 faces (N, 48, 48), one row block per TTA view."""
-    model.eval()
+    classifier.eval()
     x_all = torch.as_tensor(np.require(images, requirements=["W"]))  # (a copy only of a read-only array)
     out = []
     for i in range(0, len(x_all), batch_size):
-        x = normalize(x_all[i:i + batch_size].to(device).unsqueeze(1), prep)
         with autocast_for(device, precision):
-            out.append(torch.stack([model(v).float() for v in eval_views(x, prep["crop_size"], tta)]).cpu())
+            out.append(classifier.view_logits(x_all[i:i + batch_size].to(device).unsqueeze(1)).cpu())
     if not out:
         return np.zeros((1, 0, len(CLASSES)), np.float32)
     return torch.cat(out, 1).numpy()
 
 
 def probabilities(logits: np.ndarray, prep: dict) -> np.ndarray:
-    """(V, N, 7) view logits -> the checkpoint's probabilities (N, 7): its temperature, the views'
-    average and its prior correction, in that order (fer.calibration)."""
+    """(V, N, 7) view logits -> the checkpoint's probabilities (N, 7): fer.calibration.combine_views
+    with its temperature and prior correction, as the Classifier computes them."""
     factor = prior_correction(prep) if prep.get("logit_adjust", 0.0) else None
     return scaled_probabilities(logits, prep.get("temperature", 1.0), factor).astype(np.float32)
 
@@ -37,52 +40,18 @@ def probabilities(logits: np.ndarray, prep: dict) -> np.ndarray:
 def predict_proba(model: torch.nn.Module, images, prep: dict, tta: str = "none",
                   batch_size: int = TrainConfig.eval_batch_size, device: str | torch.device = "cpu",
                   precision: str = "auto") -> np.ndarray:
-    """Class probabilities (N, 7) for uint8 faces (N, 48, 48), as the checkpoint's `prep` says."""
-    return probabilities(view_logits(model, images, prep, tta, batch_size, device, precision), prep)
+    """Class probabilities (N, 7) for uint8 faces (N, 48, 48), as the preprocessing `prep` says."""
+    return probabilities(view_logits(Classifier.of(model, prep, tta), images, batch_size, device, precision), prep)
 
 
-def predict_checkpoint(model: torch.nn.Module, payload: dict, images, device: str | torch.device = "cpu",
-                       adjusted: bool = True, precision: str | None = None) -> np.ndarray:
+def predict_checkpoint(ckpt: Checkpoint, images, device: str | torch.device = "cpu", adjusted: bool = True,
+                       precision: str | None = None) -> np.ndarray:
     """Probabilities exactly as the checkpoint's run scored them: its preprocessing, TTA, precision
     and prior correction (adjusted=False leaves the correction out; `precision` overrides the run's,
     e.g. "fp32" for what an exported graph computes)."""
-    cfg, prep = payload["train_config"], payload["preprocessing"]
-    if not adjusted:
-        prep = {**prep, "logit_adjust": 0.0}
-    return predict_proba(model, images, prep, cfg.get("tta", "none"), device=device,
-                         precision=precision or cfg.get("precision", "auto"))
-
-
-def prior_factor(prior, tau: float) -> np.ndarray:
-    """Per-class multipliers (7,) for post-hoc logit adjustment (Menon et al., 2021), clipped so
-    only classes rarer than uniform are boosted: 1 / min(1, K * prior)^tau. Frequent classes keep
-    their scores, so accuracy is spent only on the rare ones (disgust is 1.5% of FER2013)."""
-    prior = np.asarray(prior, dtype=np.float64)
-    return np.minimum(1.0, len(prior) * prior) ** -tau
-
-
-def prior_correction(prep: dict) -> np.ndarray:
-    """The (7,) multipliers a checkpoint's preprocessing applies to its probabilities (ones without
-    a prior correction)."""
-    tau = prep.get("logit_adjust", 0.0)
-    return prior_factor(prep["class_prior"], tau) if tau else np.ones(len(CLASSES))
-
-
-def adjust_for_prior(probs: np.ndarray, prep: dict) -> np.ndarray:
-    """Probabilities (N, 7) reweighted by prior_factor(prep's prior, prep's logit_adjust), renormalised."""
-    if not prep.get("logit_adjust", 0.0):
-        return probs
-    scaled = probs * prior_correction(prep).astype(probs.dtype)
-    return scaled / scaled.sum(1, keepdims=True)
-
-
-def balancing_tau(labels: np.ndarray, probs: np.ndarray, prior, within: float,
-                  taus=np.linspace(0.0, 1.0, 21)) -> float:
-    """The largest tau whose accuracy stays within `within` (0.01 = 1 point) of tau 0's:
-    rare-class recall bought with a bounded share of accuracy."""
-    base = (probs.argmax(1) == labels).mean()
-    ok = [t for t in taus if ((probs * prior_factor(prior, t)).argmax(1) == labels).mean() >= base - within - 1e-12]
-    return float(max(ok))
+    prep = ckpt.prep if adjusted else {**ckpt.prep, "logit_adjust": 0.0}
+    return predict_proba(ckpt.model.to(device), images, prep, ckpt.tta, device=device,
+                         precision=precision or ckpt.precision)
 
 
 def uses_bf16(device, precision: str = "auto") -> bool:

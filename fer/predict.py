@@ -17,14 +17,14 @@ from fer.faces import VIDEO_SUFFIXES, FaceFinder, annotate, is_crop, read_gray, 
 
 def predictor(path: str, trust_torchscript: bool = False) -> Callable[[np.ndarray], np.ndarray]:
     """uint8 faces (N, 48, 48) -> probabilities (N, 7), from a checkpoint or an exported file."""
-    from fer.checkpoint import load_model
+    from fer.checkpoint import Checkpoint
     from fer.evaluate import predict_checkpoint
-    from fer.export import exported_format, load_exported
+    from fer.ship.export import exported_format, load_exported
 
     if exported_format(path):
         return load_exported(path, trust_torchscript=trust_torchscript)
-    model, payload = load_model(path)
-    return lambda faces: predict_checkpoint(model, payload, faces)
+    ckpt = Checkpoint.load(path)
+    return lambda faces: predict_checkpoint(ckpt, faces)
 
 
 def _scores(p: np.ndarray) -> str:

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import yaml
 
-from fer.checkpoint import save_checkpoint
-from fer.data import FaceSet, load_data, train_val
+from fer.checkpoint import Checkpoint
+from fer.data import FaceSet, load_data, split_for_training
 from fer.errors import FerError
 from fer.train import Trainer
 
@@ -17,24 +17,14 @@ class TrainingDiverged(FerError):
     """The loss went NaN or infinite before any epoch was good enough to keep."""
 
 
-def split_for_training(faces: FaceSet, run: dict) -> tuple[FaceSet, FaceSet, dict]:
-    """(train, val, data description for the checkpoint) as TrainConfig says."""
-    cfg = run["train"]
-    train, val = train_val(faces, cfg["val_fraction"], cfg["seed"])
-    holdout = not (faces.has_split("Training") and faces.has_split("PublicTest"))
-    data = {"source": faces.source, "train_n": len(train), "val_n": len(val),
-            "val_split": "holdout" if holdout else "PublicTest"}
-    return train, val, data
-
-
 def train_run(run: dict, out: str | Path, faces: FaceSet | None = None,
               on_epoch: Callable[[dict], None] | None = None,
-              on_start: Callable[[Trainer], None] | None = None) -> dict:
+              on_start: Callable[[Trainer], None] | None = None) -> Checkpoint:
     """Train, keep the best epoch's weights, and write config.yaml, checkpoint.pt and
-    metrics.json into `out`. Returns the checkpoint payload. `on_start(trainer)` runs once the
+    metrics.json into `out`. Returns the checkpoint. `on_start(trainer)` runs once the
     trainer has chosen its precision and layout (the CLI prints them and attaches its bar)."""
     faces = faces if faces is not None else load_data(run.get("data"))
-    train, val, data = split_for_training(faces, run)
+    train, val, data = split_for_training(faces, run["train"])
     out = Path(out)
     trainer = Trainer(run, train, val)
     if on_start:
@@ -44,8 +34,8 @@ def train_run(run: dict, out: str | Path, faces: FaceSet | None = None,
     except KeyboardInterrupt:
         if not trainer.history:
             raise KeyboardInterrupt("no epoch finished, so no checkpoint was written") from None
-        payload = _write_best(trainer, data, out)  # Ctrl-C keeps the best epoch so far
-        raise KeyboardInterrupt(f"kept epoch {payload['best_epoch']}, the best of {len(trainer.history)}, "
+        kept = _write_best(trainer, data, out)  # Ctrl-C keeps the best epoch so far
+        raise KeyboardInterrupt(f"kept epoch {kept.best_epoch}, the best of {len(trainer.history)}, "
                                 f"in {out / 'checkpoint.pt'}") from None
     if trainer.history[-1]["run_ends"] == "divergence" and trainer.best["state"] is None:
         raise TrainingDiverged(f"training diverged in epoch {trainer.epoch} (training loss "
@@ -54,14 +44,13 @@ def train_run(run: dict, out: str | Path, faces: FaceSet | None = None,
     return _write_best(trainer, data, out)
 
 
-def _write_best(trainer: Trainer, data: dict, out: Path) -> dict:
+def _write_best(trainer: Trainer, data: dict, out: Path) -> Checkpoint:
     """The run folder, written only now that it has a checkpoint: config.yaml (as it ran: no
     "auto"), checkpoint.pt of the best epoch, metrics.json."""
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.yaml").write_text(yaml.safe_dump(trainer.run, sort_keys=False))
     trainer.use_best_weights()
-    payload = trainer.checkpoint(data)
-    payload["metrics"] = dict(trainer.history[trainer.best["epoch"] - 1])
-    save_checkpoint(payload, out / "checkpoint.pt")
-    (out / "metrics.json").write_text(json.dumps({"best_epoch": trainer.best["epoch"], **payload["metrics"]}, indent=2))
-    return payload
+    ckpt = trainer.checkpoint(data, metrics=trainer.history[trainer.best["epoch"] - 1])
+    ckpt.save(out / "checkpoint.pt")
+    (out / "metrics.json").write_text(json.dumps({"best_epoch": ckpt.best_epoch, **ckpt.metrics}, indent=2))
+    return ckpt

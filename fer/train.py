@@ -17,19 +17,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from fer.calibration import fit_temperature
-from fer.checkpoint import FORMAT, FORMAT_VERSION, versions
+from fer.calibration import balancing_tau, fit_temperature, prior_correction
+from fer.checkpoint import Checkpoint, preprocessing
+from fer.classifier import Classifier
 from fer.config import TrainConfig, train_config
 from fer.data import CLASSES, FaceSet
-from fer.evaluate import (
-    autocast_for,
-    balancing_tau,
-    classification_metrics,
-    prior_correction,
-    probabilities,
-    view_logits,
-)
-from fer.models import create_model
+from fer.evaluate import autocast_for, classification_metrics, probabilities, view_logits
+from fer.models import model_from_spec
 from fer.speed import choose as choose_speed
 from fer.transforms import augment, normalize
 
@@ -64,8 +58,7 @@ class Trainer:
         cfg = self.cfg
         seed_everything(cfg.seed)
         self.device = pick_device(cfg.device)
-        model_cfg = {k: v for k, v in run["model"].items() if k != "name"}
-        self.model = create_model(run["model"]["name"], **model_cfg).to(self.device)
+        self.model = model_from_spec(run["model"]).to(self.device)
         self.speed = choose_speed(self.model, self.device, min(cfg.batch_size, len(train)), cfg.crop_size,
                                   cfg.precision, cfg.channels_last, shape_key=json.dumps(run["model"], sort_keys=True))
         # the checkpoint's train_config says what the run trained at, never "auto"
@@ -80,10 +73,8 @@ class Trainer:
         self.val_images, self.val_labels = val.images, val.require_labels()
         pixels = train.images.astype(np.float32) / 255.0
         counts = np.bincount(train.labels, minlength=len(CLASSES)).astype(np.float64)
-        self.prep = {"mean": float(pixels.mean()), "std": float(pixels.std() + 1e-6),
-                     "crop_size": cfg.crop_size, "input": "48x48 grayscale, uint8 0-255",
-                     "class_prior": (np.maximum(counts, 1) / max(counts.sum(), 1)).tolist(),
-                     "logit_adjust": cfg.logit_adjust, "temperature": 1.0}
+        self.prep = preprocessing(pixels.mean(), pixels.std() + 1e-6, cfg.crop_size,
+                                  np.maximum(counts, 1) / max(counts.sum(), 1), cfg.logit_adjust)
         self.gen = torch.Generator(device=self.device).manual_seed(cfg.seed)
         self.class_weights = torch.tensor(len(train) / (len(CLASSES) * np.maximum(counts, 1)),
                                           dtype=torch.float32, device=self.device)
@@ -190,8 +181,8 @@ class Trainer:
         """Scores on the validation set: tau chosen first when balance_within is set, then (with
         calibrate) the temperature fitted there, so every checkpoint carries its own (fer.calibration)."""
         prep, cfg = self.prep, self.cfg
-        logits = view_logits(self.model, self.val_images, prep, cfg.tta, cfg.eval_batch_size, self.device,
-                             cfg.precision)  # (V, N, 7)
+        logits = view_logits(Classifier.of(self.model, prep, cfg.tta), self.val_images, cfg.eval_batch_size,
+                             self.device, cfg.precision)  # (V, N, 7)
         if cfg.balance_within:
             raw = probabilities(logits, {**prep, "logit_adjust": 0.0, "temperature": 1.0})
             prep["logit_adjust"] = balancing_tau(self.val_labels, raw, prep["class_prior"], cfg.balance_within)
@@ -209,45 +200,33 @@ class Trainer:
             self.prep["logit_adjust"] = self.best["logit_adjust"]
             self.prep["temperature"] = self.best["temperature"]
 
-    def checkpoint(self, data: dict | None = None) -> dict:
-        """Everything a checkpoint holds for the model's current weights (layout: fer.checkpoint)."""
-        return {
-            "format": FORMAT,
-            "format_version": FORMAT_VERSION,
-            "model": dict(self.run["model"]),
-            "state_dict": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
-            "classes": list(CLASSES),
-            "preprocessing": dict(self.prep),
-            "train_config": dict(self.run["train"]),
-            "history": list(self.history),
-            "metrics": dict(self.history[-1]) if self.history else {},
-            "best_epoch": self.best["epoch"],
-            "data": dict(data or {}),
-            "versions": versions(),
-            "speed": self.speed.record(),  # what precision and layout were chosen from, and the rates
-            "resume": {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
-                       "generator": self.gen.get_state().cpu()},
-        }
+    def checkpoint(self, data: dict | None = None, metrics: dict | None = None) -> Checkpoint:
+        """The model's current weights as a checkpoint; `metrics` defaults to the last epoch's."""
+        return Checkpoint.build(
+            self.run["model"], self.model.state_dict(), self.prep, self.run["train"], history=self.history,
+            metrics=self.history[-1] if metrics is None and self.history else metrics, best_epoch=self.best["epoch"],
+            data=data, speed=self.speed.record(),
+            resume={"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+                    "generator": self.gen.get_state().cpu()})
 
-    def restore(self, payload: dict) -> None:
+    def restore(self, ckpt: Checkpoint) -> None:
         """Continue from a checkpoint written by `checkpoint()` (weights, optimiser, epoch)."""
-        self.model.load_state_dict(payload["state_dict"])
-        self.prep["logit_adjust"] = payload["preprocessing"].get("logit_adjust", self.prep["logit_adjust"])
-        self.prep["temperature"] = payload["preprocessing"].get("temperature", 1.0)
-        resume = payload.get("resume") or {}
+        self.model.load_state_dict(ckpt.state_dict)
+        self.prep["logit_adjust"] = ckpt.logit_adjust
+        self.prep["temperature"] = ckpt.temperature
+        resume = ckpt.resume
         if "optimizer" in resume:
             self.optimizer.load_state_dict(resume["optimizer"])
             self.scheduler.load_state_dict(resume["scheduler"])
             self.gen.set_state(resume["generator"].to(self.gen.get_state().device))
-        self.history = list(payload.get("history", []))
+        self.history = ckpt.history
         self.epoch = len(self.history)
         self.elapsed = self.history[-1].get("elapsed_s", 0.0) if self.history else 0.0
         if self.history:
             best = max(self.history, key=lambda m: m[self.cfg.monitor])
             self.best = {"value": best[self.cfg.monitor], "epoch": best["epoch"],
                          "state": copy.deepcopy(self.model.state_dict()),
-                         "logit_adjust": payload["preprocessing"].get("logit_adjust", 0.0),
-                         "temperature": payload["preprocessing"].get("temperature", 1.0)}
+                         "logit_adjust": ckpt.logit_adjust, "temperature": ckpt.temperature}
 
 
 def _optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:

@@ -13,7 +13,11 @@ import torch.nn.functional as F
 
 def normalize(x: torch.Tensor, prep: dict) -> torch.Tensor:
     """uint8 pixels (B, 1, H, W) -> standardised floats with the training set's mean and std."""
-    return (x.float() / 255.0 - prep["mean"]) / prep["std"]
+    return standardize(x, prep["mean"], prep["std"])
+
+
+def standardize(x: torch.Tensor, mean: float, std: float) -> torch.Tensor:
+    return (x.float() / 255.0 - mean) / std
 
 
 def _uniform(gen: torch.Generator, n: int, lo: float, hi: float, device) -> torch.Tensor:

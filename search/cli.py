@@ -11,7 +11,7 @@ from pathlib import Path
 from fer.command import EXIT_FAILED, Parser, non_negative_float, positive_float, positive_int, run_command
 from fer.errors import FerError
 from fer.models.registry import family_names
-from search.pick import best_within_limits, cmd_ensemble, cmd_pareto, cmd_refit
+from search.ship.commands import best_within_limits, cmd_ensemble, cmd_pareto, cmd_refit
 from search.uri import is_local
 
 EPILOG = ("Exit status: 0 done; 1 some trials failed after their retries (one line each on stderr), or the "
@@ -98,7 +98,7 @@ def _parser() -> argparse.ArgumentParser:
                         epilog=EPILOG)
     en.add_argument("dir")
     en.add_argument("--size", type=positive_int, default=10, help="greedy steps (members may repeat)")
-    en.add_argument("--family", choices=["cnn", "dnn", "all"], default="all")
+    en.add_argument("--family", choices=[*family_names(searchable_only=True), "all"], default="all")
     en.add_argument("--out", help="output folder (default DIR/ensemble_FAMILY)")
     en.add_argument("--json", action="store_true")
     en.set_defaults(func=cmd_ensemble)

@@ -106,7 +106,7 @@ def measure_epoch(space, faces) -> tuple[float, str, float] | None:
     import torch
 
     from fer.config import resolve_run
-    from fer.run import split_for_training
+    from fer.data import split_for_training
     from fer.train import Trainer
 
     s = space.settings
@@ -118,7 +118,7 @@ def measure_epoch(space, faces) -> tuple[float, str, float] | None:
     torch.set_num_threads(max(1, int(s.cpus_per_trial)))
     try:
         t0 = time.perf_counter()
-        train, val, _ = split_for_training(faces, run)
+        train, val, _ = split_for_training(faces, run["train"])
         trainer = Trainer(run, train, val)
         speed = trainer.speed
         took = time.perf_counter() - t0

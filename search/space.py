@@ -23,7 +23,7 @@ from typing import Any
 
 from fer.config import TrainConfig, resolve_run
 from fer.errors import ConfigError
-from fer.models import count_params, create_model, make_config
+from fer.models import count_params, make_config, model_from_spec
 from fer.models.registry import family_config, family_names
 from search.settings import Settings
 
@@ -227,7 +227,7 @@ def _labelled_values(p: Param) -> list[tuple[str, Any]]:
 
 def _trainable(values: dict, key: str, scaled: list) -> int:
     cfg = unflatten({**values, key: scaled})["model"]
-    model = create_model(cfg["name"], **{k: v for k, v in cfg.items() if k != "name"})
+    model = model_from_spec(cfg)
     return count_params(model)["trainable"]
 
 

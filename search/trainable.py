@@ -16,11 +16,10 @@ import ray
 import torch
 from ray import tune
 
-from fer.checkpoint import load_checkpoint, save_checkpoint
+from fer.checkpoint import Checkpoint
 from fer.config import resolve_run
-from fer.data import FaceSet
+from fer.data import FaceSet, split_for_training
 from fer.models import count_params
-from fer.run import split_for_training
 from fer.speed import Speed
 from fer.train import Trainer
 from search.live import HEARTBEAT_FILE, Heartbeat
@@ -33,21 +32,21 @@ def train_fer(config: dict, faces: FaceSet, deadline: float | None = None, repor
     report = report or tune.report
     logging.getLogger("ray.train").setLevel(logging.WARNING)  # not one "checkpoint created" line per epoch
     run = resolve_run({"model": config["model"], "train": config["train"]}, source="trial config")
-    payload = None
-    if (ckpt := tune.get_checkpoint()) is not None:
-        with ckpt.as_directory() as d:
-            payload = load_checkpoint(Path(d) / "checkpoint.pt")
+    held = None
+    if (kept := tune.get_checkpoint()) is not None:
+        with kept.as_directory() as d:
+            held = Checkpoint.load(Path(d) / "checkpoint.pt")
     if deadline:
-        run["train"]["time_budget_s"] = _time_budget(run["train"]["time_budget_s"], deadline, payload)
-    if payload is not None:  # a retried or grown trial keeps the precision and layout it started with
+        run["train"]["time_budget_s"] = _time_budget(run["train"]["time_budget_s"], deadline, held)
+    if held is not None:  # a retried or grown trial keeps the precision and layout it started with
         for key in ("precision", "channels_last"):
-            run["train"][key] = payload["train_config"].get(key, run["train"][key])
+            run["train"][key] = held.train_config.get(key, run["train"][key])
     threads = _use_trial_cpus()
-    train, val, data = split_for_training(faces, run)
+    train, val, data = split_for_training(faces, run["train"])
     trainer = Trainer(run, train, val)
-    if payload is not None:
-        trainer.restore(payload)
-        trainer.speed = Speed.from_record(payload.get("speed")) or trainer.speed  # as measured when it started
+    if held is not None:
+        trainer.restore(held)
+        trainer.speed = Speed.from_record(held.speed) or trainer.speed  # as measured when it started
     speed = trainer.speed
     heartbeat = None
     if progress_to:
@@ -65,7 +64,7 @@ def train_fer(config: dict, faces: FaceSet, deadline: float | None = None, repor
             report({**metrics, **where})
             break
         with tempfile.TemporaryDirectory() as d:
-            save_checkpoint(trainer.checkpoint(data), Path(d) / "checkpoint.pt")
+            trainer.checkpoint(data).save(Path(d) / "checkpoint.pt")
             report({**metrics, **where}, checkpoint=tune.Checkpoint.from_directory(d))
         if heartbeat is not None:
             heartbeat.start_epoch(trainer.epoch + 1)
@@ -79,9 +78,9 @@ def _use_trial_cpus() -> int:
     return torch.get_num_threads()
 
 
-def _time_budget(own: float, deadline: float, payload: dict | None) -> float:
+def _time_budget(own: float, deadline: float, held: Checkpoint | None) -> float:
     """The trial's training seconds: what it has used (if resumed) plus what is left of the sweep,
     so its cosine schedule anneals to zero by the sweep's deadline."""
-    history = (payload or {}).get("history") or [{}]
+    history = (held.history if held is not None else None) or [{}]
     budget = history[-1].get("elapsed_s", 0.0) + max(deadline - time.time(), 1.0)
     return min(own, budget) if own else budget

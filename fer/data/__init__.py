@@ -10,15 +10,16 @@ from dataclasses import replace
 
 from fer.data.cache import ArrayCache
 from fer.data.csv import load_csv
-from fer.data.dataset import CLASSES, SPLITS, FaceSet, canonical_split, train_val
+from fer.data.dataset import CLASSES, FaceSet
 from fer.data.folders import load_folder, read_image
+from fer.data.splits import SPLITS, canonical_split, split_for_training, train_val
 from fer.data.synthetic import SyntheticSpec, make_synthetic
 from fer.errors import DataError
 
 SYNTHETIC = "synthetic"
 
-__all__ = ["CLASSES", "SPLITS", "FaceSet", "canonical_split", "train_val", "load_data", "read_image",
-           "make_synthetic", "SyntheticSpec", "SYNTHETIC", "DataError"]
+__all__ = ["CLASSES", "SPLITS", "FaceSet", "canonical_split", "train_val", "split_for_training", "load_data",
+           "read_image", "make_synthetic", "SyntheticSpec", "SYNTHETIC", "DataError"]
 
 
 def load_data(path: str | None = None, *, cache: bool = True, seed: int = 0) -> FaceSet:

@@ -15,7 +15,8 @@ import numpy as np
 
 from fer.atomic import digest
 from fer.data.cache import ArrayCache
-from fer.data.dataset import SPLITS, FaceSet, canonical_split
+from fer.data.dataset import FaceSet
+from fer.data.splits import SPLITS, canonical_split
 from fer.errors import DataError
 
 N_PIXELS = 48 * 48

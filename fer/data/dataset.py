@@ -1,29 +1,14 @@
-"""The in-memory face set every loader returns, and how it is split."""
+"""The in-memory face set every loader returns (how it is split: fer.data.splits)."""
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, replace
 
 import numpy as np
 
+from fer.data.splits import SPLITS, canonical_split
 from fer.errors import DataError
 
 CLASSES = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
-SPLITS = ("Training", "PublicTest", "PrivateTest")
-_ALIASES = {
-    "training": "Training", "train": "Training",
-    "publictest": "PublicTest", "validation": "PublicTest", "val": "PublicTest", "valid": "PublicTest",
-    "privatetest": "PrivateTest", "test": "PrivateTest",
-}
-
-
-def canonical_split(name: str) -> str:
-    """Map Training/PublicTest/PrivateTest or their aliases train/validation/test to the canonical name."""
-    try:
-        return _ALIASES[name.lower()]
-    except KeyError:
-        raise DataError(f"unknown split {name!r}: use one of {', '.join(SPLITS)} "
-                        "(or train, validation, test)") from None
 
 
 @dataclass(frozen=True)
@@ -65,37 +50,3 @@ class FaceSet:
         if self.labels is None:
             raise DataError(f"{self.source}: has no labels (an id,feature file cannot be trained or evaluated on)")
         return self.labels
-
-
-def _enough(train: FaceSet, name: str) -> FaceSet:
-    if len(train) < 2:
-        raise DataError(f"{train.source}: {len(train)} {name} image: training needs at least 2")
-    return train
-
-
-def train_val(faces: FaceSet, val_fraction: float = 0.1, seed: int = 0) -> tuple[FaceSet, FaceSet]:
-    """Training and validation sets: Training/PublicTest when the source has them,
-    else a stratified, seeded holdout of everything that is not PrivateTest.
-
-    PrivateTest never enters training or selection; only `evaluate` reads it.
-    """
-    faces.require_labels()
-    if faces.has_split("Training") and faces.has_split("PublicTest"):
-        return _enough(faces.select("Training"), "Training"), faces.select("PublicTest")
-    pool = faces if faces.split is None else faces.subset(np.flatnonzero(faces.split != SPLITS.index("PrivateTest")))
-    if not len(pool):
-        raise DataError(f"{faces.source}: only PrivateTest rows, which are kept for the final evaluation: "
-                        "training needs Training rows (and PublicTest, or a holdout of them, to select on)")
-    n_val = math.ceil(len(pool) * val_fraction)  # as sklearn's train_test_split counts it
-    if len(pool) - n_val < 2:
-        raise DataError(f"{faces.source}: {len(pool)} image(s) to train and validate on: too few to hold out "
-                        f"train.val_fraction {val_fraction} for validation and train on at least 2")
-    from sklearn.model_selection import train_test_split
-
-    idx = np.arange(len(pool))
-    counts = np.bincount(pool.labels, minlength=len(CLASSES))
-    present = int((counts > 0).sum())
-    # stratified when every class can be on both sides; sklearn refuses it otherwise
-    stratify = pool.labels if counts[counts > 0].min() >= 2 and min(n_val, len(pool) - n_val) >= present else None
-    tr, va = train_test_split(idx, test_size=val_fraction, random_state=seed, stratify=stratify)
-    return pool.subset(np.sort(tr)), pool.subset(np.sort(va))

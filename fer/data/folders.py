@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from fer.data.dataset import CLASSES, SPLITS, FaceSet, canonical_split
+from fer.data.dataset import CLASSES, FaceSet
+from fer.data.splits import SPLITS, canonical_split
 from fer.errors import DataError
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"}

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fer.data.dataset import CLASSES, SPLITS, FaceSet
+from fer.data.dataset import CLASSES, FaceSet
+from fer.data.splits import SPLITS
 
 # Per class: eye openness, brow raise, brow slant (+ = inner end down), mouth half-width,
 # mouth curve (+ = corners up), mouth tilt, mouth open height, mouth open width.

@@ -62,6 +62,9 @@ class CNN(nn.Module):
         self.first_conv, self.first_activation = "features.block1.conv1", f"features.block1.{act}"
         # Grad-CAM's layer: the last block's activation, before its pooling halves the map again.
         self.last_conv_block = f"features.{blocks[-1][0]}.{last_act}"
+        # the filters whose patterns analysis draws: a middle conv (the first are plain edges, the last too abstract)
+        convs = [f"features.{n}" for n, m in self.features.named_modules() if isinstance(m, nn.Conv2d)]
+        self.pattern_layer = convs[len(convs) // 2]
 
     @staticmethod
     def _block(cfg: CNNConfig, c_in: int, c: int, k: int, pool: bool) -> nn.Sequential:

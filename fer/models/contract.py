@@ -5,7 +5,8 @@ style (timm declares `feature_info` and `get_classifier` and tests every model a
   (`config.input_size` where the family fixes one, else any crop of 48 or less).
 - Layer roles, dotted names of submodules (`model.get_submodule(name)`), None where the family
   has no such layer: `first_conv` (the filters analysis draws), `first_activation` (the maps of
-  activations.png), `last_conv_block` (Grad-CAM's layer).
+  activations.png), `last_conv_block` (Grad-CAM's layer), `pattern_layer` (the conv whose
+  filters' maximising inputs analysis draws: a middle one).
 - `family` and `config`: the registry name and the validated config dataclass it was built from
   (set by create_model), which a checkpoint stores to rebuild it.
 
@@ -21,7 +22,7 @@ from torch import nn
 
 from fer.data import CLASSES
 
-ROLES = ("first_conv", "first_activation", "last_conv_block")
+ROLES = ("first_conv", "first_activation", "last_conv_block", "pattern_layer")
 
 
 @runtime_checkable
@@ -29,6 +30,7 @@ class FerModel(Protocol):
     first_conv: str | None
     first_activation: str | None
     last_conv_block: str | None
+    pattern_layer: str | None
     family: str
     config: Any
 

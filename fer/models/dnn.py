@@ -54,7 +54,7 @@ class DNN(nn.Module):
             width = w
         layers.append(("out", nn.Linear(width, cfg.num_classes)))
         self.layers = nn.Sequential(OrderedDict(layers))
-        self.first_conv, self.last_conv_block = None, None
+        self.first_conv, self.last_conv_block, self.pattern_layer = None, None, None
         self.first_activation = "layers.act1" if cfg.widths else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, 1, H, W) -> (B, classes) logits

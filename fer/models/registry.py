@@ -70,6 +70,12 @@ def create_model(name: str, **cfg) -> nn.Module:
     return model
 
 
+def model_from_spec(spec: dict) -> nn.Module:
+    """The model a stored spec names: {"name": family or preset, **its config} (a checkpoint's
+    `model` entry, a run config's `model:` block)."""
+    return create_model(spec["name"], **{k: v for k, v in spec.items() if k != "name"})
+
+
 def make_config(cls: type, values: dict, prefix: str):
     """Instantiate a config dataclass from plain values, naming the key at fault on error."""
     fields = {f.name: f for f in dataclasses.fields(cls)}

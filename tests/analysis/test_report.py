@@ -109,13 +109,13 @@ def test_report_of_a_dnn_skips_conv_only_figures(tmp_path):
 
 
 def test_report_of_an_ensemble_lists_its_members_and_leaves_grad_cam_out(checkpoint, tmp_path):
-    from fer.checkpoint import load_checkpoint, save_checkpoint
-    from fer.ensemble import ensemble_checkpoint
+    from fer.checkpoint import Checkpoint
+    from fer.ship.ensemble import ensemble_checkpoint
 
-    member = load_checkpoint(checkpoint)
-    payload = ensemble_checkpoint([(member, "cnn/a"), (member, "cnn/b")], [0, 1, 1], dict(member["data"]),
-                                  {"val_acc": 0.0, "val_macro_f1": 0.0})
-    save_checkpoint(payload, tmp_path / "ens" / "checkpoint.pt")
+    member = Checkpoint.load(checkpoint)
+    made = ensemble_checkpoint([(member, "cnn/a"), (member, "cnn/b")], [0, 1, 1], dict(member.data),
+                               {"val_acc": 0.0, "val_macro_f1": 0.0})
+    made.save(tmp_path / "ens" / "checkpoint.pt")
     metrics = make_report(str(tmp_path / "ens"), out=tmp_path / "report", images=[0, 1])
     page = (tmp_path / "report" / "report.html").read_text()
     assert "Ensemble members of model" in page and "cnn/a" in page and "0.667" in page

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from fer.calibration import expected_calibration_error, fit_temperature, nll, reliability, scaled_probabilities
-from fer.checkpoint import load_model
+from fer.checkpoint import Checkpoint
 from fer.cli import main
 from fer.evaluate import predict_checkpoint
 
@@ -55,35 +55,33 @@ def trained(tmp_path_factory):
 
 
 def test_training_fits_a_temperature_that_load_export_and_ensembles_apply(trained, synthetic, tmp_path):
-    from fer.ensemble import ensemble_checkpoint
-    from fer.export import export, load_exported, parity
-    from fer.models import create_model
+    from fer.ship.ensemble import ensemble_checkpoint
+    from fer.ship.export import export, load_exported, parity
 
-    model, payload = load_model(trained["fitted"])
+    ckpt = Checkpoint.load(trained["fitted"])
+    payload = ckpt.payload
     t = payload["preprocessing"]["temperature"]
     assert t != 1.0 and payload["history"][-1]["temperature"] > 0 and "val_ece" in payload["history"][-1]
     faces = synthetic.images[:32]
-    probs = predict_checkpoint(model, payload, faces)
-    untempered = predict_checkpoint(model, {**payload, "preprocessing": {**payload["preprocessing"],
-                                                                        "temperature": 1.0}}, faces)
+    probs = predict_checkpoint(ckpt, faces)
+    untempered = predict_checkpoint(ckpt.with_prep(temperature=1.0), faces)
     assert parity(probs, untempered) > 1e-3  # the temperature is applied
-    path = export(model, payload, "torchscript", tmp_path / "m.torchscript.pt")
-    assert parity(predict_checkpoint(model, payload, faces, precision="fp32"),
+    path = export(ckpt, "torchscript", tmp_path / "m.torchscript.pt")
+    assert parity(predict_checkpoint(ckpt, faces, precision="fp32"),
                   load_exported(path, trust_torchscript=True)(faces)) < 1e-5
-    ens = ensemble_checkpoint({0: (payload, "a")}, [0], {}, {}, temperature=1.0)
-    assert ens["model"]["members"][0]["temperature"] == t
-    member = create_model("ensemble", **{k: v for k, v in ens["model"].items() if k != "name"})
-    member.load_state_dict(ens["state_dict"])
-    assert parity(predict_checkpoint(member, ens, faces, precision="fp32"),
-                  predict_checkpoint(model, payload, faces, precision="fp32")) < 1e-5
+    ens = ensemble_checkpoint({0: (ckpt, "a")}, [0], {}, {}, temperature=1.0)
+    assert ens.payload["model"]["members"][0]["temperature"] == t
+    member = Checkpoint(ens.payload)  # rebuilt from the stored dict
+    assert parity(predict_checkpoint(member, faces, precision="fp32"),
+                  predict_checkpoint(ckpt, faces, precision="fp32")) < 1e-5
 
 
 def test_fer_calibrate_fits_an_older_checkpoint_and_evaluate_reports_it(trained, capsys):
-    assert load_model(trained["raw"])[1]["preprocessing"]["temperature"] == 1.0
+    assert Checkpoint.load(trained["raw"]).payload["preprocessing"]["temperature"] == 1.0
     assert main(["calibrate", str(trained["raw"])]) == 0
     said = capsys.readouterr().out
     assert "[validation: PublicTest]" in said and "ECE" in said and "saved in" in said
-    t = load_model(trained["raw"])[1]["preprocessing"]["temperature"]
+    t = Checkpoint.load(trained["raw"]).payload["preprocessing"]["temperature"]
     assert t != 1.0
     assert main(["evaluate", str(trained["raw"]), "--split", "PublicTest", "--json"]) == 0
     import json

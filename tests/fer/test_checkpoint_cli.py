@@ -5,7 +5,7 @@ import pytest
 import torch
 from PIL import Image
 
-from fer.checkpoint import load_checkpoint, model_from_checkpoint
+from fer.checkpoint import Checkpoint, load_checkpoint
 from fer.cli import main
 from fer.errors import CheckpointError
 from tests.conftest import kaggle_rows
@@ -27,7 +27,7 @@ def test_train_writes_self_describing_checkpoint(trained):
     assert payload["classes"][1] == "disgust" and len(payload["history"]) == 2
     assert {"mean", "std", "crop_size"} <= set(payload["preprocessing"])
     assert payload["train_config"]["epochs"] == 2 and payload["versions"]["torch"]
-    model = model_from_checkpoint(payload)  # rebuilt from the checkpoint alone
+    model = Checkpoint(payload).model  # rebuilt from the checkpoint alone
     assert model(torch.zeros(1, 1, 48, 48)).shape == (1, 7)
     assert (trained / "config.yaml").exists() and not list(trained.glob("*.tmp"))
 

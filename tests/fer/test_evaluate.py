@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-from fer.evaluate import adjust_for_prior, balancing_tau, classification_metrics, predict_proba, prior_factor
+from fer.calibration import adjust_for_prior, balancing_tau, prior_factor
+from fer.evaluate import classification_metrics, predict_proba
 
 
 class FixedLogits(torch.nn.Module):

@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fer.data import load_data, train_val
+from fer.data import FaceSet, load_data, train_val
+from fer.data.splits import refit_rows
 from fer.errors import DataError
 
 
@@ -88,3 +89,17 @@ def test_one_image_is_too_few_to_train_and_validate_on(tmp_path):
     _image(tmp_path / "happy" / "a.jpg", 200)
     with pytest.raises(DataError, match="1 image"):
         train_val(load_data(str(tmp_path)))
+
+
+def _faces(split, n=3):
+    n = n if split is None else len(split)
+    return FaceSet(images=np.zeros((n, 48, 48), np.uint8), labels=np.arange(n) % 7,
+                   split=None if split is None else np.asarray(split), source="x.csv")
+
+
+def test_refit_rows_are_every_row_but_private_test():
+    rows, seen = refit_rows(_faces([0, 1, 2, 0, 1, 2, 0]))
+    assert len(rows) == 5 and 2 not in rows.split and seen == ["Training", "PublicTest"]
+    rows, seen = refit_rows(_faces([0, 0, 2]))  # no PublicTest: the holdout came from Training
+    assert len(rows) == 2 and seen == ["train", "holdout"]
+    assert len(refit_rows(_faces(None))[0]) == 3

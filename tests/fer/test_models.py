@@ -16,14 +16,13 @@ def test_every_registered_model_maps_faces_to_seven_logits(name):
 
 
 def _ensemble():
-    from fer.ensemble import member_entry
+    from fer.checkpoint import Checkpoint, preprocessing
+    from fer.ship.ensemble import member_entry
 
     member = create_model("seed_cnn")
-    payload = {"model": {"name": "cnn", **{k: list(v) if isinstance(v, tuple) else v
-                                            for k, v in vars(member.config).items()}},
-               "preprocessing": {"mean": 0.5, "std": 0.25, "crop_size": 48, "class_prior": [1 / 7] * 7},
-               "train_config": {"tta": "none"}}
-    return create_model("ensemble", members=[member_entry(payload, 1.0, "t")])
+    spec = {"name": "cnn", **{k: list(v) if isinstance(v, tuple) else v for k, v in vars(member.config).items()}}
+    ckpt = Checkpoint.build(spec, member.state_dict(), preprocessing(0.5, 0.25, 48, [1 / 7] * 7), {"tta": "none"})
+    return create_model("ensemble", members=[member_entry(ckpt, 1.0, "t")])
 
 
 @pytest.mark.parametrize("name", list_models())

@@ -153,18 +153,16 @@ def test_shift_views_move_the_image_and_fill_with_zeros():
 
 
 def test_balanced_validation_saves_the_tau_it_scored_with(synthetic):
+    from fer.checkpoint import Checkpoint
     from fer.evaluate import predict_checkpoint
-    from fer.models import create_model
 
     tr, va = synthetic.select("Training"), synthetic.select("PublicTest")
     trainer = Trainer(_run(["train.balance_within=0.05", "train.monitor=val_macro_f1"]), tr, va)
     history = trainer.fit()
     assert all(0.0 <= m["logit_adjust"] <= 1.0 for m in history)
-    payload = trainer.checkpoint()
-    assert payload["preprocessing"]["logit_adjust"] == history[-1]["logit_adjust"]
-    model = create_model(payload["model"]["name"], **{k: v for k, v in payload["model"].items() if k != "name"})
-    model.load_state_dict(payload["state_dict"])
-    probs = predict_checkpoint(model, payload, va.images)
+    ckpt = trainer.checkpoint()
+    assert ckpt.payload["preprocessing"]["logit_adjust"] == history[-1]["logit_adjust"]
+    probs = predict_checkpoint(Checkpoint(ckpt.payload), va.images)  # the model rebuilt from the stored dict
     assert (probs.argmax(1) == va.labels).mean() == pytest.approx(history[-1]["val_acc"])
 
 
@@ -178,7 +176,7 @@ def test_auto_precision_and_layout_are_recorded_as_they_ran(synthetic, monkeypat
     trainer = Trainer(_run(), tr, va)
     assert (trainer.cfg.precision, trainer.cfg.channels_last) == ("bf16", True)
     trainer.fit()
-    payload = trainer.checkpoint()
+    payload = trainer.checkpoint().payload
     assert (payload["train_config"]["precision"], payload["train_config"]["channels_last"]) == ("bf16", True)
     assert payload["speed"]["rates"] == {"fp32, contiguous": 100.0, "fp32, channels_last": 300.0,
                                          "bf16, contiguous": 400.0, "bf16, channels_last": 900.0}

@@ -17,7 +17,6 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def test_drop_partial_checkpoints_removes_only_the_cut_short(tmp_path, synthetic):
-    from fer.checkpoint import save_checkpoint
     from fer.config import load_run
     from fer.data import train_val
     from fer.train import Trainer
@@ -26,7 +25,7 @@ def test_drop_partial_checkpoints_removes_only_the_cut_short(tmp_path, synthetic
     trainer = Trainer(run, *train_val(synthetic))
     trainer.fit()
     whole, cut, empty = (tmp_path / "exp" / "trial_a" / f"checkpoint_00000{i}" for i in range(3))
-    save_checkpoint(trainer.checkpoint({}), whole / "checkpoint.pt")
+    trainer.checkpoint({}).save(whole / "checkpoint.pt")
     cut.mkdir(parents=True)
     (cut / "checkpoint.pt").write_bytes((whole / "checkpoint.pt").read_bytes()[:5000])
     empty.mkdir()

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 from ray import tune
 
-from fer.checkpoint import load_model
+from fer.checkpoint import load_checkpoint
 from search.results import best_trials, trial_histories, trials_table
 from search.space import load_sweeps
 from search.sweep import run_sweep
@@ -30,7 +30,7 @@ def test_smoke_sweep_best_checkpoint_and_table(ray_cluster, faces, tmp_path):
     assert len(table) == 6 and set(table["status"]) == {"TERMINATED"}
     (best,) = best_trials(tmp_path / "results")
     assert best["family"] == "cnn" and best["value"] == pytest.approx(table["val_acc"].max())
-    model, payload = load_model(best["checkpoint"])  # fer reads the checkpoint alone
+    payload = load_checkpoint(best["checkpoint"])  # fer reads the checkpoint alone
     assert max(m["val_acc"] for m in payload["history"]) == pytest.approx(best["value"])
     assert set(best["params"]) == {"model.channels", "train.lr"}
 
@@ -93,7 +93,7 @@ def test_a_diverged_trial_stops_with_its_last_good_epoch_kept(ray_cluster, faces
     assert not grid.errors and grid[0].metrics["run_ends"] == "divergence"
     (best,) = best_trials(tmp_path / "results")
     assert best["checkpoint"].endswith("checkpoint_000000/checkpoint.pt")  # epoch 1's: the NaN one has none
-    _, payload = load_model(best["checkpoint"])
+    payload = load_checkpoint(best["checkpoint"])
     assert payload["best_epoch"] == 1
     assert "stopped: its training loss went NaN (diverged" in capsys.readouterr().out
 
@@ -130,7 +130,7 @@ def test_time_budget_bounds_the_sweep_and_every_trial(ray_cluster, faces, tmp_pa
         if r.checkpoint is None:  # started in the last seconds: its worker was still starting at the deadline
             assert "training_iteration" not in (r.metrics or {})
             continue
-        _, payload = load_model(Path(r.checkpoint.path) / "checkpoint.pt")
+        payload = load_checkpoint(Path(r.checkpoint.path) / "checkpoint.pt")
         own = payload["train_config"]["time_budget_s"]
         assert 0 < own <= budget and payload["history"][-1]["elapsed_s"] <= own
         assert len(payload["history"]) < epochs  # cut by its budget, not its epochs

@@ -154,18 +154,16 @@ def write_int8(fp32: Path, out: Path, calibration: np.ndarray, images: np.ndarra
         Path(tmp).unlink(missing_ok=True)
 
 
-def checkpoint_faces(payload: dict):
+def checkpoint_faces(ckpt):
     """(calibration faces, validation FaceSet) of a checkpoint: CALIBRATION_FACES of the training
     faces it saw, and the split it was validated on. Its data must be at hand."""
-    from fer.data import load_data
+    from fer.data import load_data, split_for_training
     from fer.errors import FerError
-    from fer.run import split_for_training
 
-    source = payload.get("data", {}).get("source")
+    source = ckpt.source
     if not source or (source != "synthetic" and not Path(source).exists()):
         raise FerError(f"--int8: the checkpoint's data ({source or 'not recorded'}) is not here: its training "
                        "faces calibrate the int8 model and its validation split gates it")
-    train, val, _ = split_for_training(load_data(source), {"model": payload["model"],
-                                                           "train": payload["train_config"]})
+    train, val, _ = split_for_training(load_data(source), ckpt.train_config)
     pick = np.random.default_rng(0).permutation(len(train))[:CALIBRATION_FACES]
     return train.images[np.sort(pick)], val

@@ -3,7 +3,7 @@ model within a budget of parameters or latency.
 
 A model is Pareto-optimal for a cost (parameters, or CPU latency at batch 1 with its TTA)
 when no other model scores at least as well on the validation metric for no more of that
-cost, and strictly better on one of the two. Latency is measured by fer.cost on this machine,
+cost, and strictly better on one of the two. Latency is measured by fer.ship.cost on this machine,
 once per checkpoint (cached beside it).
 """
 from __future__ import annotations
@@ -33,9 +33,9 @@ def measured_trials(root: str | Path, family: str | None = None, latency: bool =
     """One row per trial with a checkpoint (COLUMNS), its best epoch's metric and what it costs;
     `pareto` says against which costs it is optimal ("params", "latency", both, or ""). `table`:
     root's trials_table, when the caller has read it already. With int8, each checkpoint's int8
-    ONNX export is measured too (fer.cost.int8_cost): its latency, whether it passes its gate,
+    ONNX export is measured too (fer.ship.cost.int8_cost): its latency, whether it passes its gate,
     and "int8" in `pareto` for the optimal ones among those that pass."""
-    from fer.cost import checkpoint_cost, int8_cost
+    from fer.ship.cost import checkpoint_cost, int8_cost
 
     table = trials_table(root) if table is None else table
     table = table[table["checkpoint"].notna()]

@@ -13,11 +13,11 @@ from collections import Counter
 
 import numpy as np
 
-from fer.checkpoint import FORMAT, FORMAT_VERSION, versions
+from fer.calibration import prior_correction
+from fer.checkpoint import Checkpoint, preprocessing
 from fer.config import TrainConfig
-from fer.data import CLASSES
-from fer.evaluate import prediction_metrics, prior_correction
-from fer.models import create_model
+from fer.evaluate import prediction_metrics
+from fer.models import model_from_spec
 
 
 def score(labels: np.ndarray, probs: np.ndarray, metric: str = "accuracy") -> float:
@@ -41,33 +41,30 @@ def greedy_selection(probs: list[np.ndarray], labels: np.ndarray, size: int,
     return best_prefix
 
 
-def member_entry(payload: dict, weight: float, trial: str) -> dict:
+def member_entry(ckpt: Checkpoint, weight: float, trial: str) -> dict:
     """What an ensemble keeps of a member checkpoint (its weights go into the state dict)."""
-    prep, tta = payload["preprocessing"], payload["train_config"].get("tta", "none")
-    return {"model": dict(payload["model"]), "mean": prep["mean"], "std": prep["std"], "crop_size": prep["crop_size"],
-            "tta": tta, "prior_factor": [float(f) for f in prior_correction(prep)],
-            "temperature": float(prep.get("temperature", 1.0)), "weight": float(weight), "trial": trial}
+    prep = ckpt.prep
+    return {"model": dict(ckpt.spec), "mean": prep["mean"], "std": prep["std"], "crop_size": prep["crop_size"],
+            "tta": ckpt.tta, "prior_factor": [float(f) for f in prior_correction(prep)],
+            "temperature": ckpt.temperature, "weight": float(weight), "trial": trial}
 
 
-def ensemble_checkpoint(members, picks: list[int], data: dict, metrics: dict, temperature: float = 1.0) -> dict:
+def ensemble_checkpoint(members, picks: list[int], data: dict, metrics: dict, temperature: float = 1.0) -> Checkpoint:
     """An ensemble checkpoint of the picked members, each weighted by how often it was picked.
-    `members[i]` is (payload, trial name) for every i in picks: a list, or a dict of the picked.
+    `members[i]` is (Checkpoint, trial name) for every i in picks: a list, or a dict of the picked.
     Each member keeps its own temperature; `temperature` is the ensemble's, over the log of the
     members' weighted average (fitted on the validation split it was selected on)."""
     counts = Counter(picks)
     chosen = sorted(counts)
     entries = [member_entry(members[i][0], counts[i] / len(picks), members[i][1]) for i in chosen]
-    model = create_model("ensemble", members=entries)
+    spec = {"name": "ensemble", "members": entries}
+    model = model_from_spec(spec)
     for member, i in zip(model.members, chosen):
-        member.model.load_state_dict(members[i][0]["state_dict"])
-    precisions = {members[i][0]["train_config"].get("precision", "auto") for i in chosen}
+        member.model.load_state_dict(members[i][0].state_dict)
+    precisions = {members[i][0].precision for i in chosen}
     # members scored (and were selected) at their runs' precision; mixed ones run fp32 together
     precision = precisions.pop() if len(precisions) == 1 else "fp32"
-    first = members[chosen[0]][0]["preprocessing"]
-    prep = {"mean": 0.0, "std": 1 / 255, "crop_size": 48, "input": "48x48 grayscale, uint8 0-255",
-            "class_prior": first["class_prior"], "logit_adjust": 0.0,  # identity: members standardise
-            "temperature": float(temperature)}
-    return {"format": FORMAT, "format_version": FORMAT_VERSION, "model": {"name": "ensemble", "members": entries},
-            "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}, "classes": list(CLASSES),
-            "preprocessing": prep, "train_config": dataclasses.asdict(TrainConfig(tta="none", precision=precision)),
-            "history": [], "metrics": metrics, "best_epoch": 0, "data": data, "versions": versions()}
+    # identity (members standardise, crop and correct for the prior themselves)
+    prep = preprocessing(0.0, 1 / 255, 48, members[chosen[0]][0].prep["class_prior"], temperature=temperature)
+    train = dataclasses.asdict(TrainConfig(tta="none", precision=precision))
+    return Checkpoint.build(spec, model.state_dict(), prep, train, metrics=metrics, data=data)

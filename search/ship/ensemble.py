@@ -1,5 +1,5 @@
 """`search ensemble`: every trial's best checkpoint, scored on the validation split it was
-selected on with its own TTA, combined by fer.ensemble's greedy selection into one ensemble
+selected on with its own TTA, combined by fer.ship.ensemble's greedy selection into one ensemble
 checkpoint. Validation probabilities are cached beside each checkpoint (`val_probs.npz`, keyed
 by the checkpoint's and the images' content), so a second ensemble of the same sweep costs seconds.
 """
@@ -11,13 +11,12 @@ import numpy as np
 
 from fer.atomic import digest
 from fer.calibration import fit_temperature
-from fer.checkpoint import checkpoint_file, load_checkpoint, model_from_checkpoint, save_checkpoint
-from fer.data import load_data
+from fer.checkpoint import Checkpoint
+from fer.data import load_data, split_for_training
 from fer.data.cache import ArrayCache
-from fer.ensemble import ensemble_checkpoint, greedy_selection, score
 from fer.errors import FerError
 from fer.evaluate import predict_checkpoint
-from fer.run import split_for_training
+from fer.ship.ensemble import ensemble_checkpoint, greedy_selection, score
 from fer.train import pick_device
 from search.results import ResultsError, trials_table
 
@@ -40,25 +39,25 @@ def validation_probs(members: list[tuple[str, str]], faces) -> tuple[np.ndarray,
     """(labels, each member's probabilities) on the validation rows, which must be the same for all."""
     labels, probs, device = None, [], pick_device()
     for name, path in members:
-        payload = load_checkpoint(path)
-        _, val, _ = split_for_training(faces, {"model": payload["model"], "train": payload["train_config"]})
+        ckpt = Checkpoint.load(path)
+        _, val, _ = split_for_training(faces, ckpt.train_config)
         if labels is not None and not np.array_equal(val.require_labels(), labels):
             raise FerError(f"{name} was validated on other rows than {members[0][0]}: their scores cannot be combined")
         labels = val.require_labels()
-        probs.append(_cached_probs(payload, path, val.images, device))
+        probs.append(_cached_probs(ckpt, val.images, device))
     return labels, probs
 
 
-def _cached_probs(payload: dict, path: str, images: np.ndarray, device) -> np.ndarray:
+def _cached_probs(ckpt: Checkpoint, images: np.ndarray, device) -> np.ndarray:
     """A checkpoint's validation probabilities, from val_probs.npz when it was computed from this
     very checkpoint file, these images and this PROBS_VERSION."""
-    file = checkpoint_file(Path(path))
+    file = ckpt.path
     store, entry = ArrayCache(file.parent), PROBS_FILE.removesuffix(".npz")
     key = digest(file, extra=f"v{PROBS_VERSION}:{images.shape}:".encode() + np.ascontiguousarray(images).tobytes())
     held = store.get(entry)
     if held is not None and str(held.get("key")) == key and "probs" in held:
         return held["probs"]
-    probs = predict_checkpoint(model_from_checkpoint(payload).to(device), payload, images, device)
+    probs = predict_checkpoint(ckpt, images, device)
     store.put(entry, {"probs": probs, "key": np.array(key)})
     return probs
 
@@ -67,8 +66,8 @@ def build_ensemble(root: str | Path, family: str, size: int, out: str | Path) ->
     """Select, write out/checkpoint.pt, and return what to print: members with their weights and
     validation scores, and the ensemble's scores against its best member's."""
     members, metric = candidates(root, family)
-    data = load_checkpoint(members[0][1]).get("data", {})
-    faces = load_data(None if data.get("source") in (None, "synthetic") else data["source"])
+    data = Checkpoint.load(members[0][1]).data
+    faces = load_data(data.get("source"))
     labels, probs = validation_probs(members, faces)
     picks = greedy_selection(probs, labels, size, metric)
     weights = np.bincount(picks, minlength=len(members)) / len(picks)
@@ -77,12 +76,12 @@ def build_ensemble(root: str | Path, family: str, size: int, out: str | Path) ->
     best = int(np.argmax(single))
     scores = {m: {"ensemble": score(labels, combined, m), "best_member": score(labels, probs[best], m)}
               for m in ("accuracy", "macro_f1")}
-    picked = {i: (load_checkpoint(members[i][1]), members[i][0]) for i in set(picks)}  # only these are kept
+    picked = {i: (Checkpoint.load(members[i][1]), members[i][0]) for i in set(picks)}  # only these are kept
     temperature = fit_temperature(np.log(np.clip(combined, 1e-12, None))[None], labels)  # (1, N, 7): one view
-    payload = ensemble_checkpoint(picked, picks, data,
-                                  {"val_acc": scores["accuracy"]["ensemble"],
-                                   "val_macro_f1": scores["macro_f1"]["ensemble"]}, temperature)
-    save_checkpoint(payload, Path(out) / "checkpoint.pt")
+    ensemble = ensemble_checkpoint(picked, picks, data,
+                                   {"val_acc": scores["accuracy"]["ensemble"],
+                                    "val_macro_f1": scores["macro_f1"]["ensemble"]}, temperature)
+    ensemble.save(Path(out) / "checkpoint.pt")
     chosen = [{"member": members[i][0], "weight": float(weights[i]), metric: single[i]}
               for i in np.flatnonzero(weights)]
     return {"out": str(Path(out) / "checkpoint.pt"), "metric": metric, "candidates": len(members),

@@ -1,37 +1,21 @@
 """Refit: the chosen config trained again on every row but PrivateTest, for its peak epochs;
 the checkpoint says what it saw, and `fer evaluate` scores it on PrivateTest only."""
-import numpy as np
 import pytest
 
-from fer.checkpoint import load_checkpoint
+from fer.checkpoint import Checkpoint, load_checkpoint
 from fer.cli import main
-from fer.data import FaceSet
-from fer.refit import refit, refit_config, refit_rows
+from fer.ship.refit import refit, refit_config
 from tests.conftest import kaggle_rows
 
 TINY = ["model.name=cnn", "model.channels=[4,8]", "model.kernel_sizes=[3,3]", "model.head=gap",
         "model.head_hidden=[]", "train.batch_size=32"]
 
 
-def _faces(split, n=3):
-    n = n if split is None else len(split)
-    return FaceSet(images=np.zeros((n, 48, 48), np.uint8), labels=np.arange(n) % 7,
-                   split=None if split is None else np.asarray(split), source="x.csv")
-
-
-def test_refit_rows_are_every_row_but_private_test():
-    rows, seen = refit_rows(_faces([0, 1, 2, 0, 1, 2, 0]))
-    assert len(rows) == 5 and 2 not in rows.split and seen == ["Training", "PublicTest"]
-    rows, seen = refit_rows(_faces([0, 0, 2]))  # no PublicTest: the holdout came from Training
-    assert len(rows) == 2 and seen == ["train", "holdout"]
-    assert len(refit_rows(_faces(None))[0]) == 3
-
-
 def test_refit_config_runs_the_peak_epochs_on_a_budget_scaled_to_the_rows():
-    payload = {"model": {"name": "seed_dnn"}, "best_epoch": 7, "data": {"train_n": 1000},
+    ckpt = Checkpoint({"model": {"name": "seed_dnn"}, "best_epoch": 7, "data": {"train_n": 1000},
                "preprocessing": {"logit_adjust": 0.4},
-               "train_config": {"epochs": 30, "early_stopping": 5, "balance_within": 0.01, "time_budget_s": 100.0}}
-    train = refit_config(payload, 1120)["train"]
+               "train_config": {"epochs": 30, "early_stopping": 5, "balance_within": 0.01, "time_budget_s": 100.0}})
+    train = refit_config(ckpt, 1120)["train"]
     assert train["epochs"] == 7 and train["time_budget_s"] == pytest.approx(112.0)
     assert (train["early_stopping"], train["balance_within"], train["logit_adjust"]) == (0, 0.0, 0.4)
 
@@ -41,7 +25,7 @@ def refitted(tmp_path_factory):
     root = tmp_path_factory.mktemp("refit")
     (root / "data.csv").write_text(kaggle_rows(70, usages=("Training", "PublicTest", "PrivateTest"))[0])
     assert main(["train", "--data", str(root / "data.csv"), "--epochs", "3", "--out", str(root / "run"), *TINY]) == 0
-    chosen = load_checkpoint(root / "run")
+    chosen = Checkpoint.load(root / "run")
     from fer.data import load_data
 
     new = refit(chosen, load_data(str(root / "data.csv")), root / "refit")
@@ -52,7 +36,7 @@ def test_a_refit_records_what_it_saw_and_keeps_its_last_epoch(refitted):
     root, chosen, new = refitted
     saved = load_checkpoint(root / "refit")
     assert saved["data"]["trained_on"] == ["Training", "PublicTest"] and saved["data"]["train_n"] == 47
-    assert saved["best_epoch"] == len(saved["history"]) == chosen["best_epoch"]
+    assert saved["best_epoch"] == len(saved["history"]) == chosen.best_epoch
     assert not any(k.startswith("val_") for k in saved["metrics"])
 
 

@@ -15,7 +15,7 @@ from fer.errors import FerError
 def best_within_limits(args) -> int:
     """The best trial of each family within the limits; a line for each family with none (exit 1
     when no family has one)."""
-    from search.pareto import best_within
+    from search.ship.pareto import best_within
 
     picked, none = best_within(args.dir, args.max_params, args.max_latency_ms)
     if args.json:
@@ -29,7 +29,7 @@ def best_within_limits(args) -> int:
 
 
 def cmd_pareto(args) -> int:
-    from search.pareto import measured_trials
+    from search.ship.pareto import measured_trials
 
     table = measured_trials(args.dir, args.family, int8=args.int8)
     if args.json:
@@ -46,34 +46,34 @@ def cmd_pareto(args) -> int:
 
 
 def cmd_refit(args) -> int:
-    """fer.refit on the best trial of a family: its config, its peak epochs, every row it may see."""
-    from fer.checkpoint import load_checkpoint
+    """fer.ship.refit on the best trial of a family: its config, its peak epochs, every row it may see."""
+    from fer.checkpoint import Checkpoint
     from fer.data import load_data
-    from fer.refit import refit
+    from fer.ship.refit import refit
     from search.results import best_trials
 
     best = {b["family"]: b for b in best_trials(args.dir)}
     if args.family not in best:
         raise FerError(f"{args.dir}: no {args.family} trial has a checkpoint (families here: {', '.join(best)})")
     chosen = best[args.family]
-    payload = load_checkpoint(chosen["checkpoint"])
-    source = payload.get("data", {}).get("source")
-    faces = load_data(None if source in (None, "synthetic") else source)
+    ckpt = Checkpoint.load(chosen["checkpoint"])
+    source = ckpt.source
+    faces = load_data(source)
     out = Path(args.out or Path(args.dir) / "refit" / args.family)
     print(f"refit {args.family}: trial {chosen['trial_id']} ({chosen['metric']} {chosen['value']:.4f} at epoch "
-          f"{payload.get('best_epoch')}), trained again on every row but PrivateTest of {source}", flush=True)
+          f"{ckpt.best_epoch}), trained again on every row but PrivateTest of {source}", flush=True)
     t0 = time.perf_counter()
-    new = refit(payload, faces, out, on_epoch=lambda m: print(
+    new = refit(ckpt, faces, out, on_epoch=lambda m: print(
         f"epoch {m['epoch']:3d}  train loss {m['train_loss']:.4f} acc {m['train_acc']:.4f}  {m['epoch_s']:.1f}s",
         flush=True))
-    print(f"wrote {out / 'checkpoint.pt'}: {new['best_epoch']} epochs on {' + '.join(new['data']['trained_on'])} "
-          f"({new['data']['train_n']:,} faces) in {time.perf_counter() - t0:.0f}s. It has seen PublicTest: score it "
+    print(f"wrote {out / 'checkpoint.pt'}: {new.best_epoch} epochs on {' + '.join(new.trained_on)} "
+          f"({new.data['train_n']:,} faces) in {time.perf_counter() - t0:.0f}s. It has seen PublicTest: score it "
           f"on PrivateTest only (python -m fer evaluate {out} --split PrivateTest)")
     return 0
 
 
 def cmd_ensemble(args) -> int:
-    from search.ensemble import build_ensemble
+    from search.ship.ensemble import build_ensemble
 
     out = Path(args.out or Path(args.dir) / f"ensemble_{args.family}")
     done = build_ensemble(args.dir, args.family, args.size, out)

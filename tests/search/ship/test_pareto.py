@@ -8,10 +8,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-import fer.cost
-import search.pareto
-from fer.checkpoint import load_checkpoint, save_checkpoint
-from search.pareto import best_within, measured_trials, pareto_mask
+import fer.ship.cost
+import search.ship.pareto
+from fer.checkpoint import load_checkpoint
+from search.ship.pareto import best_within, measured_trials, pareto_mask
 from tests.conftest import tiny_sweep
 
 REPO = Path(__file__).resolve().parents[2]
@@ -33,8 +33,8 @@ def sweep_of(monkeypatch):
                                "checkpoint": f"/ckpt/t{i}"} for i, (f, v, p, _) in enumerate(trials)])
         costs = {f"/ckpt/t{i}": {"params": p, "latency_ms": ms, "images_per_s": 1000 / ms, "tta": "none"}
                  for i, (_, _, p, ms) in enumerate(trials)}
-        monkeypatch.setattr(search.pareto, "trials_table", lambda root: table)
-        monkeypatch.setattr(fer.cost, "checkpoint_cost", lambda path: costs[path])
+        monkeypatch.setattr(search.ship.pareto, "trials_table", lambda root: table)
+        monkeypatch.setattr(fer.ship.cost, "checkpoint_cost", lambda path: costs[path])
     return make
 
 
@@ -49,7 +49,7 @@ def test_measured_trials_mark_both_fronts(sweep_of):
 def test_the_int8_front_counts_only_exports_that_pass_their_gate(sweep_of, monkeypatch):
     sweep_of([("cnn", 0.70, 1_000_000, 5.0), ("cnn", 0.66, 200_000, 6.0), ("dnn", 0.40, 1_000_000, 0.5)])
     int8 = {"/ckpt/t0": (2.0, False), "/ckpt/t1": (3.0, True), "/ckpt/t2": (0.2, True)}
-    monkeypatch.setattr(fer.cost, "int8_cost", lambda path: {
+    monkeypatch.setattr(fer.ship.cost, "int8_cost", lambda path: {
         "int8_latency_ms": int8[path][0], "int8_images_per_s": 1000 / int8[path][0], "int8_agreement": 0.995,
         "int8_passed": int8[path][1]})
     table = measured_trials("results/x", int8=True)
@@ -65,13 +65,13 @@ def test_int8_cost_is_measured_once_beside_the_checkpoint(tmp_path, synthetic, m
 
     trainer = Trainer(load_run(None, ["model.name=seed_dnn", "train.epochs=1"]), *train_val(synthetic))
     trainer.fit()
-    path = save_checkpoint(trainer.checkpoint({"source": "synthetic"}), tmp_path / "checkpoint.pt")
-    cost = fer.cost.int8_cost(path)
+    path = trainer.checkpoint({"source": "synthetic"}).save(tmp_path / "checkpoint.pt")
+    cost = fer.ship.cost.int8_cost(path)
     assert cost["int8_latency_ms"] > 0 and 0 <= cost["int8_agreement"] <= 1 and isinstance(cost["int8_passed"], bool)
-    torch_cost = fer.cost.checkpoint_cost(path)  # the same cost.json holds both
-    monkeypatch.setattr(fer.cost, "_measure_int8", lambda *a: pytest.fail("measured again"))
-    monkeypatch.setattr(fer.cost, "measure_cost", lambda *a: pytest.fail("measured again"))
-    assert fer.cost.int8_cost(path) == cost and fer.cost.checkpoint_cost(path) == torch_cost
+    torch_cost = fer.ship.cost.checkpoint_cost(path)  # the same cost.json holds both
+    monkeypatch.setattr(fer.ship.cost, "_measure_int8", lambda *a: pytest.fail("measured again"))
+    monkeypatch.setattr(fer.ship.cost, "measure_cost", lambda *a: pytest.fail("measured again"))
+    assert fer.ship.cost.int8_cost(path) == cost and fer.ship.cost.checkpoint_cost(path) == torch_cost
 
 
 def test_best_within_honours_the_limits_and_says_when_none_meets_them(sweep_of):
@@ -93,24 +93,24 @@ def test_checkpoint_cost_is_measured_once_per_file_and_machine(tmp_path, synthet
     trainer = Trainer(load_run(None, ["model.name=seed_dnn", "train.epochs=1", "train.tta=flip"]),
                       *train_val(synthetic))
     trainer.fit()
-    path = save_checkpoint(trainer.checkpoint({"run": 1}), tmp_path / "checkpoint.pt")
-    cost = fer.cost.checkpoint_cost(path)
+    path = trainer.checkpoint({"run": 1}).save(tmp_path / "checkpoint.pt")
+    cost = fer.ship.cost.checkpoint_cost(path)
     assert cost["params"] == 1_276_409 and cost["latency_ms"] > 0 and cost["images_per_s"] > 0
-    assert cost["tta"] == "flip" and (tmp_path / fer.cost.COST_FILE).exists()
-    monkeypatch.setattr(fer.cost, "measure_cost", lambda *a: pytest.fail("measured again"))
-    assert fer.cost.checkpoint_cost(tmp_path) == cost  # the run folder's checkpoint, from the cache
+    assert cost["tta"] == "flip" and (tmp_path / fer.ship.cost.COST_FILE).exists()
+    monkeypatch.setattr(fer.ship.cost, "measure_cost", lambda *a: pytest.fail("measured again"))
+    assert fer.ship.cost.checkpoint_cost(tmp_path) == cost  # the run folder's checkpoint, from the cache
     os.utime(path, (0, 0))  # touched, same bytes: still the cached figures
-    assert fer.cost.checkpoint_cost(path) == cost
+    assert fer.ship.cost.checkpoint_cost(path) == cost
     stat = path.stat()
-    save_checkpoint(trainer.checkpoint({"run": 2}), path)  # other weights' file, same size and time
+    trainer.checkpoint({"run": 2}).save(path)  # other weights' file, same size and time
     os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
     assert path.stat().st_size == stat.st_size
-    monkeypatch.setattr(fer.cost, "measure_cost", lambda *a: {"params": 1, "latency_ms": 1.0})
-    assert fer.cost.checkpoint_cost(path)["params"] == 1  # measured again: the key is the content
+    monkeypatch.setattr(fer.ship.cost, "measure_cost", lambda *a: {"params": 1, "latency_ms": 1.0})
+    assert fer.ship.cost.checkpoint_cost(path)["params"] == 1  # measured again: the key is the content
     assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.pt", "cost.json"]  # no temporary left
     (tmp_path / "cost.json").write_text('{"params": 1, "lat')  # cut short
-    monkeypatch.setattr(fer.cost, "measure_cost", lambda *a: {"params": 2, "latency_ms": 1.0})
-    assert fer.cost.checkpoint_cost(path)["params"] == 2
+    monkeypatch.setattr(fer.ship.cost, "measure_cost", lambda *a: {"params": 2, "latency_ms": 1.0})
+    assert fer.ship.cost.checkpoint_cost(path)["params"] == 2
 
 
 @pytest.mark.slow

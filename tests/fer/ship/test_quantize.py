@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import fer.quantize
+import fer.ship.quantize
 from fer.cli import main
 
 RUNS = {  # trained far enough for margins that int8 rounding does not flip (12 epochs, one-cycle)
@@ -44,7 +44,7 @@ def test_int8_export_passes_its_gate_and_predicts(trained, tmp_path, capsys, fam
 
 @pytest.mark.slow
 def test_a_failed_gate_exits_1_and_leaves_nothing(trained, tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(fer.quantize, "AGREEMENT_MIN", 1.01)  # no file can agree on more than all faces
+    monkeypatch.setattr(fer.ship.quantize, "AGREEMENT_MIN", 1.01)  # no file can agree on more than all faces
     out = tmp_path / "model.int8.onnx"
     assert main(["export", str(trained["dnn"]), "--format", "onnx", "--int8", "--out", str(out)]) == 1
     assert "failed" in capsys.readouterr().out

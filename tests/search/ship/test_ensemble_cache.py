@@ -4,8 +4,8 @@ import os
 
 import numpy as np
 
-import search.ensemble
-from fer.checkpoint import load_checkpoint, save_checkpoint
+import search.ship.ensemble
+from fer.checkpoint import Checkpoint
 from fer.config import load_run
 from fer.data import train_val
 from fer.train import Trainer, pick_device
@@ -15,24 +15,24 @@ def test_validation_probabilities_are_cached_by_content(tmp_path, synthetic, mon
     train, val = train_val(synthetic)
     trainer = Trainer(load_run(None, ["model.name=seed_dnn", "train.epochs=1"]), train, val)
     trainer.fit()
-    path = save_checkpoint(trainer.checkpoint({"run": 1}), tmp_path / "checkpoint.pt")
+    path = trainer.checkpoint({"run": 1}).save(tmp_path / "checkpoint.pt")
     calls = []
-    real = search.ensemble.predict_checkpoint
-    monkeypatch.setattr(search.ensemble, "predict_checkpoint", lambda *a: calls.append(1) or real(*a))
+    real = search.ship.ensemble.predict_checkpoint
+    monkeypatch.setattr(search.ship.ensemble, "predict_checkpoint", lambda *a: calls.append(1) or real(*a))
 
     def probs(images=val.images):
-        return search.ensemble._cached_probs(load_checkpoint(path), str(path), images, pick_device())
+        return search.ship.ensemble._cached_probs(Checkpoint.load(path), images, pick_device())
 
     first = probs()
     assert np.array_equal(probs(), first) and len(calls) == 1  # the second from val_probs.npz
     probs(val.images[::-1].copy())  # other rows: computed, not served
     assert len(calls) == 2
     stat = path.stat()
-    save_checkpoint(trainer.checkpoint({"run": 2}), path)  # another file of the same size and time
+    trainer.checkpoint({"run": 2}).save(path)  # another file of the same size and time
     os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
     probs()
     assert len(calls) == 3
-    cache = tmp_path / search.ensemble.PROBS_FILE
+    cache = tmp_path / search.ship.ensemble.PROBS_FILE
     cache.write_bytes(cache.read_bytes()[:200])  # cut short
     assert np.array_equal(probs(), first) and len(calls) == 4
     err = capsys.readouterr().err

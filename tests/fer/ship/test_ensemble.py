@@ -6,13 +6,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fer.checkpoint import load_model, save_checkpoint
+from fer.checkpoint import Checkpoint
 from fer.cli import main
-from fer.cost import tta_of
-from fer.ensemble import ensemble_checkpoint, greedy_selection
 from fer.evaluate import predict_checkpoint
-from fer.export import export, load_exported, parity
-from fer.models import create_model
+from fer.ship.ensemble import ensemble_checkpoint, greedy_selection
+from fer.ship.export import export, load_exported, parity
 
 
 def _two_class(p_class0: list[float]) -> np.ndarray:
@@ -44,20 +42,20 @@ def ensemble(tmp_path_factory):
     members = []
     for family, overrides in RUNS.items():
         assert main(["train", "--epochs", "1", "--out", str(root / family), "train.batch_size=64", *overrides]) == 0
-        members.append((load_model(root / family)[1], family))
-    payload = ensemble_checkpoint(members, [0, 1, 0], {"source": "synthetic", "val_split": "PublicTest"},
-                                  {"val_acc": 0.0, "val_macro_f1": 0.0})
-    save_checkpoint(payload, root / "ens" / "checkpoint.pt")
+        members.append((Checkpoint.load(root / family), family))
+    made = ensemble_checkpoint(members, [0, 1, 0], {"source": "synthetic", "val_split": "PublicTest"},
+                               {"val_acc": 0.0, "val_macro_f1": 0.0})
+    made.save(root / "ens" / "checkpoint.pt")
     return root
 
 
 def test_the_ensemble_is_its_members_weighted(ensemble, synthetic):
     faces = synthetic.images[:32]
-    (cnn, p_cnn), (dnn, p_dnn) = (load_model(ensemble / f) for f in ("cnn", "dnn"))
-    model, payload = load_model(ensemble / "ens")
-    assert [m["weight"] for m in payload["model"]["members"]] == pytest.approx([2 / 3, 1 / 3])
-    expected = 2 / 3 * predict_checkpoint(cnn, p_cnn, faces) + 1 / 3 * predict_checkpoint(dnn, p_dnn, faces)
-    assert np.abs(predict_checkpoint(model, payload, faces) - expected).max() < 1e-5
+    cnn, dnn = (Checkpoint.load(ensemble / f) for f in ("cnn", "dnn"))
+    ens = Checkpoint.load(ensemble / "ens")
+    assert [m["weight"] for m in ens.payload["model"]["members"]] == pytest.approx([2 / 3, 1 / 3])
+    expected = 2 / 3 * predict_checkpoint(cnn, faces) + 1 / 3 * predict_checkpoint(dnn, faces)
+    assert np.abs(predict_checkpoint(ens, faces) - expected).max() < 1e-5
 
 
 def test_evaluate_predict_and_export_read_an_ensemble(ensemble, tmp_path, capsys, synthetic):
@@ -67,29 +65,27 @@ def test_evaluate_predict_and_export_read_an_ensemble(ensemble, tmp_path, capsys
     Image.fromarray(synthetic.images[0]).save(face)
     assert main(["predict", str(ensemble / "ens"), str(face)]) == 0
     assert capsys.readouterr().out.startswith(f"{face}\t")
-    model, payload = load_model(ensemble / "ens")
-    assert tta_of(payload) == "tencrop+flip" and tta_of(load_model(ensemble / "dnn")[1]) == "flip"  # cost's column
-    path = export(model, payload, "torchscript", tmp_path / "ens.torchscript.pt")
+    ens = Checkpoint.load(ensemble / "ens")
+    assert ens.views == "tencrop+flip" and Checkpoint.load(ensemble / "dnn").views == "flip"  # cost's column
+    path = export(ens, "torchscript", tmp_path / "ens.torchscript.pt")
     faces = synthetic.images[:16]
     from_file = load_exported(path, trust_torchscript=True)(faces)
-    assert parity(predict_checkpoint(model, payload, faces, precision="fp32"), from_file) < 1e-5
+    assert parity(predict_checkpoint(ens, faces, precision="fp32"), from_file) < 1e-5
 
 
-def _at(payload: dict, precision: str) -> dict:
-    return {**payload, "train_config": {**payload["train_config"], "precision": precision}}
+def _at(ckpt: Checkpoint, precision: str) -> Checkpoint:
+    return Checkpoint({**ckpt.payload, "train_config": {**ckpt.train_config, "precision": precision}})
 
 
 def test_members_that_score_in_bf16_make_an_ensemble_that_does(ensemble, synthetic):
     """The ensemble is chosen on its members' scores at their runs' precision, so `fer evaluate`
     of the ensemble must score them the same way; members of mixed precision run fp32."""
-    (cnn, p_cnn), (dnn, p_dnn) = (load_model(ensemble / f) for f in ("cnn", "dnn"))
-    bf16 = ensemble_checkpoint([(_at(p_cnn, "bf16"), "cnn"), (_at(p_dnn, "bf16"), "dnn")], [0, 1], {}, {})
-    assert bf16["train_config"]["precision"] == "bf16"
-    mixed = ensemble_checkpoint([(_at(p_cnn, "bf16"), "cnn"), (p_dnn, "dnn")], [0, 1], {}, {})
-    assert mixed["train_config"]["precision"] == "fp32"
+    cnn, dnn = (Checkpoint.load(ensemble / f) for f in ("cnn", "dnn"))
+    bf16 = ensemble_checkpoint([(_at(cnn, "bf16"), "cnn"), (_at(dnn, "bf16"), "dnn")], [0, 1], {}, {})
+    assert bf16.payload["train_config"]["precision"] == "bf16"
+    mixed = ensemble_checkpoint([(_at(cnn, "bf16"), "cnn"), (dnn, "dnn")], [0, 1], {}, {})
+    assert mixed.payload["train_config"]["precision"] == "fp32"
     faces = synthetic.images[:32]
-    expected = (predict_checkpoint(cnn, _at(p_cnn, "bf16"), faces)
-                + predict_checkpoint(dnn, _at(p_dnn, "bf16"), faces)) / 2
-    model = create_model("ensemble", members=bf16["model"]["members"])
-    model.load_state_dict(bf16["state_dict"])
-    assert np.abs(predict_checkpoint(model, bf16, faces) - expected).max() < 1e-5
+    expected = (predict_checkpoint(_at(cnn, "bf16"), faces) + predict_checkpoint(_at(dnn, "bf16"), faces)) / 2
+    rebuilt = Checkpoint(bf16.payload)  # the model rebuilt from the stored members and weights
+    assert np.abs(predict_checkpoint(rebuilt, faces) - expected).max() < 1e-5

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from fer.atomic import digest, discard_corrupt, write_atomic
-from fer.checkpoint import checkpoint_file, load_model
+from fer.checkpoint import Checkpoint, checkpoint_file
 from fer.evaluate import predict_checkpoint
 from fer.models import count_params
 
@@ -33,56 +33,49 @@ def machine_key() -> str:
     return f"{platform.node()} {platform.processor() or platform.machine()} {torch.get_num_threads()} threads"
 
 
-def measure_cost(model: torch.nn.Module, payload: dict) -> dict:
+def measure_cost(ckpt: Checkpoint) -> dict:
     """{params, latency_ms (median, batch 1), images_per_s (batch 256)} on the CPU."""
     faces = np.random.default_rng(0).integers(0, 256, (THROUGHPUT_BATCH, 48, 48), dtype=np.uint8)
-    model = model.cpu().eval()
+    model = ckpt.model.cpu().eval()
     with torch.inference_mode():
         for _ in range(3):
-            predict_checkpoint(model, payload, faces[:1])
+            predict_checkpoint(ckpt, faces[:1])
         times = []
         for i in range(LATENCY_RUNS):
             t = time.perf_counter()
-            predict_checkpoint(model, payload, faces[i:i + 1])
+            predict_checkpoint(ckpt, faces[i:i + 1])
             times.append(time.perf_counter() - t)
-        predict_checkpoint(model, payload, faces)  # warm-up at the large batch
+        predict_checkpoint(ckpt, faces)  # warm-up at the large batch
         t = time.perf_counter()
-        predict_checkpoint(model, payload, faces)
+        predict_checkpoint(ckpt, faces)
         batch_s = time.perf_counter() - t
     return {"params": count_params(model)["trainable"], "latency_ms": 1000 * statistics.median(times),
-            "images_per_s": THROUGHPUT_BATCH / batch_s, "tta": tta_of(payload)}
-
-
-def tta_of(payload: dict) -> str:
-    """The test-time views a checkpoint runs: its own, or an ensemble's members' ("flip+shifts")."""
-    if members := payload["model"].get("members"):  # only an ensemble has members
-        return "+".join(m["tta"] for m in members)
-    return payload["train_config"].get("tta", "none")
+            "images_per_s": THROUGHPUT_BATCH / batch_s, "tta": ckpt.views}
 
 
 def checkpoint_cost(path: str | Path) -> dict:
     """measure_cost of a checkpoint, from its cost.json when that was measured for this very file
     on this machine, else measured now and cached."""
-    return _cached(path, "torch", lambda file: measure_cost(*load_model(file)))
+    return _cached(path, "torch", lambda file: measure_cost(Checkpoint.load(file)))
 
 
 def int8_cost(path: str | Path) -> dict:
-    """What the checkpoint's int8 ONNX export (fer.quantize) would cost and whether it passes its
+    """What the checkpoint's int8 ONNX export (fer.ship.quantize) would cost and whether it passes its
     gate: {int8_latency_ms, int8_images_per_s, int8_agreement, int8_passed}; cached like the fp32 cost."""
     return _cached(path, "int8", _measure_int8)
 
 
 def _measure_int8(file: Path) -> dict:
-    """fer export --int8's pipeline (fer.quantize.write_int8) into a temporary folder, for its figures."""
+    """fer export --int8's pipeline (fer.ship.quantize.write_int8) into a temporary folder, for its figures."""
     import tempfile
 
-    from fer.export import export, load_exported
-    from fer.quantize import checkpoint_faces, write_int8
+    from fer.ship.export import export, load_exported
+    from fer.ship.quantize import checkpoint_faces, write_int8
 
-    model, payload = load_model(file)
-    calibration, val = checkpoint_faces(payload)
+    ckpt = Checkpoint.load(file)
+    calibration, val = checkpoint_faces(ckpt)
     with tempfile.TemporaryDirectory(prefix="fer-int8-") as d:
-        fp32 = export(model, payload, "onnx", Path(d) / "fp32.onnx")
+        fp32 = export(ckpt, "onnx", Path(d) / "fp32.onnx")
         checked, _, cost = write_int8(fp32, Path(d) / "int8.onnx", calibration, val.images, val.require_labels(),
                                       load_exported)
     return {"int8_latency_ms": cost.ms_per_face, "int8_images_per_s": cost.faces_per_s,

@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import fer.export
-from fer.checkpoint import load_model
+import fer.ship.export
+from fer.checkpoint import Checkpoint
 from fer.cli import main
 from fer.evaluate import predict_checkpoint
-from fer.export import export, load_exported, parity
+from fer.ship.export import export, load_exported, parity
 
 RUNS = {  # a CNN with ten-crop TTA and a prior correction, and an MLP with shift TTA, both fp32
     "cnn": ["model.name=cnn", "model.channels=[8,16]", "model.kernel_sizes=[3,3]", "model.head=gap",
@@ -35,10 +35,10 @@ def trained(tmp_path_factory):
 @pytest.mark.parametrize("fmt", ["torchscript", pytest.param("onnx", marks=pytest.mark.slow)])
 @pytest.mark.parametrize("family", ["cnn", "dnn"])
 def test_the_exported_file_gives_pytorchs_probabilities(trained, synthetic, tmp_path, family, fmt):
-    model, payload = load_model(trained[family])
-    path = export(model, payload, fmt, tmp_path / f"model.{fmt}")
+    ckpt = Checkpoint.load(trained[family])
+    path = export(ckpt, fmt, tmp_path / f"model.{fmt}")
     faces = synthetic.images[:64]
-    expected = predict_checkpoint(model, payload, faces)
+    expected = predict_checkpoint(ckpt, faces)
     got = load_exported(path, trust_torchscript=True)(faces)
     assert got.shape == (64, 7) and got.dtype == np.float32
     assert parity(expected, got) < 1e-5
@@ -69,15 +69,15 @@ def test_a_checkpoint_that_scores_in_bf16_exports_in_fp32_and_says_how_far_apart
     assert main(["export", str(trained["bf16"]), "--format", "torchscript", "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "the checkpoint scores in bf16, the file in fp32: max abs difference" in printed
-    model, payload = load_model(trained["bf16"])
+    ckpt = Checkpoint.load(trained["bf16"])
     faces = np.random.default_rng(0).integers(0, 256, (64, 48, 48), dtype=np.uint8)
     from_file = load_exported(out, trust_torchscript=True)(faces)
-    assert parity(predict_checkpoint(model, payload, faces, precision="fp32"), from_file) < 1e-5
-    assert parity(predict_checkpoint(model, payload, faces), from_file) > fer.export.PARITY_TOLERANCE
+    assert parity(predict_checkpoint(ckpt, faces, precision="fp32"), from_file) < 1e-5
+    assert parity(predict_checkpoint(ckpt, faces), from_file) > fer.ship.export.PARITY_TOLERANCE
 
 
 def test_an_export_over_the_tolerance_is_removed_and_exits_1(trained, tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(fer.export, "PARITY_TOLERANCE", -1.0)
+    monkeypatch.setattr(fer.ship.export, "PARITY_TOLERANCE", -1.0)
     out = tmp_path / "model.torchscript.pt"
     assert main(["export", str(trained["dnn"]), "--format", "torchscript", "--out", str(out)]) == 1
     assert not out.exists() and "failed the parity check" in capsys.readouterr().err
@@ -87,8 +87,8 @@ def test_an_export_over_the_tolerance_is_removed_and_exits_1(trained, tmp_path, 
 def test_a_nan_output_fails_parity_and_leaves_the_old_file_intact(trained, tmp_path, monkeypatch, capsys):
     out = tmp_path / "model.torchscript.pt"
     out.write_bytes(b"the file a deployment runs today")
-    real = fer.export.load_exported
-    monkeypatch.setattr(fer.export, "load_exported", lambda p, **kw: lambda f: real(p, **kw)(f) * np.nan)
+    real = fer.ship.export.load_exported
+    monkeypatch.setattr(fer.ship.export, "load_exported", lambda p, **kw: lambda f: real(p, **kw)(f) * np.nan)
     assert main(["export", str(trained["dnn"]), "--format", "torchscript", "--out", str(out)]) == 1
     assert "max abs difference nan" in capsys.readouterr().out
     assert out.read_bytes() == b"the file a deployment runs today" and list(tmp_path.iterdir()) == [out]
@@ -99,9 +99,9 @@ def test_an_export_interrupted_leaves_the_old_file_intact(trained, tmp_path, mon
     out.write_bytes(b"old")
 
     def interrupted(*args):
-        Path(args[3]).write_bytes(b"half a file")
+        Path(args[2]).write_bytes(b"half a file")
         raise KeyboardInterrupt
-    monkeypatch.setattr(fer.export, "export", interrupted)
+    monkeypatch.setattr(fer.ship.export, "export", interrupted)
     assert main(["export", str(trained["dnn"]), "--format", "torchscript", "--out", str(out)]) == 130
     assert out.read_bytes() == b"old" and list(tmp_path.iterdir()) == [out]
 
@@ -116,7 +116,7 @@ def test_export_refuses_to_overwrite_the_checkpoint_it_exports(trained, capsys):
 
 
 def test_torchscript_runs_only_with_the_flag_even_disguised_as_a_checkpoint(trained, tmp_path, capsys):
-    disguised = export(*load_model(trained["dnn"]), "torchscript", tmp_path / "checkpoint.pt")
+    disguised = export(Checkpoint.load(trained["dnn"]), "torchscript", tmp_path / "checkpoint.pt")
     image = tmp_path / "face.png"
     Image.fromarray(np.zeros((48, 48), np.uint8)).save(image)
     assert main(["predict", str(disguised), str(image)]) == 2
@@ -146,7 +146,7 @@ def _foreign_onnx(path):
 def test_a_corrupt_or_foreign_exported_file_is_one_line(trained, tmp_path, capsys, name, make, says):
     path = tmp_path / name
     if make is None:  # a TorchScript file cut short
-        whole = export(*load_model(trained["dnn"]), "torchscript", tmp_path / "whole.torchscript.pt")
+        whole = export(Checkpoint.load(trained["dnn"]), "torchscript", tmp_path / "whole.torchscript.pt")
         path.write_bytes(whole.read_bytes()[:20000])
     else:
         make(path)

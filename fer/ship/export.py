@@ -1,9 +1,10 @@
 """Ship a checkpoint: one graph from uint8 faces to class probabilities, as ONNX or TorchScript,
 checked against PyTorch before it is called done.
 
-The graph holds everything `predict_checkpoint` does, so a deployment needs no fer code: pixel
-scaling and the training set's standardisation, the checkpoint's test-time views and their
-softmax average, and the prior correction. Input (N, 48, 48) uint8; output (N, 7) float32.
+The graph is the checkpoint's fer.classifier.Classifier (which `predict_checkpoint` runs too),
+so a deployment needs no fer code: pixel scaling and the training set's standardisation, the
+checkpoint's test-time views and their softmax average, its temperature and prior correction.
+Input (N, 48, 48) uint8; output (N, 7) float32.
 onnxruntime is imported only to run an ONNX file (fer itself needs PyTorch alone).
 """
 from __future__ import annotations
@@ -19,10 +20,9 @@ import numpy as np
 import torch
 
 from fer.atomic import public_mode
-from fer.checkpoint import is_torchscript
+from fer.checkpoint import Checkpoint, is_torchscript
+from fer.classifier import Classifier
 from fer.errors import CheckpointError
-from fer.evaluate import prior_correction
-from fer.models.ensemble import Member
 
 FORMATS = {"onnx": ".onnx", "torchscript": ".torchscript.pt"}
 PARITY_TOLERANCE = 1e-4  # max abs difference of probabilities against PyTorch
@@ -30,23 +30,20 @@ PARITY_IMAGES = 64
 
 
 class Deployable(torch.nn.Module):
-    """A fer model with its preprocessing, TTA and prior correction: uint8 faces (N, 48, 48) ->
-    probabilities (N, 7). The work is the ensemble's Member's: one model and its own preprocessing."""
+    """A checkpoint's Classifier (its preprocessing, TTA, temperature and prior correction) with
+    the deployed input layout: uint8 faces (N, 48, 48) -> probabilities (N, 7)."""
 
-    def __init__(self, model: torch.nn.Module, payload: dict):
+    def __init__(self, classifier: Classifier):
         super().__init__()
-        prep = payload["preprocessing"]
-        self.member = Member(model.eval(), prep["mean"], prep["std"], prep["crop_size"],
-                             payload["train_config"].get("tta", "none"), prior_correction(prep),
-                             prep.get("temperature", 1.0))
+        self.classifier = classifier.eval()
 
     def forward(self, faces: torch.Tensor) -> torch.Tensor:
-        return self.member(faces.unsqueeze(1).float())  # (N, 1, 48, 48) raw pixels
+        return self.classifier(faces.unsqueeze(1).float())  # (N, 1, 48, 48) raw pixels
 
 
-def export(model: torch.nn.Module, payload: dict, fmt: str, out: str | Path) -> Path:
-    """Write the Deployable of a checkpoint's model as `fmt` (onnx or torchscript) to `out`."""
-    module, out = Deployable(model, payload).eval(), Path(out)
+def export(ckpt: Checkpoint, fmt: str, out: str | Path) -> Path:
+    """Write the Deployable of a checkpoint as `fmt` (onnx or torchscript) to `out`."""
+    module, out = Deployable(ckpt.classifier(ckpt.model.cpu())).eval(), Path(out)
     example = torch.zeros(2, 48, 48, dtype=torch.uint8)
     out.parent.mkdir(parents=True, exist_ok=True)
     quiet = logging.getLogger("torch.onnx")
@@ -107,14 +104,14 @@ def exported_format(path: str | Path) -> str | None:
     return "torchscript" if is_torchscript(path) else None
 
 
-def write_checked(model: torch.nn.Module, payload: dict, fmt: str, out: Path,
+def write_checked(ckpt: Checkpoint, fmt: str, out: Path,
                   check: Callable[[Callable], bool]) -> bool:
     """Export to a temporary file beside `out`, and rename it to `out` only once `check(run)` says
     the file is good: a failed check, an error or Ctrl-C leaves whatever `out` held untouched."""
     fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=FORMATS[fmt])
     os.close(fd)
     try:
-        export(model, payload, fmt, tmp)
+        export(ckpt, fmt, tmp)
         if not check(load_exported(tmp, trust_torchscript=True)):  # the file this process just wrote
             return False
         public_mode(tmp)

@@ -1,0 +1,2 @@
+"""Pick-and-ship over a sweep's results: the ensemble of its trials, the accuracy/cost front,
+and the commands (`search ensemble`, `pareto`, `refit`) that write what a user ships."""
