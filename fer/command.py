@@ -39,6 +39,7 @@ def _number(kind: type, low: float, inclusive: bool, what: str) -> Callable[[str
 
 
 positive_int = _number(int, 1, True, "a positive integer")
+non_negative_int = _number(int, 0, True, "an integer >= 0")
 positive_float = _number(float, 0.0, False, "a positive number")
 non_negative_float = _number(float, 0.0, True, "a number >= 0")
 

@@ -16,7 +16,8 @@ from typing import Literal
 import yaml
 
 from fer.errors import ConfigError
-from fer.models import make_config, resolve
+from fer.fields import FieldError, make_config
+from fer.models import resolve
 
 TOP_KEYS = ("model", "train", "data")
 
@@ -93,12 +94,12 @@ class TrainConfig:
         for f in dataclasses.fields(self):  # NaN and inf pass every comparison test below as False
             value = getattr(self, f.name)
             if isinstance(value, float) and not math.isfinite(value):
-                raise ValueError(f"{f.name}: must be a finite number, got {value}")
+                raise FieldError(f.name, f"must be a finite number, got {value}")
         for key, ok, words in _LIMITS:
             if not ok(getattr(self, key)):
-                raise ValueError(f"{key}: must be {words}, got {getattr(self, key)!r}")
+                raise FieldError(key, f"must be {words}, got {getattr(self, key)!r}")
         if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", self.device):
-            raise ValueError(f"device: must be auto, cpu, mps, cuda or cuda:N, got {self.device!r}")
+            raise FieldError("device", f"must be auto, cpu, mps, cuda or cuda:N, got {self.device!r}")
         if not 8 <= self.crop_size <= 48 + 2 * self.crop_pad:
             raise ValueError(f"crop_size {self.crop_size} must be in 8..{48 + 2 * self.crop_pad}")
         if self.tta == "tencrop" and self.crop_size >= 48:

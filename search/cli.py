@@ -8,9 +8,11 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from fer.command import EXIT_FAILED, Parser, non_negative_float, positive_float, positive_int, run_command
+from fer.command import EXIT_FAILED, Parser, positive_float, positive_int, run_command
 from fer.errors import FerError
+from fer.fields import add_options, given
 from fer.models.registry import family_names
+from search.settings import Settings
 from search.ship.commands import best_within_limits, cmd_ensemble, cmd_pareto, cmd_refit
 from search.uri import is_local
 
@@ -39,27 +41,8 @@ def _parser() -> argparse.ArgumentParser:
                                    "settings: value, else the default of search.settings.Settings.", epilog=EPILOG)
     r.add_argument("configs", nargs="*", help="space YAML files")
     r.add_argument("--data", help="data for every sweep (default: each file's data:, else synthetic faces)")
-    r.add_argument("--num-samples", type=positive_int,
-                   help="trials per sweep at most (default: as the time budget allows, else 8)")
-    r.add_argument("--max-epochs", type=positive_int,
-                   help="epochs per trial at most (default: to the time budget's deadline, else 10)")
-    r.add_argument("--grace-period", type=positive_int,
-                   help="epochs before ASHA may stop a trial (under a time budget: the fewest before the first rung)")
-    r.add_argument("--time-budget-s", type=positive_float,
-                   help="wall-clock seconds per sweep; the schedule is planned from the epoch time measured here")
-    r.add_argument("--rung-share", type=positive_float,
-                   help="under a time budget, ASHA's first rung at this share of it, in seconds of training (0.1)")
-    r.add_argument("--explore-share", type=positive_float,
-                   help="share of --time-budget-s in which new trials may start (default: until the second rung)")
-    r.add_argument("--metric", choices=["val_acc", "val_macro_f1"],
-                   help="what trials are ranked and checkpoints kept by (val_macro_f1: class balance)")
-    r.add_argument("--searcher", choices=["tpe", "random"], help="Optuna's sampler (random: plain random search)")
-    r.add_argument("--scheduler", choices=["asha", "fifo"], help="fifo runs every trial to the end")
+    add_options(r.add_argument_group("sweep settings (override the space file's settings:)"), Settings)
     r.add_argument("--no-warm-start", action="store_true", help="ignore the space's warm_start points")
-    r.add_argument("--cpus-per-trial", type=positive_float, help="CPUs each trial needs (torch threads follow)")
-    r.add_argument("--gpus-per-trial", type=non_negative_float, help="fractions pack trials: 0.25 runs four per GPU")
-    r.add_argument("--max-concurrent", type=positive_int,
-                   help="cap on trials at a time (default: as many as the cluster holds)")
     r.add_argument("--address", help="join a Ray cluster: auto, or ray://HOST:10001")
     r.add_argument("--storage-path", default="results", help="folder or URI (s3://...) for experiments")
     r.add_argument("--name", help="experiment name (default: the first config's name)")
@@ -110,9 +93,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _settings_overrides(args) -> dict:
-    names = ("num_samples", "max_epochs", "grace_period", "time_budget_s", "metric", "cpus_per_trial", "gpus_per_trial",
-             "max_concurrent", "searcher", "scheduler", "explore_share", "rung_share")
-    out = {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
+    out = given(args, Settings)
     if getattr(args, "no_warm_start", False):
         out["warm_start"] = []
     return out

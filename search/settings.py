@@ -1,12 +1,16 @@
-"""A sweep's settings: the `settings:` keys of a space file, which the CLI's flags override.
-
-Types are checked by fer's `make_config`, as for run configs (a wrong key or type names
-`settings.KEY`); the ranges here, so a bad budget or resource request fails before Ray starts.
+"""A sweep's settings: the `settings:` keys of a space file, and the `search run` options that
+override them: both come from the fields below (fer.fields), so names, types, defaults and help
+live here once. Types are checked by fer's `make_config`, as for run configs (a wrong key or
+type names `settings.KEY`); the ranges here, so a bad budget or resource request fails before
+Ray starts.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Literal
+
+from fer.command import non_negative_float, non_negative_int, positive_float, positive_int
+from fer.fields import FieldError, option
 
 DEFAULT_EPOCHS = 10  # a trial's epochs without max_epochs or a time budget
 DEFAULT_TRIALS = 8  # a sweep's trials without num_samples or a time budget
@@ -15,44 +19,53 @@ UNBOUNDED_EPOCHS = 100_000  # under a time budget without max_epochs: the budget
 
 @dataclass
 class Settings:
-    """Sweep settings; the fields are the YAML `settings:` keys (CLI flags override them).
-    Types are checked by fer's `make_config`, as for run configs; ranges here."""
+    """Sweep settings; the fields are the YAML `settings:` keys, and those declared with `option`
+    are `search run` flags too (--num-samples for num_samples), which override the file."""
 
-    metric: Literal["val_acc", "val_macro_f1"] = "val_acc"
-    # Trials per sweep at most. None: as many as the time budget lets start (search.plan), else 8.
-    num_samples: int | None = None
-    # A trial's epochs at most. None: to the deadline under a time budget (the budget ends it, whatever
-    # an epoch costs on this machine), else DEFAULT_EPOCHS.
-    max_epochs: int | None = None
-    # Epochs before ASHA may stop a trial. Under a time budget ASHA's rungs are in seconds of training
-    # (search.plan), and this is the fewest epochs a trial gets before the first rung.
-    grace_period: int = 2
-    # Under a time budget: the first rung at this share of it (each next rung reduction_factor times later).
-    rung_share: float = 0.1
-    reduction_factor: int = 3
-    # Trials at a time. None: as many as the cluster holds at the trial's resources (search.resources).
-    max_concurrent: int | None = None
-    cpus_per_trial: float = 1.0
-    gpus_per_trial: float = 0.0
-    time_budget_s: float | None = None
-    max_failures: int = 2
-    # Best epochs kept per trial (Tune also keeps the latest, for resuming). With 1, Tune snapshots the
-    # experiment after every checkpoint, so a retried or resumed trial finds its checkpoint and its history
-    # whole; with more, it snapshots less often and loses them (benchmarks/BENCHMARKS.md, "How many
-    # trials one driver handles": the snapshots are most of the driver's cost at 256 trials).
-    keep_checkpoints: int = 1
-    searcher: Literal["tpe", "random"] = "tpe"
-    scheduler: Literal["asha", "fifo"] = "asha"
+    metric: Literal["val_acc", "val_macro_f1"] = option(
+        "what trials are ranked and checkpoints kept by (val_macro_f1: class balance)", "val_acc")
+    num_samples: int | None = option(
+        "trials per sweep at most (default: as many as the time budget lets start, search.plan; else 8)",
+        None, cli_type=positive_int)
+    max_epochs: int | None = option(
+        "epochs per trial at most (default: to the deadline under a time budget, whatever an epoch costs on "
+        "this machine; else 10)", None, cli_type=positive_int)
+    grace_period: int = option(
+        "epochs before ASHA may stop a trial (under a time budget ASHA's rungs are in seconds of training, "
+        "search.plan, and this is the fewest epochs before the first rung)", 2, cli_type=positive_int)
+    rung_share: float = option(
+        "under a time budget, ASHA's first rung at this share of it (each next one reduction_factor times later)",
+        0.1, cli_type=positive_float)
+    reduction_factor: int = option("ASHA's reduction factor: a rung keeps the top 1/this of its trials", 3,
+                                   cli_type=positive_int)
+    max_concurrent: int | None = option(
+        "trials at a time at most (default: as many as the cluster holds at the trial's resources)", None,
+        cli_type=positive_int)
+    cpus_per_trial: float = option("CPUs each trial needs (torch threads follow)", 1.0, cli_type=positive_float)
+    gpus_per_trial: float = option("GPUs each trial needs; fractions pack trials: 0.25 runs four per GPU", 0.0,
+                                   cli_type=non_negative_float)
+    time_budget_s: float | None = option(
+        "wall-clock seconds per sweep; the schedule is planned from the epoch time measured here", None,
+        cli_type=positive_float)
+    max_failures: int = option("retries of a trial whose worker fails", 2, cli_type=non_negative_int)
+    # With 1, Tune snapshots the experiment after every checkpoint, so a retried or resumed trial finds its
+    # checkpoint and its history whole; with more, it snapshots less often and loses them (benchmarks/BENCHMARKS.md,
+    # "How many trials one driver handles": the snapshots are most of the driver's cost at 256 trials).
+    keep_checkpoints: int = option("best epochs kept per trial (Tune also keeps the latest, for resuming)", 1,
+                                   cli_type=positive_int)
+    searcher: Literal["tpe", "random"] = option("Optuna's sampler (random: plain random search)", "tpe")
+    scheduler: Literal["asha", "fifo"] = option("fifo runs every trial to the end", "asha")
     param_budget: dict | None = None  # {target: int, tolerance: 0.05, scale: model.widths}
     warm_start: list = field(default_factory=list)  # configs ({model: {...}, train: {...}}) tried first
-    # With a time budget, new trials start only in this share of it (None: as search.plan derives from the
-    # rungs and the measured epoch time); after that the trials still running take up the CPUs that free
-    # up (grow_trials), so the survivors train faster to the deadline.
-    explore_share: float | None = None
-    grow_trials: bool = True  # CPU trials only: Tune's ResourceChangingScheduler spreads free CPUs over them
-    # ASHA only: a trial that passed a rung early is stopped once later arrivals push it out of the
-    # rung's top 1/reduction_factor (search.rungs.RecheckedASHA), so a race of few trials is decided.
-    recheck_rungs: bool = False
+    explore_share: float | None = option(
+        "share of the time budget in which new trials may start (default: derived by search.plan from the rungs "
+        "and the measured epoch time); then the trials still running take up the CPUs that free up",
+        None, cli_type=positive_float)
+    grow_trials: bool = option("CPU trials only: Tune's ResourceChangingScheduler spreads freed CPUs over the "
+                               "running trials", True)
+    recheck_rungs: bool = option(
+        "ASHA only: a trial that passed a rung early is stopped once later arrivals push it out of the rung's "
+        "top 1/reduction_factor (search.rungs.RecheckedASHA)", False)
 
     def __post_init__(self):
         _require(self.num_samples is None or self.num_samples >= 1, "num_samples",
@@ -73,11 +86,11 @@ class Settings:
         _require(self.explore_share is None or 0 < self.explore_share <= 1, "explore_share", "a number in (0, 1]",
                  self.explore_share)
         if self.scheduler == "asha" and self.max_epochs and self.grace_period > self.max_epochs:
-            raise ValueError(f"grace_period: {self.grace_period} exceeds max_epochs {self.max_epochs}, "
+            raise FieldError("grace_period", f"{self.grace_period} exceeds max_epochs {self.max_epochs}, "
                              "so ASHA could never stop a trial (lower it, e.g. --grace-period 1)")
         if self.param_budget is not None and not (isinstance(self.param_budget, dict)
                                                   and {"target", "scale"} <= set(self.param_budget)):
-            raise ValueError("param_budget: expected {target: N, scale: model.widths}")
+            raise FieldError("param_budget", "expected {target: N, scale: model.widths}")
 
 
     @property
@@ -92,4 +105,4 @@ class Settings:
 
 def _require(ok: bool, key: str, expected: str, value) -> None:
     if not ok:
-        raise ValueError(f"{key}: expected {expected}, got {value!r}")
+        raise FieldError(key, f"expected {expected}, got {value!r}")

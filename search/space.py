@@ -23,7 +23,8 @@ from typing import Any
 
 from fer.config import TrainConfig, resolve_run
 from fer.errors import ConfigError
-from fer.models import count_params, make_config, model_from_spec
+from fer.fields import make_config
+from fer.models import count_params, model_from_spec
 from fer.models.registry import family_config, family_names
 from search.settings import Settings
 

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from fer.classifier import Classifier
+from fer.fields import FieldError
 from fer.models.registry import model_from_spec, register_family
 
 
@@ -26,7 +27,7 @@ class EnsembleConfig:
 
     def __post_init__(self):
         if not self.members:
-            raise ValueError("members: an ensemble needs at least one member (python -m search ensemble builds one)")
+            raise FieldError("members", "an ensemble needs at least one member (python -m search ensemble builds one)")
 
 
 class Ensemble(nn.Module):

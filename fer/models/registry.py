@@ -7,13 +7,13 @@ the family name and the resolved config, so it rebuilds its model alone.
 from __future__ import annotations
 
 import dataclasses
-import typing
 from collections.abc import Callable
 from typing import Any
 
 from torch import nn
 
 from fer.errors import ConfigError
+from fer.fields import make_config
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,53 +74,3 @@ def model_from_spec(spec: dict) -> nn.Module:
     """The model a stored spec names: {"name": family or preset, **its config} (a checkpoint's
     `model` entry, a run config's `model:` block)."""
     return create_model(spec["name"], **{k: v for k, v in spec.items() if k != "name"})
-
-
-def make_config(cls: type, values: dict, prefix: str):
-    """Instantiate a config dataclass from plain values, naming the key at fault on error."""
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    for key in values:
-        if key not in fields:
-            raise ConfigError(f"{prefix}.{key}: unknown key (known: {', '.join(fields)})")
-    hints = typing.get_type_hints(cls)
-    kwargs = {k: coerce(v, hints[k], f"{prefix}.{k}") for k, v in values.items()}
-    try:
-        return cls(**kwargs)
-    except (TypeError, ValueError) as e:  # __post_init__'s checks; "key: ..." names a field
-        raise ConfigError(f"{prefix}.{e}" if str(e).partition(":")[0] in fields else f"{prefix}: {e}") from None
-
-
-def _expected(hint) -> str:
-    """A type hint in words: `bool`, `one of 'auto'`."""
-    if typing.get_origin(hint) is typing.Literal:
-        return "one of " + ", ".join(map(repr, typing.get_args(hint)))
-    return getattr(hint, "__name__", str(hint))
-
-
-def coerce(value, hint, key: str):
-    """Check (and gently convert: int->float, list->tuple) a YAML value against a type hint."""
-    origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if origin is typing.Union or origin is getattr(__import__("types"), "UnionType", None):
-        if value is None and type(None) in args:
-            return None
-        arms = [a for a in args if a is not type(None)]
-        for arm in arms:  # the first arm that takes the value
-            try:
-                return coerce(value, arm, key)
-            except ConfigError:
-                continue
-        raise ConfigError(f"{key}: expected {' or '.join(map(_expected, arms))}, got {value!r}")
-    if origin is typing.Literal:
-        if value not in args:
-            raise ConfigError(f"{key}: {value!r} is not one of {', '.join(map(repr, args))}")
-        return value
-    if origin in (tuple, list):
-        if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{key}: expected a list, got {value!r}")
-        item = args[0] if args else object
-        return tuple(coerce(v, item, f"{key}[{i}]") for i, v in enumerate(value))
-    if hint is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if hint in (int, float, str, bool) and (type(value) is not hint):
-        raise ConfigError(f"{key}: expected {hint.__name__}, got {value!r}")
-    return value
