@@ -10,6 +10,11 @@ EPILOG = ("Exit status: 0 done; 2 bad source or option (one line on stderr; chec
 
 
 def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    return run_command("analysis", args.func, args)
+
+
+def _parser() -> argparse.ArgumentParser:
     p = Parser(prog="python -m analysis", description=__doc__, epilog=EPILOG)
     sub = p.add_subparsers(dest="command", required=True)
     r = sub.add_parser("report", help="analyse one checkpoint or the best CNN and DNN of an experiment folder",
@@ -23,8 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--filters-layer", help="conv layer whose filters are visualised by activation maximisation "
                                            "(default: a middle conv layer)")
     r.set_defaults(func=cmd_report)
-    args = p.parse_args(argv)
-    return run_command("analysis", args.func, args)
+    return p
 
 
 def _indices(text: str) -> list[int]:

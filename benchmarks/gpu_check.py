@@ -211,7 +211,7 @@ def main() -> int:
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as work:
         args.data = tiny_csv(Path(work) / "tiny.csv") if args.tiny else args.data
-        runs = {"seed_cnn": read_yaml((REPO / "configs" / "seed_cnn.yaml").read_text()),
+        runs = {"seed_cnn": read_yaml((REPO / "configs" / "runs" / "seed_cnn.yaml").read_text()),
                 "cnn_gpu_warm_start": gpu_recipe(REPO / "configs" / "cnn_gpu.yaml", args.tiny)}
         train = [check_train(name, run, args.data, args.device, 1 if args.tiny else 3, Path(work))
                  for name, run in runs.items()]

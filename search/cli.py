@@ -144,12 +144,12 @@ def _interruptible(args, spaces, name: str, storage: str) -> int:
 def _study_checks(args, spaces, name: str) -> dict[str, list]:
     """Before Ray starts: the study storage opens and holds no study of these sweeps (unless
     resuming); the warm start's trials, per sweep, with one line each on what was imported."""
-    from search.study import holds_study
+    from search.study import refuse_existing_study
     from search.sweep import study_name
 
     if args.optuna_storage and not args.resume:
         for space in spaces:
-            holds_study(args.optuna_storage, study_name(name, space), fail=True)
+            refuse_existing_study(args.optuna_storage, study_name(name, space))
     if not args.warm_start_from or args.resume:  # a resumed study has its imported trials already
         return {}
     from search.warmstart import import_plan

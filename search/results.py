@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from fer.errors import FerError
+from search.uri import trial_folder
 
 TUNE_STATE = "experiment_state-*.json"  # Tune's experiment snapshot: JSON, some fields hex pickles
 SWEEP_FILE = "sweep.json"  # written by search.sweep beside Tune's files: family, metric, searched keys
@@ -59,7 +60,7 @@ def _tune_state(exp: Path) -> list[dict]:
         trials = [json.loads(t) for t, _ in json.loads(state.read_text())["trial_data"]]
         out = []
         for t in trials:
-            folder = t.get("relative_logdir") or f"trial_{t['trial_id']}"
+            folder = t.get("relative_logdir") or trial_folder(t["trial_id"])
             if Path(folder).name != folder:  # a name inside the experiment, never a path out of it
                 raise ValueError(f"trial folder {folder!r} is not a name")
             out.append({"trial_id": str(t["trial_id"]), "status": str(t["status"]),

@@ -33,7 +33,7 @@ from fer.checkpoint import truncated
 from fer.errors import FerError
 from search.events import EVENTS
 from search.interrupt import stop_sweep
-from search.uri import is_local
+from search.uri import TRIAL_PREFIX, is_local
 
 RESERVE_FILE = ".storage-reserve"
 LOCK_FILE = ".search-run.lock"
@@ -123,7 +123,7 @@ def drop_partial_checkpoints(experiment: str) -> list[Path]:
     if not is_local(experiment) or not Path(experiment).is_dir():
         return []
     dropped = []
-    for folder in sorted(Path(experiment).glob("trial_*/checkpoint_*")):
+    for folder in sorted(Path(experiment).glob(f"{TRIAL_PREFIX}*/checkpoint_*")):
         pt = folder / "checkpoint.pt"
         try:
             partial = not any(folder.iterdir()) if not pt.exists() else truncated(pt)
@@ -190,7 +190,7 @@ def restore_recorded_checkpoints(experiment: str) -> list[str]:
     later training than the one recorded, so nothing is lost. Returns the trials mended.
 
     For --resume only: it reads Tune's pickled trial state, as Tune's restore itself does, so it
-    trusts the experiment folder (README, "Trust and safety"). No reading command calls it."""
+    trusts the experiment folder (docs/trust.md). No reading command calls it."""
     if not is_local(experiment) or not Path(experiment).is_dir():
         return []
     from ray.tune import ExperimentAnalysis

@@ -24,7 +24,7 @@ from fer.errors import FerError
 from search.events import EVENTS
 from search.progress import outcome
 from search.results import STUDY_FILE, dedupe_epochs
-from search.uri import is_local
+from search.uri import is_local, trial_folder, trial_id_of
 
 
 def default_url(experiment: str) -> str | None:
@@ -97,20 +97,25 @@ def open_storage(url: str) -> StudyStorage:
         raise FerError(f"optuna storage {shown(url)}: cannot open it ({shown(reason)})") from None
 
 
-def holds_study(url: str, name: str, fail: bool = False, storage=None) -> bool:
-    """Whether the storage holds a study of this name; with fail, that is a one-line error."""
-    held = name in optuna.get_all_study_names(storage or open_storage(url))
-    if held and fail:
+def holds_study(url: str, name: str, storage=None) -> bool:
+    """Whether the storage holds a study of this name."""
+    return name in optuna.get_all_study_names(storage or open_storage(url))
+
+
+def refuse_existing_study(url: str, name: str, storage=None) -> None:
+    """A new sweep's study name must be free: a one-line error when the storage holds it."""
+    if holds_study(url, name, storage):
         raise FerError(f"optuna storage {shown(url)}: already holds a study named {name!r}: continue it with "
                        "--resume, or start another with --name")
-    return held
 
 
 def prepare_study(url: str, name: str, space, resume: bool, imported: list | None = None):
     """Create the study (or, with resume, find it), with the sweep's family and metric as study
     attributes; a new study first receives `imported` trials (search.warmstart)."""
     storage = open_storage(url)
-    exists = holds_study(url, name, fail=not resume, storage=storage)
+    if not resume:
+        refuse_existing_study(url, name, storage)
+    exists = holds_study(url, name, storage)
     study = optuna.create_study(storage=storage, study_name=name, direction="maximize", load_if_exists=True)
     if not exists:
         study.set_user_attr("family", space.family)
@@ -128,7 +133,7 @@ def finish_study(storage, name: str, grid, metric: str) -> tuple[int, int]:
     Returns (completed, failed)."""
     study = optuna.load_study(study_name=name, storage=storage)
     study_id = storage.get_study_id_from_name(name)
-    results = {Path(r.path).name.removeprefix("trial_"): r for r in grid}
+    results = {trial_id_of(Path(r.path).name): r for r in grid}
     done = failed = 0
     for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
         r = results.get(t.user_attrs.get("tune_trial_id"))
@@ -252,5 +257,6 @@ class StudySearch(OptunaSearch):
             last.get(plan.time_attr) if plan else None, None, self.settings.scheduler)
         out = {"epochs": epochs, "stopped_by": stopped_by, "num_params": best.get("num_params")}
         if best.get("checkpoint_dir_name"):
-            out["checkpoint"] = f"{self.trials_path}/trial_{trial_id}/{best['checkpoint_dir_name']}/checkpoint.pt"
+            folder = f"{self.trials_path}/{trial_folder(trial_id)}"
+            out["checkpoint"] = f"{folder}/{best['checkpoint_dir_name']}/checkpoint.pt"
         return {k: v for k, v in out.items() if v is not None}

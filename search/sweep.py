@@ -38,7 +38,7 @@ from search.space import SearchSpace
 from search.storage import StorageWatch, drop_partial_checkpoints, restore_recorded_checkpoints
 from search.storage import failure as storage_failure
 from search.study import StudySearch, default_url, finish_study, prepare_study, without_password
-from search.uri import is_local
+from search.uri import is_local, trial_folder
 from search.warmstart import unseen_points
 
 warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
@@ -46,7 +46,7 @@ warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning
 
 def trial_dirname(trial) -> str:
     """Short trial folders: Tune's default packs every hyperparameter into the name."""
-    return f"trial_{trial.trial_id}"
+    return trial_folder(trial.trial_id)
 
 
 def experiment_path(storage: str, name: str, space: SearchSpace) -> str:

@@ -23,6 +23,7 @@ from fer.models import count_params
 from fer.speed import Speed
 from fer.train import Trainer
 from search.live import HEARTBEAT_FILE, Heartbeat
+from search.uri import trial_folder
 
 
 def train_fer(config: dict, faces: FaceSet, deadline: float | None = None, report=None,
@@ -50,7 +51,7 @@ def train_fer(config: dict, faces: FaceSet, deadline: float | None = None, repor
     speed = trainer.speed
     heartbeat = None
     if progress_to:
-        folder = Path(progress_to) / f"trial_{tune.get_context().get_trial_id()}"
+        folder = Path(progress_to) / trial_folder(tune.get_context().get_trial_id())
         heartbeat = trainer.on_batch = Heartbeat(folder / HEARTBEAT_FILE, speed.record(), trainer.cfg.batch_size)
         heartbeat.start_epoch(trainer.epoch + 1)
     context = ray.get_runtime_context()

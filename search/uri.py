@@ -1,7 +1,21 @@
 """Where an experiment, a study or a warm-start source lives: a local (or mounted) folder, or a
-URI (s3://, gs://, postgresql://, sqlite:///...). Light to import: the CLI asks before Ray loads."""
+URI (s3://, gs://, postgresql://, sqlite:///...); and what a trial's folder inside an
+experiment is named. Light to import: the CLI asks before Ray loads."""
 from __future__ import annotations
 
 
 def is_local(location: str) -> bool:
     return "://" not in location
+
+
+TRIAL_PREFIX = "trial_"  # Tune's trial folders are named by search.sweep's trial_dirname_creator
+
+
+def trial_folder(trial_id: str) -> str:
+    """The name of a trial's folder in its experiment."""
+    return f"{TRIAL_PREFIX}{trial_id}"
+
+
+def trial_id_of(folder: str) -> str:
+    """The trial id a trial folder's name holds."""
+    return folder.removeprefix(TRIAL_PREFIX)

@@ -26,7 +26,7 @@ REPO = Path(__file__).resolve().parents[1]
 SHORTER = {  # README command prefix -> flags appended to keep it short on the stand-in data
     "python -m search run configs/": ["--num-samples", "2", "--max-epochs", "1", "--grace-period", "1",
                                       "--no-report"],
-    "python -m fer train --config configs/seed_cnn.yaml": ["--epochs", "1"],
+    "python -m fer train --config configs/runs/seed_cnn.yaml": ["--epochs", "1"],
 }
 CLUSTER = ("--address", "ray://", "/shared/")  # lines that need machines of a cluster
 

@@ -120,8 +120,8 @@ def test_default_concurrency_fills_a_logical_8_cpu_2_gpu_head(tmp_path, tiny_csv
 
 def test_ctrl_c_during_fer_train_keeps_the_best_epoch_so_far(tmp_path):
     out = tmp_path / "run"
-    proc = _start(["fer", "train", "--config", "configs/seed_dnn.yaml", "--epochs", "500", "train.early_stopping=0",
-                   "--out", str(out)], tmp_path / "out.log")
+    proc = _start(["fer", "train", "--config", "configs/runs/seed_dnn.yaml", "--epochs", "500",
+                   "train.early_stopping=0", "--out", str(out)], tmp_path / "out.log")
     _wait_for(proc, tmp_path / "out.log", "epoch   3/500")
     os.killpg(proc.pid, signal.SIGINT)
     err = proc.communicate(timeout=120)[1]
