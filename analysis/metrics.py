@@ -33,7 +33,7 @@ def describe_never_predicted(never: list[str]) -> str:
 
 def prior_tradeoff(labels: np.ndarray, probs: np.ndarray, prior, taus=(0.0, 0.25, 0.5, 0.75, 1.0)) -> pd.DataFrame:
     """Accuracy, macro-F1 and each class's recall under post-hoc logit adjustment with each tau
-    (fer.evaluate.prior_factor, as `train.logit_adjust` applies it): one row per tau.
+    (fer.calibration.prior_factor, as `train.logit_adjust` applies it): one row per tau.
     Raising tau trades a little accuracy for recall on rare classes such as disgust."""
     k = list(range(len(CLASSES)))
     rows = []

@@ -110,15 +110,14 @@ def cmd_train(args) -> int:
 
 def cmd_evaluate(args) -> int:
     from fer.checkpoint import Checkpoint
-    from fer.data import canonical_split, load_data
-    from fer.data.splits import refuse_seen_split, selection_caveat
+    from fer.data import load_data
+    from fer.data.splits import evaluation_split, refuse_seen_split, selection_caveat
     from fer.evaluate import classification_metrics, predict_checkpoint
     from fer.train import pick_device
 
     ckpt = Checkpoint.load(args.checkpoint)
     faces = load_data(args.data or ckpt.source)
-    split = args.split or next((s for s in ("PrivateTest", "PublicTest") if faces.has_split(s)), None)
-    split = canonical_split(split) if split else None
+    split = evaluation_split(faces, args.split)
     refuse_seen_split(ckpt.data, split, args.checkpoint)
     faces = faces.select(split)
     device = pick_device()

@@ -59,7 +59,7 @@ class TrainConfig:
     plateau_patience: int = 3
     label_smoothing: float = 0.0
     class_balance: Literal["none", "loss", "sampler"] = "none"
-    logit_adjust: float = 0.0  # tau of the post-hoc prior correction (fer.evaluate.prior_factor)
+    logit_adjust: float = 0.0  # tau of the post-hoc prior correction (fer.calibration.prior_factor)
     # > 0: every validation picks the largest tau that costs at most this much accuracy (0.01 = 1 point),
     # overriding logit_adjust; the chosen tau is saved with the weights it was chosen for.
     balance_within: float = 0.0

@@ -71,7 +71,7 @@ class SearchSpace:
         self.fixed["train/monitor"] = self.settings.metric  # each trial's best epoch is the sweep's metric's
         if self.settings.metric == "val_macro_f1":
             # macro-F1 sweeps are for class balance: unless the space says otherwise, each validation
-            # corrects for the class prior as far as 1 point of accuracy allows (fer.evaluate.balancing_tau)
+            # corrects for the class prior as far as 1 point of accuracy allows (fer.calibration.balancing_tau)
             self.fixed.setdefault("train/balance_within", 0.01)
         self._check_when()
         self._check_values()

@@ -79,6 +79,14 @@ def train_val(faces: FaceSet, val_fraction: float = 0.1, seed: int = 0) -> tuple
     return pool.subset(np.sort(tr)), pool.subset(np.sort(va))
 
 
+def evaluation_split(faces: FaceSet, asked: str | None) -> str | None:
+    """The split `fer evaluate` scores: the one asked for, else PrivateTest (the unseen one), else
+    PublicTest; None (every row) for a source without splits."""
+    if asked:
+        return canonical_split(asked)
+    return next((s for s in ("PrivateTest", "PublicTest") if faces.has_split(s)), None)
+
+
 def split_for_training(faces: FaceSet, train_config: dict) -> tuple[FaceSet, FaceSet, dict]:
     """(train, val, the checkpoint's data entry) as a run's train config (val_fraction, seed) says.
     Called again with a checkpoint's train_config, it gives back the rows that run selected on."""
