@@ -126,11 +126,11 @@ def cmd_run(args) -> int:
 def _interruptible(args, spaces, name: str, storage: str) -> int:
     """Run the sweeps; after Ctrl-C, SIGTERM or a failed storage, say how to resume (passwords hidden)."""
     from search.engine import StorageFailed
-    from search.study import shown
+    from search.study import mask_passwords
 
     whole = "python -m search " + shlex.join([a for a in args.argv if a != "--resume"] + ["--resume"])
-    resume = shown(whole) + ("" if shown(whole) == whole else " (the password where *** stands, or in "
-                                                              "PGPASSWORD or ~/.pgpass)")
+    masked = mask_passwords(whole)
+    resume = masked + ("" if masked == whole else " (the password where *** stands, or in PGPASSWORD or ~/.pgpass)")
     try:
         return _run_sweeps(args, spaces, name, storage)
     except KeyboardInterrupt:

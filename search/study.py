@@ -36,7 +36,7 @@ def default_url(experiment: str) -> str | None:
 SECRET_IN_URL = re.compile(r"(\b[A-Za-z][\w+.-]*://[^\s:/@]*:)([^\s@/]+)(@)")  # scheme://user:PASSWORD@
 
 
-def shown(text: str) -> str:
+def mask_passwords(text: str) -> str:
     """`text` with the password of every URL in it hidden, for messages and the resume line."""
     return SECRET_IN_URL.sub(r"\1***\3", text)
 
@@ -94,7 +94,7 @@ def open_storage(url: str) -> StudyStorage:
             return StudyStorage(bare, engine_kwargs=kwargs)
     except Exception as e:  # SQLAlchemy raises ArgumentError, OperationalError, ModuleNotFoundError, ...
         reason = str(e).strip().splitlines()[0] if str(e).strip() else e.__class__.__name__
-        raise FerError(f"optuna storage {shown(url)}: cannot open it ({shown(reason)})") from None
+        raise FerError(f"optuna storage {mask_passwords(url)}: cannot open it ({mask_passwords(reason)})") from None
 
 
 def holds_study(url: str, name: str, storage=None) -> bool:
@@ -105,7 +105,7 @@ def holds_study(url: str, name: str, storage=None) -> bool:
 def refuse_existing_study(url: str, name: str, storage=None) -> None:
     """A new sweep's study name must be free: a one-line error when the storage holds it."""
     if holds_study(url, name, storage):
-        raise FerError(f"optuna storage {shown(url)}: already holds a study named {name!r}: continue it with "
+        raise FerError(f"optuna storage {mask_passwords(url)}: already holds a study named {name!r}: continue it with "
                        "--resume, or start another with --name")
 
 

@@ -14,7 +14,7 @@ import optuna
 
 from fer.errors import FerError
 from search.results import STUDY_FILE
-from search.study import open_storage, shown
+from search.study import mask_passwords, open_storage
 from search.uri import is_local
 
 
@@ -33,7 +33,7 @@ def source_studies(source: str, study_name: str | None = None) -> list[tuple[str
     if study_name:
         found = [(url, s) for url, s in found if s.study_name == study_name]
         if not found:
-            raise FerError(f"--warm-start-study {study_name}: not in {shown(source)}")
+            raise FerError(f"--warm-start-study {study_name}: not in {mask_passwords(source)}")
     return found
 
 
@@ -45,15 +45,16 @@ def pick_study(found: list, space, source: str) -> tuple[str, str]:
         same = [(url, s) for url, s in same if s.study_name.rsplit("/", 1)[-1] == space.name] or same
     if not same:
         held = ", ".join(f"{s.study_name} ({s.user_attrs.get('family', '?')})" for _, s in found) or "none"
-        raise FerError(f"--warm-start-from {shown(source)}: no study of family {space.family!r} (studies: {held})")
+        raise FerError(f"--warm-start-from {mask_passwords(source)}: no study of family {space.family!r} "
+                       f"(studies: {held})")
     if len(same) > 1:
-        raise FerError(f"--warm-start-from {shown(source)}: several {space.family} studies "
+        raise FerError(f"--warm-start-from {mask_passwords(source)}: several {space.family} studies "
                        f"({', '.join(s.study_name for _, s in same)}): name one with --warm-start-study")
     url, summary = same[0]
     metric = summary.user_attrs.get("metric")
     if metric != space.settings.metric:
-        raise FerError(f"--warm-start-from {shown(source)}: study {summary.study_name} was scored by {metric}, "
-                       f"this sweep by {space.settings.metric}")
+        raise FerError(f"--warm-start-from {mask_passwords(source)}: study {summary.study_name} was scored by "
+                       f"{metric}, this sweep by {space.settings.metric}")
     return url, summary.study_name
 
 
@@ -87,7 +88,7 @@ def import_plan(source: str, study_name: str | None, space) -> tuple[list, str]:
     done = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
     dists = space.distributions()
     kept, left_out = fitting_trials(done, dists)
-    label = f"{shown(url)} {name}"
+    label = f"{mask_passwords(url)} {name}"
     trials = [optuna.trial.create_trial(
         params=params, distributions={k: dists[k] for k in params}, value=t.value,
         intermediate_values=t.intermediate_values,
@@ -95,7 +96,7 @@ def import_plan(source: str, study_name: str | None, space) -> tuple[list, str]:
                     **{k: v for k, v in t.user_attrs.items() if k in ("checkpoint", "num_params", "epochs")}})
         for t, params in kept]
     why = ", ".join(f"{n} with {k.replace('/', '.')} outside this space" for k, n in left_out.most_common())
-    line = (f"warm start from study {name} ({shown(url)}): {len(kept)} of {len(done)} finished trials imported"
+    line = (f"warm start from study {name} ({mask_passwords(url)}): {len(kept)} of {len(done)} finished trials imported"
             + (f"; {len(done) - len(kept)} left out ({why})" if why else ""))
     return trials, line
 

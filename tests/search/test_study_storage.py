@@ -5,14 +5,14 @@ import pickle
 import pytest
 
 from search.events import EVENTS
-from search.study import open_storage, shown, without_password
+from search.study import mask_passwords, open_storage, without_password
 from tests.search.conftest import PG_PASSWORD
 
 
 def test_shown_hides_every_password_in_a_line():
     line = "--optuna-storage postgresql://u:p%40ss@h:5432/db --warm-start-from mysql+pymysql://a:b@c/d"
-    assert shown(line) == "--optuna-storage postgresql://u:***@h:5432/db --warm-start-from mysql+pymysql://a:***@c/d"
-    assert shown("sqlite:////tmp/x/optuna.db") == "sqlite:////tmp/x/optuna.db"
+    assert mask_passwords(line) == "--optuna-storage postgresql://u:***@h:5432/db --warm-start-from mysql+pymysql://a:***@c/d"
+    assert mask_passwords("sqlite:////tmp/x/optuna.db") == "sqlite:////tmp/x/optuna.db"
     assert without_password("postgresql://u:pw@h/db") == ("postgresql://u@h/db", "pw")
 
 
