@@ -14,7 +14,7 @@ from fer.checkpoint import load_checkpoint
 from search.ship.pareto import best_within, measured_trials, pareto_mask
 from tests.conftest import tiny_sweep
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 
 def test_pareto_marks_the_points_nothing_beats_on_both():
