@@ -3,7 +3,6 @@ experiment folder) and the images they are judged on."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -13,6 +12,7 @@ from fer.checkpoint import Checkpoint
 from fer.data import CLASSES, FaceSet, load_data, split_for_training
 from fer.errors import FerError
 from fer.models import count_params
+from fer.remote import location
 from fer.transforms import centre_crop, normalize
 
 
@@ -53,7 +53,8 @@ class Source:
 
 
 def resolve_source(source: str, data: str | None, split: str | None) -> Source:
-    path = Path(source)
+    """A checkpoint (file or run folder) or an experiment, each local or at a storage URI."""
+    path = location(source)
     if not path.exists():
         raise FerError(f"{source}: no such checkpoint or experiment folder")
     if path.is_file() or (path / "checkpoint.pt").exists():

@@ -23,6 +23,7 @@ from fer.classifier import Classifier
 from fer.data import CLASSES
 from fer.errors import CheckpointError
 from fer.models import model_from_spec
+from fer.remote import is_local, local_file, location
 
 FORMAT = "fer-checkpoint"
 FORMAT_VERSION = 1
@@ -37,7 +38,7 @@ def versions() -> dict:
 def load_checkpoint(path: str | Path) -> dict:
     """The stored dict of a fer checkpoint, or a CheckpointError saying why it is not one
     (Checkpoint.load wraps it; tests read the layout through it)."""
-    path = checkpoint_file(Path(path))
+    path = checkpoint_file(path)
     with open(path, "rb") as f:
         magic = f.read(4)
     if magic != b"PK\x03\x04":  # torch.save writes a zip archive; anything else is another kind of file
@@ -88,8 +89,13 @@ def is_torchscript(path: Path) -> bool:
         return False
 
 
-def checkpoint_file(path: Path) -> Path:
-    """The file itself, or a run folder's checkpoint.pt; a clear error for anything else."""
+def checkpoint_file(path: str | Path) -> Path:
+    """The file itself, or a run folder's checkpoint.pt; a clear error for anything else. At a
+    storage URI (s3://...), a local copy fetched once into the cache (fer.remote)."""
+    if not is_local(path):
+        remote = location(path)
+        return local_file(remote / "checkpoint.pt" if remote.is_dir() else remote)
+    path = Path(path)
     if path.is_dir():
         if (path / "checkpoint.pt").is_file():
             return path / "checkpoint.pt"
@@ -122,7 +128,7 @@ class Checkpoint:
     @classmethod
     def load(cls, path: str | Path) -> Checkpoint:
         """The checkpoint at a file or run folder, or a CheckpointError in one line."""
-        return cls(load_checkpoint(path), checkpoint_file(Path(path)))
+        return cls(load_checkpoint(path), checkpoint_file(path))
 
     @classmethod
     def build(cls, spec: dict, state_dict: dict, preprocessing: dict, train_config: dict, *,

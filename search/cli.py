@@ -75,14 +75,14 @@ def _parser() -> argparse.ArgumentParser:
     rf = sub.add_parser("refit", help="train the best trial's config again on Training + PublicTest", epilog=EPILOG)
     rf.add_argument("dir")
     rf.add_argument("--family", choices=family_names(searchable_only=True), default="cnn")
-    rf.add_argument("--out", help="output folder (default DIR/refit/FAMILY)")
+    rf.add_argument("--out", help="output folder (default DIR/refit/FAMILY; needed when DIR is a storage URI)")
     rf.set_defaults(func=cmd_refit)
     en = sub.add_parser("ensemble", help="greedy ensemble of the trials' best checkpoints (Caruana et al. 2004)",
                         epilog=EPILOG)
     en.add_argument("dir")
     en.add_argument("--size", type=positive_int, default=10, help="greedy steps (members may repeat)")
     en.add_argument("--family", choices=[*family_names(searchable_only=True), "all"], default="all")
-    en.add_argument("--out", help="output folder (default DIR/ensemble_FAMILY)")
+    en.add_argument("--out", help="output folder (default DIR/ensemble_FAMILY; needed when DIR is a storage URI)")
     en.add_argument("--json", action="store_true")
     en.set_defaults(func=cmd_ensemble)
     t = sub.add_parser("table", help="every trial under DIR, one row each", epilog=EPILOG)
@@ -174,6 +174,8 @@ def _run_sweeps(args, spaces, name: str, storage: str) -> int:
         print(f"search: {line}", file=sys.stderr)
     if args.report is None or args.no_report or not is_local(root):
         print(f"best models: python -m search best {root}")
+        if args.report is not None and not args.no_report:  # a storage URI: the report is written locally
+            print(f"report: python -m analysis report {root} --out report")
     else:
         args.report(root, Path(root) / "report")
         print(f"report: {Path(root) / 'report' / 'report.html'}")

@@ -1,6 +1,10 @@
 """Read finished (or running) experiments: every trial as a pandas row, and the best
 trial of each family with a path to its best checkpoint in fer's format.
 
+An experiment is a local folder or a storage URI (s3://, gs://: where Ray Tune wrote it), read
+alike through fer.remote: listed and read in place, nothing written back; a checkpoint's path
+is then its URI, which fer.checkpoint fetches into a local cache when it is loaded.
+
 Plain data only: sweep.json, the JSON of Tune's experiment state, each trial's result.json
 and the study database. Nothing here unpickles (Tune's own readers would: see _tune_state),
 so inspecting a results folder from shared storage runs no code from it. Light to import
@@ -14,6 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from fer.errors import FerError
+from fer.remote import RemoteError, local_file, location
 from search.uri import trial_folder
 
 TUNE_STATE = "experiment_state-*.json"  # Tune's experiment snapshot: JSON, some fields hex pickles
@@ -26,10 +31,12 @@ class ResultsError(FerError):
 
 
 def find_experiments(root: str | Path) -> list[Path]:
-    """Experiment folders (each with sweep.json and Tune's experiment state) under root, root included."""
-    if not Path(root).exists():
+    """Experiment folders (each with sweep.json and Tune's experiment state) under root, root
+    included: Paths, or RemotePaths for a storage URI."""
+    root = location(root)
+    if not root.exists():
         raise ResultsError(f"{root}: no such folder")
-    root = Path(root).resolve()
+    root = root.resolve()
     found = sorted(p.parent for p in root.rglob(SWEEP_FILE) if any(p.parent.glob(TUNE_STATE)))
     if not found:
         raise ResultsError(f"{root}: no search experiments inside (looked for {SWEEP_FILE} with Tune state)")
@@ -38,12 +45,12 @@ def find_experiments(root: str | Path) -> list[Path]:
 
 def read_info(exp: Path) -> dict:
     """sweep.json, checked for the keys every reader needs."""
-    path = Path(exp) / SWEEP_FILE
+    path = location(exp) / SWEEP_FILE
     try:
         info = json.loads(path.read_text())
         if not isinstance(info, dict) or not isinstance(info.get("metric"), str) or "family" not in info:
             raise ValueError("no 'family' and 'metric'")
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, RemoteError) as e:
         raise ResultsError(f"{path}: not a sweep description ({e})") from None
     info.setdefault("searched", [])
     return info
@@ -66,7 +73,7 @@ def _tune_state(exp: Path) -> list[dict]:
             out.append({"trial_id": str(t["trial_id"]), "status": str(t["status"]),
                         "config": t.get("config") or {}, "path": str(exp / folder)})
         return out
-    except (OSError, ValueError, KeyError, TypeError) as e:
+    except (OSError, ValueError, KeyError, TypeError, RemoteError) as e:
         raise ResultsError(f"{state}: cannot read Tune's experiment state ({e.__class__.__name__}: {e})") from None
 
 
@@ -78,7 +85,7 @@ def read_history(trial_dir: str | Path) -> pd.DataFrame:
     a second round trip, and a kill between them reruns that epoch on retry. The last row of
     each epoch is the one the trial went on from, so it is the one kept."""
     rows = []
-    path = Path(trial_dir) / "result.json"
+    path = location(trial_dir) / "result.json"
     text = path.read_text(errors="replace") if path.is_file() else ""
     for line in text.splitlines():
         try:
@@ -106,7 +113,7 @@ def _kept_checkpoint(trial_dir: str, history: pd.DataFrame, metric: str) -> str 
         return None
     saved = history[history["checkpoint_dir_name"].notna() & history[metric].notna()]
     for name in saved.sort_values([metric, "training_iteration"], ascending=False)["checkpoint_dir_name"]:
-        pt = Path(trial_dir) / str(name) / "checkpoint.pt"
+        pt = location(trial_dir) / str(name) / "checkpoint.pt"
         if Path(str(name)).name == name and pt.is_file():
             return str(pt)
     return None
@@ -115,7 +122,7 @@ def _kept_checkpoint(trial_dir: str, history: pd.DataFrame, metric: str) -> str 
 def _trials(exp: Path) -> tuple[dict, list[dict]]:
     """(sweep info, one dict per trial: id, status, config, history DataFrame, checkpoint), read from
     plain files only: sweep.json, Tune's experiment-state JSON and each trial's result.json."""
-    exp = Path(exp).resolve()
+    exp = location(exp).resolve()
     info = read_info(exp)
     trials = []
     for t in _tune_state(exp):
@@ -155,13 +162,15 @@ def trials_table(root: str | Path) -> pd.DataFrame:
 
 
 def load_study(exp: str | Path, info: dict | None = None):
-    """The sweep's Optuna study: optuna.db in the experiment folder (wherever the folder has moved),
-    else the storage sweep.json names; None for a sweep without one, or one that cannot be read."""
+    """The sweep's Optuna study: optuna.db in the experiment folder (wherever the folder has moved;
+    a local copy of one at a storage URI), else the storage sweep.json names; None for a sweep
+    without one, or one that cannot be read."""
     import optuna
 
-    exp = Path(exp)
+    exp = location(exp)
     info = info or read_info(exp)
-    url = f"sqlite:///{(exp / STUDY_FILE).resolve()}" if (exp / STUDY_FILE).exists() else info.get("optuna_storage")
+    held = exp / STUDY_FILE
+    url = f"sqlite:///{local_file(held).resolve()}" if held.exists() else info.get("optuna_storage")
     if not url or not info.get("study_name"):
         return None
     try:
@@ -185,7 +194,7 @@ def _imported_rows(exp: Path, info: dict) -> list[dict]:
 
 def trial_histories(exp: str | Path) -> tuple[dict, dict[str, pd.DataFrame]]:
     """(sweep info, {trial_id: per-epoch DataFrame}) of one experiment."""
-    info, trials = _trials(Path(exp))
+    info, trials = _trials(location(exp))
     return info, {t["trial_id"]: t["history"] for t in trials}
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import re
+import shutil
 import warnings
 from pathlib import Path
 
@@ -27,10 +28,40 @@ from search.results import STUDY_FILE, dedupe_epochs
 from search.uri import is_local, trial_folder, trial_id_of
 
 
-def default_url(experiment: str) -> str | None:
-    """SQLite in the experiment folder; None for a storage that is not a local folder (s3://...),
-    which cannot hold an SQLite file: the study then lives in the driver's memory."""
-    return f"sqlite:///{Path(experiment).resolve() / STUDY_FILE}" if is_local(experiment) else None
+def default_url(experiment: str) -> str:
+    """SQLite in the experiment folder; for an experiment at a storage URI (s3://...), which cannot
+    hold a live SQLite file, SQLite in a staging folder of the driver (`staged_study`), copied to
+    the experiment as optuna.db when each sweep ends (`publish_study`)."""
+    if is_local(experiment):
+        return f"sqlite:///{Path(experiment).resolve() / STUDY_FILE}"
+    return f"sqlite:///{staged_study(experiment)}"
+
+
+def staged_study(experiment: str) -> Path:
+    """The driver's working copy of a URI experiment's study: in the cache, keyed by the URI. A
+    resume on another machine (or after the cache was cleared) starts from the published copy."""
+    import hashlib
+
+    from fer.remote import cache_root, local_file, location
+
+    local = cache_root() / "studies" / hashlib.sha256(experiment.encode()).hexdigest()[:32] / STUDY_FILE
+    published = location(experiment) / STUDY_FILE
+    if not local.exists() and published.exists():
+        local.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(local_file(published), local)
+    return local
+
+
+def publish_study(url: str, experiment: str) -> None:
+    """Copy a staged study (`default_url` of a URI experiment) to the experiment as optuna.db, in
+    one object write, so that readers of the experiment find it as they do in a local folder."""
+    if is_local(experiment) or not url.startswith("sqlite:///"):
+        return
+    import pyarrow.fs
+
+    fs, root = pyarrow.fs.FileSystem.from_uri(experiment)
+    with fs.open_output_stream(f"{root}/{STUDY_FILE}") as f, open(url.removeprefix("sqlite:///"), "rb") as src:
+        shutil.copyfileobj(src, f, 1 << 22)
 
 
 SECRET_IN_URL = re.compile(r"(\b[A-Za-z][\w+.-]*://[^\s:/@]*:)([^\s@/]+)(@)")  # scheme://user:PASSWORD@

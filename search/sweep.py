@@ -37,7 +37,7 @@ from search.rungs import RecheckedASHA
 from search.space import SearchSpace
 from search.storage import StorageWatch, drop_partial_checkpoints, restore_recorded_checkpoints
 from search.storage import failure as storage_failure
-from search.study import StudySearch, default_url, finish_study, prepare_study, without_password
+from search.study import StudySearch, default_url, finish_study, prepare_study, publish_study, without_password
 from search.uri import is_local, trial_folder
 from search.warmstart import unseen_points
 
@@ -312,17 +312,18 @@ def run_sweep(space: SearchSpace, train_fn, storage: str, name: str, seed: int =
               "recorded before the sweep stopped", flush=True)
     budget, plan = plan_sweep(space, params.get("faces"))
     url = optuna_storage or default_url(path)
-    if url is None:
-        print(f"study {study_name(name, space)}: kept in the driver's memory (a storage URI cannot hold SQLite): "
-              "give --optuna-storage URL to keep it", flush=True)
-    study = prepare_study(url, study_name(name, space), space, restoring, imported) if url else None
+    study = prepare_study(url, study_name(name, space), space, restoring, imported)
     if not restoring:
-        write_sweep_info(space, storage, name, seed, url, plan)
-    grid = make_tuner(space, train_fn, params, storage, name, seed, resume, study, imported, budget, plan).fit()
-    if study is not None and not received() and storage_failure() is None:  # every trial has ended
-        _, failed = finish_study(study, study_name(name, space), grid, space.settings.metric)
-        if failed:
-            print(f"study {study_name(name, space)}: {failed} trial(s) that never reported an epoch marked FAIL",
-                  flush=True)
+        write_sweep_info(space, storage, name, seed, optuna_storage or (url if is_local(path) else None), plan)
+    try:
+        grid = make_tuner(space, train_fn, params, storage, name, seed, resume, study, imported, budget, plan).fit()
+        if not received() and storage_failure() is None:  # every trial has ended
+            _, failed = finish_study(study, study_name(name, space), grid, space.settings.metric)
+            if failed:
+                print(f"study {study_name(name, space)}: {failed} trial(s) that never reported an epoch marked FAIL",
+                      flush=True)
+    finally:
+        if not optuna_storage:
+            publish_study(url, path)  # (a URI experiment's study, staged on this driver)
     return grid
 

@@ -3,10 +3,7 @@ URI (s3://, gs://, postgresql://, sqlite:///...); and what a trial's folder insi
 experiment is named. Light to import: the CLI asks before Ray loads."""
 from __future__ import annotations
 
-
-def is_local(location: str) -> bool:
-    return "://" not in location
-
+from fer.remote import is_database, is_local  # noqa: F401  (one test of where a thing lives, in fer)
 
 TRIAL_PREFIX = "trial_"  # Tune's trial folders are named by search.sweep's trial_dirname_creator
 

@@ -2,31 +2,31 @@
 parameters fit the new space, so TPE's first suggestions are informed by them. Tune never sees
 these trials: the new sweep's num_samples counts only the trials it runs.
 
-A source is an experiment folder (its sweeps' optuna.db files), or a storage URL; the study is
+A source is an experiment folder, local or at a storage URI (its sweeps' optuna.db files), or a
+study database's URL; the study is
 the one of the new sweep's family and metric (or the one --warm-start-study names).
 """
 from __future__ import annotations
 
 from collections import Counter
-from pathlib import Path
 
 import optuna
 
 from fer.errors import FerError
+from fer.remote import is_database, local_file, location
 from search.results import STUDY_FILE
 from search.study import mask_passwords, open_storage
-from search.uri import is_local
 
 
 def source_studies(source: str, study_name: str | None = None) -> list[tuple[str, optuna.study.StudySummary]]:
     """(storage URL, study summary) of every study the source holds (only `study_name`, if given)."""
-    if not is_local(source):
+    if is_database(source):
         urls = [source]
-    else:
-        root = Path(source)
+    else:  # an experiment folder, or one at a storage URI (its studies read from local copies)
+        root = location(source)
         if not root.exists():
             raise FerError(f"--warm-start-from {source}: no such folder")
-        urls = [f"sqlite:///{p.resolve()}" for p in sorted(root.rglob(STUDY_FILE))]
+        urls = [f"sqlite:///{local_file(p).resolve()}" for p in sorted(root.rglob(STUDY_FILE))]
         if not urls:
             raise FerError(f"--warm-start-from {source}: no {STUDY_FILE} inside (sweeps write one per experiment)")
     found = [(url, s) for url in urls for s in optuna.get_all_study_summaries(open_storage(url))]

@@ -85,7 +85,7 @@ def _measure_int8(file: Path) -> dict:
 def _cached(path: str | Path, variant: str, measure) -> dict:
     """cost.json beside the checkpoint holds one entry per variant, all keyed by the checkpoint's
     content, COST_VERSION and the machine; an entry for another key is measured again."""
-    path = checkpoint_file(Path(path))
+    path = checkpoint_file(path)
     key = {"checkpoint_digest": digest(path), "cost_version": COST_VERSION, "machine": machine_key()}
     cache, held = path.parent / COST_FILE, {}
     if cache.exists():

@@ -10,6 +10,18 @@ from pathlib import Path
 
 from fer.command import EXIT_FAILED
 from fer.errors import FerError
+from fer.remote import is_local
+
+
+def output_folder(args, default: str | Path) -> Path:
+    """--out, else `default` inside the experiment folder DIR. An experiment at a storage URI is
+    read, never written to: there --out names the (local) folder to write."""
+    if args.out:
+        return Path(args.out)
+    if not is_local(args.dir):
+        raise FerError(f"{args.dir}: an experiment at a storage URI is only read; give --out, a local folder for "
+                       f"what this command writes (e.g. --out {Path(default).as_posix()})")
+    return Path(args.dir) / default
 
 
 def best_within_limits(args) -> int:
@@ -59,7 +71,7 @@ def cmd_refit(args) -> int:
     ckpt = Checkpoint.load(chosen["checkpoint"])
     source = ckpt.source
     faces = load_data(source)
-    out = Path(args.out or Path(args.dir) / "refit" / args.family)
+    out = output_folder(args, Path("refit") / args.family)
     print(f"refit {args.family}: trial {chosen['trial_id']} ({chosen['metric']} {chosen['value']:.4f} at epoch "
           f"{ckpt.best_epoch}), trained again on every row but PrivateTest of {source}", flush=True)
     t0 = time.perf_counter()
@@ -75,7 +87,7 @@ def cmd_refit(args) -> int:
 def cmd_ensemble(args) -> int:
     from search.ship.ensemble import build_ensemble
 
-    out = Path(args.out or Path(args.dir) / f"ensemble_{args.family}")
+    out = output_folder(args, f"ensemble_{args.family}")
     done = build_ensemble(args.dir, args.family, args.size, out)
     if args.json:
         print(json.dumps(done))

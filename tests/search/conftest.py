@@ -86,7 +86,7 @@ def postgres_url():
     port = free_port()
     server = subprocess.Popen([*as_postgres, bin_dir / "postgres", "-D", data / "db", "-p", str(port),
                                "-h", "127.0.0.1", "-k", data], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"postgresql+psycopg2://postgres:{PG_PASSWORD}@127.0.0.1:{port}/postgres"
+    url = f"postgresql://postgres:{PG_PASSWORD}@127.0.0.1:{port}/postgres"
     for _ in range(100):
         try:
             optuna.storages.RDBStorage(url)

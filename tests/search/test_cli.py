@@ -111,10 +111,10 @@ def test_the_resume_line_hides_the_study_password(tmp_path, monkeypatch, capsys)
 
     monkeypatch.setattr(search.cli, "_study_checks", lambda *a: {})
     monkeypatch.setattr(search.cli, "_run_sweeps", lambda *a: (_ for _ in ()).throw(KeyboardInterrupt))
-    url = "postgresql+psycopg2://fer:pa55-word@db.example:5432/studies"
+    url = "postgresql://fer:pa55-word@db.example:5432/studies"
     assert main(["run", "--storage-path", str(tmp_path), "--optuna-storage", url]) == 130
     err = capsys.readouterr().err
-    assert "pa55-word" not in err and "postgresql+psycopg2://fer:***@db.example:5432/studies" in err
+    assert "pa55-word" not in err and "postgresql://fer:***@db.example:5432/studies" in err
     assert "--resume" in err and "PGPASSWORD" in err
 
 
