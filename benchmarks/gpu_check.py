@@ -11,7 +11,8 @@
    a DataLoader pipeline (benchmarks/device_epoch.py), batch 64 to 1024.
 3. Packing: 1, 2, 4 and 8 training processes at once on the one GPU, each with
    CUDA_VISIBLE_DEVICES as Ray sets it for fractional GPUs: aggregate images/s and per-process
-   memory, from which the GPUs per trial of cnn_gpu.yaml follow.
+   memory, and the trials per GPU fer.packing's rule picks from them (as `gpus_per_trial: auto`
+   does before a sweep).
 Writes every figure to one JSON file and prints a summary table.
 """
 from __future__ import annotations
@@ -33,6 +34,7 @@ from benchmarks.common import SHARED_FER
 from benchmarks.device_epoch import dataloader_epoch, resident_epoch
 from fer.config import read_yaml, resolve_run
 from fer.data import SyntheticSpec, load_data, make_synthetic
+from fer.packing import choose_packing
 from fer.train import Trainer
 
 REPO = Path(__file__).resolve().parents[1]
@@ -149,12 +151,12 @@ def check_packing(args, counts: list[int], seconds: float, warmup_s: float) -> l
 
 
 def gpus_per_trial(packing: list[dict]) -> float | None:
-    """The most processes per GPU whose aggregate is within 10% of the best: 1/k GPUs each."""
-    ok = [r for r in packing if "aggregate_images_per_s" in r]
-    if not ok:
+    """1/k GPUs per trial, k by fer.packing.choose_packing (the rule `gpus_per_trial: auto` applies
+    in a sweep); None when not even one process ran."""
+    rates = {r["processes"]: r.get("aggregate_images_per_s") for r in packing}
+    if not rates.get(1):
         return None
-    best = max(r["aggregate_images_per_s"] for r in ok)
-    return 1 / max(r["processes"] for r in ok if r["aggregate_images_per_s"] >= 0.9 * best)
+    return 1 / choose_packing(rates)
 
 
 def _faces(data: str | None, n: int):

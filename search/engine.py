@@ -159,13 +159,17 @@ def _each_sweep(spaces: list, request: Request, datasets: dict):
     """Yield each sweep's outcome as it ends."""
     from search import storage as store
     from search.interrupt import received, restore_handlers
+    from search.resources import settle_packing
     from search.sweep import experiment_path, run_sweep, settle_concurrency
     from search.trainable import train_fer
 
+    packed = {space.name: settle_packing(space, datasets[request.data or space.data]) for space in spaces}
     why = {space.name: settle_concurrency(space) for space in spaces}  # every sweep fits before any starts
     for space in spaces:
         source = request.data or space.data
         s = space.settings
+        if packed[space.name]:
+            print(f"sweep {request.name}/{space.name}: {packed[space.name]}", flush=True)
         epochs = f"{s.max_epochs} epochs max" if s.max_epochs else (
             "epochs to the time budget" if s.time_budget_s else f"{s.epochs_cap()} epochs")
         trials = f"{s.trials} trials" if s.trials else "trials as the budget allows"

@@ -17,6 +17,11 @@ DEFAULT_TRIALS = 8  # a sweep's trials without num_samples or a time budget
 UNBOUNDED_EPOCHS = 100_000  # under a time budget without max_epochs: the budget ends every trial
 
 
+def gpus_or_auto(text: str) -> float | str:
+    """--gpus-per-trial: a number >= 0, or auto."""
+    return "auto" if text == "auto" else non_negative_float(text)
+
+
 @dataclass
 class Settings:
     """Sweep settings; the fields are the YAML `settings:` keys, and those declared with `option`
@@ -42,8 +47,9 @@ class Settings:
         "trials at a time at most (default: as many as the cluster holds at the trial's resources)", None,
         cli_type=positive_int)
     cpus_per_trial: float = option("CPUs each trial needs (torch threads follow)", 1.0, cli_type=positive_float)
-    gpus_per_trial: float = option("GPUs each trial needs; fractions pack trials: 0.25 runs four per GPU", 0.0,
-                                   cli_type=non_negative_float)
+    gpus_per_trial: float | Literal["auto"] = option(
+        "GPUs each trial needs; fractions pack trials (0.25 runs four per GPU); auto: trials per GPU and CPUs per "
+        "trial measured on a GPU node before the sweep (fer.packing)", 0.0, cli_type=gpus_or_auto)
     time_budget_s: float | None = option(
         "wall-clock seconds per sweep; the schedule is planned from the epoch time measured here", None,
         cli_type=positive_float)
@@ -80,7 +86,8 @@ class Settings:
         _require(self.max_concurrent is None or self.max_concurrent >= 1, "max_concurrent", "a positive integer",
                  self.max_concurrent)
         _require(self.cpus_per_trial > 0, "cpus_per_trial", "a positive number", self.cpus_per_trial)
-        _require(self.gpus_per_trial >= 0, "gpus_per_trial", "a number >= 0", self.gpus_per_trial)
+        _require(self.gpus_per_trial == "auto" or self.gpus_per_trial >= 0, "gpus_per_trial", "a number >= 0 or auto",
+                 self.gpus_per_trial)
         _require(self.time_budget_s is None or self.time_budget_s > 0, "time_budget_s",
                  "a positive number of seconds (leave it out for no budget)", self.time_budget_s)
         _require(self.explore_share is None or 0 < self.explore_share <= 1, "explore_share", "a number in (0, 1]",

@@ -20,11 +20,11 @@ def test_the_gpu_recipe_is_the_spaces_first_warm_start_point(tiny):
     assert run["train"]["tta"] == "tencrop" and run["train"]["nesterov"] is True  # the space's fixed values
 
 
-def test_gpus_per_trial_is_the_most_processes_within_10_percent_of_the_best():
+def test_gpus_per_trial_follows_the_sweeps_packing_rule():
     rows = [{"processes": 1, "aggregate_images_per_s": 1000}, {"processes": 2, "aggregate_images_per_s": 1900},
-            {"processes": 4, "aggregate_images_per_s": 2000}, {"processes": 8, "aggregate_images_per_s": 1700},
+            {"processes": 4, "aggregate_images_per_s": 2100}, {"processes": 8, "aggregate_images_per_s": 2200},
             {"processes": 16, "error": "out of memory"}]
-    assert gpus_per_trial(rows) == 0.25
+    assert gpus_per_trial(rows) == 0.25  # 8 would train more in all, at 275 images/s each: under half of 1000
     assert gpus_per_trial([{"processes": 1, "error": "x"}]) is None
 
 
