@@ -118,6 +118,26 @@ def test_fractional_gpus_pack_four_trials(ray_cluster, faces, tmp_path):
     assert {r.metrics["gpu_ids"] for r in grid} == {"0"}  # every trial was given logical GPU 0
 
 
+def test_gpus_per_trial_auto_is_settled_on_a_gpu_node_before_the_sweep(ray_cluster, faces, tmp_path):
+    """On Ray's logical GPU (no CUDA here) the measuring task still lands on the GPU node and says
+    it had nothing to measure: one trial per GPU, the node's 2 CPUs per GPU to each trial; the
+    sweep then schedules trials of 1 GPU, one at a time."""
+    from search.resources import settle_packing
+
+    path = tiny_sweep(tmp_path / "space.yaml", n=2, epochs=1, conc=None, sched="fifo")
+    path.write_text(path.read_text().replace("gpus_per_trial: 0", "gpus_per_trial: auto")
+                    .replace("max_concurrent: None,", ""))
+    space = load_sweeps(str(path))[0]
+    assert space.settings.gpus_per_trial == "auto"
+    line = settle_packing(space, faces)
+    assert line == ("gpus_per_trial auto: 1 trial per GPU (no CUDA device); 1 GPU and 2 CPUs per trial (the GPU "
+                    "nodes have 2 CPUs per GPU)")
+    assert (space.settings.gpus_per_trial, space.settings.cpus_per_trial) == (1.0, 2.0)
+    grid = run_sweep(space, train_fer, str(tmp_path / "results"), "exp", faces=faces)
+    assert not grid.errors and {r.metrics["gpu_ids"] for r in grid} == {"0"}
+    assert space.settings.max_concurrent == 1  # the one logical GPU holds one trial
+
+
 def test_time_budget_bounds_the_sweep_and_every_trial(ray_cluster, faces, tmp_path):
     budget = 20.0  # room for cold trial workers (torch import) to report a few epochs
     epochs = 10_000  # far more than any budget allows: a fast CPU runs ~20 tiny epochs/s
