@@ -25,8 +25,23 @@ def test_runs_are_run_configs(path):
 
 @pytest.mark.parametrize("path", sorted((CONFIGS / "cluster").glob("*.yaml")), ids=lambda p: p.name)
 def test_cluster_files_are_ray_launcher_files(path):
+    """Valid under the schema `ray up` checks a file against (shipped with Ray), and ready for a
+    sweep: the project and the data copied up, torch's CUDA build installed before the rest."""
+    import json
+
+    import jsonschema
+    import ray
+
     doc = yaml.safe_load(path.read_text())
-    assert {"cluster_name", "provider"} <= set(doc)
+    schema = json.loads((Path(ray.__file__).parent / "autoscaler" / "ray-schema.json").read_text())
+    jsonschema.validate(doc, schema)
+    assert {"cluster_name", "provider", "auth"} <= set(doc) and doc["provider"]["type"]
+    assert "." in doc["file_mounts"].values() and any(k.endswith(".csv.gz") for k in doc["file_mounts"])
+    torch_at = next(i for i, c in enumerate(doc["setup_commands"]) if "torch==" in c and "whl/cu" in c)
+    assert torch_at < next(i for i, c in enumerate(doc["setup_commands"]) if "requirements.txt" in c)
+    pin = next(line for line in (CONFIGS.parent / "requirements.txt").read_text().splitlines()
+               if line.startswith("torch=="))
+    assert f"{pin} " in doc["setup_commands"][torch_at]  # the version the project pins, CUDA build
 
 
 def test_no_file_lies_outside_the_kinds():
