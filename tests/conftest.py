@@ -1,4 +1,9 @@
 import gzip
+import os
+import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -96,3 +101,62 @@ def stale_ray_pointer():
         pointer.unlink(missing_ok=True)
     else:
         pointer.write_bytes(before)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class S3Server:
+    """An S3-compatible server on loopback: `env` points pyarrow (so Ray Tune and fer.remote) and
+    boto3 at it; `bucket(name)` makes a bucket and returns its s3:// URI."""
+
+    def __init__(self, port: int):
+        self.env = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_REGION": "us-east-1",
+                    "AWS_DEFAULT_REGION": "us-east-1", "AWS_ENDPOINT_URL_S3": f"http://127.0.0.1:{port}",
+                    "AWS_EC2_METADATA_DISABLED": "true"}
+
+    def client(self):
+        import boto3
+
+        return boto3.client("s3", endpoint_url=self.env["AWS_ENDPOINT_URL_S3"], region_name="us-east-1",
+                            aws_access_key_id="testing", aws_secret_access_key="testing")
+
+    def bucket(self, name: str) -> str:
+        self.client().create_bucket(Bucket=name)
+        return f"s3://{name}"
+
+    def keys(self, bucket: str) -> list[str]:
+        pages = self.client().get_paginator("list_objects_v2").paginate(Bucket=bucket)
+        return [o["Key"] for page in pages for o in page.get("Contents", [])]
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """moto's standalone server (the test extra moto[server]: it installs from PyPI, where MinIO's
+    server does not), its AWS_* variables set in this process for the session."""
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    s3 = S3Server(port)
+    for _ in range(150):
+        try:
+            s3.client().list_buckets()
+            break
+        except Exception:
+            time.sleep(0.2)
+    else:
+        server.kill()
+        pytest.skip("moto's S3 server did not start")
+    saved = {k: os.environ.get(k) for k in s3.env}
+    os.environ.update(s3.env)
+    yield s3
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+    server.terminate()
+    server.wait(timeout=30)

@@ -2,7 +2,6 @@
 and a PostgreSQL server for studies."""
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -13,6 +12,7 @@ import pytest
 import ray
 
 from fer.data import load_data
+from tests.conftest import free_port  # noqa: F401  (tests.search modules import it from here)
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -56,12 +56,6 @@ def ray_cluster():
 @pytest.fixture(scope="module")
 def faces(tiny_csv):
     return load_data(str(tiny_csv))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 PG_PASSWORD = "pg-S3cret-never-written"  # the tests look for it in every file and line a sweep writes
