@@ -50,14 +50,16 @@ def _parser() -> argparse.ArgumentParser:
                    help="SQLAlchemy URL of the Optuna study database (default: optuna.db in each sweep's folder; "
                         "on a cluster e.g. postgresql://USER@HEAD:5432/DB)")
     r.add_argument("--warm-start-from", metavar="SOURCE",
-                   help="an experiment folder or study storage URL whose finished trials inform the new studies")
+                   help="an experiment (a folder or a storage URI such as s3://...) or a study database URL whose "
+                        "finished trials inform the new studies")
     r.add_argument("--warm-start-study", metavar="NAME", help="the study of SOURCE to import (default: by family)")
     r.add_argument("--resume", action="store_true", help="continue an interrupted experiment of the same name")
     r.add_argument("--seed", type=int, default=0, help="seed of the searcher's sampler (trials keep their own)")
     r.add_argument("--no-report", action="store_true", help="skip the analysis report at the end")
     r.add_argument("--verbose", action="store_true", help="show Ray's and Optuna's own logs and worker output")
     r.set_defaults(func=cmd_run)
-    b = sub.add_parser("best", help="best trial of each family under DIR (within limits, if given)", epilog=EPILOG)
+    b = sub.add_parser("best", help="best trial of each family under DIR, a folder or a storage URI (within limits, "
+                            "if given)", epilog=EPILOG)
     b.add_argument("dir")
     b.add_argument("--json", action="store_true")
     b.add_argument("--max-params", type=positive_int, help="only trials with at most this many parameters")
