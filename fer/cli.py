@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from fer.command import EXIT_FAILED, Parser, positive_int, run_command
+from fer.remote import is_local
 
 EPILOG = ("Exit status: 0 done; 1 an export failed its parity check; 2 bad data, config, checkpoint or option "
           "(one line on stderr); "
@@ -51,7 +52,7 @@ def _parser() -> argparse.ArgumentParser:
     x.add_argument("checkpoint")
     x.add_argument("--format", choices=["onnx", "torchscript"], required=True)
     x.add_argument("--out", help="output file (default: beside the checkpoint, model.onnx, model.int8.onnx or "
-                                 "model.torchscript.pt)")
+                                 "model.torchscript.pt; needed for a checkpoint at a storage URI)")
     x.add_argument("--int8", action="store_true", help="ONNX only: statically quantized to int8, calibrated on "
                    "training faces, gated on the validation split (fer.ship.quantize)")
     x.set_defaults(func=cmd_export)
@@ -197,9 +198,13 @@ def cmd_export(args) -> int:
 
     if args.int8 and args.format != "onnx":
         raise FerError("--int8: only with --format onnx (onnxruntime quantizes ONNX graphs)")
+    name = f"model{'.int8' if args.int8 else ''}{FORMATS[args.format]}"
+    if not args.out and not is_local(args.checkpoint):  # a storage URI is only read: nothing is written beside it
+        raise FerError(f"{args.checkpoint}: a checkpoint at a storage URI is only read; give --out, the local file "
+                       f"to write (e.g. --out {name})")
     ckpt = Checkpoint.load(args.checkpoint)
     source_file = ckpt.path.resolve()
-    out = Path(args.out or source_file.parent / f"model{'.int8' if args.int8 else ''}{FORMATS[args.format]}")
+    out = Path(args.out or source_file.parent / name)
     if out.resolve() == source_file:
         raise FerError(f"--out {out}: that is the checkpoint being exported; name another file")
     if out.is_dir():

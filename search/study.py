@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 import re
 import shutil
+import sys
 import warnings
 from pathlib import Path
 
@@ -57,11 +58,17 @@ def publish_study(url: str, experiment: str) -> None:
     one object write, so that readers of the experiment find it as they do in a local folder."""
     if is_local(experiment) or not url.startswith("sqlite:///"):
         return
+    import pyarrow
     import pyarrow.fs
 
-    fs, root = pyarrow.fs.FileSystem.from_uri(experiment)
-    with fs.open_output_stream(f"{root}/{STUDY_FILE}") as f, open(url.removeprefix("sqlite:///"), "rb") as src:
-        shutil.copyfileobj(src, f, 1 << 22)
+    local = url.removeprefix("sqlite:///")
+    try:
+        fs, root = pyarrow.fs.FileSystem.from_uri(experiment)
+        with fs.open_output_stream(f"{root}/{STUDY_FILE}") as f, open(local, "rb") as src:
+            shutil.copyfileobj(src, f, 1 << 22)
+    except (OSError, pyarrow.ArrowException) as e:  # the sweep's own outcome stands; the study is not lost
+        print(f"search: could not copy the study to {experiment}/{STUDY_FILE} ({str(e).splitlines()[0]}); it is "
+              f"kept at {local}", file=sys.stderr, flush=True)
 
 
 SECRET_IN_URL = re.compile(r"(\b[A-Za-z][\w+.-]*://[^\s:/@]*:)([^\s@/]+)(@)")  # scheme://user:PASSWORD@
