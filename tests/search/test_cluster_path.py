@@ -103,6 +103,7 @@ def test_the_cluster_recipe_runs_as_written(cluster, s3_server, postgres_url, ti
     sweep = outputs["run"]
     assert "gpus_per_trial auto: 1 trial per GPU (no CUDA device); 1 GPU and 1 CPU per trial" in sweep
     assert len(ENDED.findall(sweep)) == 2
+    assert f"report: python -m analysis report {store}/gpu-hour --out report" in sweep  # written here, not there
     experiment = f"{store}/gpu-hour"
     _, histories = trial_histories(f"{experiment}/cnn")
     assert len(histories) == 2
