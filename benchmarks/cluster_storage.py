@@ -63,7 +63,7 @@ def main() -> int:
         sweep_s, out = timed([sys.executable, "-m", "search", "run", str(REPO / args.space), "--data", args.data,
                               "--storage-path", store, "--name", "exp", "--address", f"127.0.0.1:{PORT}",
                               "--time-budget-s", str(args.budget), "--no-report"], env, work)
-        budget = re.findall(r"^\S+ budget: .*$", out, re.M)
+        budget = re.findall(r"^\S+ budget: .*$", out, re.M) + re.findall(r"^\S+: \d+ trials, best .*$", out, re.M)
         local = work / "local" / "exp"
         copied = _download(s3, "bench", "fer/exp/", local)
         rows = []
