@@ -27,6 +27,9 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--layer", help="layer whose outputs activations.png shows (default: the first activation)")
     r.add_argument("--filters-layer", help="conv layer whose filters are visualised by activation maximisation "
                                            "(default: a middle conv layer)")
+    r.add_argument("--optuna-storage", metavar="URL",
+                   help="the study database of sweeps whose study lived on a server, for the sweep figures: a URL "
+                        "a results folder names is never opened by itself")
     r.set_defaults(func=cmd_report)
     return p
 
@@ -41,7 +44,8 @@ def _indices(text: str) -> list[int]:
 def cmd_report(args) -> int:
     from analysis.report import make_report
 
-    metrics = make_report(args.source, args.data, args.split, args.out, args.images, args.layer, args.filters_layer)
+    metrics = make_report(args.source, args.data, args.split, args.out, args.images, args.layer, args.filters_layer,
+                          study_storage=args.optuna_storage)
     for name, m in metrics["models"].items():
         print(f"{name}: accuracy {m['accuracy']:.4f} macro-F1 {m['macro_f1']:.4f} on {m['n']} images")
     print(f"wrote {args.out}/report.html ({metrics['seconds']:.1f}s)")

@@ -33,12 +33,12 @@ class Options:
 
 def make_report(source: str, data: str | None = None, split: str | None = None, out: str | Path = "report",
                 images: list[int] | None = None, layer: str | None = None, filters_layer: str | None = None,
-                n_filters: int = 16) -> dict:
+                n_filters: int = 16, study_storage: str | None = None) -> dict:
     """Check the source and every option first, then write the report into `out`. A FerError
     leaves nothing behind: `out` is created only after the checks, and removed if it was new
     and the report fails part-way."""
     t0 = time.perf_counter()
-    src = resolve_source(source, data, split)
+    src = resolve_source(source, data, split, study_storage)
     opt = Options(images, layer, filters_layer, n_filters)
     primary = next((m for m in src.models if m.model.first_conv), src.models[0])  # a conv net explains best
     _check_options(primary, opt)
@@ -273,7 +273,10 @@ def _sweep_section(src, out: Path, metrics: dict):
     parts, notes, metrics["importance"] = [], [], {}
     for exp, study in src.studies.items():
         if study is None:
-            notes.append(f"{exp}: no Optuna study stored (a sweep made before studies were kept, or one whose "
+            server = src.study_servers.get(exp)
+            notes.append(f"{exp}: its study is on {server}, which a report opens only when named: "
+                         "analysis report --optuna-storage URL" if server else
+                         f"{exp}: no Optuna study stored (a sweep made before studies were kept, or one whose "
                          "storage cannot be reached from here)")
             continue
         importance = param_importance(study)

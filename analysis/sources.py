@@ -47,30 +47,35 @@ class Source:
     best: list[dict] = field(default_factory=list)  # search's best trials, for an experiment
     table: pd.DataFrame | None = None
     infos: dict = field(default_factory=dict)
-    studies: dict = field(default_factory=dict)  # experiment -> its Optuna study (None: not stored)
+    studies: dict = field(default_factory=dict)  # experiment -> its Optuna study (None: not stored, or not read)
+    study_servers: dict = field(default_factory=dict)  # experiment -> the server its study is on, left unopened
     trial_curves: dict = field(default_factory=dict)  # family -> {trial_id: DataFrame}
     metric: str = "val_acc"
 
 
-def resolve_source(source: str, data: str | None, split: str | None) -> Source:
+def resolve_source(source: str, data: str | None, split: str | None, study_storage: str | None = None) -> Source:
     """A checkpoint (file or run folder) or an experiment, each local or at a storage URI."""
     path = location(source)
     if not path.exists():
         raise FerError(f"{source}: no such checkpoint or experiment folder")
     if path.is_file() or (path / "checkpoint.pt").exists():
         return Source(models=[_model_source("model", str(path), data, split, {})])
-    from search.results import best_trials, find_experiments, load_study, trial_histories, trials_table
+    from search.results import best_trials, find_experiments, load_study, study_location, trial_histories, trials_table
+    from search.study import mask_passwords
 
     best = best_trials(path)
     cache: dict = {}
     models = [_model_source(f"best {b['family']}", b["checkpoint"], data, split, cache) for b in best]
-    infos, curves, studies = {}, {}, {}
+    infos, curves, studies, servers = {}, {}, {}, {}
     for exp in find_experiments(path):
         info, hist = trial_histories(exp)
-        infos[exp.name], studies[exp.name] = info, load_study(exp, info)
+        infos[exp.name], studies[exp.name] = info, load_study(exp, info, study_storage)
+        _, server = study_location(exp, info)
+        if server and studies[exp.name] is None:
+            servers[exp.name] = mask_passwords(server)
         curves.setdefault(info["family"], {}).update(hist)
-    return Source(models=models, best=best, table=trials_table(path), infos=infos, studies=studies,
-                  trial_curves=curves, metric=best[0]["metric"])
+    return Source(models=models, best=best, table=trials_table(path, study_storage), infos=infos, studies=studies,
+                  study_servers=servers, trial_curves=curves, metric=best[0]["metric"])
 
 
 def _model_source(name: str, ckpt: str, data: str | None, split: str | None, cache: dict) -> ModelSource:

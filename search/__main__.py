@@ -9,10 +9,10 @@ from pathlib import Path
 from search.cli import main
 
 
-def report(experiment: str, out: Path) -> None:
+def report(experiment: str, out: Path, study_storage: str | None = None) -> None:
     from analysis.report import make_report
 
-    make_report(experiment, out=out)
+    make_report(experiment, out=out, study_storage=study_storage)
 
 
 def entry() -> None:

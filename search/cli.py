@@ -20,6 +20,8 @@ EPILOG = ("Exit status: 0 done; 1 some trials failed after their retries (one li
           "storage filled up (one line: how to resume); "
           "2 bad input (one line on stderr, nothing written); 130 interrupted (the line says how to --resume).")
 
+READ_STUDY_HELP = ("the study database of sweeps whose study lived on a server (their trials imported by a warm "
+                   "start are listed): a URL a results folder names is never opened by itself")
 QUICKSTART = Path(__file__).resolve().parent / "spaces" / "quickstart.yaml"  # package data: found when installed
 
 
@@ -90,6 +92,7 @@ def _parser() -> argparse.ArgumentParser:
     t = sub.add_parser("table", help="every trial under DIR, one row each", epilog=EPILOG)
     t.add_argument("dir")
     t.add_argument("--csv", help="also write the table to this CSV file")
+    t.add_argument("--optuna-storage", metavar="URL", help=READ_STUDY_HELP)
     t.set_defaults(func=cmd_table)
     return p
 
@@ -165,6 +168,7 @@ def _study_checks(args, spaces, name: str) -> dict[str, list]:
 
 def _run_sweeps(args, spaces, name: str, storage: str) -> int:
     from search.engine import Request, run_experiment
+    from search.study import mask_passwords
 
     request = Request(name=name, storage=storage, data=args.data, address=args.address, seed=args.seed,
                       resume=args.resume, optuna_storage=args.optuna_storage, imported=args.imported,
@@ -177,9 +181,10 @@ def _run_sweeps(args, spaces, name: str, storage: str) -> int:
     if args.report is None or args.no_report or not is_local(root):
         print(f"best models: python -m search best {root}")
         if args.report is not None and not args.no_report:  # a storage URI: the report is written locally
-            print(f"report: python -m analysis report {root} --out report")
+            named = f" --optuna-storage {mask_passwords(args.optuna_storage)}" if args.optuna_storage else ""
+            print(f"report: python -m analysis report {root}{named} --out report")
     else:
-        args.report(root, Path(root) / "report")
+        args.report(root, Path(root) / "report", args.optuna_storage)
         print(f"report: {Path(root) / 'report' / 'report.html'}")
     return EXIT_FAILED if outcome.failed else 0
 
@@ -214,7 +219,8 @@ def cmd_best(args) -> int:
 def cmd_table(args) -> int:
     from search.results import trials_table
 
-    table = trials_table(args.dir)
+    table = trials_table(args.dir, args.optuna_storage)
+    unread_studies(args.dir, args.optuna_storage)
     if args.csv:
         table.to_csv(args.csv, index=False)
     import pandas as pd
@@ -222,3 +228,15 @@ def cmd_table(args) -> int:
     with pd.option_context("display.width", 200, "display.max_columns", 30):
         print(table.drop(columns=["checkpoint"]).to_string(index=False, float_format=lambda v: f"{v:.4g}"))
     return 0
+
+
+def unread_studies(root: str, given: str | None) -> None:
+    """One line per sweep whose study lives on a server the user did not name (never opened)."""
+    from search.results import find_experiments, study_location
+    from search.study import mask_passwords
+
+    for exp in [] if given else find_experiments(root):
+        _, server = study_location(exp)
+        if server:
+            print(f"search: {exp}: its study is on {mask_passwords(server)}, not opened (a results folder never "
+                  "picks a server): give --optuna-storage URL to read it", file=sys.stderr)

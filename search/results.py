@@ -151,38 +151,56 @@ def _row(exp: Path, info: dict, trial: dict) -> dict:
             "checkpoint": trial["checkpoint"]}
 
 
-def trials_table(root: str | Path) -> pd.DataFrame:
+def trials_table(root: str | Path, study_storage: str | None = None) -> pd.DataFrame:
     """Every trial of every experiment under root, one row each; trials a warm start imported
-    into a sweep's study have status IMPORTED (and no checkpoint of this experiment)."""
+    into a sweep's study have status IMPORTED (and no checkpoint of this experiment).
+    `study_storage`: the study server the user named, for sweeps whose study lived there."""
     rows = []
     for exp in find_experiments(root):
         info, trials = _trials(exp)
-        rows += [_row(exp, info, t) for t in trials] + _imported_rows(exp, info)
+        rows += [_row(exp, info, t) for t in trials] + _imported_rows(exp, info, study_storage)
     return pd.DataFrame(rows)
 
 
-def load_study(exp: str | Path, info: dict | None = None):
-    """The sweep's Optuna study: optuna.db in the experiment folder (wherever the folder has moved;
-    a local copy of one at a storage URI), else the storage sweep.json names; None for a sweep
-    without one, or one that cannot be read."""
-    import optuna
+def study_location(exp: str | Path, info: dict | None = None) -> tuple[str | None, str | None]:
+    """(SQLAlchemy URL of the sweep's own optuna.db opened read-only, or None; the server URL
+    sweep.json names, or None). The second is only ever shown, never opened (load_study)."""
+    from urllib.parse import quote
 
     exp = location(exp)
     info = info or read_info(exp)
     held = exp / STUDY_FILE
-    url = f"sqlite:///{local_file(held).resolve()}" if held.exists() else info.get("optuna_storage")
+    own = f"sqlite:///file:{quote(str(local_file(held).resolve()))}?mode=ro&uri=true" if held.exists() else None
+    named = info.get("optuna_storage")
+    return own, (named if own is None and isinstance(named, str) and named else None)
+
+
+def load_study(exp: str | Path, info: dict | None = None, study_storage: str | None = None):
+    """The sweep's Optuna study, read: its optuna.db in the experiment folder (wherever the folder
+    has moved; a local copy of one at a storage URI), opened read-only, so reading creates no
+    file and changes none; else, for a sweep whose study lived on a server, `study_storage`, the
+    URL the user gave. A URL written in sweep.json is never opened: a folder someone sends you
+    must not make this process connect anywhere (with your PGPASSWORD) or create a database
+    where it says. None for a sweep without a study here, or one that cannot be read."""
+    import optuna
+
+    exp = location(exp)
+    info = info or read_info(exp)
+    own, on_server = study_location(exp, info)
+    url = own or (study_storage if on_server else None)
     if not url or not info.get("study_name"):
         return None
     try:
-        return optuna.load_study(study_name=info["study_name"], storage=url)
+        storage = optuna.storages.RDBStorage(url, skip_table_creation=True)
+        return optuna.load_study(study_name=info["study_name"], storage=storage)
     except Exception:  # a server out of reach, a hidden password, a study deleted: the table goes on without it
         return None
 
 
-def _imported_rows(exp: Path, info: dict) -> list[dict]:
+def _imported_rows(exp: Path, info: dict, study_storage: str | None = None) -> list[dict]:
     import optuna
 
-    study, metric = load_study(exp, info), info["metric"]
+    study, metric = load_study(exp, info, study_storage), info["metric"]
     done = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)) if study else []
     return [{"experiment": exp.name, "family": info["family"], "trial_id": f"imported#{t.user_attrs['source_trial']}",
              "metric": metric, "status": "IMPORTED", "epochs": t.user_attrs.get("epochs", len(t.intermediate_values)),

@@ -103,7 +103,8 @@ def test_the_cluster_recipe_runs_as_written(cluster, s3_server, postgres_url, ti
     sweep = outputs["run"]
     assert "gpus_per_trial auto: 1 trial per GPU (no CUDA device); 1 GPU and 1 CPU per trial" in sweep
     assert len(ENDED.findall(sweep)) == 2
-    assert f"report: python -m analysis report {store}/gpu-hour --out report" in sweep  # written here, not there
+    assert (f"report: python -m analysis report {store}/gpu-hour --optuna-storage {given['STUDY_DB']} --out report"
+            in sweep)  # written here, not there
     experiment = f"{store}/gpu-hour"
     _, histories = trial_histories(f"{experiment}/cnn")
     assert len(histories) == 2
@@ -113,7 +114,8 @@ def test_the_cluster_recipe_runs_as_written(cluster, s3_server, postgres_url, ti
     assert best["checkpoint"].startswith(f"{experiment}/cnn/trial_") and best["checkpoint"] in outputs["best"]
     assert (head / "ensemble-cnn" / "checkpoint.pt").is_file() and (head / "fer-cnn-ensemble.onnx").is_file()
     page = (head / "report" / "report.html").read_text()
-    assert "<h2>Sweep</h2>" in page and "best cnn" in page  # the study, read from PostgreSQL
+    assert "<h2>Sweep</h2>" in page and "best cnn" in page
+    assert (head / "report" / "sweep_cnn_history.png").is_file()  # the study, read from the server it was given
     keys = s3_server.keys("recipe")
     assert keys and all(k.startswith("fer/gpu-hour/") for k in keys if not k.endswith("/"))  # ("/": folder markers)
     for key in keys:

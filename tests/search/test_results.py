@@ -131,3 +131,59 @@ def test_a_real_sweep_with_its_pickles_replaced_is_read_without_running_them(ray
     codes = main(["best", str(exp)]), main(["table", str(exp)])
     assert not marker.exists()
     assert codes == (0, 0)
+
+
+def _name_a_study(exp: Path, url: str) -> None:
+    info = json.loads((exp / "sweep.json").read_text())
+    (exp / "sweep.json").write_text(json.dumps({**info, "optuna_storage": url, "study_name": "exp/cnn"}))
+
+
+def test_a_server_the_results_folder_names_is_never_contacted(tampered, monkeypatch, capsys):
+    """sweep.json naming a PostgreSQL server (a port this test listens on): reading the folder
+    connects nowhere, so the user's PGPASSWORD cannot leave; the table says how to name the server."""
+    import socket
+
+    exp, _ = tampered
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    listener.settimeout(0.5)
+    port = listener.getsockname()[1]
+    _name_a_study(exp, f"postgresql://fer@127.0.0.1:{port}/studies")
+    monkeypatch.setenv("PGPASSWORD", "pg-never-sent")
+    assert main(["table", str(exp)]) == 0
+    assert main(["pareto", str(exp)]) == 0
+    assert main(["ensemble", str(exp), "--size", "2", "--out", str(exp.parent / "ens")]) == 0
+    with pytest.raises(TimeoutError):  # (socket.timeout) nothing connected
+        listener.accept()
+    listener.close()
+    err = capsys.readouterr().err
+    assert f"its study is on postgresql://fer@127.0.0.1:{port}/studies, not opened" in err
+    assert "give --optuna-storage URL to read it" in err
+
+
+def test_an_sqlite_url_the_folder_names_creates_no_file(tampered, tmp_path):
+    exp, _ = tampered
+    target = tmp_path / "elsewhere" / "planted.db"
+    target.parent.mkdir()
+    _name_a_study(exp, f"sqlite:///{target}")
+    assert main(["table", str(exp)]) == 0 and len(trials_table(exp)) == 2
+    assert not target.exists()
+
+
+def test_the_sweeps_own_study_is_read_without_a_write(tampered):
+    """optuna.db inside the folder is opened read-only: not a byte or a journal file changes."""
+    import optuna
+
+    from search.results import load_study
+
+    exp, _ = tampered
+    _name_a_study(exp, "postgresql://fer@203.0.113.1:5432/never")  # ignored: the folder has its own
+    study = optuna.create_study(storage=f"sqlite:///{exp / 'optuna.db'}", study_name="exp/cnn")
+    study.add_trial(optuna.trial.create_trial(params={"x": 1.0}, distributions={
+        "x": optuna.distributions.FloatDistribution(0, 2)}, value=0.5))
+    del study
+    before = {p.name: p.read_bytes() for p in exp.iterdir() if p.is_file()}
+    loaded = load_study(exp)
+    assert loaded is not None and len(loaded.trials) == 1
+    assert {p.name: p.read_bytes() for p in exp.iterdir() if p.is_file()} == before
