@@ -71,12 +71,15 @@ def publish_study(url: str, experiment: str) -> None:
               f"kept at {local}", file=sys.stderr, flush=True)
 
 
-SECRET_IN_URL = re.compile(r"(\b[A-Za-z][\w+.-]*://[^\s:/@]*:)([^\s@/]+)(@)")  # scheme://user:PASSWORD@
+# scheme://user:PASSWORD@ (as SQLAlchemy parses it: the password runs to the first "@", "/" and ":"
+# included), and a password given in the query string (?password=... or &password=...)
+SECRET_IN_URL = re.compile(r"(\b[A-Za-z][\w+.-]*://[^\s:/@]*:)([^\s@]+)(@)")
+SECRET_IN_QUERY = re.compile(r"(\b[A-Za-z][\w+.-]*://\S*?[?&]password=)([^&\s]*)", re.I)
 
 
 def mask_passwords(text: str) -> str:
     """`text` with the password of every URL in it hidden, for messages and the resume line."""
-    return SECRET_IN_URL.sub(r"\1***\3", text)
+    return SECRET_IN_QUERY.sub(r"\1***", SECRET_IN_URL.sub(r"\1***\3", text))
 
 
 def without_password(url: str) -> tuple[str, str | None]:
@@ -87,11 +90,14 @@ def without_password(url: str) -> tuple[str, str | None]:
         parsed = make_url(url)
     except Exception:  # not an SQLAlchemy URL: open_storage says why
         return url, None
-    if parsed.password is None:
+    in_query = {k: v for k, v in parsed.query.items() if k.lower() == "password"}
+    if parsed.password is None and not in_query:
         return url, None
+    query = {k: v for k, v in parsed.query.items() if k not in in_query}
     bare = URL.create(parsed.drivername, parsed.username, None, parsed.host, parsed.port, parsed.database,
-                      parsed.query)  # (URL.set(password=None) leaves the password as it was)
-    return bare.render_as_string(hide_password=False), str(parsed.password)
+                      query)  # (URL.set(password=None) leaves the password as it was)
+    password = parsed.password if parsed.password is not None else next(iter(in_query.values()))
+    return bare.render_as_string(hide_password=False), str(password if isinstance(password, str) else password[0])
 
 
 class StudyStorage(optuna.storages.RDBStorage):

@@ -16,6 +16,18 @@ def test_shown_hides_every_password_in_a_line():
     assert without_password("postgresql://u:pw@h/db") == ("postgresql://u@h/db", "pw")
 
 
+@pytest.mark.parametrize("url, shown, bare, password", [
+    ("postgresql://u:pa/ss@h:5432/db", "postgresql://u:***@h:5432/db", "postgresql://u@h:5432/db", "pa/ss"),  # "/"
+    ("postgresql://u:p%40s:s@h/db", "postgresql://u:***@h/db", "postgresql://u@h/db", "p@s:s"),  # "@", ":"
+    ("postgresql://u@h/db?password=se/cr@t&sslmode=require", "postgresql://u@h/db?password=***&sslmode=require",
+     "postgresql://u@h/db?sslmode=require", "se/cr@t"),
+])
+def test_every_form_of_password_is_masked_and_stripped(url, shown, bare, password):
+    line = f"python -m search run --optuna-storage {url} --name x"
+    assert mask_passwords(line) == f"python -m search run --optuna-storage {shown} --name x"
+    assert without_password(url) == (bare, password)
+
+
 @pytest.mark.slow  # a PostgreSQL server
 def test_a_pickled_storage_holds_no_password_and_a_restored_one_connects(postgres_url):
     storage = open_storage(postgres_url)
