@@ -8,6 +8,7 @@ tracebacks.
 from __future__ import annotations
 
 import argparse
+import math
 import signal
 import sys
 from collections.abc import Callable
@@ -31,7 +32,7 @@ def _number(kind: type, low: float, inclusive: bool, what: str) -> Callable[[str
             value = kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
-        if value < low or (value == low and not inclusive):
+        if not math.isfinite(value) or value < low or (value == low and not inclusive):  # inf and nan too
             raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
         return value
     parse.__name__ = what  # argparse names the type in its messages

@@ -127,6 +127,7 @@ _LIMITS = (  # (TrainConfig field, check, the check in words): every setting is 
     ("early_stopping", lambda v: v >= 0, ">= 0 (0: off)"),
     ("time_budget_s", lambda v: v >= 0, ">= 0 (0: off)"),
     ("val_fraction", lambda v: 0 < v < 1, "in (0, 1)"),
+    ("seed", lambda v: 0 <= v < 2**32, "in [0, 2**32) (numpy and scikit-learn take no other)"),
 )
 
 

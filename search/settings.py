@@ -6,6 +6,7 @@ Ray starts.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -74,6 +75,9 @@ class Settings:
         "top 1/reduction_factor (search.rungs.RecheckedASHA)", False)
 
     def __post_init__(self):
+        for name, value in vars(self).items():  # NaN and inf pass the comparisons below as False
+            if isinstance(value, float) and not math.isfinite(value):
+                raise FieldError(name, f"expected a finite number, got {value}")
         _require(self.num_samples is None or self.num_samples >= 1, "num_samples",
                  "a positive integer (leave it out to start trials as the time budget allows)", self.num_samples)
         for key in ("grace_period", "keep_checkpoints"):
@@ -98,6 +102,9 @@ class Settings:
         if self.param_budget is not None and not (isinstance(self.param_budget, dict)
                                                   and {"target", "scale"} <= set(self.param_budget)):
             raise FieldError("param_budget", "expected {target: N, scale: model.widths}")
+        target = (self.param_budget or {}).get("target", 1)
+        if isinstance(target, bool) or not isinstance(target, int) or target < 1:
+            raise FieldError("param_budget", f"target: expected a positive number of parameters, got {target!r}")
 
 
     @property

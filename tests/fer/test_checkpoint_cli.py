@@ -87,6 +87,7 @@ def test_truncated_checkpoint(trained, tmp_path):
     (["train", "--data", "/nonexistent.csv", "model.name=seed_dnn"], "/nonexistent.csv: no such file"),
     (["train", "--config", "/nonexistent.yaml"], "no such config file"),
     (["train", "model.name=seed_cnn", "train.lrate=1"], "train.lrate: unknown key"),
+    (["train", "model.name=seed_dnn", "train.seed=-1"], "train.seed: must be in [0, 2**32)"),  # before any work
     (["predict", "/nonexistent.pt", "x.png"], "no such checkpoint"),
 ])
 def test_cli_errors(capsys, argv, message):
