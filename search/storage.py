@@ -166,10 +166,19 @@ def experiment_lock(root: str):
 def _locked(path: Path, created: list[Path]) -> int:
     """An open descriptor of `path` holding its lock (retried when another release unlinked it)."""
     while True:
+        made = not path.exists()
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
+        except OSError as e:
+            if e.errno not in (errno.EACCES, errno.EAGAIN):  # ENOLCK, EOPNOTSUPP...: no lock to be had here
+                os.close(fd)
+                if made:
+                    path.unlink(missing_ok=True)
+                _remove_made(created)
+                raise FerError(f"{path.parent}: this filesystem gives no locks ({e.strerror or e}: NFS without its "
+                               "lock manager, or a FUSE mount), so two runs of one name could not be told apart: "
+                               "use a local folder or s3:// for --storage-path") from None
             holder = os.read(fd, 200).decode(errors="replace").strip() or "another process"
             os.close(fd)  # the holder's file stays: only the folders made here go
             _remove_made(created)

@@ -83,6 +83,22 @@ def test_a_second_run_of_a_running_experiment_is_refused(tmp_path, capsys, resum
     assert list((tmp_path / "quickstart").iterdir()) == []  # released: the lock file is gone
 
 
+def test_a_filesystem_without_locks_is_told_apart_from_a_busy_experiment(tmp_path, monkeypatch, capsys):
+    import errno
+    import fcntl
+
+    from search.cli import main
+
+    def no_locks(fd, op):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(fcntl, "lockf", no_locks)
+    assert main(["run", "--storage-path", str(tmp_path / "nfs"), "--no-report"]) == 2
+    err = capsys.readouterr().err
+    assert "this filesystem gives no locks (No locks available: NFS without its lock manager" in err
+    assert "another `search run`" not in err and len(err.splitlines()) == 1 and not (tmp_path / "nfs").exists()
+
+
 @pytest.fixture
 def small_volume(tmp_path, request):
     """A tmpfs (48 MiB, or the size the test's `size` mark gives) mounted for the test, unmounted after."""
