@@ -14,7 +14,7 @@ from fer.fields import add_options, given
 from fer.models.registry import family_names
 from search.settings import Settings
 from search.ship.commands import best_within_limits, cmd_ensemble, cmd_pareto, cmd_refit
-from search.uri import is_local
+from search.uri import check_name, is_local
 
 EPILOG = ("Exit status: 0 done; 1 some trials failed after their retries (one line each on stderr), or the "
           "storage filled up (one line: how to resume); "
@@ -112,7 +112,7 @@ def cmd_run(args) -> int:
 
     configs = args.configs or [str(QUICKSTART)]
     spaces = [s for c in configs for s in load_sweeps(c, _settings_overrides(args))]
-    name = args.name or Path(configs[0]).stem
+    name = check_name(args.name or Path(configs[0]).stem, "--name" if args.name else f"{configs[0]}: its file name")
     storage = str(Path(args.storage_path).resolve()) if is_local(args.storage_path) else args.storage_path
     names = [space.name for space in spaces]
     twice = next((n for n in names if names.count(n) > 1), None)

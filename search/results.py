@@ -19,7 +19,7 @@ import pandas as pd
 
 from fer.errors import FerError
 from fer.remote import RemoteError, local_file, location
-from search.uri import trial_folder
+from search.uri import TRIAL_PREFIX, trial_folder
 
 TUNE_STATE = "experiment_state-*.json"  # Tune's experiment snapshot: JSON, some fields hex pickles
 SWEEP_FILE = "sweep.json"  # written by search.sweep beside Tune's files: family, metric, searched keys
@@ -68,13 +68,21 @@ def _tune_state(exp: Path) -> list[dict]:
         out = []
         for t in trials:
             folder = t.get("relative_logdir") or trial_folder(t["trial_id"])
-            if Path(folder).name != folder:  # a name inside the experiment, never a path out of it
-                raise ValueError(f"trial folder {folder!r} is not a name")
+            if Path(folder).name != folder or not folder.startswith(TRIAL_PREFIX) or not _inside(exp, folder):
+                raise ValueError(f"trial folder {folder!r} is not a trial folder of the experiment")
             out.append({"trial_id": str(t["trial_id"]), "status": str(t["status"]),
                         "config": t.get("config") or {}, "path": str(exp / folder)})
         return out
     except (OSError, ValueError, KeyError, TypeError, RemoteError) as e:
         raise ResultsError(f"{state}: cannot read Tune's experiment state ({e.__class__.__name__}: {e})") from None
+
+
+def _inside(exp, folder: str) -> bool:
+    """A trial folder (a name) that stays inside the experiment: never a symlink out of it."""
+    if not isinstance(exp, Path):
+        return True  # object storage has no links
+    where = exp / folder
+    return not where.is_symlink() and (not where.exists() or where.resolve().parent == exp.resolve())
 
 
 def read_history(trial_dir: str | Path) -> pd.DataFrame:

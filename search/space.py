@@ -27,6 +27,7 @@ from fer.fields import make_config
 from fer.models import count_params, model_from_spec
 from fer.models.registry import family_config, family_names
 from search.settings import Settings
+from search.uri import check_name
 
 DISTRIBUTIONS = ("choice", "uniform", "loguniform", "int", "logint")
 SECTIONS = ("model", "train")
@@ -49,7 +50,7 @@ class SearchSpace:
         self.family = doc.get("family") or (doc.get("model") or {}).get("name")
         if self.family not in family_names():
             raise ConfigError(f"{source}: family: expected one of {', '.join(family_names())}, got {self.family!r}")
-        self.name = doc.get("name", self.family)
+        self.name = check_name(doc.get("name", self.family), f"{source}: name")
         self.settings = _settings(doc.get("settings") or {}, source)
         self.data = doc.get("data")
         self.fixed: dict[str, Any] = {}

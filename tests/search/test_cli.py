@@ -19,6 +19,8 @@ from search.settings import Settings
     (["--cpus-per-trial", "-1"], "argument --cpus-per-trial: expected a positive number, got '-1'"),
     (["--gpus-per-trial", "-0.5"], "argument --gpus-per-trial: expected a number >= 0"),
     (["--time-budget-s", "inf"], "argument --time-budget-s: expected a positive number, got 'inf'"),
+    (["--name", "../x"], "--name: '../x' is not a name: letters, digits, '.', '_' and '-' only"),
+    (["--name", ".."], "--name: '..' is not a name"),
     (["--rung-share", "nan"], "argument --rung-share: expected a positive number, got 'nan'"),
     (["--num-samples", "0"], "argument --num-samples: expected a positive integer, got '0'"),
     (["--max-epochs", "two"], "argument --max-epochs: expected a positive integer, got 'two'"),
@@ -50,6 +52,7 @@ def test_bad_options_exit_2_with_one_line_and_write_nothing(tmp_path, capsys, fl
     ("train: {optimizer: {choice: [sgd, adam]}, momentum: {uniform: [0.8, 0.9], when: {optimzer: sgd}}}",
      "train.momentum.when.optimzer: not a parameter of this space"),
     ("settings: {time_budget_s: .inf}", "settings.time_budget_s: expected a finite number, got inf"),
+    ("name: ../x", "name: '../x' is not a name"),
     ("settings: {param_budget: {target: 0, scale: model.widths}}",
      "settings.param_budget: target: expected a positive number of parameters, got 0"),
 ])

@@ -92,13 +92,19 @@ def test_an_epoch_logged_twice_is_one_row_the_last(tampered):
     assert {k: len(v) for k, v in histories.items()} == {"a": 3, "b": 1}
 
 
-def test_a_trial_folder_outside_the_experiment_is_refused(tampered, capsys):
+@pytest.mark.parametrize("folder", ["../a", "..", "trial_link"])
+def test_a_trial_folder_outside_the_experiment_is_refused(tampered, capsys, tmp_path, folder):
+    """A path, the parent itself, or a trial folder that is a symlink out of the experiment."""
     exp, _ = tampered
+    outside = tmp_path / "outside"
+    shutil.copytree(exp / "trial_a", outside)
+    (exp / "trial_link").symlink_to(outside)
     state = next(exp.glob("experiment_state-*.json"))
-    state.write_text(state.read_text().replace('"relative_logdir\\": \\"trial_a', '"relative_logdir\\": \\"../a'))
-    assert main(["table", str(exp)]) == 2
+    state.write_text(state.read_text().replace('"relative_logdir\\": \\"trial_a', f'"relative_logdir\\": \\"{folder}'))
+    assert main(["table", str(exp)]) == 2 and main(["pareto", str(exp)]) == 2
     err = capsys.readouterr().err
-    assert "cannot read Tune's experiment state" in err and len(err.splitlines()) == 1
+    assert "cannot read Tune's experiment state" in err and "is not a trial folder of the experiment" in err
+    assert not (outside / "checkpoint_000001" / "cost.json").exists()  # nothing written out there
 
 
 @pytest.mark.slow  # the whole report
