@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from fer.command import EXIT_FAILED, Parser, positive_int, run_command
+from fer.errors import FerError
 from fer.remote import is_local
 
 EPILOG = ("Exit status: 0 done; 1 an export failed its parity check; 2 bad data, config, checkpoint or option "
@@ -28,6 +29,7 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--data", help="FER2013 CSV (.csv or .csv.gz), course CSV or image folder; default: synthetic faces")
     t.add_argument("--epochs", type=positive_int, help="override train.epochs")
     t.add_argument("--out", help="output folder (default runs/<config name>)")
+    t.add_argument("--overwrite", action="store_true", help="replace the run --out already holds (refused without it)")
     t.add_argument("overrides", nargs="*", metavar="key=value", help="e.g. train.lr=0.01 model.dropout=0.3")
     t.set_defaults(func=cmd_train)
     e = sub.add_parser("evaluate", help="accuracy, macro-F1, per-class scores and confusion matrix", epilog=EPILOG)
@@ -79,6 +81,8 @@ def cmd_train(args) -> int:
         overrides.append(f"data={args.data}")
     run = load_run(args.config, overrides)
     out = Path(args.out or Path("runs") / (Path(args.config).stem if args.config else run["model"]["name"]))
+    if (out / "checkpoint.pt").exists() and not args.overwrite:  # a Ctrl-C would leave a worse model in its place
+        raise FerError(f"{out}: holds a run (checkpoint.pt): give another --out, or --overwrite to replace it")
     print(f"training {run['model']['name']} on {run['data'] or 'synthetic faces'} -> {out}", flush=True)
     total = run["train"]["epochs"]
 

@@ -49,7 +49,7 @@ def predict_images(predict, images: list[str], faces: str, annotate_to: str | No
         for face, p in zip(found, probs):
             lines.append(f"{path}\tbox={','.join(map(str, face.box))}\t{_scores(p)}")
         if annotate_to:
-            out = Path(annotate_to) if len(images) == 1 else Path(annotate_to) / Path(path).name
+            out = annotated_path(images, annotate_to, path)
             annotate(path, found, [CLASSES[int(p.argmax())] for p in probs], out)
     return lines
 
@@ -89,3 +89,27 @@ def check_inputs(images: list[str], annotate_to: str | None) -> None:
         raise DataError("a video is predicted alone: give one video file, or only images")
     if annotate_to and any(is_video(p) for p in images):
         raise DataError("--annotate: for photos; a video gives a CSV timeline")
+    if annotate_to:
+        check_annotations(images, annotate_to)
+
+
+def annotated_path(images: list[str], annotate_to: str, image: str) -> Path:
+    """Where the annotated copy of `image` goes: --annotate itself for one photo, else inside it."""
+    return Path(annotate_to) if len(images) == 1 else Path(annotate_to) / Path(image).name
+
+
+def check_annotations(images: list[str], annotate_to: str) -> None:
+    """Nothing the user made is overwritten: no output is an input or an existing file, and no two
+    inputs share an output name."""
+    inputs = {Path(p).resolve() for p in images}
+    outs = [annotated_path(images, annotate_to, p) for p in images]
+    for out in outs:
+        if out.resolve() in inputs:
+            raise DataError(f"--annotate {annotate_to}: would overwrite the input {out}; name another "
+                            + ("file" if len(images) == 1 else "folder"))
+        if out.exists():
+            raise DataError(f"--annotate {annotate_to}: {out} exists; name another "
+                            + ("file" if len(images) == 1 else "folder") + ", or remove it")
+    twice = next((o for o in outs if outs.count(o) > 1), None)
+    if twice is not None:
+        raise DataError(f"--annotate {annotate_to}: two photos named {twice.name} would be written to {twice}")

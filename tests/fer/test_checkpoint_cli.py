@@ -139,6 +139,18 @@ def test_scientific_notation_in_overrides_and_configs(tmp_path, capsys):
     assert (cfg["lr"], cfg["weight_decay"]) == (3e-4, 5e-4)
 
 
+def test_a_second_train_into_a_run_folder_is_refused_unless_overwrite(tmp_path, capsys):
+    out = tmp_path / "r"
+    assert main(["train", "--epochs", "1", "--out", str(out), *TINY]) == 0
+    before = (out / "checkpoint.pt").read_bytes()
+    assert main(["train", "--epochs", "1", "--out", str(out), *TINY, "train.seed=3"]) == 2
+    err = capsys.readouterr().err
+    assert f"{out}: holds a run (checkpoint.pt): give another --out, or --overwrite" in err
+    assert (out / "checkpoint.pt").read_bytes() == before  # the first run, untouched
+    assert main(["train", "--epochs", "1", "--out", str(out), "--overwrite", *TINY, "train.seed=3"]) == 0
+    assert (out / "checkpoint.pt").read_bytes() != before
+
+
 @pytest.mark.parametrize("flag", ["0", "-3", "ten"])
 def test_train_refuses_a_bad_epoch_count(tmp_path, capsys, flag):
     with pytest.raises(SystemExit) as exit_:

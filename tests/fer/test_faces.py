@@ -27,6 +27,26 @@ def checkpoint(tmp_path_factory):
     return out / "checkpoint.pt"
 
 
+def test_annotate_never_overwrites_a_photo_or_a_file(checkpoint, astronaut, tmp_path, capsys):
+    """Onto the input folder, onto the photo itself, onto an existing file, two photos of one
+    name: each refused in one line before anything is written, every byte as it was."""
+    photos = tmp_path / "photos"
+    (photos / "b").mkdir(parents=True)
+    Image.fromarray(astronaut).save(photos / "a.png")
+    Image.fromarray(astronaut).save(photos / "b" / "a.png")
+    Image.fromarray(astronaut[:200]).save(photos / "c.png")
+    before = {p: p.read_bytes() for p in photos.rglob("*.png")}
+    one, other, same_name = str(photos / "a.png"), str(photos / "c.png"), str(photos / "b" / "a.png")
+    for argv, said in [([one, other, "--annotate", str(photos)], "would overwrite the input"),
+                       ([one, "--annotate", one], "would overwrite the input"),
+                       ([one, "--annotate", other], "c.png exists"),
+                       ([one, same_name, "--annotate", str(tmp_path / "out")], "two photos named a.png")]:
+        assert main(["predict", str(checkpoint), *argv]) == 2
+        err = capsys.readouterr().err
+        assert said in err and len(err.strip().splitlines()) == 1, err
+    assert {p: p.read_bytes() for p in photos.rglob("*.png")} == before and not (tmp_path / "out").exists()
+
+
 def test_the_face_in_a_real_photo_and_each_in_a_composite(astronaut):
     gray = np.asarray(Image.fromarray(astronaut).convert("L"))
     (face,) = FaceFinder().find(gray)
