@@ -72,6 +72,8 @@ def read_gray(path: str | Path) -> np.ndarray:
             return np.asarray(im.convert("L"), dtype=np.uint8)
     except FileNotFoundError:
         raise DataError(f"{path}: no such image") from None
+    except Image.DecompressionBombError:  # a header declaring > 2x PIL's limit: refused before decoding
+        raise DataError(f"{path}: an image of more pixels than fer reads ({MAX_PIXELS:,})") from None
     except (UnidentifiedImageError, OSError, ValueError) as e:
         raise DataError(f"{path}: unreadable image ({e.__class__.__name__}: {e})") from None
 

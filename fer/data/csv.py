@@ -27,6 +27,8 @@ _LAYOUTS = {  # lower-cased header -> (label column or None, pixel column)
     ("id", "feature"): (None, "feature"),
 }
 _CHUNK = 1 << 19  # bytes read at a time: about 2 MB of text, so each chunk stays in cache
+_INFLATED = 1 << 22  # at most this much text inflated from one read: a gzip bomb never inflates whole
+MAX_LINE = 1 << 16  # bytes in one line at most: a FER2013 row (2,304 pixels of up to 3 digits) is under 10 KB
 PARSER_VERSION = 2  # part of the cache key: raise it whenever a change alters what a file parses to
 
 
@@ -70,16 +72,31 @@ def parse_csv(path: str) -> dict:
 
 
 def _text_chunks(path: str) -> Iterator[bytes]:
-    """Decompressed text in pieces that each end on a line boundary."""
-    pending = b""
+    """Decompressed text in pieces that each end on a line boundary; a line longer than MAX_LINE
+    (no FER2013 row is) is refused as soon as it is seen, so memory stays bounded."""
+    pending, lines = b"", 0
     for data in _decompressed(path):
         text = pending + data
         cut = text.rfind(b"\n") + 1
         if cut:
+            lines += text.count(b"\n", 0, cut)
             yield text[:cut]
         pending = text[cut:]
+        if len(pending) > MAX_LINE:
+            raise DataError(f"{path}: line {lines + 1}: longer than {MAX_LINE:,} bytes, which no FER2013 row is "
+                            "(not a FER2013 CSV)")
     if pending.strip():
         yield pending + b"\n"
+
+
+def _inflated(inflate, block: bytes, path: str) -> Iterator[bytes]:
+    """`block` inflated _INFLATED bytes at a time (its compressed rest kept by zlib meanwhile)."""
+    try:
+        yield inflate.decompress(block, _INFLATED)
+        while inflate.unconsumed_tail:
+            yield inflate.decompress(inflate.unconsumed_tail, _INFLATED)
+    except zlib.error as e:
+        raise DataError(f"{path}: corrupt gzip data ({e})") from None
 
 
 def _decompressed(path: str) -> Iterator[bytes]:
@@ -98,11 +115,7 @@ def _decompressed(path: str) -> Iterator[bytes]:
             return
         inflate = zlib.decompressobj(wbits=31)
         while block:
-            try:
-                data = inflate.decompress(block)
-            except zlib.error as e:
-                raise DataError(f"{path}: corrupt gzip data ({e})") from None
-            yield data
+            yield from _inflated(inflate, block, path)
             if inflate.eof:  # a member ended: another may follow, in this block or the next
                 block = inflate.unused_data
                 if len(block) < 2:

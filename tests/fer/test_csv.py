@@ -162,3 +162,27 @@ def test_shared_fer2013_counts():
     assert faces.images.shape == (32298, 48, 48)
     assert len(faces.select("Training")) == 28709 and len(faces.select("PublicTest")) == 3589
     assert np.bincount(faces.select("Training").labels).tolist() == [3995, 436, 4097, 7215, 4830, 3171, 4965]
+
+
+def test_a_gzip_bomb_is_refused_within_bounded_memory(tmp_path):
+    """256 MiB of one endless line, 256 KB compressed: refused at the line cap, with the process's
+    peak memory up by under 64 MiB (it used to inflate the whole first read at once)."""
+    import subprocess
+    import sys
+    import zlib
+
+    bomb = tmp_path / "bomb.csv.gz"
+    packer = zlib.compressobj(9, zlib.DEFLATED, 31)
+    with open(bomb, "wb") as f:
+        f.write(packer.compress(b"emotion,pixels,Usage\n0,"))
+        for _ in range(256):
+            f.write(packer.compress(b"0" * (1 << 20)))
+        f.write(packer.flush())
+    probe = ("import resource, sys\nfrom fer.data.csv import parse_csv\nfrom fer.errors import DataError\n"
+             "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+             "try:\n    parse_csv(sys.argv[1])\nexcept DataError as e:\n    print(e)\n"
+             "print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) // 1024)")
+    done = subprocess.run([sys.executable, "-c", probe, str(bomb)], capture_output=True, text=True, timeout=120)
+    said, grown_mib = done.stdout.strip().splitlines()
+    assert said == f"{bomb}: line 2: longer than 65,536 bytes, which no FER2013 row is (not a FER2013 CSV)"
+    assert int(grown_mib) < 64, f"peak memory grew by {grown_mib} MiB"

@@ -101,3 +101,19 @@ def test_a_video_gives_a_timeline_and_a_corrupt_one_is_one_line(checkpoint, astr
     assert main(["predict", str(checkpoint), str(bad)]) == 2
     captured = capsys.readouterr()
     assert captured.out == "" and len(captured.err.splitlines()) == 1 and "broken.mp4: not a video" in captured.err
+
+
+def test_a_photo_declaring_too_many_pixels_is_one_line(checkpoint, tmp_path, capsys):
+    """A PNG whose header claims 20000x20000 (PIL refuses past 179 MP before decoding)."""
+    import struct
+    import zlib
+
+    path = tmp_path / "huge.png"
+    Image.new("L", (1, 1)).save(path)
+    data = bytearray(path.read_bytes())
+    data[16:24] = struct.pack(">II", 20000, 20000)  # IHDR's width and height
+    data[29:33] = struct.pack(">I", zlib.crc32(bytes(data[12:29])))  # its CRC
+    path.write_bytes(bytes(data))
+    assert main(["predict", str(checkpoint), str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "huge.png: an image of more pixels than fer reads" in err and len(err.strip().splitlines()) == 1
