@@ -10,6 +10,7 @@ import torch
 
 from fer.checkpoint import Checkpoint
 from fer.data import CLASSES, FaceSet, load_data, split_for_training
+from fer.data.splits import refuse_seen_split
 from fer.errors import FerError
 from fer.models import count_params
 from fer.remote import location
@@ -93,6 +94,9 @@ def _faces(ckpt: Checkpoint, data: str | None, split: str | None, cache: dict) -
     if source not in cache:
         cache[source] = load_data(source)
     faces = cache[source]
+    if ckpt.data.get("trained_on") and source == trained_on:  # a refit: only rows it never saw, as fer evaluate
+        split = split or ("PrivateTest" if faces.has_split("PrivateTest") else None)
+        refuse_seen_split(ckpt.data, split, str(ckpt.path))
     if split:
         return faces.select(split), split, f"{source} [{split}]"
     if data and data != trained_on:
