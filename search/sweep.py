@@ -312,7 +312,8 @@ def run_sweep(space: SearchSpace, train_fn, storage: str, name: str, seed: int =
               "recorded before the sweep stopped", flush=True)
     budget, plan = plan_sweep(space, params.get("faces"))
     url = optuna_storage or default_url(path)
-    study = prepare_study(url, study_name(name, space), space, restoring, imported)
+    # with --resume, an existing study is continued even without Tune's state (a driver killed between the two)
+    study = prepare_study(url, study_name(name, space), space, resume, imported)
     if not restoring:
         write_sweep_info(space, storage, name, seed, optuna_storage or (url if is_local(path) else None), plan)
     try:

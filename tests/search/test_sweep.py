@@ -138,6 +138,19 @@ def test_gpus_per_trial_auto_is_settled_on_a_gpu_node_before_the_sweep(ray_clust
     assert space.settings.max_concurrent == 1  # the one logical GPU holds one trial
 
 
+def test_resume_continues_a_study_that_tune_never_saved_state_for(ray_cluster, faces, tmp_path):
+    """A driver killed after creating the study, before Tune's first snapshot: --resume reuses it."""
+    from search.study import default_url, prepare_study
+    from search.sweep import experiment_path, study_name
+
+    space = load_sweeps(str(tiny_sweep(tmp_path / "space.yaml", n=2, epochs=1, sched="fifo")))[0]
+    path = experiment_path(str(tmp_path / "results"), "exp", space)
+    prepare_study(default_url(path), study_name("exp", space), space, resume=False)
+    grid = run_sweep(space, train_fer, str(tmp_path / "results"), "exp", resume=True, faces=faces)
+    assert len(grid) == 2 and not grid.errors
+    assert len(trials_table(tmp_path / "results")) == 2
+
+
 def test_time_budget_bounds_the_sweep_and_every_trial(ray_cluster, faces, tmp_path):
     budget = 20.0  # room for cold trial workers (torch import) to report a few epochs
     epochs = 10_000  # far more than any budget allows: a fast CPU runs ~20 tiny epochs/s
