@@ -10,6 +10,7 @@ copy, a restore or a coarse clock leave equal for different contents.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import sys
 import tempfile
@@ -60,3 +61,29 @@ def discard_corrupt(path: Path, why: object) -> None:
         path.unlink()
     except OSError:
         pass  # a read-only cache: rebuilt in memory each time
+
+
+class JsonEntries:
+    """Entries by key in one JSON file, the measurement caches' store (fer.speed, fer.packing):
+    plain data, so reading it runs nothing; written whole, so concurrent writers at worst redo a
+    measurement; a file that cannot be read is said in one line and starts over."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+
+    def read(self) -> dict:
+        if not self.path.exists():
+            return {}
+        try:
+            entries = json.loads(self.path.read_text())
+        except (OSError, ValueError) as e:
+            discard_corrupt(self.path, e)
+            return {}
+        return entries if isinstance(entries, dict) else {}
+
+    def put(self, key: str, value) -> None:
+        entries = {**self.read(), key: value}
+        try:
+            write_atomic(self.path, lambda f: f.write(json.dumps(entries, indent=1).encode()))
+        except OSError:  # a read-only cache costs a measurement per run, nothing else
+            pass

@@ -20,7 +20,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from fer.atomic import discard_corrupt, write_atomic
+from fer.atomic import JsonEntries
 from fer.data.cache import default_cache_dir
 
 COUNTS = (1, 2, 4, 8)  # trials per GPU tried: Ray packs a GPU in fractions 1/k
@@ -80,23 +80,14 @@ def measure_packing(timer, counts=COUNTS, key: str = "", cache: PackingCache | N
 
 
 class PackingCache:
-    """Chosen packings by key, one JSON file under FER_CACHE_DIR (plain data), written whole."""
+    """Chosen packings by key, in one JSON file under FER_CACHE_DIR (fer.atomic.JsonEntries)."""
 
     def __init__(self, root: str | Path | None = None):
-        self.path = Path(root or default_cache_dir()) / CACHE_FILE
-
-    def _read(self) -> dict:
-        if not self.path.exists():
-            return {}
-        try:
-            held = json.loads(self.path.read_text())
-        except (OSError, ValueError) as e:
-            discard_corrupt(self.path, e)
-            return {}
-        return held if isinstance(held, dict) else {}
+        self.entries = JsonEntries(Path(root or default_cache_dir()) / CACHE_FILE)
+        self.path = self.entries.path
 
     def get(self, key: str) -> Packing | None:
-        entry = self._read().get(key)
+        entry = self.entries.read().get(key)
         try:
             rates = {int(k): v for k, v in entry["rates"].items()}
             return Packing(int(entry["trials_per_gpu"]), rates, "cached", str(entry.get("device", "")))
@@ -104,11 +95,8 @@ class PackingCache:
             return None
 
     def put(self, key: str, packing: Packing) -> None:
-        entry = {"trials_per_gpu": packing.trials_per_gpu, "rates": packing.rates, "device": packing.device}
-        try:
-            write_atomic(self.path, lambda f: f.write(json.dumps({**self._read(), key: entry}, indent=1).encode()))
-        except OSError:
-            pass  # a read-only cache costs a measurement, nothing else
+        self.entries.put(key, {"trials_per_gpu": packing.trials_per_gpu, "rates": packing.rates,
+                               "device": packing.device})
 
 
 class GpuTimer:

@@ -11,7 +11,6 @@ On CUDA, precision follows a rule (bf16 where the GPU supports it); the layout i
 from __future__ import annotations
 
 import copy
-import json
 import os
 import platform
 import statistics
@@ -23,7 +22,7 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 
-from fer.atomic import discard_corrupt, write_atomic
+from fer.atomic import JsonEntries
 from fer.data.cache import default_cache_dir
 
 BF16_MARGIN = 1.1  # bf16 must be this much faster to be chosen: fp32 is exact and the baseline
@@ -219,28 +218,14 @@ def _warning(found: dict, precision: str | None, device: torch.device) -> str:
 
 
 class SpeedCache:
-    """Measured settings by key, in one JSON file (plain data: reading it runs nothing). Written
-    to a temporary file and renamed, so concurrent trials at worst redo a measurement."""
+    """Measured settings by key, in one JSON file under FER_CACHE_DIR (fer.atomic.JsonEntries)."""
 
     def __init__(self, root: str | Path | None = None):
-        self.path = Path(root or default_cache_dir()) / CACHE_FILE
-
-    def _read(self) -> dict:
-        if not self.path.exists():
-            return {}
-        try:
-            entries = json.loads(self.path.read_text())
-        except (OSError, ValueError) as e:
-            discard_corrupt(self.path, e)
-            return {}
-        return entries if isinstance(entries, dict) else {}
+        self.entries = JsonEntries(Path(root or default_cache_dir()) / CACHE_FILE)
+        self.path = self.entries.path
 
     def get(self, key: str) -> Speed | None:
-        return Speed.from_record(self._read().get(key))  # None for another version's entry: measure again
+        return Speed.from_record(self.entries.read().get(key))  # None for another version's entry: measure again
 
     def put(self, key: str, speed: Speed) -> None:
-        entries = {**self._read(), key: speed.record()}
-        try:
-            write_atomic(self.path, lambda f: f.write(json.dumps(entries, indent=1).encode()))
-        except OSError:  # a read-only cache costs a measurement per run, nothing else
-            pass
+        self.entries.put(key, speed.record())
