@@ -4,16 +4,22 @@ from __future__ import annotations
 import matplotlib
 
 matplotlib.use("Agg")
+from pathlib import Path  # noqa: E402
+
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
+from fer.atomic import write_atomic  # noqa: E402
 from fer.data import CLASSES  # noqa: E402
 
 
 def _save(fig, path) -> str:
-    fig.savefig(path, dpi=110, bbox_inches="tight")
-    plt.close(fig)
+    try:
+        write_atomic(path, lambda f: fig.savefig(f, format=Path(path).suffix.lstrip(".") or "png", dpi=110,
+                                                 bbox_inches="tight"))
+    finally:
+        plt.close(fig)
     return str(path)
 
 

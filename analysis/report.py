@@ -16,6 +16,7 @@ from analysis import filters, html, plots, saliency
 from analysis.metrics import confusion, describe_never_predicted, prior_tradeoff
 from analysis.sources import ModelSource, chosen_images, eval_inputs, resolve_source
 from analysis.sweep import IMPORTANCE, evaluator, family_table, finished, param_importance
+from fer.atomic import write_text
 from fer.calibration import N_BINS, adjust_for_prior, reliability
 from fer.command import raise_if_interrupted
 from fer.data import CLASSES
@@ -80,8 +81,8 @@ def _write_report(src, primary: ModelSource, opt: Options, out: Path, source: st
         sections.append(_sweep_section(src, out, metrics))
         sections.append(_pareto_section(src, source, out, metrics))
     metrics["seconds"] = time.perf_counter() - t0
-    (out / "metrics.json").write_text(json.dumps(_jsonable(metrics), indent=2))
-    (out / "report.html").write_text(html.page(f"FER analysis: {Path(str(source)).name}", sections))
+    write_text(out / "metrics.json", json.dumps(_jsonable(metrics), indent=2))
+    write_text(out / "report.html", html.page(f"FER analysis: {Path(str(source)).name}", sections))
     return metrics
 
 

@@ -1,9 +1,10 @@
 """Files that are whole or absent, and caches that heal.
 
-Every file fer writes that a later run reads back (checkpoints, exports, parse caches, the
-cost and validation-probability caches beside a checkpoint, speed measurements) goes through
-`write_atomic`: a temporary file in the same folder, flushed and fsynced, then renamed over
-the final name. A crash, Ctrl-C or full disk leaves the old file or none, never half of one.
+Every file fer, search and analysis write (checkpoints, exports, caches, sweep.json, reports,
+run files) goes through `replace_with` (and `write_atomic`, `write_text` over it): a temporary
+file in the same folder, fsynced, renamed over the final name, the folder fsynced. A crash,
+Ctrl-C or full disk leaves the old file or none, never half of one (tests/test_writes.py finds
+any other write).
 `digest` keys a cache by what a file holds, not by its size and modification time, which a
 copy, a restore or a coarse clock leave equal for different contents.
 """
@@ -26,22 +27,56 @@ def public_mode(path: str | Path) -> None:
     os.chmod(path, 0o666 & ~umask)
 
 
-def write_atomic(path: str | Path, write: Callable[[IO[bytes]], object]) -> Path:
-    """Call `write(f)` on a temporary binary file beside `path`, then rename it to `path`."""
+def replace_with(path: str | Path, make: Callable[[Path], object], check: Callable[[Path], bool] | None = None,
+                 suffix: str = ".tmp") -> bool:
+    """The one way fer, search and analysis write a file: `make(tmp)` writes a temporary file
+    beside `path` (with `suffix`, for writers that go by it), which is fsynced, then, if `check(tmp)`
+    passes (or there is none), renamed over `path`, and the folder fsynced so the rename itself
+    survives a crash: True. A failed check, an error or Ctrl-C leaves `path` as it was and no
+    temporary file behind: False or the exception."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
+    os.close(fd)
     try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
+        make(Path(tmp))
+        _fsync(tmp, os.O_RDONLY)
+        if check is not None and not check(Path(tmp)):
+            return False
         public_mode(tmp)
         os.replace(tmp, path)
-    except BaseException:
+        _fsync(path.parent, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+        return True
+    finally:
         Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+
+
+def _fsync(path: str | Path, flags: int) -> None:
+    try:
+        fd = os.open(path, flags)
+    except OSError:
+        return  # (a folder some systems will not open)
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # a filesystem without fsync of folders
+    finally:
+        os.close(fd)
+
+
+def write_atomic(path: str | Path, write: Callable[[IO[bytes]], object]) -> Path:
+    """Call `write(f)` on a temporary binary file beside `path`, then rename it to `path` (replace_with)."""
+    def make(tmp: Path) -> None:
+        with open(tmp, "wb") as f:
+            write(f)
+
+    replace_with(path, make)
+    return Path(path)
+
+
+def write_text(path: str | Path, text: str) -> Path:
+    """A text file (UTF-8), written whole (write_atomic)."""
+    return write_atomic(path, lambda f: f.write(text.encode()))
 
 
 def digest(path: str | Path, extra: bytes = b"") -> str:

@@ -15,6 +15,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from fer.atomic import write_atomic
 from fer.errors import DataError
 
 MARGIN = 0.15  # of the detector's box side, added on each side
@@ -94,9 +95,8 @@ def annotate(path: str | Path, faces: list[Face], labels: list[str], out: str | 
         draw.rectangle([x, y, x + w, y + h], outline=(255, 40, 40), width=max(2, w // 40))
         draw.text((x, max(0, y - 12)), label, fill=(255, 40, 40))
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    im.save(out)
-    return out
+    kind = Image.registered_extensions().get(out.suffix.lower(), "PNG")
+    return write_atomic(out, lambda f: im.save(f, format=kind))
 
 
 class Frame(NamedTuple):

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import yaml
 
+from fer.atomic import write_text
 from fer.checkpoint import Checkpoint
 from fer.data import FaceSet, load_data, split_for_training
 from fer.errors import FerError
@@ -45,12 +46,12 @@ def train_run(run: dict, out: str | Path, faces: FaceSet | None = None,
 
 
 def _write_best(trainer: Trainer, data: dict, out: Path) -> Checkpoint:
-    """The run folder, written only now that it has a checkpoint: config.yaml (as it ran: no
-    "auto"), checkpoint.pt of the best epoch, metrics.json."""
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "config.yaml").write_text(yaml.safe_dump(trainer.run, sort_keys=False))
+    """The run folder, written only now that it has a checkpoint, each file whole, the checkpoint
+    first (a kill between them leaves a checkpoint, which alone rebuilds the run): checkpoint.pt
+    of the best epoch, config.yaml (as it ran: no "auto"), metrics.json."""
     trainer.use_best_weights()
     ckpt = trainer.checkpoint(data, metrics=trainer.history[trainer.best["epoch"] - 1])
     ckpt.save(out / "checkpoint.pt")
-    (out / "metrics.json").write_text(json.dumps({"best_epoch": ckpt.best_epoch, **ckpt.metrics}, indent=2))
+    write_text(out / "config.yaml", yaml.safe_dump(trainer.run, sort_keys=False))
+    write_text(out / "metrics.json", json.dumps({"best_epoch": ckpt.best_epoch, **ckpt.metrics}, indent=2))
     return ckpt

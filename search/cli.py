@@ -8,6 +8,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from fer.atomic import write_text
 from fer.command import EXIT_FAILED, Parser, positive_float, positive_int, run_command
 from fer.errors import FerError
 from fer.fields import add_options, given
@@ -222,7 +223,7 @@ def cmd_table(args) -> int:
     table = trials_table(args.dir, args.optuna_storage)
     unread_studies(args.dir, args.optuna_storage)
     if args.csv:
-        table.to_csv(args.csv, index=False)
+        write_text(args.csv, table.to_csv(index=False))
     import pandas as pd
 
     with pd.option_context("display.width", 200, "display.max_columns", 30):

@@ -10,15 +10,14 @@ say less.
 from __future__ import annotations
 
 import json
-import os
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 from ray.tune import Callback
 
+from fer.atomic import write_text
 from search.events import EVENTS
 
 HEARTBEAT_FILE = "progress.json"
@@ -49,11 +48,7 @@ class Heartbeat:
         record = {"time": now, "epoch": self.epoch, "batch": done, "batches": total, "images_per_s": rate,
                   "speed": self.speed}
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".progress-")
-            with os.fdopen(fd, "w") as f:
-                json.dump(record, f)
-            os.replace(tmp, self.path)
+            write_text(self.path, json.dumps(record))  # (a failed write leaves no temporary file)
         except OSError:  # progress is for the eye: a full or read-only disk must not stop training
             pass
 

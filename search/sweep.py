@@ -25,6 +25,7 @@ from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, ResourceChangingSc
 from ray.tune.schedulers.resource_changing_scheduler import DistributeResources
 from ray.tune.search import ConcurrencyLimiter, Searcher
 
+from fer.atomic import write_text
 from search.budget import Budget, BudgetMeter
 from search.events import EVENTS
 from search.interrupt import SignalWatch, received
@@ -262,7 +263,7 @@ def write_sweep_info(space: SearchSpace, storage: str, name: str, seed: int, stu
             f.write(json.dumps(info, indent=2, default=str).encode())
         return
     Path(path).mkdir(parents=True, exist_ok=True)
-    (Path(path) / SWEEP_FILE).write_text(json.dumps(info, indent=2, default=str))
+    write_text(Path(path) / SWEEP_FILE, json.dumps(info, indent=2, default=str))
 
 
 def settle_concurrency(space: SearchSpace) -> str:

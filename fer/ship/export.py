@@ -10,8 +10,6 @@ onnxruntime is imported only to run an ONNX file (fer itself needs PyTorch alone
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -19,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from fer.atomic import public_mode
+from fer.atomic import replace_with
 from fer.checkpoint import Checkpoint, is_torchscript
 from fer.classifier import Classifier
 from fer.errors import CheckpointError
@@ -108,17 +106,9 @@ def write_checked(ckpt: Checkpoint, fmt: str, out: Path,
                   check: Callable[[Callable], bool]) -> bool:
     """Export to a temporary file beside `out`, and rename it to `out` only once `check(run)` says
     the file is good: a failed check, an error or Ctrl-C leaves whatever `out` held untouched."""
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=FORMATS[fmt])
-    os.close(fd)
-    try:
-        export(ckpt, fmt, tmp)
-        if not check(load_exported(tmp, trust_torchscript=True)):  # the file this process just wrote
-            return False
-        public_mode(tmp)
-        os.replace(tmp, out)
-        return True
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+    return replace_with(out, lambda tmp: export(ckpt, fmt, tmp),
+                        lambda tmp: check(load_exported(tmp, trust_torchscript=True)),  # the file just written
+                        suffix=FORMATS[fmt])
 
 
 def parity(reference: np.ndarray, exported: np.ndarray) -> float:

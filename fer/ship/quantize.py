@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import io
-import os
 import statistics
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -25,7 +23,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from fer.atomic import public_mode
+from fer.atomic import replace_with
 
 AGREEMENT_MIN = 0.99
 ACCURACY_DROP_MAX = 0.005  # 0.5 points
@@ -139,19 +137,16 @@ def write_int8(fp32: Path, out: Path, calibration: np.ndarray, images: np.ndarra
                load: Callable[[Path], Callable]) -> tuple[Gate, FileCost, FileCost]:
     """Quantize the checked fp32 file `fp32` into a temporary file beside `out`, gate it, and rename
     it to `out` only when the gate passes: else nothing is left behind."""
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".onnx")
-    os.close(fd)
-    try:
-        quantize(fp32, Path(tmp), calibration)
-        run_fp32, run_int8 = load(fp32), load(Path(tmp))
-        checked = gate(run_fp32, run_int8, images, labels)
-        costs = file_cost(fp32, run_fp32), file_cost(Path(tmp), run_int8)
-        if checked.passed:
-            public_mode(tmp)
-            os.replace(tmp, out)
-        return checked, *costs
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+    found: dict = {}
+
+    def gated(tmp: Path) -> bool:
+        run_fp32, run_int8 = load(fp32), load(tmp)
+        found["gate"] = gate(run_fp32, run_int8, images, labels)
+        found["costs"] = file_cost(fp32, run_fp32), file_cost(tmp, run_int8)
+        return found["gate"].passed
+
+    replace_with(out, lambda tmp: quantize(fp32, tmp, calibration), gated, suffix=".onnx")
+    return found["gate"], *found["costs"]
 
 
 def checkpoint_faces(ckpt):
