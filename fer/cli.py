@@ -1,8 +1,10 @@
-"""`python -m fer train|evaluate|predict|export|summary`: train, score and inspect FER2013 classifiers."""
+"""`python -m fer train|evaluate|predict|export|calibrate|summary|cache`: train, score and inspect FER2013
+classifiers."""
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -68,6 +70,11 @@ def _parser() -> argparse.ArgumentParser:
     s = sub.add_parser("summary", help="Keras-style layer table and parameter totals", epilog=EPILOG)
     s.add_argument("model", help="a registered model name (seed_cnn, seed_dnn, ...) or a YAML run config")
     s.set_defaults(func=cmd_summary)
+    k = sub.add_parser("cache", help="what the cache folder holds (FER_CACHE_DIR), and clear what can be made again",
+                       epilog=EPILOG)
+    k.add_argument("--clear", action="store_true", help="remove the parsed data and fetched files (not the "
+                                                        "measurements, nor the studies of running sweeps)")
+    k.set_defaults(func=cmd_cache)
     return p
 
 
@@ -287,4 +294,28 @@ def cmd_summary(args) -> int:
         name = Path(args.model).stem
         model = model_from_spec(run["model"])
     print(summary(model, name, getattr(model.config, "input_size", 48)))
+    return 0
+
+
+def cmd_cache(args) -> int:
+    """One line per kind of entry, the limit, and what --clear removed."""
+    from fer.data.cache import default_cache_dir, entries, max_bytes
+
+    root = default_cache_dir()
+    held = entries(root)
+    if args.clear:
+        for path, _, _ in held:
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+        print(f"cleared {len(held)} entries ({sum(size for _, size, _ in held) / 2**20:.1f} MiB) from {root}")
+        return 0
+    parsed = [size for path, size, _ in held if path.suffix == ".npz"]
+    fetched = [size for path, size, _ in held if path.suffix != ".npz"]
+    studies = [f.stat().st_size for f in (root / "remote" / "studies").rglob("*") if f.is_file()]
+    print(f"{root}: limit {max_bytes() / 2**30:.2f} GiB (FER_CACHE_MAX_BYTES) on what can be made again")
+    for what, sizes in (("parsed datasets", parsed), ("files fetched from storage URIs", fetched),
+                        ("studies of sweeps on a storage URI, staged here (never evicted)", studies)):
+        print(f"  {what}: {len(sizes)}, {sum(sizes) / 2**20:.1f} MiB")
     return 0

@@ -165,6 +165,7 @@ def local_file(path: str | Path | RemotePath) -> Path:
     import pyarrow.fs
 
     from fer.atomic import write_atomic
+    from fer.data.cache import evict, used
 
     info = path.info()
     if info.type != pyarrow.fs.FileType.File:
@@ -172,6 +173,7 @@ def local_file(path: str | Path | RemotePath) -> Path:
     key = hashlib.sha256(f"{path.uri}\0{info.size}\0{info.mtime_ns}".encode()).hexdigest()[:32]
     copy = cache_root() / key / path.name
     if copy.is_file() and copy.stat().st_size == info.size:
+        used(copy)
         return copy
 
     def fetch(f) -> None:
@@ -181,7 +183,9 @@ def local_file(path: str | Path | RemotePath) -> Path:
         except OSError as e:
             raise RemoteError(f"{path.uri}: cannot be fetched ({_first_line(e)})") from None
 
-    return write_atomic(copy, fetch)
+    write_atomic(copy, fetch)
+    evict(keep=copy.parent)
+    return copy
 
 
 def _first_line(e: BaseException) -> str:
