@@ -15,7 +15,7 @@ from fer.fields import add_options, given
 from fer.models.registry import family_names
 from search.settings import Settings
 from search.ship.commands import best_within_limits, cmd_ensemble, cmd_pareto, cmd_refit
-from search.uri import check_name, is_local
+from search.uri import check_name, is_database, is_local
 
 EPILOG = ("Exit status: 0 done; 1 some trials failed after their retries (one line each on stderr), or the "
           "storage filled up (one line: how to resume); "
@@ -111,6 +111,7 @@ def cmd_run(args) -> int:
     from search.storage import experiment_lock, holds_experiment
     from search.sweep import experiment_path
 
+    refuse_passwords(args)
     configs = args.configs or [str(QUICKSTART)]
     spaces = [s for c in configs for s in load_sweeps(c, _settings_overrides(args))]
     name = check_name(args.name or Path(configs[0]).stem, "--name" if args.name else f"{configs[0]}: its file name")
@@ -127,6 +128,18 @@ def cmd_run(args) -> int:
                                "there: continue it with --resume, or start another with --name")
         args.imported = _study_checks(args, spaces, name)
         return _interruptible(args, spaces, name, storage)
+
+
+def refuse_passwords(args) -> None:
+    """A study URL on the command line holds no password: the command line is recorded where
+    others read it (Ray keeps a driver's as its job's entrypoint, `ray list jobs`; `ps`)."""
+    from search.study import mask_passwords, without_password
+
+    for flag, url in (("--optuna-storage", args.optuna_storage), ("--warm-start-from", args.warm_start_from)):
+        if url and is_database(url) and without_password(url)[1] is not None:
+            raise FerError(f"{flag} {mask_passwords(url)}: a password in the URL would be recorded with the command "
+                           "line (Ray's job entrypoint, ps): give it in PGPASSWORD or ~/.pgpass (MySQL: ~/.my.cnf) "
+                           f"and the URL without it, {without_password(url)[0]}")
 
 
 def _interruptible(args, spaces, name: str, storage: str) -> int:

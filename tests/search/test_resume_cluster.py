@@ -14,6 +14,7 @@ import pytest
 
 from fer.checkpoint import load_checkpoint
 from search.results import trial_histories, trials_table
+from search.study import without_password
 from tests.conftest import tiny_sweep
 from tests.search.conftest import PG_PASSWORD, stop_cluster
 
@@ -58,9 +59,11 @@ def test_resume_after_sigkill(tmp_path, tiny_csv, backend, request):
     space = tiny_sweep(tmp_path / "space.yaml", n=6, epochs=3)
     cmd = _search(space, "--data", tiny_csv, "--storage-path", tmp_path / "results", "--name", "exp")
     url = request.getfixturevalue("postgres_url") if backend == "postgresql" else None
-    cmd += ["--optuna-storage", url] if url else []
-    finished_before = _kill_once_two_trials_ended(cmd, tmp_path / "first.log")
-    done = subprocess.run(cmd + ["--resume"], cwd=REPO, env=_env(), capture_output=True, text=True, timeout=400)
+    secret = {"PGPASSWORD": PG_PASSWORD} if url else {}  # as documented: the password never on the command line
+    cmd += ["--optuna-storage", without_password(url)[0]] if url else []
+    finished_before = _kill_once_two_trials_ended(cmd, tmp_path / "first.log", **secret)
+    done = subprocess.run(cmd + ["--resume"], cwd=REPO, env=_env(**secret), capture_output=True, text=True,
+                          timeout=400)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     table = trials_table(tmp_path / "results" / "exp")
     assert len(table) == 6 and set(table["status"]) == {"TERMINATED"}  # the total asked for, all finished
