@@ -111,6 +111,12 @@ def video_frames(path: str | Path, every: int, on_frame: Callable[[int, int], No
     capture = cv2.VideoCapture(str(path))
     if not capture.isOpened():
         raise DataError(f"{path}: not a video OpenCV can decode (missing, corrupt or an unknown codec)")
+    from fer.data.folders import MAX_PIXELS
+
+    width, height = int(capture.get(cv2.CAP_PROP_FRAME_WIDTH) or 0), int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT) or 0)
+    if width * height > MAX_PIXELS:  # the container's own word, before any frame is decoded
+        capture.release()
+        raise DataError(f"{path}: frames of {width}x{height} pixels, more than fer reads ({MAX_PIXELS:,})")
     fps = capture.get(cv2.CAP_PROP_FPS) or 0.0
     total = int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
     index = 0

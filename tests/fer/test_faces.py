@@ -117,3 +117,20 @@ def test_a_photo_declaring_too_many_pixels_is_one_line(checkpoint, tmp_path, cap
     assert main(["predict", str(checkpoint), str(path)]) == 2
     err = capsys.readouterr().err
     assert "huge.png: an image of more pixels than fer reads" in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_video_of_frames_too_large_is_one_line(checkpoint, tmp_path, monkeypatch, capsys):
+    """Frame size as the container declares it, checked before any frame is decoded."""
+    import cv2
+
+    import fer.data.folders
+
+    video = tmp_path / "wide.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 10, (320, 240))
+    writer.write(np.zeros((240, 320, 3), np.uint8))
+    writer.release()
+    monkeypatch.setattr(fer.data.folders, "MAX_PIXELS", 320 * 240 - 1)  # a limit just under this video's frames
+    assert main(["predict", str(checkpoint), str(video)]) == 2
+    err = capsys.readouterr().err
+    assert "wide.avi: frames of 320x240 pixels, more than fer reads (76,799)" in err
+    assert len(err.strip().splitlines()) == 1
