@@ -253,7 +253,14 @@ class StorageWatch(Callback):
             self._stop(e.strerror or str(e))
 
     def _stop(self, why: str) -> None:
-        if EVENTS.storage_failure is None:
-            EVENTS.storage_failure = why
-        (Path(self.root) / RESERVE_FILE).unlink(missing_ok=True)  # room for Tune's last save
-        stop_sweep()
+        stop_for_storage(self.root, why)
+
+
+def stop_for_storage(root: str, why: str) -> None:
+    """The storage folder `root` failed: say why once, free the reserve for Tune's last save, and
+    stop the sweep the way Ctrl-C does (resumable). StorageWatch calls it, and so does the study
+    when its database in the experiment folder can no longer be written (search.study)."""
+    if EVENTS.storage_failure is None:
+        EVENTS.storage_failure = why
+    (Path(root) / RESERVE_FILE).unlink(missing_ok=True)  # room for Tune's last save
+    stop_sweep()

@@ -17,6 +17,7 @@ import re
 import shutil
 import sys
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
 
 import optuna
@@ -243,14 +244,30 @@ class StudySearch(OptunaSearch):
             self.linked[trial_id] = linked
         return config
 
+    @contextmanager
+    def _writing(self):
+        """A study write: when the database in a local experiment folder cannot be written (the
+        disk filled up between two storage checks), the sweep stops as for any full storage,
+        resumable (search.storage), instead of failing the driver."""
+        try:
+            yield
+        except optuna.exceptions.StorageInternalError as e:
+            if not is_local(self.trials_path):
+                raise
+            from search.storage import stop_for_storage
+
+            stop_for_storage(str(Path(self.trials_path).parent), f"the study database cannot be written "
+                             f"({str(e.__cause__ or e).splitlines()[0]})")
+
     def on_trial_result(self, trial_id: str, result: dict) -> None:
-        self._note(trial_id, result)
-        try:  # (no query per result: Optuna itself refuses a report to a trial it has finished)
-            with warnings.catch_warnings():  # an epoch run twice: _note has stored its last score
-                warnings.filterwarnings("ignore", message="The reported value is ignored")
-                super().on_trial_result(trial_id, result)
-        except optuna.exceptions.UpdateFinishedTrialError:
-            pass  # finished before a driver was killed, rerun by Tune from an older snapshot: it stands
+        with self._writing():
+            self._note(trial_id, result)
+            try:  # (no query per result: Optuna itself refuses a report to a trial it has finished)
+                with warnings.catch_warnings():  # an epoch run twice: _note has stored its last score
+                    warnings.filterwarnings("ignore", message="The reported value is ignored")
+                    super().on_trial_result(trial_id, result)
+            except optuna.exceptions.UpdateFinishedTrialError:
+                pass  # finished before a driver was killed, rerun by Tune from an older snapshot: it stands
 
     def _finished(self, linked: int | None) -> bool:
         """Whether the study has finished this trial already: completed before a driver was killed,
@@ -276,6 +293,10 @@ class StudySearch(OptunaSearch):
         return max(epochs.values(), key=lambda e: e[self.metric]) if epochs else None
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+        with self._writing():
+            self._complete(trial_id, result, error)
+
+    def _complete(self, trial_id: str, result: dict | None, error: bool) -> None:
         # Tune hands a trial's last result (its final epoch, or the one ASHA stopped it at) to this
         # method alone, not to on_trial_result: it is noted and reported here.
         linked = self.linked.pop(trial_id, None)

@@ -26,3 +26,33 @@ def test_an_epoch_reported_twice_keeps_its_last_score_in_the_study(tmp_path):
     (trial,) = optuna.load_study(study_name="s", storage=storage).trials
     assert trial.intermediate_values == {1: 0.3, 2: 0.5, 3: 0.4}
     assert trial.value == 0.5 and trial.user_attrs["checkpoint"].endswith("trial_t1/checkpoint_000001/checkpoint.pt")
+
+
+def test_a_study_database_that_cannot_be_written_stops_the_sweep_as_a_full_storage(tmp_path, monkeypatch):
+    """The disk fills between two storage checks and the study's next write fails: the sweep is
+    stopped, resumable, with why (search.storage), and the driver does not fail."""
+    import search.storage as store
+    from search.events import EVENTS
+    from search.storage import RESERVE_FILE
+
+    EVENTS.reset()
+    space = load_sweeps(str(tiny_sweep(tmp_path / "space.yaml")))[0]
+    storage = optuna.storages.InMemoryStorage()
+    optuna.create_study(storage=storage, study_name="s", direction="maximize")
+    search = StudySearch(space, sampler=optuna.samplers.RandomSampler(0), points=[], storage=storage,
+                         study_name="s", trials_path=str(tmp_path / "exp" / "cnn"))
+    search.set_search_properties("val_acc", "max", {})
+    search.suggest("t1")
+    (tmp_path / "exp").mkdir()
+    (tmp_path / "exp" / RESERVE_FILE).write_bytes(b"0" * 1024)
+    stopped = []
+    monkeypatch.setattr(store, "stop_sweep", lambda: stopped.append(True))
+
+    def full(*args, **kwargs):
+        raise optuna.exceptions.StorageInternalError("An exception is raised during the commit.")
+
+    monkeypatch.setattr(storage, "set_trial_intermediate_value", full)
+    search.on_trial_result("t1", {"training_iteration": 1, "val_acc": 0.3})
+    assert stopped == [True] and EVENTS.storage_failure.startswith("the study database cannot be written")
+    assert not (tmp_path / "exp" / RESERVE_FILE).exists()  # the room kept for Tune's last save, given back
+    EVENTS.reset()
