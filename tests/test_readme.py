@@ -26,14 +26,14 @@ REPO = Path(__file__).resolve().parents[1]
 SHORTER = {  # README command prefix -> flags appended to keep it short on the stand-in data
     "python -m search run configs/": ["--num-samples", "2", "--max-epochs", "1", "--grace-period", "1",
                                       "--no-report"],
-    "python -m fer train --config configs/runs/seed_cnn.yaml": ["--epochs", "1"],
+    "python -m fer train --config configs/runs/seed_": ["--epochs", "1"],
 }
 CLUSTER = ("--address", "ray://", "/shared/")  # lines that need machines of a cluster
 
 
-def readme_commands() -> list[str]:
-    """Every `python -m` command in README's bash blocks, in order, comments cut."""
-    text = (REPO / "README.md").read_text()
+def readme_commands(page: str = "README.md") -> list[str]:
+    """Every `python -m` command in the bash blocks of README (or another page), in order, comments cut."""
+    text = (REPO / page).read_text()
     out = []
     for block in re.findall(r"```bash\n(.*?)```", text, re.S):
         for line in block.splitlines():
@@ -88,6 +88,31 @@ def test_every_readme_command_runs_as_written(checkout, stale_ray_pointer):
         assert "Traceback" not in done.stdout + done.stderr, shown
         if command == "python -m search run":
             _check_main_job(checkout, done)
+
+
+@pytest.mark.slow
+def test_the_course_report_is_reproduced_as_written(checkout):
+    """docs/course-report.md: both parameter counts, both models trained, the DNN scored, and
+    each figure of the course report written, the saliency of image 356 of PublicTest among them."""
+    commands = readme_commands("docs/course-report.md")
+    assert len(commands) == 7
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "FER_CACHE_DIR": str(checkout / ".cache")}
+    out = ""
+    for command in commands:
+        extra = next((v for k, v in SHORTER.items() if command.startswith(k)), [])
+        done = subprocess.run([sys.executable, *shlex.split(command)[1:], *extra], cwd=checkout, env=env,
+                              capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, f"{command}\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+        out += done.stdout
+    assert "Trainable params: 1,276,606" in out and "Trainable params: 1,276,409" in out
+    for family in ("cnn", "dnn"):
+        folder = checkout / "course" / family
+        assert {"confusion_matrix.png", "curves.png", "report.html", "metrics.json"} <= {f.name for f in folder.iterdir()}
+    cnn = checkout / "course" / "cnn"
+    assert all((cnn / f).exists() for f in ("saliency.png", "filters.png", "activations.png"))
+    metrics = json.loads((cnn / "metrics.json").read_text())
+    assert [e["images"] for e in metrics["explanations"].values()] == [[356]]
+    assert "PublicTest" in (cnn / "report.html").read_text()
 
 
 def _check_main_job(root: Path, done) -> None:
