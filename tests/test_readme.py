@@ -107,7 +107,8 @@ def test_the_course_report_is_reproduced_as_written(checkout):
     assert "Trainable params: 1,276,606" in out and "Trainable params: 1,276,409" in out
     for family in ("cnn", "dnn"):
         folder = checkout / "course" / family
-        assert {"confusion_matrix.png", "curves.png", "report.html", "metrics.json"} <= {f.name for f in folder.iterdir()}
+        written = {f.name for f in folder.iterdir()}
+        assert {"confusion_matrix.png", "curves.png", "report.html", "metrics.json"} <= written
     cnn = checkout / "course" / "cnn"
     assert all((cnn / f).exists() for f in ("saliency.png", "filters.png", "activations.png"))
     metrics = json.loads((cnn / "metrics.json").read_text())

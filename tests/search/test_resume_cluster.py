@@ -166,8 +166,9 @@ def _just_checkpointed(results: Path, node: str, epoch: int) -> Path | None:
 
 @pytest.mark.skipif(shutil.which("ray") is None, reason="the ray CLI is not on PATH")
 def test_a_lost_node_costs_its_trial_nothing(tmp_path, tiny_csv):
-    """SIGKILL the worker node (its raylet and every process it spawned) at a known moment (a checkpoint registered, the next epoch
-    under way, its result not yet in): that trial continues from its checkpoint on the head, and every trial finishes.
+    """SIGKILL the worker node (its raylet and every process it spawned) at a known moment (a
+    checkpoint registered, the next epoch under way, its result not yet in): that trial continues
+    from its checkpoint on the head, and every trial finishes.
     What Ray guarantees is asserted: the kept checkpoint's own history runs 1..N once, and Tune's
     log repeats at most the one boundary epoch (Ray logs a result, then saves its checkpoint in a
     second round trip), which every reader merges."""
