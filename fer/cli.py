@@ -286,6 +286,7 @@ def _parity_faces(source: str | None):
 def cmd_summary(args) -> int:
     from fer.config import load_run
     from fer.models import create_model, list_models, model_from_spec, summary
+    from fer.models.contract import input_side
 
     if args.model in list_models():
         name, model = args.model, create_model(args.model)
@@ -293,7 +294,7 @@ def cmd_summary(args) -> int:
         run = load_run(args.model)
         name = Path(args.model).stem
         model = model_from_spec(run["model"])
-    print(summary(model, name, getattr(model.config, "input_size", 48)))
+    print(summary(model, name, input_side(model)))
     return 0
 
 

@@ -196,9 +196,12 @@ def train_config(run: dict) -> TrainConfig:
 
 
 def _check_compatible(family: str, model_cfg, train: TrainConfig) -> None:
-    if family == "dnn" and model_cfg.input_size != train.crop_size:
-        raise ConfigError(f"model.input_size: {model_cfg.input_size} must equal train.crop_size "
-                          f"{train.crop_size} for a dnn (it has a fixed input)")
+    from fer.models.contract import fixed_side
+
+    side = fixed_side(model_cfg)
+    if side is not None and side != train.crop_size:
+        raise ConfigError(f"model.input_size: {side} must equal train.crop_size "
+                          f"{train.crop_size} for this {family} (its input side is part of the model)")
 
 
 def _plain(cfg) -> dict:

@@ -42,6 +42,10 @@ class CNNConfig:
         if not self.channels or self.convs_per_block < 1:
             raise ValueError("need at least one block of at least one conv")
 
+    def fixed_side(self) -> int | None:
+        """Only a flatten head sizes its first linear layer from the input side."""
+        return self.input_size if self.head == "flatten" else None
+
 
 class CNN(nn.Module):
     """Named layers: blocks `block1..blockN` (each with conv1, bn1, ..., act, pool, drop),

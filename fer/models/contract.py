@@ -2,7 +2,8 @@
 style (timm declares `feature_info` and `get_classifier` and tests every model against them).
 
 - `forward`: standardised faces (B, 1, s, s) -> class logits (B, 7), s the model's input side
-  (`config.input_size` where the family fixes one, else any crop of 48 or less).
+  (`config.input_size` where the config's `fixed_side()` says the model needs it, else any
+  crop of 48 or less); `backward` reaches every trainable parameter.
 - Layer roles, dotted names of submodules (`model.get_submodule(name)`), None where the family
   has no such layer: `first_conv` (the filters analysis draws), `first_activation` (the maps of
   activations.png), `last_conv_block` (Grad-CAM's layer), `pattern_layer` (the conv whose
@@ -37,7 +38,16 @@ class FerModel(Protocol):
     def forward(self, x: torch.Tensor) -> torch.Tensor: ...
 
 
+def fixed_side(config: Any) -> int | None:
+    """The input side a model of `config` requires (a DNN's, a flatten-headed CNN's), None where any
+    crop of 48 or less works: each family's config says so in `fixed_side()`; training asks it to
+    refuse a crop the model cannot take."""
+    ask = getattr(config, "fixed_side", None)
+    return ask() if ask else None
+
+
 def input_side(model: nn.Module) -> int:
+    """The side of the faces the model was configured for (48 unless its config says otherwise)."""
     return int(getattr(model.config, "input_size", 48))
 
 
@@ -55,8 +65,13 @@ def check(model: nn.Module) -> list[str]:
         except AttributeError:
             problems.append(f"{role} {name!r} is not a submodule")
     side = input_side(model)
-    with torch.no_grad():
-        out = model.eval()(torch.zeros(2, 1, side, side))
+    out = model.train()(torch.randn(2, 1, side, side))  # train mode: dropout and batch norm as in training
     if tuple(out.shape) != (2, len(CLASSES)):
-        problems.append(f"forward gives {tuple(out.shape)} for 2 faces, not (2, {len(CLASSES)})")
+        return problems + [f"forward gives {tuple(out.shape)} for 2 faces, not (2, {len(CLASSES)})"]
+    model.zero_grad(set_to_none=True)
+    out.square().sum().backward()
+    problems += [f"backward leaves {name} without a gradient" for name, p in model.named_parameters()
+                 if p.requires_grad and (p.grad is None or not torch.isfinite(p.grad).all())]
+    model.zero_grad(set_to_none=True)
+    model.eval()
     return problems

@@ -32,6 +32,10 @@ class DNNConfig:
         if self.input_pool < 1 or self.input_size % self.input_pool:
             raise ValueError(f"input_pool {self.input_pool} must be >= 1 and divide input_size {self.input_size}")
 
+    def fixed_side(self) -> int:
+        """Its first layer takes every pixel: the input side is part of the model."""
+        return self.input_size
+
 
 class DNN(nn.Module):
     """Named layers `fc1..fcN` (each with norm, act, drop) and `out`. It has no conv, so

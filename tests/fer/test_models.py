@@ -43,6 +43,25 @@ def test_the_contract_check_names_what_a_model_breaks():
     assert check(model) == ["no attribute 'last_conv_block'"]
 
 
+def test_the_contract_check_names_a_parameter_backward_does_not_reach():
+    from fer.models.contract import check
+
+    model = create_model("small_cnn")
+    model.unused = torch.nn.Linear(2, 2)  # trainable, but outside the forward pass
+    assert check(model) == ["backward leaves unused.weight without a gradient",
+                            "backward leaves unused.bias without a gradient"]
+
+
+def test_a_model_whose_input_side_is_fixed_refuses_another_crop():
+    """The DNN and a flatten-headed CNN say they need their input side; a gap-headed CNN takes any crop."""
+    from fer.config import resolve_run
+
+    for model in ({"name": "seed_dnn"}, {"name": "cnn", "head": "flatten"}):
+        with pytest.raises(ConfigError, match="model.input_size: 48 must equal train.crop_size 40"):
+            resolve_run({"model": model, "train": {"crop_size": 40}})
+    assert resolve_run({"model": {"name": "vgg_cnn"}, "train": {"crop_size": 40}})["train"]["crop_size"] == 40
+
+
 def test_the_registry_names_the_families_a_sweep_searches():
     from fer.models.registry import family_names
 
