@@ -73,8 +73,7 @@ def _write_report(src, primary: ModelSource, opt: Options, out: Path, source: st
     sections += [_members_section(m) for m in models if m.ckpt.members]
     sections.append(_confusion_section(cms, out))
     sections.append(_calibration_section(models, out, metrics))
-    if any("class_prior" in m.prep for m in models):
-        sections.append(_prior_section(models, metrics))
+    sections.append(_prior_section(models, metrics))
     sections += _explanation_sections(primary, out, opt, metrics)
     sections.append(_curves_section(models, src, out))
     if src.table is not None:
@@ -93,7 +92,7 @@ def _check_options(m: ModelSource, opt: Options) -> None:
     bad = [i for i in opt.images or [] if not 0 <= i < n]
     if bad:
         raise FerError(f"--images: index {bad[0]} is outside 0..{n - 1} of {m.source_label}")
-    dims = filters.output_dims(m.model, m.prep["crop_size"])
+    dims = filters.output_dims(m.model, m.prep.crop_size)
     for flag, name, allowed in (("--layer", opt.layer, (2, 4)), ("--filters-layer", opt.filters_layer, (4,))):
         if name is None:
             continue
@@ -181,11 +180,9 @@ def _prior_section(models: list[ModelSource], metrics: dict) -> tuple[str, str]:
                        "training share (times 7) to the power tau, then renormalises (train.logit_adjust, "
                        "or train.balance_within to choose tau per validation). A model's own tau is marked.")]
     for m in models:
-        if "class_prior" not in m.prep:
-            continue
-        own = m.prep.get("logit_adjust", 0.0)
+        own = m.prep.logit_adjust
         taus = sorted({0.0, 0.25, 0.5, 0.75, 1.0, own})
-        df = prior_tradeoff(m.faces.labels, m.raw_probs, m.prep["class_prior"], taus)
+        df = prior_tradeoff(m.faces.labels, m.raw_probs, m.prep.class_prior, taus)
         metrics["models"][m.name]["prior_tradeoff"] = df.to_dict("records")
         df.insert(0, "model", [m.name + (" (own)" if t == own else "") for t in df["tau"]])
         parts.append(html.table(df[["model", "tau", "accuracy", "macro_f1", "recall_disgust", "recall_fear",
@@ -196,11 +193,11 @@ def _prior_section(models: list[ModelSource], metrics: dict) -> tuple[str, str]:
 def _members_section(m: ModelSource) -> tuple[str, str]:
     """An ensemble's members and weights, and what the explanations below show of it."""
     members = m.ckpt.members
-    rows = pd.DataFrame([{"member": e.get("trial", ""), "model": e["model"]["name"], "weight": round(e["weight"], 3),
-                          "tta": e["tta"], "crop": e["crop_size"]} for e in members])
+    rows = pd.DataFrame([{"member": e.trial, "model": e.model["name"], "weight": round(e.weight, 3),
+                          "tta": e.tta, "crop": e.crop_size} for e in members])
     note = (f"{m.name} averages the probabilities of {len(members)} models with these weights. Its saliency maps "
             "are the gradients of the whole ensemble; Grad-CAM is left out (it has no one last conv layer), and "
-            f"the filters and activations shown are those of its first member ({members[0].get('trial', '')}).")
+            f"the filters and activations shown are those of its first member ({members[0].trial}).")
     return f"Ensemble members of {m.name}", html.table(rows) + html.para(note)
 
 

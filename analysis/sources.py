@@ -3,6 +3,7 @@ experiment folder) and the images they are judged on."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -15,6 +16,9 @@ from fer.errors import FerError
 from fer.models import count_params
 from fer.remote import location
 from fer.transforms import centre_crop, normalize
+
+if TYPE_CHECKING:  # (fer.checkpoint imports this module)
+    from fer.checkpoint import Preprocessing
 
 
 @dataclass
@@ -34,7 +38,7 @@ class ModelSource:
         return self.ckpt.model
 
     @property
-    def prep(self) -> dict:
+    def prep(self) -> Preprocessing:
         return self.ckpt.prep
 
     @property
@@ -126,7 +130,7 @@ def chosen_images(m: ModelSource, indices: list[int] | None) -> tuple[np.ndarray
 def eval_inputs(m: ModelSource, idx: np.ndarray) -> tuple[torch.Tensor, np.ndarray, np.ndarray | None]:
     """Model inputs (B, 1, s, s) as the model sees them at test time (normalised, centre crop),
     the cropped faces for display, and the cropped decisive-region masks when known."""
-    s = m.prep["crop_size"]
+    s = m.prep.crop_size
     raw = torch.as_tensor(m.faces.images[idx]).unsqueeze(1)
     x = centre_crop(normalize(raw, m.prep), s)
     shown = centre_crop(raw, s)[:, 0].numpy()

@@ -57,13 +57,13 @@ def main() -> None:
         ckpt = Checkpoint.load(path)
         prep = ckpt.prep
         logits = view_logits(ckpt.classifier(), faces.images, precision=ckpt.precision)
-        factor = prior_correction(prep) if prep.get("logit_adjust") else None
+        factor = prior_correction(prep) if prep.logit_adjust else None
         raw = scaled_probabilities(logits, 1.0, factor)
         fitted, temps = cross_fitted(logits, labels, factor)
         print(f"| {label or path} | {(raw.argmax(1) == labels).mean():.4f} | "
               f"{expected_calibration_error(labels, raw):.4f} | {nll(labels, raw):.4f} | "
               f"{temps[0]:.3f}, {temps[1]:.3f} | {expected_calibration_error(labels, fitted):.4f} | "
-              f"{nll(labels, fitted):.4f} | {prep.get('temperature', 1.0):.3f} |", flush=True)
+              f"{nll(labels, fitted):.4f} | {prep.temperature:.3f} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from benchmarks.common import header, median_time
+from fer.checkpoint import preprocessing
 from fer.evaluate import predict_proba
 from fer.models import create_model
 
@@ -28,7 +29,7 @@ def main() -> None:
     model = create_model("vgg_cnn", channels=[32, 64, 128, 256], head_dropout=0.3)
     model = model.to(memory_format=torch.channels_last).eval()
     images = np.random.default_rng(0).integers(0, 256, (3589, 48, 48), dtype=np.uint8)
-    prep = {"mean": 0.5, "std": 0.25, "crop_size": 44, "logit_adjust": 0.0, "class_prior": [1 / 7] * 7}
+    prep = preprocessing(0.5, 0.25, 44, [1 / 7] * 7)
     header("Validation pass against evaluation batch size")
     print(f"| threads | {' | '.join(f'batch {b} s' for b in args.batch_sizes)} |")
     print(f"| ---: | {' | '.join('---:' for _ in args.batch_sizes)} |")

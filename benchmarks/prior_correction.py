@@ -10,6 +10,7 @@ would pick here (the largest within 1 point of tau 0's accuracy). PrivateTest is
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 
 import numpy as np
 
@@ -34,12 +35,12 @@ def main() -> None:
         ckpt = Checkpoint.load(path)
         prep = ckpt.prep
         probs = predict_checkpoint(ckpt, faces.images, adjusted=False)
-        picked = balancing_tau(faces.labels, probs, prep["class_prior"], 0.01, TAUS)
-        print(f"{path} (tau it was scored with: {prep.get('logit_adjust', 0.0):g})\n")
+        picked = balancing_tau(faces.labels, probs, prep.class_prior, 0.01, TAUS)
+        print(f"{path} (tau it was scored with: {prep.logit_adjust:g})\n")
         print("| tau | accuracy | macro-F1 | disgust recall | classes never predicted |")
         print("| ---: | ---: | ---: | ---: | ---: |")
         for tau in TAUS:
-            c = confusion(faces.labels, adjust_for_prior(probs, {**prep, "logit_adjust": tau}).argmax(1))
+            c = confusion(faces.labels, adjust_for_prior(probs, replace(prep, logit_adjust=tau)).argmax(1))
             mark = " *" if tau == picked else ""
             print(f"| {tau:.1f}{mark} | {c['accuracy']:.4f} | {c['macro_f1']:.4f} | "
                   f"{c['per_class']['disgust']['recall']:.3f} | {len(c['never_predicted'])} |")

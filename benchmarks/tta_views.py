@@ -30,7 +30,7 @@ def main() -> None:
     print("| tta | views | accuracy | macro-F1 | seconds |\n| --- | ---: | ---: | ---: | ---: |")
     views = {"none": 1, "flip": 2, "shifts": 10, "tencrop": 10}
     for tta, n in views.items():
-        if tta == "tencrop" and prep["crop_size"] >= 48:
+        if tta == "tencrop" and prep.crop_size >= 48:
             continue
         t = time.perf_counter()
         probs = predict_proba(model, faces.images, prep, tta, precision=cfg.get("precision", "auto"))

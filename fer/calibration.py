@@ -23,12 +23,15 @@ of FER2013) win near ties. tau 0 is no correction.
 """
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 import torch
 
 from fer.data.dataset import CLASSES
+
+if TYPE_CHECKING:  # (fer.checkpoint imports this module)
+    from fer.checkpoint import Preprocessing
 
 N_BINS = 15
 T_RANGE = (0.05, 20.0)  # temperatures searched: far beyond what a trained network needs either way
@@ -109,16 +112,16 @@ def prior_factor(prior, tau: float) -> np.ndarray:
     return np.minimum(1.0, len(prior) * prior) ** -tau
 
 
-def prior_correction(prep: dict) -> np.ndarray:
+def prior_correction(prep: Preprocessing) -> np.ndarray:
     """The (7,) multipliers a checkpoint's preprocessing applies to its probabilities (ones without
     a prior correction)."""
-    tau = prep.get("logit_adjust", 0.0)
-    return prior_factor(prep["class_prior"], tau) if tau else np.ones(len(CLASSES))
+    tau = prep.logit_adjust
+    return prior_factor(prep.class_prior, tau) if tau else np.ones(len(CLASSES))
 
 
-def adjust_for_prior(probs: np.ndarray, prep: dict) -> np.ndarray:
+def adjust_for_prior(probs: np.ndarray, prep: Preprocessing) -> np.ndarray:
     """Probabilities (N, 7) reweighted by the preprocessing's prior correction, renormalised."""
-    if not prep.get("logit_adjust", 0.0):
+    if not prep.logit_adjust:
         return probs
     return reweight(torch.from_numpy(probs), torch.from_numpy(prior_correction(prep))).numpy()
 

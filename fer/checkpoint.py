@@ -10,6 +10,7 @@ half-written checkpoint under the final name.
 """
 from __future__ import annotations
 
+import dataclasses
 import pickle
 import platform
 import zipfile
@@ -23,6 +24,7 @@ from fer.classifier import Classifier
 from fer.data import CLASSES
 from fer.errors import CheckpointError
 from fer.models import model_from_spec
+from fer.models.ensemble import Member
 from fer.remote import is_local, local_file, location
 
 FORMAT = "fer-checkpoint"
@@ -107,13 +109,39 @@ def checkpoint_file(path: str | Path) -> Path:
     return path
 
 
+@dataclasses.dataclass(frozen=True)
+class Preprocessing:
+    """A checkpoint's `preprocessing` entry: how raw pixels become the model's input, and how its
+    logits become probabilities (fer.classifier.Classifier.of reads it). Stored as a plain dict
+    (`as_dict`), read back with `from_dict`; a change is a new value (`dataclasses.replace`)."""
+
+    mean: float
+    std: float
+    crop_size: int
+    class_prior: tuple[float, ...]  # (7,) the training set's class shares
+    logit_adjust: float = 0.0  # tau of the prior correction (0: none)
+    temperature: float = 1.0
+    INPUT = "48x48 grayscale, uint8 0-255"
+
+    def as_dict(self) -> dict:
+        return {"mean": self.mean, "std": self.std, "crop_size": self.crop_size, "input": self.INPUT,
+                "class_prior": list(self.class_prior), "logit_adjust": self.logit_adjust,
+                "temperature": self.temperature}
+
+    @classmethod
+    def from_dict(cls, entry: dict) -> Preprocessing:
+        missing = [k for k in ("mean", "std", "crop_size", "class_prior") if k not in entry]
+        if missing:
+            raise CheckpointError(f"checkpoint preprocessing: {', '.join(missing)} missing")
+        return preprocessing(entry["mean"], entry["std"], entry["crop_size"], entry["class_prior"],
+                             entry.get("logit_adjust", 0.0), entry.get("temperature", 1.0))
+
+
 def preprocessing(mean: float, std: float, crop_size: int, class_prior, logit_adjust: float = 0.0,
-                  temperature: float = 1.0) -> dict:
-    """A checkpoint's `preprocessing` entry: what fer.classifier.Classifier.of reads."""
-    return {"mean": float(mean), "std": float(std), "crop_size": int(crop_size),
-            "input": "48x48 grayscale, uint8 0-255",
-            "class_prior": [float(p) for p in class_prior], "logit_adjust": float(logit_adjust),
-            "temperature": float(temperature)}
+                  temperature: float = 1.0) -> Preprocessing:
+    """A Preprocessing of plain Python numbers (numpy scalars in, floats out)."""
+    return Preprocessing(float(mean), float(std), int(crop_size), tuple(float(p) for p in class_prior),
+                         float(logit_adjust), float(temperature))
 
 
 class Checkpoint:
@@ -131,14 +159,14 @@ class Checkpoint:
         return cls(load_checkpoint(path), checkpoint_file(path))
 
     @classmethod
-    def build(cls, spec: dict, state_dict: dict, preprocessing: dict, train_config: dict, *,
+    def build(cls, spec: dict, state_dict: dict, preprocessing: Preprocessing, train_config: dict, *,
               history: list | None = None, metrics: dict | None = None, best_epoch: int = 0,
               data: dict | None = None, speed: dict | None = None, resume: dict | None = None) -> Checkpoint:
         """A new checkpoint: `spec` is {"name", **config} (fer.models.model_from_spec), the
         state dict is copied to the CPU, the classes and the writing versions are stamped."""
         payload = {"format": FORMAT, "format_version": FORMAT_VERSION, "model": dict(spec),
                    "state_dict": {k: v.detach().cpu() for k, v in state_dict.items()}, "classes": list(CLASSES),
-                   "preprocessing": dict(preprocessing), "train_config": dict(train_config),
+                   "preprocessing": preprocessing.as_dict(), "train_config": dict(train_config),
                    "history": list(history or []), "metrics": dict(metrics or {}), "best_epoch": int(best_epoch),
                    "data": dict(data or {}), "versions": versions()}
         if speed is not None:
@@ -162,18 +190,17 @@ class Checkpoint:
         return self.spec["name"]
 
     @property
-    def members(self) -> list[dict]:
-        """An ensemble's member entries (fer.ship.ensemble.member_entry); empty for one model."""
-        return list(self.spec.get("members") or [])
+    def members(self) -> list[Member]:
+        """An ensemble's members (fer.models.ensemble.Member); empty for one model."""
+        return [Member.from_dict(m) for m in self.spec.get("members") or []]
 
     @property
     def state_dict(self) -> dict:
         return self.payload["state_dict"]
 
     @property
-    def prep(self) -> dict:
-        """mean, std, crop_size, class_prior, logit_adjust, temperature (mutable: calibrate sets it)."""
-        return self.payload["preprocessing"]
+    def prep(self) -> Preprocessing:
+        return Preprocessing.from_dict(self.payload["preprocessing"])
 
     @property
     def train_config(self) -> dict:
@@ -186,7 +213,7 @@ class Checkpoint:
     @property
     def views(self) -> str:
         """The test-time views it runs: its own, or its members' joined ("flip+shifts")."""
-        return "+".join(m["tta"] for m in self.members) if self.members else self.tta
+        return "+".join(m.tta for m in self.members) if self.members else self.tta
 
     @property
     def precision(self) -> str:
@@ -194,11 +221,11 @@ class Checkpoint:
 
     @property
     def temperature(self) -> float:
-        return float(self.prep.get("temperature", 1.0))
+        return self.prep.temperature
 
     @property
     def logit_adjust(self) -> float:
-        return float(self.prep.get("logit_adjust", 0.0))
+        return self.prep.logit_adjust
 
     @property
     def history(self) -> list[dict]:
@@ -250,7 +277,8 @@ class Checkpoint:
 
     def with_prep(self, **changes) -> Checkpoint:
         """A copy whose preprocessing differs by `changes` (e.g. logit_adjust=0.0), sharing the model."""
-        other = Checkpoint({**self.payload, "preprocessing": {**self.prep, **changes}}, self.path)
+        other = Checkpoint({**self.payload, "preprocessing": dataclasses.replace(self.prep, **changes).as_dict()},
+                           self.path)
         other._model = self._model
         return other
 

@@ -11,11 +11,16 @@ correction on those logits, then scores them with the same `combine_views`.
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 from torch import nn
 
 from fer.calibration import combine_views, prior_correction
 from fer.transforms import eval_views, standardize
+
+if TYPE_CHECKING:  # (fer.checkpoint imports this module)
+    from fer.checkpoint import Preprocessing
 
 
 class Classifier(nn.Module):
@@ -30,11 +35,11 @@ class Classifier(nn.Module):
         self.register_buffer("factor", factor.float())  # (7,) prior correction
 
     @classmethod
-    def of(cls, model: nn.Module, prep: dict, tta: str = "none") -> Classifier:
+    def of(cls, model: nn.Module, prep: Preprocessing, tta: str = "none") -> Classifier:
         """The classifier a checkpoint's preprocessing dict (mean, std, crop_size, temperature,
         class_prior, logit_adjust) and TTA describe around `model`."""
-        return cls(model, prep["mean"], prep["std"], prep["crop_size"], tta, prior_correction(prep),
-                   prep.get("temperature", 1.0))
+        return cls(model, prep.mean, prep.std, prep.crop_size, tta, prior_correction(prep),
+                   prep.temperature)
 
     def view_logits(self, pixels: torch.Tensor) -> torch.Tensor:
         """(V, B, 7) float32 logits, one block per test-time view."""

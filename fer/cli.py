@@ -175,11 +175,11 @@ def cmd_calibrate(args) -> int:
     labels = faces.require_labels()
     logits = view_logits(ckpt.classifier(), faces.images, precision=ckpt.precision)
     before = classification_metrics(labels, probabilities(logits, prep))
-    factor = prior_correction(prep) if prep.get("logit_adjust") else None
-    prep["temperature"] = fit_temperature(logits, labels, factor)
-    after = classification_metrics(labels, probabilities(logits, prep))
+    factor = prior_correction(prep) if prep.logit_adjust else None
+    ckpt = ckpt.with_prep(temperature=fit_temperature(logits, labels, factor))
+    after = classification_metrics(labels, probabilities(logits, ckpt.prep))
     path = ckpt.save(ckpt.path)
-    print(f"{faces.source} [{where}]: n={len(labels)}  temperature {prep['temperature']:.3f}  ECE {before['ece']:.4f} "
+    print(f"{faces.source} [{where}]: n={len(labels)}  temperature {ckpt.temperature:.3f}  ECE {before['ece']:.4f} "
           f"-> {after['ece']:.4f}  NLL {before['loss']:.4f} -> {after['loss']:.4f}; saved in {path}")
     return 0
 

@@ -1,6 +1,7 @@
 """Predictions and metrics for a trained model; scikit-learn computes the numbers."""
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -12,7 +13,7 @@ from fer.config import TrainConfig
 from fer.data import CLASSES
 
 if TYPE_CHECKING:
-    from fer.checkpoint import Checkpoint
+    from fer.checkpoint import Checkpoint, Preprocessing
 
 
 @torch.no_grad()
@@ -30,14 +31,14 @@ def view_logits(classifier: Classifier, images, batch_size: int = TrainConfig.ev
     return torch.cat(out, 1).numpy()
 
 
-def probabilities(logits: np.ndarray, prep: dict) -> np.ndarray:
+def probabilities(logits: np.ndarray, prep: Preprocessing) -> np.ndarray:
     """(V, N, 7) view logits -> the checkpoint's probabilities (N, 7): fer.calibration.combine_views
     with its temperature and prior correction, as the Classifier computes them."""
-    factor = prior_correction(prep) if prep.get("logit_adjust", 0.0) else None
-    return scaled_probabilities(logits, prep.get("temperature", 1.0), factor).astype(np.float32)
+    factor = prior_correction(prep) if prep.logit_adjust else None
+    return scaled_probabilities(logits, prep.temperature, factor).astype(np.float32)
 
 
-def predict_proba(model: torch.nn.Module, images, prep: dict, tta: str = "none",
+def predict_proba(model: torch.nn.Module, images, prep: Preprocessing, tta: str = "none",
                   batch_size: int = TrainConfig.eval_batch_size, device: str | torch.device = "cpu",
                   precision: str = "auto") -> np.ndarray:
     """Class probabilities (N, 7) for uint8 faces (N, 48, 48), as the preprocessing `prep` says."""
@@ -49,7 +50,7 @@ def predict_checkpoint(ckpt: Checkpoint, images, device: str | torch.device = "c
     """Probabilities exactly as the checkpoint's run scored them: its preprocessing, TTA, precision
     and prior correction (adjusted=False leaves the correction out; `precision` overrides the run's,
     e.g. "fp32" for what an exported graph computes)."""
-    prep = ckpt.prep if adjusted else {**ckpt.prep, "logit_adjust": 0.0}
+    prep = ckpt.prep if adjusted else replace(ckpt.prep, logit_adjust=0.0)
     return predict_proba(ckpt.model.to(device), images, prep, ckpt.tta, device=device,
                          precision=precision or ckpt.precision)
 

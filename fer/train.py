@@ -10,8 +10,8 @@ from __future__ import annotations
 import copy
 import json
 import math
-import time
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from fer.calibration import balancing_tau, fit_temperature, prior_correction
 from fer.checkpoint import Checkpoint, preprocessing
 from fer.classifier import Classifier
+from fer.clock import RunClock
 from fer.config import TrainConfig, train_config
 from fer.data import CLASSES, FaceSet
 from fer.evaluate import autocast_for, classification_metrics, probabilities, view_logits
@@ -79,7 +80,8 @@ class Trainer:
         self.class_weights = torch.tensor(len(train) / (len(CLASSES) * np.maximum(counts, 1)),
                                           dtype=torch.float32, device=self.device)
         self.steps_per_epoch = len(batches_of(torch.empty(len(train)), cfg.batch_size))
-        self.epoch, self.history, self.elapsed, self._epoch_t0 = 0, [], 0.0, time.perf_counter()
+        self.epoch, self.history = 0, []
+        self.clock = RunClock(cfg.time_budget_s)  # seconds in epochs: the budget, the schedule, the progress
         self.optimizer = _optimizer(self.model, cfg)
         self.scheduler = _scheduler(self.optimizer, cfg, self.steps_per_epoch, self.progress)
         self.best = {"value": -math.inf, "epoch": 0, "state": None}
@@ -92,14 +94,13 @@ class Trainer:
         stopping"; "" when another follows), so a caller can tell its run's own end from a stop."""
         stale = 0
         while self.epoch < self.cfg.epochs:
-            t0 = time.perf_counter()
-            metrics = self.train_epoch()
+            metrics = self.train_epoch()  # (starts the clock's epoch)
             diverged = not math.isfinite(metrics["train_loss"])  # NaN or inf weights: nothing to validate
             metrics.update(DIVERGED if diverged else self.validate())
-            last = time.perf_counter() - t0
-            self.elapsed += last
+            last = self.clock.end_epoch()
             self.epoch += 1
-            metrics.update(epoch=self.epoch, elapsed_s=self.elapsed, epoch_wall_s=last)  # wall: training + validation
+            # epoch_wall_s: training + validation; elapsed_s: the run's training time so far (RunClock)
+            metrics.update(epoch=self.epoch, epoch_wall_s=last, **self.clock.state_dict())
             if diverged:  # the run ends here, its best epoch the last good one
                 self.history.append({**metrics, "run_ends": "divergence"})
                 yield self.history[-1]
@@ -109,13 +110,13 @@ class Trainer:
             value = metrics[self.cfg.monitor]
             if value > self.best["value"]:
                 self.best = {"value": value, "epoch": self.epoch, "state": copy.deepcopy(self.model.state_dict()),
-                             "logit_adjust": self.prep["logit_adjust"], "temperature": self.prep["temperature"]}
+                             "logit_adjust": self.prep.logit_adjust, "temperature": self.prep.temperature}
                 stale = 0
             else:
                 stale += 1
             cfg = self.cfg
             metrics["run_ends"] = ("epochs" if self.epoch >= cfg.epochs else
-                                   "time budget" if cfg.time_budget_s and self.elapsed + last > cfg.time_budget_s else
+                                   "time budget" if not self.clock.another_fits(last) else
                                    "early stopping" if cfg.early_stopping and stale >= cfg.early_stopping else "")
             self.history.append(metrics)
             yield metrics
@@ -124,10 +125,7 @@ class Trainer:
 
     def progress(self, step: int) -> float:
         """Share of the run done, in [0, 1]: of its steps, or of its time budget if that runs out first."""
-        done = step / (self.cfg.epochs * self.steps_per_epoch)
-        if self.cfg.time_budget_s:
-            done = max(done, (self.elapsed + time.perf_counter() - self._epoch_t0) / self.cfg.time_budget_s)
-        return min(done, 1.0)
+        return min(max(step / (self.cfg.epochs * self.steps_per_epoch), self.clock.share()), 1.0)
 
     def fit(self, callback: Callable[[dict], None] | None = None) -> list[dict]:
         for metrics in self.epochs():
@@ -148,7 +146,7 @@ class Trainer:
         """One pass over the training set; public so benchmarks can time it alone."""
         cfg, model = self.cfg, self.model
         model.train()
-        t0 = self._epoch_t0 = time.perf_counter()
+        self.clock.start_epoch()
         loss_sum = torch.zeros((), device=self.device)
         correct = torch.zeros((), device=self.device, dtype=torch.long)
         weight = self.class_weights if cfg.class_balance == "loss" else None
@@ -172,7 +170,7 @@ class Trainer:
                 self.on_batch(i + 1, len(batches))
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
-        seconds = max(time.perf_counter() - t0, 1e-9)
+        seconds = max(self.clock.in_epoch(), 1e-9)  # training only; the epoch's wall time adds validation
         n = len(self.y)
         return {"train_loss": loss_sum.item() / n, "train_acc": correct.item() / n,
                 "lr": self.optimizer.param_groups[0]["lr"], "epoch_s": seconds, "images_per_s": n / seconds}
@@ -184,21 +182,22 @@ class Trainer:
         logits = view_logits(Classifier.of(self.model, prep, cfg.tta), self.val_images, cfg.eval_batch_size,
                              self.device, cfg.precision)  # (V, N, 7)
         if cfg.balance_within:
-            raw = probabilities(logits, {**prep, "logit_adjust": 0.0, "temperature": 1.0})
-            prep["logit_adjust"] = balancing_tau(self.val_labels, raw, prep["class_prior"], cfg.balance_within)
+            raw = probabilities(logits, replace(prep, logit_adjust=0.0, temperature=1.0))
+            prep = replace(prep, logit_adjust=balancing_tau(self.val_labels, raw, prep.class_prior, cfg.balance_within))
         if cfg.calibrate:
-            factor = prior_correction(prep) if prep["logit_adjust"] else None
-            prep["temperature"] = fit_temperature(logits, self.val_labels, factor)
+            factor = prior_correction(prep) if prep.logit_adjust else None
+            prep = replace(prep, temperature=fit_temperature(logits, self.val_labels, factor))
+        self.prep = prep  # this epoch's tau and temperature: its checkpoint's
         m = classification_metrics(self.val_labels, probabilities(logits, prep))
         return {"val_loss": m["loss"], "val_acc": m["accuracy"], "val_macro_f1": m["macro_f1"], "val_ece": m["ece"],
-                "logit_adjust": prep["logit_adjust"], "temperature": prep["temperature"]}
+                "logit_adjust": prep.logit_adjust, "temperature": prep.temperature}
 
     # -- state ---------------------------------------------------------------------------
     def use_best_weights(self) -> None:
         if self.best["state"] is not None:
             self.model.load_state_dict(self.best["state"])
-            self.prep["logit_adjust"] = self.best["logit_adjust"]
-            self.prep["temperature"] = self.best["temperature"]
+            self.prep = replace(self.prep, logit_adjust=self.best["logit_adjust"],
+                                temperature=self.best["temperature"])
 
     def checkpoint(self, data: dict | None = None, metrics: dict | None = None) -> Checkpoint:
         """The model's current weights as a checkpoint; `metrics` defaults to the last epoch's."""
@@ -212,8 +211,7 @@ class Trainer:
     def restore(self, ckpt: Checkpoint) -> None:
         """Continue from a checkpoint written by `checkpoint()` (weights, optimiser, epoch)."""
         self.model.load_state_dict(ckpt.state_dict)
-        self.prep["logit_adjust"] = ckpt.logit_adjust
-        self.prep["temperature"] = ckpt.temperature
+        self.prep = replace(self.prep, logit_adjust=ckpt.logit_adjust, temperature=ckpt.temperature)
         resume = ckpt.resume
         if "optimizer" in resume:
             self.optimizer.load_state_dict(resume["optimizer"])
@@ -221,7 +219,7 @@ class Trainer:
             self.gen.set_state(resume["generator"].to(self.gen.get_state().device))
         self.history = ckpt.history
         self.epoch = len(self.history)
-        self.elapsed = self.history[-1].get("elapsed_s", 0.0) if self.history else 0.0
+        self.clock.load_state_dict(self.history[-1] if self.history else {})  # training time carried on
         if self.history:
             best = max(self.history, key=lambda m: m[self.cfg.monitor])
             self.best = {"value": best[self.cfg.monitor], "epoch": best["epoch"],

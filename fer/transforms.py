@@ -6,14 +6,18 @@ so a seed fixes every crop, flip and rectangle. Nothing here loops over images.
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 
+if TYPE_CHECKING:  # (fer.checkpoint imports this module)
+    from fer.checkpoint import Preprocessing
 
-def normalize(x: torch.Tensor, prep: dict) -> torch.Tensor:
+
+def normalize(x: torch.Tensor, prep: Preprocessing) -> torch.Tensor:
     """uint8 pixels (B, 1, H, W) -> standardised floats with the training set's mean and std."""
-    return standardize(x, prep["mean"], prep["std"])
+    return standardize(x, prep.mean, prep.std)
 
 
 def standardize(x: torch.Tensor, mean: float, std: float) -> torch.Tensor:

@@ -18,7 +18,8 @@ from typing import NamedTuple
 
 from ray.tune import Callback
 
-from search.events import EVENTS
+from search.context import current
+from search.plan import duration
 
 
 class BudgetUse(NamedTuple):
@@ -77,6 +78,42 @@ class Budget:
         training = min(self.training, held)
         return BudgetUse(self.resources, self.unit, seconds, training, held - training)
 
+    def use_so_far(self) -> BudgetUse:
+        """The use over the time elapsed, not the whole budget: what a status line shows mid-sweep."""
+        return self.use()._replace(seconds=max(self.elapsed(), 1e-9))
+
+    def why_no_new_trial(self, plan, epoch_s: float | None, startup_s: float) -> str | None:
+        """Why a trial suggested now would be wasted, or None: the plan's window for new trials has
+        closed, or the time left cannot take it through its start-up, the first rung and one more
+        epoch (at the median times measured so far)."""
+        if not self.deadline or plan is None:
+            return None
+        if plan.start_window_s is not None and self.elapsed() > plan.start_window_s:
+            return (f"budget: the window for new trials ({duration(plan.start_window_s)}) has closed: no new "
+                    "trials start; running trials take up the CPUs that free up")
+        if not epoch_s:
+            return None
+        first = plan.rungs[0] if plan.rungs else 0.0
+        need = startup_s + epoch_s + (first if plan.in_seconds else first * epoch_s)
+        if need > self.left():
+            return (f"budget: {self.left():.0f}s left, less than a new trial's start-up ({startup_s:.0f}s), first rung "
+                    f"and one epoch ({epoch_s:.0f}s): no new trials start")
+        return None
+
+
+def trial_seconds(own: float | None, deadline: float, used_s: float = 0.0, clock=time.time) -> float:
+    """A trial's training seconds under the sweep's deadline (wall-clock, shared by every node):
+    what it has used already (a resumed trial) plus what is left of the sweep, so its cosine
+    schedule anneals to zero by the deadline; never more than its own time budget."""
+    seconds = used_s + max(deadline - clock(), 1.0)
+    return min(own, seconds) if own else seconds
+
+
+def overdue(waited_s: float, epoch_s: float, epochs: int) -> bool:
+    """Whether a trial that has reported no epoch after `waited_s` is far behind a plan of
+    `epoch_s` per epoch: a minute for its start-up, then `epochs` epochs (the watchdog's patience)."""
+    return waited_s > 60 + epochs * epoch_s
+
 
 def trial_resources(trial, unit: str) -> float:
     """What a Tune trial holds now, in the sweep's unit (it grows when freed CPUs go to it)."""
@@ -87,14 +124,14 @@ class BudgetMeter(Callback):
     """Feeds the running sweep's Budget from Tune's loop: at each step, the resources of the trials
     running or starting, for the time since the last step (held); at each result, the trial's epoch
     (training and validation) times its resources (training). The Budget is read from
-    search.events: Tune pickles its callbacks with the experiment, and a restored one would
+    search.context: Tune pickles its callbacks with the experiment, and a restored one would
     otherwise hold a stale copy."""
 
     def __init__(self):
         self.last = None
 
     def on_step_end(self, iteration, trials, **info):
-        budget = EVENTS.budget
+        budget = current().budget
         if budget is None:
             return
         now = budget.clock()
@@ -107,7 +144,7 @@ class BudgetMeter(Callback):
             budget.held += (now - last) * min(held, budget.resources)
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
-        budget = EVENTS.budget
+        budget = current().budget
         if budget is None:
             return
         budget.training += result.get("epoch_wall_s", 0.0) * trial_resources(trial, budget.unit)

@@ -1,7 +1,7 @@
 """The sweep engine behind `search run`: parse the data once, start Ray, keep the storage reserve,
 run each space's sweep, and return what happened as an Outcome; the CLI parses and prints.
 
-What a sweep's callbacks report comes back through search.events, reset here once per command.
+What a sweep's callbacks report comes back through a search.context.SweepContext, one per experiment.
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from pathlib import Path
 
 from fer.errors import FerError
 from search.budget import BudgetUse
-from search.events import EVENTS
+from search.context import SweepContext, current
 
 
 class StorageFailed(Exception):
@@ -62,10 +62,14 @@ def run_experiment(spaces: list, request: Request,
                    on_sweep: Callable[[SweepOutcome], None] | None = None) -> Outcome:
     """Run every sweep, one after another; `on_sweep` sees each one's outcome as it ends.
     Raises KeyboardInterrupt after Ctrl-C or SIGTERM, StorageFailed when the storage fails."""
+    with SweepContext().active():  # this experiment's budget, plan, endings and signals
+        return _run(spaces, request, on_sweep)
+
+
+def _run(spaces: list, request: Request, on_sweep) -> Outcome:
     from fer.data import load_data
     from search import storage as store
 
-    EVENTS.reset()
     t0 = time.perf_counter()
     datasets = {}  # parsed once per source, before Ray starts; trials read it from the object store
     for space in spaces:
@@ -189,7 +193,8 @@ def _each_sweep(spaces: list, request: Request, datasets: dict):
             store.drop_partial_checkpoints(experiment_path(request.storage, request.name, space))
             raise StorageFailed(store.failure())
         table, failed = summarise(grid, space)
-        yield SweepOutcome(space.name, s.metric, table, failed, EVENTS.budget.use() if EVENTS.budget else None)
+        budget = current().budget
+        yield SweepOutcome(space.name, s.metric, table, failed, budget.use() if budget else None)
 
 
 def summarise(grid, space) -> tuple[object | None, list[str]]:
@@ -203,7 +208,7 @@ def summarise(grid, space) -> tuple[object | None, list[str]]:
         h = dedupe_epochs(r.metrics_dataframe)
         trial_id = Path(r.path).name.removeprefix("trial_")
         epochs = int(h["training_iteration"].max()) if h is not None and len(h) else 0
-        status = "failed" if r.error else EVENTS.endings.get(trial_id) or _ended(r, space.settings.scheduler)
+        status = "failed" if r.error else current().endings.get(trial_id) or _ended(r, space.settings.scheduler)
         if r.error:
             failed.append(f"trial {space.name}/{trial_id} failed after its retries: {_last_line(r.error)} "
                           f"(full text: {Path(r.path) / 'error.txt'})")

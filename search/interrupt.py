@@ -17,26 +17,28 @@ import signal
 from ray.tune import Callback
 
 from fer.command import catch_interrupts, interrupt
-from search.events import EVENTS
+from search.context import current
 
 
 def received() -> int | None:
     """The signal that stopped a sweep of this process, if any."""
-    return EVENTS.signals[-1] if EVENTS.signals else None
+    signals = current().signals
+    return signals[-1] if signals else None
 
 
 def stop_sweep() -> None:
     """Stop the running sweep as Ctrl-C does (state saved, trials left to resume), without a signal:
     for search.storage, when the storage fails."""
-    if callable(EVENTS.tune_stop):
-        EVENTS.tune_stop(signal.SIGINT, None)
+    stop = current().tune_stop
+    if callable(stop):
+        stop(signal.SIGINT, None)
 
 
 def restore_handlers() -> None:
     """After a sweep: Ctrl-C and SIGTERM raise KeyboardInterrupt again (the handlers set for the
     sweep would otherwise pass a signal on to a Tune run that has ended, and lose it)."""
     catch_interrupts()
-    EVENTS.tune_stop = None
+    current().tune_stop = None
 
 
 def _is_tunes(handler) -> bool:
@@ -48,13 +50,14 @@ class SignalWatch(Callback):
     """Records a SIGINT or SIGTERM received during a sweep and passes it to Tune's stop."""
 
     def setup(self, **info):
+        context = current()  # the experiment this fit belongs to (search.context)
         graceful = signal.getsignal(signal.SIGINT)  # Tune's handler for this fit
         graceful = graceful if _is_tunes(graceful) else None
         if graceful is not None:
-            EVENTS.tune_stop = graceful
+            context.tune_stop = graceful
 
         def on_signal(signum, frame):
-            EVENTS.signals.append(signum)
+            context.signals.append(signum)
             for s in (signal.SIGINT, signal.SIGTERM):  # a second signal aborts at once
                 signal.signal(s, signal.default_int_handler)
             if graceful is not None:

@@ -18,7 +18,8 @@ from pathlib import Path
 from ray.tune import Callback
 
 from fer.atomic import write_text
-from search.events import EVENTS
+from search.budget import overdue
+from search.context import current
 
 HEARTBEAT_FILE = "progress.json"
 HEARTBEAT_EVERY_S = 5.0
@@ -113,7 +114,7 @@ class LiveStatus(Callback):
     def status(self, trials) -> str:
         counts = {"running": 0, "pending": 0, "finished": 0, "stopped": 0, "failed": 0}
         for t in trials:
-            ending = EVENTS.endings.get(t.trial_id, "")
+            ending = current().endings.get(t.trial_id, "")
             key = {"RUNNING": "running", "PENDING": "pending", "PAUSED": "running", "ERROR": "failed"}.get(
                 t.status, "finished" if ending in ("finished", "") or ending.startswith("ended") else "stopped")
             counts[key] += 1
@@ -122,9 +123,9 @@ class LiveStatus(Callback):
             parts[0] += f" ({within})"
         if self.best:
             parts.append(f"best {self.metric} {self.best[0]:.4f} ({self.best[1]})")
-        budget = EVENTS.budget
+        budget = current().budget
         if budget is not None and budget.deadline:  # (an epoch counts as training once it ends: not yet here)
-            use = budget.use()._replace(seconds=max(budget.elapsed(), 1e-9))
+            use = budget.use_so_far()
             parts.append(f"{budget.left() / 60:.0f} min left; {use.unit}s in trials {1 - use.share(use.idle):.0%} "
                          "of the time so far")
         return "; ".join(parts)
@@ -142,7 +143,7 @@ class LiveStatus(Callback):
 
     def watch(self, trials) -> None:
         """Name, once, each running trial with no epoch long after the plan expected several."""
-        plan = EVENTS.plan
+        plan = current().plan
         epoch_s = statistics.median(self.epoch_seconds) if self.epoch_seconds else plan.epoch_s if plan else None
         if not epoch_s:
             return
@@ -152,7 +153,7 @@ class LiveStatus(Callback):
                     "training_iteration"):
                 continue
             waited = time.time() - since
-            if waited > 60 + SLOW_EPOCHS * epoch_s:
+            if overdue(waited, epoch_s, SLOW_EPOCHS):
                 self.named.add(t.trial_id)
                 self._say(f"{t.trial_id} has reported no epoch after {waited / 60:.0f} min (epochs take "
                           f"{epoch_s:.0f} s here): {slow_cause(read_heartbeat(t.path), plan.images_per_s)}")

@@ -18,7 +18,7 @@ from typing import NamedTuple
 from search.rungs import milestones
 from search.settings import Settings
 
-TIME_ATTR = "elapsed_s"  # a trial's seconds in epochs (fer.train.Trainer.elapsed), its ASHA clock
+TIME_ATTR = "elapsed_s"  # a trial's seconds in epochs (fer.clock.RunClock), its ASHA clock
 
 
 class Plan(NamedTuple):

@@ -6,7 +6,7 @@ import sys
 
 from ray.tune import Callback
 
-from search.events import EVENTS
+from search.context import current
 
 
 def outcome(run_ends: str, over: bool, plan=None, at: float | None = None, rank: tuple[int, int] | None = None,
@@ -60,7 +60,7 @@ class EpochPrinter(Callback):
         self._say(f"{trial.trial_id} started {searched}")
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
-        plan = EVENTS.plan
+        plan = current().plan
         at = result.get(plan.time_attr if plan else "training_iteration", result["training_iteration"])
         self.seen.setdefault(trial.trial_id, []).append((at, result[self.metric]))
         if len(self.seen[trial.trial_id]) == 1 and result.get("speed"):
@@ -80,13 +80,14 @@ class EpochPrinter(Callback):
     def on_trial_complete(self, iteration, trials, trial, **info):
         epochs = trial.last_result.get("training_iteration", 0)
         best = trial.metric_analysis.get(self.metric, {}).get("max", float("nan"))
-        plan, budget = EVENTS.plan, EVENTS.budget
+        context = current()
+        plan, budget = context.plan, context.budget
         at = trial.last_result.get(plan.time_attr) if plan else None
         rung = plan.rung_at(at) if plan is not None and self.scheduler == "asha" else None
         rank = rank_at(self.rung_scores(rung), trial.trial_id) if rung else None
         how = outcome(trial.last_result.get("run_ends", ""), budget is not None and budget.over(), plan, at, rank,
                       self.scheduler)
-        EVENTS.endings[trial.trial_id] = how
+        context.endings[trial.trial_id] = how
         running = sum(t.status == "RUNNING" for t in trials)
         done = sum(t.status in ("TERMINATED", "ERROR") for t in trials)
         self._say(f"{trial.trial_id} {how} after {epochs} epoch{'s' * (epochs != 1)} (best {self.metric} {best:.4f}); "

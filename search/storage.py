@@ -31,7 +31,7 @@ from ray.tune import Callback
 
 from fer.checkpoint import truncated
 from fer.errors import FerError
-from search.events import EVENTS
+from search.context import current
 from search.interrupt import stop_sweep
 from search.uri import TRIAL_PREFIX, is_local
 
@@ -42,8 +42,8 @@ CHECK_EVERY_S = 2.0  # free-space checks are a statfs call, at most this often
 
 
 def failure() -> str | None:
-    """Why the storage stopped a sweep of this process, if it did (search.events)."""
-    return EVENTS.storage_failure
+    """Why the storage stopped the running experiment's sweep, if it did (search.context)."""
+    return current().storage_failure
 
 
 def holds_experiment(path: str) -> bool:
@@ -260,7 +260,8 @@ def stop_for_storage(root: str, why: str) -> None:
     """The storage folder `root` failed: say why once, free the reserve for Tune's last save, and
     stop the sweep the way Ctrl-C does (resumable). StorageWatch calls it, and so does the study
     when its database in the experiment folder can no longer be written (search.study)."""
-    if EVENTS.storage_failure is None:
-        EVENTS.storage_failure = why
+    context = current()
+    if context.storage_failure is None:
+        context.storage_failure = why
     (Path(root) / RESERVE_FILE).unlink(missing_ok=True)  # room for Tune's last save
     stop_sweep()

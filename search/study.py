@@ -24,7 +24,7 @@ import optuna
 from ray.tune.search.optuna import OptunaSearch
 
 from fer.errors import FerError
-from search.events import EVENTS
+from search.context import current
 from search.progress import outcome
 from search.results import STUDY_FILE, dedupe_epochs
 from search.uri import is_local, trial_folder, trial_id_of
@@ -104,22 +104,15 @@ def without_password(url: str) -> tuple[str, str | None]:
 class StudyStorage(optuna.storages.RDBStorage):
     """Optuna's RDBStorage, whose pickled copies hold no password. Tune saves the searcher, and
     this storage inside it, in searcher-state-*.pkl and tuner.pkl; those hold the URL without its
-    password. A copy unpickled by a resumed sweep takes the password this process was given
-    (EVENTS.passwords), else connects as the database driver does without one (PostgreSQL's
-    PGPASSWORD or ~/.pgpass)."""
+    password. A copy unpickled by a resumed sweep connects as the database driver does without
+    one (PostgreSQL's PGPASSWORD or ~/.pgpass): `search run` takes no password in a study URL
+    (search.cli.refuse_passwords), so no process holds one to hand it."""
 
     def __getstate__(self) -> dict:
         state = super().__getstate__()
         connect = {k: v for k, v in state["engine_kwargs"].get("connect_args", {}).items() if k != "password"}
         state["engine_kwargs"] = {**state["engine_kwargs"], "connect_args": connect}
         return state
-
-    def __setstate__(self, state: dict) -> None:
-        password = EVENTS.passwords.get(state["url"])
-        if password is not None:
-            connect = {**state["engine_kwargs"].get("connect_args", {}), "password": password}
-            state = {**state, "engine_kwargs": {**state["engine_kwargs"], "connect_args": connect}}
-        super().__setstate__(state)
 
 
 def open_storage(url: str) -> StudyStorage:
@@ -132,7 +125,6 @@ def open_storage(url: str) -> StudyStorage:
     kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {"pool_pre_ping": True}
     if password is not None:
         kwargs["connect_args"] = {**kwargs.get("connect_args", {}), "password": password}
-        EVENTS.passwords[bare] = password
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -316,8 +308,9 @@ class StudySearch(OptunaSearch):
 
     def _attrs(self, trial_id: str, last: dict, best: dict, error: bool) -> dict:
         epochs = last.get("training_iteration", best.get("training_iteration"))
-        plan, budget = EVENTS.plan, EVENTS.budget
-        stopped_by = "error" if error else EVENTS.endings.get(trial_id) or outcome(
+        context = current()
+        plan, budget = context.plan, context.budget
+        stopped_by = "error" if error else context.endings.get(trial_id) or outcome(
             last.get("run_ends", ""), budget is not None and budget.over(), plan,
             last.get(plan.time_attr) if plan else None, None, self.settings.scheduler)
         out = {"epochs": epochs, "stopped_by": stopped_by, "num_params": best.get("num_params")}

@@ -27,10 +27,10 @@ from ray.tune.search import ConcurrencyLimiter, Searcher
 
 from fer.atomic import write_text
 from search.budget import Budget, BudgetMeter
-from search.events import EVENTS
+from search.context import current, joined
 from search.interrupt import SignalWatch, received
 from search.live import LiveStatus
-from search.plan import Plan, duration, make_plan, measure_epoch
+from search.plan import Plan, make_plan, measure_epoch
 from search.progress import EpochPrinter
 from search.resources import cluster_total, concurrency
 from search.results import SWEEP_FILE
@@ -63,7 +63,7 @@ class BudgetLimiter(ConcurrencyLimiter):
     that epoch. The first wave (max_concurrent trials) always starts: the resources are there.
 
     The budget is the sweep's (search.budget); a restored limiter, unpickled with the
-    experiment, takes the running sweep's fresh budget and plan from search.events.
+    experiment, takes the running sweep's fresh budget and plan from search.context.
     `starts_no_more` tells the scheduler (DistributeWithinNode) when the trials that run are
     all there will be."""
 
@@ -83,23 +83,11 @@ class BudgetLimiter(ConcurrencyLimiter):
         return self._told or (self.num_samples is not None and self.started >= self.num_samples)
 
     def _no_room(self) -> str | None:
-        """Why no new trial may start now, or None."""
-        b, plan = self.budget, self.plan
-        if b is None or not b.deadline or plan is None or self.started < self.max_concurrent:
+        """Why no new trial may start now, or None (the first wave always starts)."""
+        if self.budget is None or self.started < self.max_concurrent:
             return None
-        if plan.start_window_s is not None and b.elapsed() > plan.start_window_s:
-            return (f"budget: the window for new trials ({duration(plan.start_window_s)}) has closed: no new "
-                    "trials start; running trials take up the CPUs that free up")
-        if not self.epoch_seconds:
-            return None
-        epoch = statistics.median(self.epoch_seconds)
-        startup = statistics.median(self.startup_seconds or [0.0])
-        first = plan.rungs[0] if plan.rungs else 0.0
-        need = startup + epoch + (first if plan.in_seconds else first * epoch)
-        if need > b.left():
-            return (f"budget: {b.left():.0f}s left, less than a new trial's start-up ({startup:.0f}s), first rung and "
-                    f"one epoch ({epoch:.0f}s): no new trials start")
-        return None
+        epoch = statistics.median(self.epoch_seconds) if self.epoch_seconds else None
+        return self.budget.why_no_new_trial(self.plan, epoch, statistics.median(self.startup_seconds or [0.0]))
 
     def suggest(self, trial_id: str):
         if (why := self._no_room()) is not None:
@@ -124,8 +112,8 @@ class BudgetLimiter(ConcurrencyLimiter):
 
     def set_state(self, state: dict) -> None:
         super().set_state(state)
-        self.budget = EVENTS.budget or self.budget  # a resumed sweep starts a fresh budget
-        self.plan = EVENTS.plan or self.plan
+        self.budget = current().budget or self.budget  # a resumed sweep starts a fresh budget
+        self.plan = current().plan or self.plan
         self._suggested_at, self._told = {}, False
 
 
@@ -277,7 +265,7 @@ def settle_concurrency(space: SearchSpace) -> str:
 def plan_sweep(space: SearchSpace, faces=None) -> tuple[Budget, Plan]:
     """The sweep's budget (its clock starts now) and plan: under a time budget with ASHA, from the
     epoch time of its first trial's config measured here (search.plan); printed before trials start.
-    Both go to search.events, where the callbacks and a restored searcher find them."""
+    Both go to the running experiment's search.context, where the callbacks and a restored searcher find them."""
     s = space.settings
     unit = "GPU" if s.gpus_per_trial else "CPU"
     budget = Budget(s.time_budget_s, cluster_total(unit), unit)
@@ -286,7 +274,7 @@ def plan_sweep(space: SearchSpace, faces=None) -> tuple[Budget, Plan]:
     epoch_s, words, rate = measured or (None, "", None)
     plan = make_plan(s, s.time_budget_s, epoch_s, words, images_per_s=rate)
     print(f"[{space.name}] {plan.line()}", flush=True)
-    EVENTS.start_sweep(budget, plan)
+    current().start_sweep(budget, plan)
     return budget, plan
 
 
@@ -299,7 +287,14 @@ def run_sweep(space: SearchSpace, train_fn, storage: str, name: str, seed: int =
               optuna_storage: str | None = None, imported: list | None = None, **params) -> tune.ResultGrid:
     """Run (or resume) one space's experiment: `train_fn(config, **params)` is each trial. The
     study goes to `optuna_storage` (default: optuna.db in the experiment folder), a new one
-    seeded with `imported` trials (search.warmstart)."""
+    seeded with `imported` trials (search.warmstart). It runs in the experiment's context
+    (search.context), or in one of its own when run alone."""
+    with joined():
+        return _run_sweep(space, train_fn, storage, name, seed, resume, optuna_storage, imported, **params)
+
+
+def _run_sweep(space: SearchSpace, train_fn, storage: str, name: str, seed: int, resume: bool,
+               optuna_storage: str | None, imported: list | None, **params) -> tune.ResultGrid:
     if space.settings.max_concurrent is None:
         settle_concurrency(space)
     path = experiment_path(storage, name, space)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import tempfile
-import time
 from pathlib import Path
 
 import ray
@@ -22,6 +21,7 @@ from fer.data import FaceSet, split_for_training
 from fer.models import count_params
 from fer.speed import Speed
 from fer.train import Trainer
+from search.budget import trial_seconds
 from search.live import HEARTBEAT_FILE, Heartbeat
 from search.uri import trial_folder
 
@@ -37,8 +37,9 @@ def train_fer(config: dict, faces: FaceSet, deadline: float | None = None, repor
     if (kept := tune.get_checkpoint()) is not None:
         with kept.as_directory() as d:
             held = Checkpoint.load(Path(d) / "checkpoint.pt")
-    if deadline:
-        run["train"]["time_budget_s"] = _time_budget(run["train"]["time_budget_s"], deadline, held)
+    if deadline:  # (a resumed trial has used some of its time: its history's last elapsed_s)
+        used = ((held.history if held is not None else None) or [{}])[-1].get("elapsed_s", 0.0)
+        run["train"]["time_budget_s"] = trial_seconds(run["train"]["time_budget_s"], deadline, used)
     if held is not None:  # a retried or grown trial keeps the precision and layout it started with
         for key in ("precision", "channels_last"):
             run["train"][key] = held.train_config.get(key, run["train"][key])
@@ -77,11 +78,3 @@ def _use_trial_cpus() -> int:
     cpus = tune.get_context().get_trial_resources().required_resources.get("CPU", 1)
     torch.set_num_threads(max(1, int(cpus)))
     return torch.get_num_threads()
-
-
-def _time_budget(own: float, deadline: float, held: Checkpoint | None) -> float:
-    """The trial's training seconds: what it has used (if resumed) plus what is left of the sweep,
-    so its cosine schedule anneals to zero by the sweep's deadline."""
-    history = (held.history if held is not None else None) or [{}]
-    budget = history[-1].get("elapsed_s", 0.0) + max(deadline - time.time(), 1.0)
-    return min(own, budget) if own else budget

@@ -9,7 +9,7 @@ normalisation then hands the members raw 0-255 pixels), with no crop, TTA or cor
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 
 import torch
 from torch import nn
@@ -19,11 +19,39 @@ from fer.fields import FieldError
 from fer.models.registry import model_from_spec, register_family
 
 
+@dataclass(frozen=True)
+class Member:
+    """One member of an ensemble, as its checkpoint stores it (a plain dict: `as_dict`, `from_dict`):
+    the member's model spec and everything its Classifier applies (fer.ship.ensemble.member_entry
+    fills it from the member's checkpoint)."""
+
+    model: dict  # name + config
+    mean: float
+    std: float
+    crop_size: int
+    tta: str
+    prior_factor: tuple[float, ...]  # (7,) multipliers of its prior correction
+    temperature: float = 1.0
+    weight: float = 1.0  # share of the ensemble's average
+    trial: str = ""  # the sweep trial it came from
+
+    def as_dict(self) -> dict:
+        return {**asdict(self), "model": dict(self.model), "prior_factor": list(self.prior_factor)}
+
+    @classmethod
+    def from_dict(cls, entry: dict) -> Member:
+        names = {f.name for f in fields(cls)}
+        if unknown := set(entry) - names:
+            raise FieldError("members", f"unknown member key(s) {', '.join(sorted(unknown))}")
+        try:
+            return cls(**{**entry, "prior_factor": tuple(entry["prior_factor"])})
+        except (KeyError, TypeError) as e:
+            raise FieldError("members", f"a member entry is incomplete ({e})") from None
+
+
 @dataclass
 class EnsembleConfig:
-    # one dict per member: model (name + config), mean, std, crop_size, tta, prior_factor (7), temperature,
-    # weight, trial
-    members: list = field(default_factory=list)
+    members: list = field(default_factory=list)  # Member.as_dict() entries, as the checkpoint stores them
 
     def __post_init__(self):
         if not self.members:
@@ -33,11 +61,11 @@ class EnsembleConfig:
 class Ensemble(nn.Module):
     def __init__(self, config: EnsembleConfig):
         super().__init__()
+        members = [Member.from_dict(m) for m in config.members]
         self.members = nn.ModuleList(
-            Classifier(model_from_spec(m["model"]), m["mean"], m["std"], m["crop_size"], m["tta"], m["prior_factor"],
-                       m.get("temperature", 1.0))
-            for m in config.members)
-        weights = torch.tensor([float(m["weight"]) for m in config.members])
+            Classifier(model_from_spec(m.model), m.mean, m.std, m.crop_size, m.tta, m.prior_factor, m.temperature)
+            for m in members)
+        weights = torch.tensor([m.weight for m in members])
         self.register_buffer("weights", weights / weights.sum())  # (M,)
         # The layers analysis shows are the first member's; Grad-CAM has no one layer here (None: left out)
         first = self.members[0].model

@@ -18,6 +18,7 @@ from fer.checkpoint import Checkpoint, preprocessing
 from fer.config import TrainConfig
 from fer.evaluate import prediction_metrics
 from fer.models import model_from_spec
+from fer.models.ensemble import Member
 
 
 def score(labels: np.ndarray, probs: np.ndarray, metric: str = "accuracy") -> float:
@@ -44,9 +45,8 @@ def greedy_selection(probs: list[np.ndarray], labels: np.ndarray, size: int,
 def member_entry(ckpt: Checkpoint, weight: float, trial: str) -> dict:
     """What an ensemble keeps of a member checkpoint (its weights go into the state dict)."""
     prep = ckpt.prep
-    return {"model": dict(ckpt.spec), "mean": prep["mean"], "std": prep["std"], "crop_size": prep["crop_size"],
-            "tta": ckpt.tta, "prior_factor": [float(f) for f in prior_correction(prep)],
-            "temperature": ckpt.temperature, "weight": float(weight), "trial": trial}
+    return Member(dict(ckpt.spec), prep.mean, prep.std, prep.crop_size, ckpt.tta,
+                  tuple(float(f) for f in prior_correction(prep)), ckpt.temperature, float(weight), trial).as_dict()
 
 
 def ensemble_checkpoint(members, picks: list[int], data: dict, metrics: dict, temperature: float = 1.0) -> Checkpoint:
@@ -65,6 +65,6 @@ def ensemble_checkpoint(members, picks: list[int], data: dict, metrics: dict, te
     # members scored (and were selected) at their runs' precision; mixed ones run fp32 together
     precision = precisions.pop() if len(precisions) == 1 else "fp32"
     # identity (members standardise, crop and correct for the prior themselves)
-    prep = preprocessing(0.0, 1 / 255, 48, members[chosen[0]][0].prep["class_prior"], temperature=temperature)
+    prep = preprocessing(0.0, 1 / 255, 48, members[chosen[0]][0].prep.class_prior, temperature=temperature)
     train = dataclasses.asdict(TrainConfig(tta="none", precision=precision))
     return Checkpoint.build(spec, model.state_dict(), prep, train, metrics=metrics, data=data)

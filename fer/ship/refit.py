@@ -12,6 +12,7 @@ was selected on, rather than fit one on rows it trained on.
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -46,7 +47,7 @@ def refit(ckpt: Checkpoint, faces: FaceSet, out: str | Path, on_epoch=None) -> C
     check = rows.subset(np.random.default_rng(0).permutation(len(rows))[:LOOP_CHECK_ROWS])
     trainer = Trainer(run, rows, check)
     trainer.fit(on_epoch)
-    trainer.prep["temperature"] = ckpt.temperature
+    trainer.prep = replace(trainer.prep, temperature=ckpt.temperature)
     trainer.best["epoch"] = trainer.epoch  # the weights kept are the last epoch's
     data = data_entry(faces.source, len(rows), 0, None, trained_on=seen,
                       refit_of={"epochs": run["train"]["epochs"], "val_metrics": ckpt.metrics})

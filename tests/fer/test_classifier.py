@@ -1,6 +1,8 @@
 """fer.classifier: the one model-with-preprocessing. Its forward pass and the numpy path that
 evaluation takes (view logits, then fer.calibration's combine_views) give the same
 probabilities, with views, a temperature and a prior correction all in play."""
+from dataclasses import replace
+
 import numpy as np
 import torch
 
@@ -23,7 +25,7 @@ def test_forward_and_evaluation_compute_the_same_probabilities(synthetic):
     assert logits.shape == (10, 24, 7)
     assert np.abs(forward - probabilities(logits, prep)).max() < 1e-5
     assert np.abs(forward - predict_proba(model, faces, prep, "tencrop", precision="fp32")).max() < 1e-5
-    untempered = probabilities(logits, {**prep, "temperature": 1.0})
-    uncorrected = probabilities(logits, {**prep, "logit_adjust": 0.0})
+    untempered = probabilities(logits, replace(prep, temperature=1.0))
+    uncorrected = probabilities(logits, replace(prep, logit_adjust=0.0))
     assert np.abs(forward - untempered).max() > 1e-3 and np.abs(forward - uncorrected).max() > 1e-3
     assert np.allclose(forward.sum(1), 1.0, atol=1e-5)

@@ -1,8 +1,11 @@
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
 
 from fer.calibration import adjust_for_prior, balancing_tau, prior_factor
+from fer.checkpoint import preprocessing
 from fer.evaluate import classification_metrics, predict_proba
 
 
@@ -29,17 +32,17 @@ def test_prior_factor_boosts_only_classes_rarer_than_uniform():
 
 def test_logit_adjustment_renormalises_and_lets_the_rare_class_win():
     probs = np.array([[0.30, 0.10, 0.10, 0.30, 0.10, 0.05, 0.05]])
-    assert adjust_for_prior(probs, {"class_prior": PRIOR}) is probs  # tau 0: untouched
-    adjusted = adjust_for_prior(probs, {"class_prior": PRIOR, "logit_adjust": 1.0})
+    assert adjust_for_prior(probs, preprocessing(0.5, 0.25, 48, PRIOR)) is probs  # tau 0: untouched
+    adjusted = adjust_for_prior(probs, preprocessing(0.5, 0.25, 48, PRIOR, logit_adjust=1.0))
     assert adjusted.sum() == pytest.approx(1.0) and adjusted.argmax() == 1  # 0.10 x 9.5 beats 0.30
 
 
 def test_predictions_follow_the_checkpoints_adjustment():
     model = FixedLogits([2.0, 0.5, 0.0, 2.2, 0.0, 0.0, 0.0])
     images = np.zeros((5, 48, 48), np.uint8)
-    prep = {"mean": 0.5, "std": 0.25, "crop_size": 48, "class_prior": PRIOR.tolist()}
+    prep = preprocessing(0.5, 0.25, 48, PRIOR)
     plain = predict_proba(model, images, prep)
-    adjusted = predict_proba(model, images, {**prep, "logit_adjust": 1.0})
+    adjusted = predict_proba(model, images, replace(prep, logit_adjust=1.0))
     assert set(plain.argmax(1)) == {3} and set(adjusted.argmax(1)) == {1}
     assert np.allclose(adjusted.sum(1), 1.0, atol=1e-6)
 
@@ -63,7 +66,7 @@ def test_fp32_is_exact_and_bf16_close_but_really_bf16():
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(48 * 48, 7))
     images = np.random.default_rng(0).integers(0, 256, (64, 48, 48), dtype=np.uint8)
-    prep = {"mean": 0.5, "std": 0.25, "crop_size": 48}
+    prep = preprocessing(0.5, 0.25, 48, [1 / 7] * 7)
     x = (images.reshape(64, -1) / 255.0 - 0.5) / 0.25  # the same arithmetic in float64
     w, b = (p.detach().double().numpy() for p in model[1].parameters())
     logits = x @ w.T + b

@@ -34,15 +34,24 @@ class FakeClock:
 
 @pytest.fixture
 def clock(request, monkeypatch):
-    """A FakeClock as `time` in the modules the test module lists in CLOCKED; search.events reset."""
-    from search.events import EVENTS
+    """A FakeClock as `time` in the modules the test module lists in CLOCKED, inside a fresh
+    experiment context (search.context)."""
+    from search.context import SweepContext
 
     c = FakeClock()
     for module in request.module.CLOCKED:
         monkeypatch.setattr(module, "time", c)
-    EVENTS.reset()
-    yield c
-    EVENTS.reset()
+    with SweepContext().active():
+        yield c
+
+
+@pytest.fixture
+def sweep_context():
+    """A fresh experiment context, active for the test: callbacks and the searcher used on their own."""
+    from search.context import SweepContext
+
+    with SweepContext().active() as context:
+        yield context
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ from ray.tune.search import Searcher
 
 import search.sweep
 from search.budget import Budget, BudgetMeter, BudgetUse
-from search.events import EVENTS
+from search.context import current
 from search.plan import make_plan
 from search.settings import Settings
 from search.sweep import BudgetLimiter, DistributeWithinNode
@@ -54,10 +54,10 @@ def test_a_restored_limiter_gets_the_running_sweeps_fresh_budget(clock):
     limiter.on_trial_result("a", {"epoch_wall_s": 10.0})
     state = limiter.get_state()
     clock.now = 5000.0  # long after the first deadline: a resumed sweep
-    EVENTS.start_sweep(Budget(100, 2, clock=clock), limiter.plan)
+    current().start_sweep(Budget(100, 2, clock=clock), limiter.plan)
     resumed = limiter_for(FakeClock(), budget_s=100)  # unpickled: a stale budget
     resumed.set_state(state)
-    assert resumed.budget is EVENTS.budget and resumed.budget.left() == 100
+    assert resumed.budget is current().budget and resumed.budget.left() == 100
     resumed.on_trial_complete("a")
     assert resumed.suggest("b") == {"x": 1}
 
@@ -145,7 +145,7 @@ def _trial(status: str, cpus: float):
 
 
 def test_the_meter_counts_held_and_training_resource_seconds(clock):
-    EVENTS.start_sweep(Budget(100, 2, clock=clock), None)
+    current().start_sweep(Budget(100, 2, clock=clock), None)
     meter = BudgetMeter()
     a, b, c = _trial("RUNNING", 1), _trial("PAUSED", 1), _trial("TERMINATED", 1)
     meter.on_step_end(0, [a, b, c])  # the first step: nothing held yet
@@ -156,11 +156,11 @@ def test_the_meter_counts_held_and_training_resource_seconds(clock):
     clock.now += 20
     meter.on_step_end(2, [a, b])
     meter.on_trial_result(2, [a, b], a, {"epoch_wall_s": 15.0})
-    use = EVENTS.budget.use()
+    use = current().budget.use()
     assert (use.training, use.starting, use.idle) == (30.0, 20.0, 150.0)
     clock.now += 500  # past the deadline: nothing more is counted
     meter.on_step_end(3, [a])
-    assert EVENTS.budget.use().starting == 20.0 + 2 * 70
+    assert current().budget.use().starting == 20.0 + 2 * 70
 
 
 def test_node_cpus_are_read_from_ray_at_most_every_30_s(clock, monkeypatch):
@@ -174,3 +174,19 @@ def test_node_cpus_are_read_from_ray_at_most_every_30_s(clock, monkeypatch):
     clock.now += 31
     nodes[1]["Alive"] = False
     assert grow.node_cap() == 8 and len(calls) == 2
+
+
+def test_a_trial_anneals_to_the_sweeps_deadline_and_a_resumed_one_counts_what_it_used():
+    from search.budget import trial_seconds
+
+    now = lambda: 1000.0  # noqa: E731
+    assert trial_seconds(None, deadline=1600.0, clock=now) == 600.0
+    assert trial_seconds(300.0, deadline=1600.0, clock=now) == 300.0  # its own budget is shorter
+    assert trial_seconds(None, deadline=1600.0, used_s=250.0, clock=now) == 850.0  # resumed after 250 s
+    assert trial_seconds(None, deadline=900.0, clock=now) == 1.0  # past the deadline: one more second, not less
+
+
+def test_the_watchdog_waits_a_minute_of_start_up_and_its_epochs():
+    from search.budget import overdue
+
+    assert not overdue(60 + 3 * 100.0, epoch_s=100.0, epochs=3) and overdue(60 + 3 * 100.0 + 1, 100.0, 3)

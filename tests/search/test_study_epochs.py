@@ -8,7 +8,7 @@ from search.study import StudySearch
 from tests.conftest import tiny_sweep
 
 
-def test_an_epoch_reported_twice_keeps_its_last_score_in_the_study(tmp_path):
+def test_an_epoch_reported_twice_keeps_its_last_score_in_the_study(tmp_path, sweep_context):
     space = load_sweeps(str(tiny_sweep(tmp_path / "space.yaml")))[0]
     storage = optuna.storages.InMemoryStorage()
     optuna.create_study(storage=storage, study_name="s", direction="maximize")
@@ -32,10 +32,10 @@ def test_a_study_database_that_cannot_be_written_stops_the_sweep_as_a_full_stora
     """The disk fills between two storage checks and the study's next write fails: the sweep is
     stopped, resumable, with why (search.storage), and the driver does not fail."""
     import search.storage as store
-    from search.events import EVENTS
+    from search.context import SweepContext
     from search.storage import RESERVE_FILE
 
-    EVENTS.reset()
+    context = SweepContext()
     space = load_sweeps(str(tiny_sweep(tmp_path / "space.yaml")))[0]
     storage = optuna.storages.InMemoryStorage()
     optuna.create_study(storage=storage, study_name="s", direction="maximize")
@@ -52,7 +52,7 @@ def test_a_study_database_that_cannot_be_written_stops_the_sweep_as_a_full_stora
         raise optuna.exceptions.StorageInternalError("An exception is raised during the commit.")
 
     monkeypatch.setattr(storage, "set_trial_intermediate_value", full)
-    search.on_trial_result("t1", {"training_iteration": 1, "val_acc": 0.3})
-    assert stopped == [True] and EVENTS.storage_failure.startswith("the study database cannot be written")
+    with context.active():
+        search.on_trial_result("t1", {"training_iteration": 1, "val_acc": 0.3})
+    assert stopped == [True] and context.storage_failure.startswith("the study database cannot be written")
     assert not (tmp_path / "exp" / RESERVE_FILE).exists()  # the room kept for Tune's last save, given back
-    EVENTS.reset()

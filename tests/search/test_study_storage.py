@@ -4,7 +4,6 @@ import pickle
 
 import pytest
 
-from search.events import EVENTS
 from search.study import mask_passwords, open_storage, without_password
 from tests.search.conftest import PG_PASSWORD
 
@@ -29,12 +28,16 @@ def test_every_form_of_password_is_masked_and_stripped(url, shown, bare, passwor
 
 
 @pytest.mark.slow  # a PostgreSQL server
-def test_a_pickled_storage_holds_no_password_and_a_restored_one_connects(postgres_url):
+def test_a_pickled_storage_holds_no_password_and_a_restored_one_connects_as_documented(postgres_url, monkeypatch):
+    """A resumed sweep's unpickled study storage takes its password from PGPASSWORD (or ~/.pgpass),
+    as docs/cluster.md gives it, never from a file Tune wrote."""
     storage = open_storage(postgres_url)
     blob = pickle.dumps(storage)
     assert PG_PASSWORD.encode() not in blob
-    restored = pickle.loads(blob)  # as Tune restores a searcher: this process was given the password
-    assert restored.get_all_studies() == storage.get_all_studies()
-    EVENTS.passwords.clear()  # another process, never given it, without PGPASSWORD or ~/.pgpass
+    monkeypatch.delenv("PGPASSWORD", raising=False)
+    monkeypatch.setenv("PGPASSFILE", "/nonexistent")  # no ~/.pgpass either
     with pytest.raises(Exception, match="password"):
         pickle.loads(blob).get_all_studies()
+    monkeypatch.setenv("PGPASSWORD", PG_PASSWORD)
+    restored = pickle.loads(blob)  # as Tune restores a searcher, in a process given PGPASSWORD
+    assert restored.get_all_studies() == storage.get_all_studies()

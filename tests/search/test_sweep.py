@@ -228,14 +228,15 @@ def sleeping_trial(config, faces=None, deadline=None, progress_to=None, report=N
 def test_a_slow_then_fast_machine_spends_the_whole_budget(ray_cluster, tmp_path):
     """No max_epochs, no epoch time known in advance: the plan's rungs are shares of the budget, new
     trials start in its window, then the survivors take the freed CPUs to the deadline."""
-    from search.events import EVENTS
+    from search.context import SweepContext
 
     path = tiny_sweep(tmp_path / "space.yaml", n=1000, epochs=10_000)
     path.write_text(path.read_text().replace("max_epochs: 10000, ", "recheck_rungs: true, "))
     space = load_sweeps(str(path), {"time_budget_s": 60.0})[0]
     assert space.settings.max_epochs is None and space.settings.epochs_cap() == 100_000
-    grid = run_sweep(space, sleeping_trial, str(tmp_path / "results"), "exp")
-    use = EVENTS.budget.use()
+    with SweepContext().active() as context:
+        grid = run_sweep(space, sleeping_trial, str(tmp_path / "results"), "exp")
+    use = context.budget.use()
     assert not grid.errors and 2 < len(grid) < 1000  # more than the first wave; the window ended the starts
     assert use.seconds == 60 and use.resources == 2
     assert use.share(use.idle) <= 0.10 and use.share(use.training) > 0.6, use.line()

@@ -2,7 +2,7 @@
 the checkpoint says what it saw, and `fer evaluate` scores it on PrivateTest only."""
 import pytest
 
-from fer.checkpoint import Checkpoint, load_checkpoint
+from fer.checkpoint import Checkpoint, load_checkpoint, preprocessing
 from fer.cli import main
 from fer.ship.refit import refit, refit_config
 from tests.conftest import kaggle_rows
@@ -13,7 +13,7 @@ TINY = ["model.name=cnn", "model.channels=[4,8]", "model.kernel_sizes=[3,3]", "m
 
 def test_refit_config_runs_the_peak_epochs_on_a_budget_scaled_to_the_rows():
     ckpt = Checkpoint({"model": {"name": "seed_dnn"}, "best_epoch": 7, "data": {"train_n": 1000},
-               "preprocessing": {"logit_adjust": 0.4},
+               "preprocessing": preprocessing(0.5, 0.25, 48, [1 / 7] * 7, logit_adjust=0.4).as_dict(),
                "train_config": {"epochs": 30, "early_stopping": 5, "balance_within": 0.01, "time_budget_s": 100.0}})
     train = refit_config(ckpt, 1120)["train"]
     assert train["epochs"] == 7 and train["time_budget_s"] == pytest.approx(112.0)
