@@ -42,6 +42,9 @@ def _indices(text: str) -> list[int]:
 
 
 def cmd_report(args) -> int:
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only: Optuna's figures go through pyplot, which must not open windows
     from analysis.report import make_report
 
     metrics = make_report(args.source, args.data, args.split, args.out, args.images, args.layer, args.filters_layer,

@@ -1,35 +1,35 @@
-"""Matplotlib figures from the arrays the analysis modules compute; nothing is computed here."""
+"""Matplotlib figures drawn from results the analysis modules computed; nothing is computed here
+and nothing is written: each function returns its `Figure` (optionally drawing into one it is
+given), and the report saves it with `save`. Figures are made with matplotlib's object API
+(`matplotlib.figure.Figure`), not pyplot: no backend and no global figure state is involved, so
+a caller, a notebook or a test draws them as it likes. Only Optuna's own figures go through
+pyplot, whose backend the caller picks (analysis.cli picks Agg)."""
 from __future__ import annotations
 
-import matplotlib
+from pathlib import Path
 
-matplotlib.use("Agg")
-from pathlib import Path  # noqa: E402
+import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
-
-from fer.atomic import write_atomic  # noqa: E402
-from fer.data import CLASSES  # noqa: E402
+from fer.atomic import write_atomic
+from fer.data import CLASSES
 
 
-def _save(fig, path) -> str:
-    try:
-        write_atomic(path, lambda f: fig.savefig(f, format=Path(path).suffix.lstrip(".") or "png", dpi=110,
-                                                 bbox_inches="tight"))
-    finally:
-        plt.close(fig)
+def save(fig: Figure, path) -> str:
+    """Write a figure atomically (its format from the suffix); the path, as a string."""
+    write_atomic(path, lambda f: fig.savefig(f, format=Path(path).suffix.lstrip(".") or "png", dpi=110,
+                                             bbox_inches="tight"))
     return str(path)
 
 
-def confusion_matrices(results: dict[str, dict], path) -> str:
+def confusion_matrices(results: dict[str, dict]) -> Figure:
     """Counts and row-normalised rates for each model (scikit-learn's ConfusionMatrixDisplay);
     never-predicted classes marked on the predicted axis."""
     from sklearn.metrics import ConfusionMatrixDisplay
 
-    fig, axes = plt.subplots(len(results), 2, figsize=(12, 5.6 * len(results)), squeeze=False,
-                             layout="constrained")
+    fig = Figure(figsize=(12, 5.6 * len(results)), layout="constrained")
+    axes = fig.subplots(len(results), 2, squeeze=False)
     for row, (name, cm) in zip(axes, results.items()):
         panels = ((row[0], cm["counts"], "counts", "d"), (row[1], cm["rates"], "row-normalised", ".2f"))
         for ax, data, title, fmt in panels:
@@ -40,13 +40,14 @@ def confusion_matrices(results: dict[str, dict], path) -> str:
             ax.set_xlabel("predicted")
             ax.set_ylabel("true")
             ax.set_title(f"{name}: {title} (accuracy {cm['accuracy']:.3f})")
-    return _save(fig, path)
+    return fig
 
 
-def reliability_diagrams(curves: dict[str, tuple], path) -> str:
+def reliability_diagrams(curves: dict[str, tuple]) -> Figure:
     """One panel per model: the confidence bins of fer.calibration.reliability before and after its
     temperature (accuracy against mean confidence; the diagonal is perfect calibration)."""
-    fig, axes = plt.subplots(1, len(curves), figsize=(4.4 * len(curves), 4.2), squeeze=False, layout="constrained")
+    fig = Figure(figsize=(4.4 * len(curves), 4.2), layout="constrained")
+    axes = fig.subplots(1, len(curves), squeeze=False)
     for ax, (name, (before, after)) in zip(axes[0], curves.items()):
         ax.plot([0, 1], [0, 1], color="#999", lw=1, ls="--")
         for r, label, colour in ((before, "temperature 1", "#c44"), (after, "fitted temperature", "#36c")):
@@ -59,14 +60,15 @@ def reliability_diagrams(curves: dict[str, tuple], path) -> str:
         ax.set_ylabel("accuracy")
         ax.set_title(name)
         ax.legend(loc="upper left", fontsize=8)
-    return _save(fig, path)
+    return fig
 
 
-def saliency_grid(images: np.ndarray, maps: dict[str, np.ndarray], captions: list[str], path) -> str:
+def saliency_grid(images: np.ndarray, maps: dict[str, np.ndarray], captions: list[str]) -> Figure:
     """One row per image: the face, each method's map, and an overlay of the first map."""
     methods = list(maps)
     cols = 2 + len(methods)
-    fig, axes = plt.subplots(len(images), cols, figsize=(1.9 * cols, 2.0 * len(images)), squeeze=False)
+    fig = Figure(figsize=(1.9 * cols, 2.0 * len(images)))
+    axes = fig.subplots(len(images), cols, squeeze=False)
     for i, img in enumerate(images):
         axes[i, 0].imshow(img, cmap="gray")
         axes[i, 0].set_ylabel(captions[i], fontsize=7)
@@ -80,30 +82,31 @@ def saliency_grid(images: np.ndarray, maps: dict[str, np.ndarray], captions: lis
     for ax in axes.ravel():
         ax.set_xticks([])
         ax.set_yticks([])
-    return _save(fig, path)
+    return fig
 
 
-def image_panels(panels: np.ndarray, title: str, path, cmap="gray", cols: int = 16) -> str:
+def image_panels(panels: np.ndarray, title: str, cmap="gray", cols: int = 16) -> Figure:
     """A grid of small images (filters, patterns or activation maps)."""
     n = len(panels)
     cols = min(cols, n)
     rows = int(np.ceil(n / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(1.1 * cols, 1.1 * rows + 0.5), squeeze=False)
+    fig = Figure(figsize=(1.1 * cols, 1.1 * rows + 0.5))
+    axes = fig.subplots(rows, cols, squeeze=False)
     for k, ax in enumerate(axes.ravel()):
         ax.axis("off")
         if k < n:
             ax.imshow(panels[k], cmap=cmap)
             ax.set_title(str(k), fontsize=6)
     fig.suptitle(title, fontsize=10)
-    return _save(fig, path)
+    return fig
 
 
-def filters_figure(kernels: np.ndarray | None, patterns: np.ndarray | None, layer: str | None, path) -> str:
+def filters_figure(kernels: np.ndarray | None, patterns: np.ndarray | None, layer: str | None) -> Figure:
     parts = [(kernels, "first conv kernels"), (patterns, f"activation maximisation: {layer}")]
     parts = [(p, t) for p, t in parts if p is not None]
     cols = 16
     rows = [int(np.ceil(len(p) / cols)) for p, _ in parts]
-    fig = plt.figure(figsize=(cols * 0.9, 0.9 * sum(rows) + 0.6 * len(parts)))
+    fig = Figure(figsize=(cols * 0.9, 0.9 * sum(rows) + 0.6 * len(parts)))
     grid = fig.add_gridspec(sum(rows), cols)
     r0 = 0
     for (panels, title), nrows in zip(parts, rows):
@@ -115,13 +118,14 @@ def filters_figure(kernels: np.ndarray | None, patterns: np.ndarray | None, laye
             if k == 0:
                 ax.set_title(title, fontsize=9, loc="left")
         r0 += nrows
-    return _save(fig, path)
+    return fig
 
 
-def learning_curves(histories: dict[str, list[dict]], trial_curves: dict[str, dict], metric: str, path) -> str:
+def learning_curves(histories: dict[str, list[dict]], trial_curves: dict[str, dict], metric: str) -> Figure:
     """Accuracy and loss per epoch of the chosen models; every trial's validation curve beside."""
     cols = 3 if trial_curves else 2
-    fig, axes = plt.subplots(1, cols, figsize=(5.2 * cols, 4))
+    fig = Figure(figsize=(5.2 * cols, 4))
+    axes = fig.subplots(1, cols)
     for name, h in histories.items():
         ep = [m["epoch"] for m in h]
         axes[0].plot(ep, [m["train_acc"] for m in h], "--", label=f"{name} train")
@@ -142,26 +146,42 @@ def learning_curves(histories: dict[str, list[dict]], trial_curves: dict[str, di
                                  alpha=0.5, label=family if k == 0 else None)
         axes[2].set(title=f"every trial: {metric}", xlabel="epoch")
         axes[2].legend(fontsize=7)
-    return _save(fig, path)
+    return fig
 
 
-def study_figures(study, name: str, metric: str, evaluator, importance_label: str, prefix) -> list[str]:
-    """Optuna's own figures of one sweep's study (optuna.visualization.matplotlib): optimisation
-    history, parameter importances, parallel coordinates, intermediate values. A figure Optuna
-    cannot draw for this study (too few trials, no parameter) is left out."""
+def importance_bars(importance: dict[str, float], title: str) -> Figure | None:
+    """Horizontal bars of computed importances (analysis.sweep.param_importance), most important
+    on top; None when there are none to draw."""
+    if not importance:
+        return None
+    names = list(importance)[::-1]
+    fig = Figure(figsize=(6.4, 0.5 * len(names) + 1.2), layout="constrained")
+    ax = fig.subplots()
+    ax.barh(names, [importance[n] for n in names], color="C0")
+    ax.set_xlabel("importance (share of the metric's variance)")
+    ax.set_title(title)
+    return fig
+
+
+def study_figures(study, name: str, metric: str, importance: dict[str, float],
+                  importance_label: str) -> dict[str, Figure]:
+    """Figures of one sweep's study: Optuna's own optimisation history, parallel coordinates and
+    intermediate values (optuna.visualization.matplotlib), and the importances computed once by
+    the caller. A figure Optuna cannot draw for this study (too few trials, no parameter) is left
+    out. {key: figure}; Optuna's are pyplot's, closed here (pyplot forgets them; they stay
+    drawable and savable)."""
     import warnings
 
+    import matplotlib.pyplot as plt
     from optuna.visualization import matplotlib as ovm
 
     n = sum(t.state.name == "COMPLETE" for t in study.get_trials(deepcopy=False))
     figures = (("history", f"{name}: optimisation history", lambda: ovm.plot_optimization_history(
                    study, target_name=metric)),
-               ("importance", f"{name}: {importance_label} importance for {metric} ({n} finished trials)",
-                lambda: ovm.plot_param_importances(study, evaluator=evaluator, target_name=metric)),
                ("parallel", f"{name}: parallel coordinates (colour: {metric})",
                 lambda: ovm.plot_parallel_coordinate(study, target_name=metric)),
                ("intermediate", f"{name}: {metric} per epoch", lambda: ovm.plot_intermediate_values(study)))
-    paths = []
+    drawn = {}
     for key, title, draw in figures:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -171,8 +191,8 @@ def study_figures(study, name: str, metric: str, evaluator, importance_label: st
                 plt.close("all")
                 continue
         ax = ax.ravel()[0] if isinstance(ax, np.ndarray) else ax
+        plt.close(ax.figure)
         if not ax.has_data() and not ax.collections:
-            plt.close(ax.figure)
             continue
         for loc in ("left", "center"):
             ax.set_title("", loc=loc)  # Optuna's own titles (one is left-aligned) give way to ours
@@ -180,14 +200,19 @@ def study_figures(study, name: str, metric: str, evaluator, importance_label: st
         if key == "intermediate":
             ax.set_xlabel("epoch")
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        paths.append(_save(ax.figure, f"{prefix}_{key}.png"))
-    return paths
+        drawn[key] = ax.figure
+    bars = importance_bars(importance, f"{name}: {importance_label} importance for {metric} ({n} finished trials)")
+    if bars is not None:
+        drawn = {"history": drawn.pop("history"), "importance": bars, **drawn} if "history" in drawn else \
+            {"importance": bars, **drawn}
+    return drawn
 
 
-def pareto_figure(table, path) -> str:
+def pareto_figure(table) -> Figure:
     """The validation metric against parameters and against CPU latency, one colour per family;
     Pareto-optimal trials ringed and joined (table: search.ship.pareto.measured_trials)."""
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5), layout="constrained")
+    fig = Figure(figsize=(12, 4.5), layout="constrained")
+    axes = fig.subplots(1, 2)
     for ax, cost, mark, label in ((axes[0], "params", "params", "trainable parameters"),
                                   (axes[1], "latency_ms", "latency", "CPU ms per face at batch 1, with TTA")):
         for k, (family, rows) in enumerate(table.groupby("family")):
@@ -199,4 +224,4 @@ def pareto_figure(table, path) -> str:
         ax.set_xlabel(label)
         ax.set_ylabel(f"validation {table['metric'].iloc[0]}")
         ax.legend(fontsize=8)
-    return _save(fig, path)
+    return fig

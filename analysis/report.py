@@ -15,7 +15,7 @@ import torch
 from analysis import filters, html, plots, saliency
 from analysis.metrics import confusion, describe_never_predicted, prior_tradeoff
 from analysis.sources import ModelSource, chosen_images, eval_inputs, resolve_source
-from analysis.sweep import IMPORTANCE, evaluator, family_table, finished, param_importance
+from analysis.sweep import IMPORTANCE, family_table, finished, param_importance
 from fer.atomic import write_text
 from fer.calibration import N_BINS, adjust_for_prior, reliability
 from fer.command import raise_if_interrupted
@@ -145,7 +145,7 @@ def _family_section(rows: list[dict]) -> str:
 
 
 def _confusion_section(cms: dict, out: Path) -> tuple[str, str]:
-    path = plots.confusion_matrices(cms, out / "confusion_matrix.png")
+    path = plots.save(plots.confusion_matrices(cms), out / "confusion_matrix.png")
     parts = [html.image(path, "confusion matrices")]
     for name, cm in cms.items():
         rates = np.diag(cm["rates"])
@@ -168,7 +168,7 @@ def _calibration_section(models: list[ModelSource], out: Path, metrics: dict) ->
         t = m.ckpt.temperature
         metrics["models"][m.name].update(temperature=t, ece=after.ece, ece_at_temperature_1=before.ece)
         rows.append({"model": m.name, "temperature": t, "ECE at T=1": before.ece, "ECE": after.ece})
-    path = plots.reliability_diagrams(curves, out / "reliability.png")
+    path = plots.save(plots.reliability_diagrams(curves), out / "reliability.png")
     note = (f"Expected calibration error over {N_BINS} confidence bins. Each model's temperature was fitted on the "
             "split it was selected on; judged on that same split, its ECE is optimistic.")
     return "Calibration", html.image(path, "reliability diagrams") + html.table(pd.DataFrame(rows)) + html.para(note)
@@ -212,7 +212,7 @@ def _explanation_sections(m: ModelSource, out: Path, opt: Options, metrics) -> l
     if masks is not None:
         expl["mask_share"] = saliency.mask_share(maps, masks)
     metrics["explanations"] = {m.name: expl}
-    path = plots.saliency_grid(shown, maps, captions, out / "saliency.png")
+    path = plots.save(plots.saliency_grid(shown, maps, captions), out / "saliency.png")
     unreliable = [k for k, v in check.items() if not v["reliable"]]
     text = (f"Saliency of {m.name} for {len(idx)} images (target: the predicted class). Model-randomisation check "
             "(Spearman correlation of each method's maps with those of the same network re-initialised): "
@@ -239,14 +239,15 @@ def _filter_sections(m: ModelSource, out: Path, x1, opt: Options, image_index, m
         metrics.setdefault("filters", {})[m.name] = {"layer": pattern_layer, "kernels": len(kernels),
                                                      "patterns": len(patterns)}
     if kernels is not None:
-        path = plots.filters_figure(kernels, patterns, pattern_layer, out / "filters.png")
+        path = plots.save(plots.filters_figure(kernels, patterns, pattern_layer), out / "filters.png")
         sections.append(("Filters", html.image(path, "filters") + html.para(
             f"Top: the {len(kernels)} kernels of the first conv layer. Bottom: inputs that maximise filters of "
             f"{pattern_layer} (gradient ascent with jitter and a smoothness prior); repeated, oriented strokes "
             "mean the filter detects edges or textures at that scale.")))
     layer = opt.layer or m.model.first_activation
     acts = filters.activations(m.model, layer, x1)
-    path = plots.image_panels(acts, f"{layer} for image {image_index}", out / "activations.png", cmap="viridis")
+    path = plots.save(plots.image_panels(acts, f"{layer} for image {image_index}", cmap="viridis"),
+                      out / "activations.png")
     dead = int((acts.reshape(len(acts), -1).max(1) <= 0).sum())
     metrics.setdefault("activations", {})[m.name] = {"layer": layer, "image": int(image_index), "channels": len(acts),
                                                     "silent_channels": dead}
@@ -258,7 +259,7 @@ def _filter_sections(m: ModelSource, out: Path, x1, opt: Options, image_index, m
 
 def _curves_section(models, src, out: Path):
     histories = {m.name: m.ckpt.history for m in models}
-    path = plots.learning_curves(histories, src.trial_curves, src.metric, out / "curves.png")
+    path = plots.save(plots.learning_curves(histories, src.trial_curves, src.metric), out / "curves.png")
     gaps = {n: h[-1]["train_acc"] - h[-1]["val_acc"] for n, h in histories.items() if h}
     text = "Training (dashed) against validation accuracy and loss per epoch. " + "; ".join(
         f"{n}: final train-val accuracy gap {g:+.3f}" for n, g in gaps.items()) + "."
@@ -280,8 +281,9 @@ def _sweep_section(src, out: Path, metrics: dict):
         importance = param_importance(study)
         metrics["importance"][exp] = importance
         n = len(finished(study))
-        parts += [html.image(p, f"{exp} sweep") for p in plots.study_figures(
-            study, exp, metric, evaluator(), IMPORTANCE, out / f"sweep_{exp}")]
+        figures = plots.study_figures(study, exp, metric, importance, IMPORTANCE)
+        parts += [html.image(plots.save(fig, out / f"sweep_{exp}_{key}.png"), f"{exp} sweep")
+                  for key, fig in figures.items()]
         top = next(iter(importance), None)
         notes.append(f"{exp}: {len(study.trials)} trials in the study ({n} finished"
                      + (f", {sum('imported_from' in t.user_attrs for t in study.trials)} imported by a warm start"
@@ -300,7 +302,7 @@ def _pareto_section(src, source, out: Path, metrics: dict):
     from search.ship.pareto import measured_trials
 
     table = measured_trials(source, table=src.table)
-    path = plots.pareto_figure(table, out / "pareto.png")
+    path = plots.save(plots.pareto_figure(table), out / "pareto.png")
     metrics["pareto"] = table.drop(columns=["checkpoint"]).to_dict("records")
     front = table[table["pareto"] != ""]
     text = (f"{len(table)} trials' best checkpoints; latency is the median of {LATENCY_RUNS} single-face calls "

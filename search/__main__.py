@@ -10,6 +10,9 @@ from search.cli import main
 
 
 def report(experiment: str, out: Path, study_storage: str | None = None) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only (analysis.plots)
     from analysis.report import make_report
 
     make_report(experiment, out=out, study_storage=study_storage)
