@@ -10,12 +10,14 @@ copy, a restore or a coarse clock leave equal for different contents.
 """
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO
 
@@ -115,6 +117,25 @@ class JsonEntries:
             discard_corrupt(self.path, e)
             return {}
         return entries if isinstance(entries, dict) else {}
+
+    @contextlib.contextmanager
+    def one_at_a_time(self, key: str) -> Iterator[None]:
+        """Hold `key`'s lock for the block, so processes that would measure the same entry at once
+        (a sweep's first trials of one model shape) take turns: the later ones find it cached. An
+        advisory lock on an empty file beside the cache; where locks cannot be taken, no waiting."""
+        locks = self.path.with_name(self.path.name + ".locks")
+        try:
+            locks.mkdir(parents=True, exist_ok=True)
+            fd = os.open(locks / hashlib.sha1(key.encode()).hexdigest()[:16], os.O_RDWR | os.O_CREAT, 0o666)
+        except OSError:
+            yield
+            return
+        try:
+            with contextlib.suppress(OSError):
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # (releases the lock)
 
     def put(self, key: str, value) -> None:
         entries = {**self.read(), key: value}

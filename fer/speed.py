@@ -11,6 +11,7 @@ On CUDA, precision follows a rule (bf16 where the GPU supports it); the layout i
 from __future__ import annotations
 
 import copy
+import hashlib
 import os
 import platform
 import statistics
@@ -21,6 +22,7 @@ from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
+from torch.nn.parameter import UninitializedParameter
 
 from fer.atomic import JsonEntries
 from fer.data.cache import default_cache_dir
@@ -145,7 +147,8 @@ def has_convs(model: torch.nn.Module) -> bool:
 def choose(model: torch.nn.Module, device: torch.device, batch_size: int, crop_size: int, precision: str = "auto",
            channels_last: bool | str = "auto", shape_key: str = "", timer: StepTimer | None = None,
            cache: SpeedCache | None = None) -> Speed:
-    """The setting a run trains at. `shape_key` names the model's shape for the cache (its config);
+    """The setting a run trains at. `shape_key` names the model's shape for the cache (default:
+    model_shape);
     `timer` and `cache` are for tests (a fake clock, a temporary folder)."""
     device = torch.device(device)
     layouts = [False, True] if channels_last == "auto" and has_convs(model) else [channels_last is True]
@@ -155,14 +158,27 @@ def choose(model: torch.nn.Module, device: torch.device, batch_size: int, crop_s
     if len(layouts) == 1 and not measure_bf16:
         return Speed(precision, layouts[0], 0.0, {}, "given")
     cache = cache or SpeedCache()
-    key = "|".join([device_name(device), torch.__version__, shape_key, f"b{batch_size}x{crop_size}",
-                    f"{precision}/{channels_last}"])
+    key = "|".join([device_name(device), torch.__version__, shape_key or model_shape(model),
+                    f"b{batch_size}x{crop_size}", f"{precision}/{channels_last}"])
     if (hit := cache.get(key)) is not None:
         return hit._replace(how="cached")
-    timer = timer or StepTimer(model, device, batch_size, crop_size)
-    speed = _measure(timer, precision if precision != "auto" else None, layouts, device)
-    cache.put(key, speed)
+    with cache.entries.one_at_a_time(key):  # trials of one shape starting together: one measures
+        if (hit := cache.get(key)) is not None:
+            return hit._replace(how="cached")
+        timer = timer or StepTimer(model, device, batch_size, crop_size)
+        speed = _measure(timer, precision if precision != "auto" else None, layouts, device)
+        cache.put(key, speed)
     return speed
+
+
+def model_shape(model: torch.nn.Module) -> str:
+    """What a model's training speed depends on, as a cache key: each module's type and each
+    parameter's shape. Regularisation values (dropout rates, sampled per trial) leave it alone, so
+    a sweep's trials of one architecture share one measurement."""
+    parts = [f"{name}:{type(m).__name__}" for name, m in model.named_modules()]
+    parts += [f"{name}{'(lazy)' if isinstance(p, UninitializedParameter) else tuple(p.shape)}"
+              for name, p in model.named_parameters()]
+    return f"{type(model).__name__}:{hashlib.sha1('|'.join(parts).encode()).hexdigest()[:16]}"
 
 
 def _measure(timer: StepTimer, precision: str | None, layouts: list[bool], device: torch.device) -> Speed:

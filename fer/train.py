@@ -8,7 +8,6 @@ state at any point.
 from __future__ import annotations
 
 import copy
-import json
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import replace
@@ -61,7 +60,7 @@ class Trainer:
         self.device = pick_device(cfg.device)
         self.model = model_from_spec(run["model"]).to(self.device)
         self.speed = choose_speed(self.model, self.device, min(cfg.batch_size, len(train)), cfg.crop_size,
-                                  cfg.precision, cfg.channels_last, shape_key=json.dumps(run["model"], sort_keys=True))
+                                  cfg.precision, cfg.channels_last)
         # the checkpoint's train_config says what the run trained at, never "auto"
         self.run = {**run, "train": {**run["train"], "precision": self.speed.precision,
                                      "channels_last": self.speed.channels_last}}

@@ -68,8 +68,8 @@ class Settings:
         "share of the time budget in which new trials may start (default: derived by search.plan from the rungs "
         "and the measured epoch time); then the trials still running take up the CPUs that free up",
         None, cli_type=positive_float)
-    grow_trials: bool = option("CPU trials only: Tune's ResourceChangingScheduler spreads freed CPUs over the "
-                               "running trials", True)
+    grow_trials: bool = option("CPU trials under a time budget only: Tune's ResourceChangingScheduler spreads "
+                               "freed CPUs over the running trials (otherwise trials reuse workers)", True)
     recheck_rungs: bool = option(
         "ASHA only: a trial that passed a rung early is stopped once later arrivals push it out of the rung's "
         "top 1/reduction_factor (search.rungs.RecheckedASHA)", False)

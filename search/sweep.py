@@ -134,9 +134,11 @@ def make_searcher(space: SearchSpace, seed: int, storage=None, study_name: str =
 
 def grows_trials(space: SearchSpace) -> bool:
     """Whether trials take up freed CPUs: CPU-only trials (a GPU trial does not speed up with more
-    CPUs, and fractional GPUs would be rounded to whole ones)."""
+    CPUs, and fractional GPUs would be rounded to whole ones) under a time budget, whose survivors
+    run to the deadline. Otherwise Tune reuses each trial's worker for the next trial (no new
+    process, no torch import): growing and reusing exclude each other in Tune."""
     s = space.settings
-    return s.grow_trials and not s.gpus_per_trial
+    return s.grow_trials and not s.gpus_per_trial and bool(s.time_budget_s)
 
 
 class DistributeWithinNode(DistributeResources):

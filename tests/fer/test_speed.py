@@ -104,3 +104,37 @@ def test_timing_leaves_the_runs_random_state_and_weights_alone():
     StepTimer(model, torch.device("cpu"), 4, 8).rate("bf16", False)
     assert torch.equal(torch.rand(1), expected)
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+def test_trials_of_one_architecture_share_a_measurement_whatever_their_dropout():
+    from fer.models import create_model
+    from fer.speed import model_shape
+
+    a, b = create_model("small_cnn", head_dropout=0.1), create_model("small_cnn", head_dropout=0.45)
+    assert model_shape(a) == model_shape(b)
+    assert model_shape(a) != model_shape(create_model("small_cnn", channels=(16, 32, 64)))
+    assert model_shape(a) != model_shape(create_model("small_cnn", head_dropout=0.0))  # no Dropout layer at all
+
+
+def test_processes_measuring_one_key_take_turns_and_the_later_one_finds_it_cached(tmp_path):
+    """Two trials of one shape start together: the second waits for the first's measurement."""
+    import threading
+
+    from fer.speed import SpeedCache
+
+    cache, timers = SpeedCache(tmp_path), []
+
+    def run(out):
+        timer = FakeTimer({("fp32", False): 100.0, ("fp32", True): 120.0, ("bf16", False): 50.0,
+                           ("bf16", True): 60.0})
+        timers.append(timer)
+        out.append(choose(conv_net(), torch.device("cpu"), 64, 8, shape_key="same", timer=timer, cache=cache))
+
+    results: list = []
+    threads = [threading.Thread(target=run, args=(results,)) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert sorted(r.how for r in results) == ["cached", "measured"]
+    assert sum(bool(t.timed) for t in timers) == 1  # one measurement between them
