@@ -188,7 +188,7 @@ def _run_sweeps(args, spaces, name: str, storage: str) -> int:
     request = Request(name=name, storage=storage, data=args.data, address=args.address, seed=args.seed,
                       resume=args.resume, optuna_storage=args.optuna_storage, imported=args.imported,
                       verbose=args.verbose)
-    outcome = run_experiment(spaces, request, on_sweep=_print_sweep)
+    outcome = run_experiment(spaces, request, on_sweep=_print_sweep, say=lambda line: print(line, flush=True))
     root = outcome.root
     print(f"done in {outcome.seconds:.0f}s; results in {root}")
     for line in outcome.failed:

@@ -14,15 +14,17 @@ is never kept here: a resumed study connects as its driver does (PGPASSWORD, ~/.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 
 
 class SweepContext:
     """The running experiment: its sweep's budget and plan, how its trials ended, the signals it
-    received, Tune's graceful stop of the running fit, and why its storage failed."""
+    received, Tune's graceful stop of the running fit, why its storage failed, and `say`, the
+    one way the engine and the sweeps speak (the command that runs them chooses where to)."""
 
-    def __init__(self):
+    def __init__(self, say: Callable[[str], None] | None = None):
+        self.say = say or _print  # where the experiment's own lines go: the CLI decides
         self.endings: dict[str, str] = {}  # trial_id -> how it ended, as printed
         self.signals: list[int] = []  # SIGINT / SIGTERM received during a sweep
         self.tune_stop = None  # Tune's graceful stop of the running fit (its SIGINT handler)
@@ -42,6 +44,10 @@ class SweepContext:
             yield self
         finally:
             _ACTIVE.reset(token)
+
+
+def _print(line: str) -> None:
+    print(line, flush=True)
 
 
 _ACTIVE: ContextVar[SweepContext | None] = ContextVar("search_sweep_context", default=None)

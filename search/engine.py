@@ -58,11 +58,12 @@ class Request:
     verbose: bool = False
 
 
-def run_experiment(spaces: list, request: Request,
-                   on_sweep: Callable[[SweepOutcome], None] | None = None) -> Outcome:
-    """Run every sweep, one after another; `on_sweep` sees each one's outcome as it ends.
+def run_experiment(spaces: list, request: Request, on_sweep: Callable[[SweepOutcome], None] | None = None,
+                   say: Callable[[str], None] | None = None) -> Outcome:
+    """Run every sweep, one after another; `on_sweep` sees each one's outcome as it ends, `say`
+    each line the engine and the sweeps have for the user (default: stdout).
     Raises KeyboardInterrupt after Ctrl-C or SIGTERM, StorageFailed when the storage fails."""
-    with SweepContext().active():  # this experiment's budget, plan, endings and signals
+    with SweepContext(say).active():  # this experiment's budget, plan, endings, signals and voice
         return _run(spaces, request, on_sweep)
 
 
@@ -173,12 +174,12 @@ def _each_sweep(spaces: list, request: Request, datasets: dict):
         source = request.data or space.data
         s = space.settings
         if packed[space.name]:
-            print(f"sweep {request.name}/{space.name}: {packed[space.name]}", flush=True)
+            current().say(f"sweep {request.name}/{space.name}: {packed[space.name]}")
         epochs = f"{s.max_epochs} epochs max" if s.max_epochs else (
             "epochs to the time budget" if s.time_budget_s else f"{s.epochs_cap()} epochs")
         trials = f"{s.trials} trials" if s.trials else "trials as the budget allows"
-        print(f"sweep {request.name}/{space.name}: {trials} of {space.family} on "
-              f"{source or 'synthetic faces'}, {epochs}, {s.max_concurrent} at a time ({why[space.name]})", flush=True)
+        current().say(f"sweep {request.name}/{space.name}: {trials} of {space.family} on "
+                      f"{source or 'synthetic faces'}, {epochs}, {s.max_concurrent} at a time ({why[space.name]})")
         try:
             grid = run_sweep(space, train_fer, request.storage, request.name, request.seed, request.resume,
                              request.optuna_storage, request.imported.get(space.name), faces=datasets[source])

@@ -11,36 +11,29 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
-import statistics
 import time
 import warnings
 from pathlib import Path
 
 import optuna
-import ray
 from ray import tune
-from ray.tune.execution.placement_groups import PlacementGroupFactory
-from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, ResourceChangingScheduler
-from ray.tune.schedulers.resource_changing_scheduler import DistributeResources
-from ray.tune.search import ConcurrencyLimiter, Searcher
 
 from fer.atomic import write_text
 from search.budget import Budget, BudgetMeter
 from search.context import current, joined
 from search.interrupt import SignalWatch, received
+from search.limiter import make_searcher
 from search.live import LiveStatus
 from search.plan import Plan, make_plan, measure_epoch
 from search.progress import EpochPrinter
 from search.resources import cluster_total, concurrency
 from search.results import SWEEP_FILE
-from search.rungs import RecheckedASHA
+from search.schedulers import grows_trials, make_scheduler
 from search.space import SearchSpace
 from search.storage import StorageWatch, drop_partial_checkpoints, restore_recorded_checkpoints
 from search.storage import failure as storage_failure
-from search.study import StudySearch, default_url, finish_study, prepare_study, publish_study, without_password
+from search.study import default_url, finish_study, prepare_study, publish_study, without_password
 from search.uri import is_local, trial_folder
-from search.warmstart import unseen_points
 
 warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
 
@@ -52,152 +45,6 @@ def trial_dirname(trial) -> str:
 
 def experiment_path(storage: str, name: str, space: SearchSpace) -> str:
     return f"{storage.rstrip('/')}/{name}/{space.name}"
-
-
-class BudgetLimiter(ConcurrencyLimiter):
-    """A ConcurrencyLimiter that, under a time budget, stops suggesting once the plan's window
-    for new trials has closed, or once the time left could not take a new trial through its
-    start-up, the plan's first rung and one more epoch at the median times so far, so the
-    budget is not spent on trials that could only be cut short. Start-up (worker start,
-    imports, data, the precision measurement) is the time from suggestion to first result less
-    that epoch. The first wave (max_concurrent trials) always starts: the resources are there.
-
-    The budget is the sweep's (search.budget); a restored limiter, unpickled with the
-    experiment, takes the running sweep's fresh budget and plan from search.context.
-    `starts_no_more` tells the scheduler (DistributeWithinNode) when the trials that run are
-    all there will be."""
-
-    def __init__(self, searcher: Searcher, max_concurrent: int, budget: Budget | None = None,
-                 plan: Plan | None = None, num_samples: int | None = None):
-        super().__init__(searcher, max_concurrent)
-        self.budget, self.plan, self.num_samples = budget, plan, num_samples
-        self.epoch_seconds: list[float] = []
-        self.startup_seconds: list[float] = []
-        self.started = 0  # trials suggested so far
-        self._suggested_at: dict[str, float] = {}
-        self._told = False
-
-    @property
-    def starts_no_more(self) -> bool:
-        """True once no new trial will start: the budget said so, or every trial asked for started."""
-        return self._told or (self.num_samples is not None and self.started >= self.num_samples)
-
-    def _no_room(self) -> str | None:
-        """Why no new trial may start now, or None (the first wave always starts)."""
-        if self.budget is None or self.started < self.max_concurrent:
-            return None
-        epoch = statistics.median(self.epoch_seconds) if self.epoch_seconds else None
-        return self.budget.why_no_new_trial(self.plan, epoch, statistics.median(self.startup_seconds or [0.0]))
-
-    def suggest(self, trial_id: str):
-        if (why := self._no_room()) is not None:
-            if not self._told:
-                print(why, flush=True)
-                self._told = True
-            return Searcher.FINISHED
-        config = super().suggest(trial_id)
-        if isinstance(config, dict):
-            self._suggested_at[trial_id] = self.budget.clock() if self.budget else time.time()
-            self.started += 1
-        return config
-
-    def on_trial_result(self, trial_id: str, result: dict) -> None:
-        seconds = result.get("epoch_wall_s", result.get("time_this_iter_s"))
-        if seconds is not None:
-            self.epoch_seconds.append(seconds)
-            if trial_id in self._suggested_at:  # the trial's first result
-                now = self.budget.clock() if self.budget else time.time()
-                self.startup_seconds.append(max(0.0, now - self._suggested_at.pop(trial_id) - seconds))
-        super().on_trial_result(trial_id, result)
-
-    def set_state(self, state: dict) -> None:
-        super().set_state(state)
-        self.budget = current().budget or self.budget  # a resumed sweep starts a fresh budget
-        self.plan = current().plan or self.plan
-        self._suggested_at, self._told = {}, False
-
-
-def make_searcher(space: SearchSpace, seed: int, storage=None, study_name: str = "optuna",
-                  trials_path: str = "", imported: list | None = None, budget: Budget | None = None,
-                  plan: Plan | None = None) -> BudgetLimiter:
-    """Seeded TPE (or random) through StudySearch, writing the study to `storage` (None: memory).
-    The space's warm_start points go first, but for those an imported trial has measured."""
-    s = space.settings
-    sampler = (optuna.samplers.RandomSampler(seed=seed) if s.searcher == "random" else
-               optuna.samplers.TPESampler(seed=seed, n_startup_trials=max(2, min(10, (s.trials or 16) // 3)),
-                                          multivariate=True, group=True))
-    points = unseen_points(space.warm_start_points(), imported or [])
-    searcher = StudySearch(space, sampler=sampler, points=points, storage=storage, study_name=study_name,
-                           trials_path=trials_path)
-    return BudgetLimiter(searcher, s.max_concurrent, budget, plan, s.trials)
-
-
-def grows_trials(space: SearchSpace) -> bool:
-    """Whether trials take up freed CPUs: CPU-only trials (a GPU trial does not speed up with more
-    CPUs, and fractional GPUs would be rounded to whole ones) under a time budget, whose survivors
-    run to the deadline. Otherwise Tune reuses each trial's worker for the next trial (no new
-    process, no torch import): growing and reusing exclude each other in Tune."""
-    s = space.settings
-    return s.grow_trials and not s.gpus_per_trial and bool(s.time_budget_s)
-
-
-class DistributeWithinNode(DistributeResources):
-    """Tune's even split of free CPUs, once the searcher starts no new trials (before that, freed
-    CPUs are for the next trial: growing a trial then would pause it only to starve the next one),
-    capped at the smallest node's CPUs. Tune counts the whole cluster's CPUs, but a trial is one
-    process on one node: CPUs elsewhere cannot speed it up, and a request bigger than every node
-    would leave the trial pending for ever."""
-
-    NODES_EVERY_S = 30.0  # ray.nodes() is a call to Ray's control store: not once per result
-
-    def __init__(self, limiter: BudgetLimiter, **kwargs):
-        super().__init__(**kwargs)
-        self.limiter = limiter
-        self._cap, self._cap_at = 0.0, -math.inf
-
-    def node_cap(self) -> float:
-        """CPUs of the smallest live node with CPUs, read at most every NODES_EVERY_S seconds."""
-        if time.monotonic() - self._cap_at > self.NODES_EVERY_S:
-            node_cpus = [n["Resources"].get("CPU", 0) for n in ray.nodes() if n["Alive"]]
-            self._cap, self._cap_at = min((c for c in node_cpus if c > 0), default=0), time.monotonic()
-        return self._cap
-
-    def __call__(self, tune_controller, trial, result, scheduler):
-        if not self.limiter.starts_no_more:
-            return None
-        pgf = super().__call__(tune_controller, trial, result, scheduler)
-        if pgf is None:
-            return None
-        cap = self.node_cap()
-        if pgf.required_resources.get("CPU", 0) <= cap:
-            return pgf
-        step = self.increase_by["CPU"]
-        base = scheduler.base_trial_resources.required_resources.get("CPU", step)
-        bundles = [dict(b) for b in pgf.bundles]
-        bundles[0]["CPU"] = max(base, step * (cap // step))  # one bundle: add_bundles is off
-        return PlacementGroupFactory(bundles, strategy=pgf.strategy)
-
-
-def make_base_scheduler(space: SearchSpace, plan: Plan):
-    """ASHA at the plan's rungs (re-checking them if the space asks), or FIFO. A plan with no rung
-    (the first would not fit the budget on this machine) stops no trial before the deadline."""
-    s = space.settings
-    if s.scheduler == "fifo":
-        return FIFOScheduler()
-    asha = RecheckedASHA if s.recheck_rungs else ASHAScheduler
-    return asha(time_attr=plan.time_attr, max_t=plan.max_t, grace_period=plan.rungs[0] if plan.rungs else plan.max_t,
-                reduction_factor=s.reduction_factor)
-
-
-def make_scheduler(space: SearchSpace, limiter: BudgetLimiter, plan: Plan):
-    """The base scheduler, wrapped so that CPUs freed by stopped trials, once the searcher starts
-    no new ones, are spread over the running trials (they restart from their last epoch's
-    checkpoint with more CPUs; search.trainable sets torch's threads to match)."""
-    base = make_base_scheduler(space, plan)
-    if not grows_trials(space):
-        return base
-    grow = DistributeWithinNode(limiter, increase_by={"CPU": space.settings.cpus_per_trial})
-    return ResourceChangingScheduler(base, grow)
 
 
 def make_tuner(space: SearchSpace, train_fn, params: dict, storage: str, name: str, seed: int,
@@ -275,7 +122,7 @@ def plan_sweep(space: SearchSpace, faces=None) -> tuple[Budget, Plan]:
         else None
     epoch_s, words, rate = measured or (None, "", None)
     plan = make_plan(s, s.time_budget_s, epoch_s, words, images_per_s=rate)
-    print(f"[{space.name}] {plan.line()}", flush=True)
+    current().say(f"[{space.name}] {plan.line()}")
     current().start_sweep(budget, plan)
     return budget, plan
 
@@ -302,12 +149,12 @@ def _run_sweep(space: SearchSpace, train_fn, storage: str, name: str, seed: int,
     path = experiment_path(storage, name, space)
     restoring = resume and tune.Tuner.can_restore(path)
     if resume and not restoring:
-        print(f"nothing to resume at {path}: starting the sweep", flush=True)
+        current().say(f"nothing to resume at {path}: starting the sweep")
     if restoring and (dropped := drop_partial_checkpoints(path)):
-        print(f"removed {len(dropped)} checkpoint(s) cut short when the storage failed", flush=True)
+        current().say(f"removed {len(dropped)} checkpoint(s) cut short when the storage failed")
     if restoring and (mended := restore_recorded_checkpoints(path)):
-        print(f"{len(mended)} trial(s) resume from their newest checkpoint: Tune had deleted the one it "
-              "recorded before the sweep stopped", flush=True)
+        current().say(f"{len(mended)} trial(s) resume from their newest checkpoint: Tune had deleted the one "
+                      "it recorded before the sweep stopped")
     budget, plan = plan_sweep(space, params.get("faces"))
     url = optuna_storage or default_url(path)
     # with --resume, an existing study is continued even without Tune's state (a driver killed between the two)
@@ -319,8 +166,8 @@ def _run_sweep(space: SearchSpace, train_fn, storage: str, name: str, seed: int,
         if not received() and storage_failure() is None:  # every trial has ended
             _, failed = finish_study(study, study_name(name, space), grid, space.settings.metric)
             if failed:
-                print(f"study {study_name(name, space)}: {failed} trial(s) that never reported an epoch marked FAIL",
-                      flush=True)
+                current().say(f"study {study_name(name, space)}: {failed} trial(s) that never reported an epoch "
+                              "marked FAIL")
     finally:
         if not optuna_storage:
             publish_study(url, path)  # (a URI experiment's study, staged on this driver)

@@ -4,12 +4,14 @@ from types import SimpleNamespace
 from ray.tune.execution.placement_groups import PlacementGroupFactory
 from ray.tune.search import Searcher
 
-import search.sweep
+import search.limiter
+import search.schedulers
 from search.budget import Budget, BudgetMeter, BudgetUse
 from search.context import current
+from search.limiter import BudgetLimiter
 from search.plan import make_plan
+from search.schedulers import DistributeWithinNode
 from search.settings import Settings
-from search.sweep import BudgetLimiter, DistributeWithinNode
 from tests.search.conftest import FakeClock
 
 
@@ -24,7 +26,7 @@ class Always(Searcher):
         pass
 
 
-CLOCKED = [search.sweep]
+CLOCKED = [search.limiter, search.schedulers]
 
 
 def limiter_for(clock, budget_s=100.0, rungs=(20.0,), window=None, max_concurrent=1, num_samples=None):
@@ -45,7 +47,11 @@ def test_no_trial_starts_that_cannot_reach_the_first_rung(clock):
     assert limiter.suggest("b") == {"x": 1}
     limiter.on_trial_complete("b")
     clock.now = 1075.0  # 25 s left < 30 s
-    assert limiter.suggest("c") == Searcher.FINISHED
+    said = []
+    current().say = said.append  # the line goes where the command running the sweep chose
+    assert limiter.suggest("c") == Searcher.FINISHED and limiter.suggest("d") == Searcher.FINISHED
+    assert said == ["budget: 25s left, less than a new trial's start-up (0s), first rung and one epoch (10s): "
+                    "no new trials start"]  # said once
 
 
 def test_a_restored_limiter_gets_the_running_sweeps_fresh_budget(clock):
@@ -168,7 +174,7 @@ def test_node_cpus_are_read_from_ray_at_most_every_30_s(clock, monkeypatch):
     calls = []
     nodes = [{"Alive": True, "Resources": {"CPU": 8}}, {"Alive": True, "Resources": {"CPU": 4}},
              {"Alive": False, "Resources": {"CPU": 2}}, {"Alive": True, "Resources": {}}]
-    monkeypatch.setattr(search.sweep.ray, "nodes", lambda: calls.append(1) or nodes)
+    monkeypatch.setattr(search.schedulers.ray, "nodes", lambda: calls.append(1) or nodes)
     grow = DistributeWithinNode(BudgetLimiter(Always(), 2), increase_by={"CPU": 1})
     assert [grow.node_cap(), grow.node_cap()] == [4, 4] and len(calls) == 1
     clock.now += 31

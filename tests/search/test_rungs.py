@@ -51,9 +51,10 @@ def test_a_trial_past_a_higher_rung_is_not_judged_at_a_lower_one():
 def test_the_cnn_space_races_with_rechecked_rungs_and_growing_trials():
     from ray.tune.schedulers import ResourceChangingScheduler
 
+    from search.limiter import make_searcher
     from search.plan import make_plan
+    from search.schedulers import make_base_scheduler, make_scheduler
     from search.space import load_sweeps
-    from search.sweep import make_base_scheduler, make_scheduler, make_searcher
 
     cnn, dnn = load_sweeps("configs/cnn.yaml")[0], load_sweeps("configs/dnn.yaml")[0]
     cnn.settings.max_concurrent = dnn.settings.max_concurrent = 2
