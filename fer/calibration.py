@@ -31,7 +31,7 @@ import torch
 from fer.data.dataset import CLASSES
 
 if TYPE_CHECKING:  # (fer.checkpoint imports this module)
-    from fer.checkpoint import Preprocessing
+    from fer.checkpoint import Checkpoint, Preprocessing
 
 N_BINS = 15
 T_RANGE = (0.05, 20.0)  # temperatures searched: far beyond what a trained network needs either way
@@ -133,3 +133,28 @@ def balancing_tau(labels: np.ndarray, probs: np.ndarray, prior, within: float,
     base = (probs.argmax(1) == labels).mean()
     ok = [t for t in taus if ((probs * prior_factor(prior, t)).argmax(1) == labels).mean() >= base - within - 1e-12]
     return float(max(ok))
+
+
+def recalibrate(ckpt: Checkpoint, data: str | None = None, split: str | None = None):
+    """`fer calibrate`: the temperature fitted again on `split` of `data` (default: the checkpoint's
+    own validation rows), its views and prior correction in place. (the checkpoint with it, the
+    faces, where they came from in words, metrics before, metrics after); nothing is saved here."""
+    from fer.data import load_data, split_for_training
+    from fer.errors import FerError
+    from fer.evaluate import classification_metrics, probabilities, view_logits
+
+    faces = load_data(data or ckpt.source)
+    if ckpt.trained_on:
+        raise FerError(f"{ckpt.path}: a refit, trained on every split but PrivateTest: no split is left to fit "
+                       "its temperature on (it keeps the one of the run it refits)")
+    if split:
+        faces, where = faces.select(split), split
+    else:
+        _, faces, entry = split_for_training(faces, ckpt.train_config)
+        where = f"validation: {entry['val_split']}"
+    labels = faces.require_labels()
+    logits = view_logits(ckpt.classifier(), faces.images, precision=ckpt.precision)
+    before = classification_metrics(labels, probabilities(logits, ckpt.prep))
+    factor = prior_correction(ckpt.prep) if ckpt.logit_adjust else None
+    fitted = ckpt.with_prep(temperature=fit_temperature(logits, labels, factor))
+    return fitted, faces, where, before, classification_metrics(labels, probabilities(logits, fitted.prep))

@@ -155,31 +155,12 @@ def cmd_evaluate(args) -> int:
 def cmd_calibrate(args) -> int:
     """Fit the temperature on a split with the checkpoint's views and prior correction in place,
     print ECE and NLL before and after, and save it in the checkpoint (atomically)."""
-    from fer.calibration import fit_temperature, prior_correction
+    from fer.calibration import recalibrate
     from fer.checkpoint import Checkpoint
-    from fer.data import load_data, split_for_training
-    from fer.errors import FerError
-    from fer.evaluate import classification_metrics, probabilities, view_logits
 
-    ckpt = Checkpoint.load(args.checkpoint)
-    prep = ckpt.prep
-    faces = load_data(args.data or ckpt.source)
-    if ckpt.trained_on:
-        raise FerError(f"{args.checkpoint}: a refit, trained on every split but PrivateTest: no split is left to fit "
-                       "its temperature on (it keeps the one of the run it refits)")
-    if args.split:
-        faces, where = faces.select(args.split), args.split
-    else:
-        _, faces, data = split_for_training(faces, ckpt.train_config)
-        where = f"validation: {data['val_split']}"
-    labels = faces.require_labels()
-    logits = view_logits(ckpt.classifier(), faces.images, precision=ckpt.precision)
-    before = classification_metrics(labels, probabilities(logits, prep))
-    factor = prior_correction(prep) if prep.logit_adjust else None
-    ckpt = ckpt.with_prep(temperature=fit_temperature(logits, labels, factor))
-    after = classification_metrics(labels, probabilities(logits, ckpt.prep))
+    ckpt, faces, where, before, after = recalibrate(Checkpoint.load(args.checkpoint), args.data, args.split)
     path = ckpt.save(ckpt.path)
-    print(f"{faces.source} [{where}]: n={len(labels)}  temperature {ckpt.temperature:.3f}  ECE {before['ece']:.4f} "
+    print(f"{faces.source} [{where}]: n={len(faces.labels)}  temperature {ckpt.temperature:.3f}  ECE {before['ece']:.4f} "
           f"-> {after['ece']:.4f}  NLL {before['loss']:.4f} -> {after['loss']:.4f}; saved in {path}")
     return 0
 
@@ -204,8 +185,7 @@ def cmd_export(args) -> int:
     (train.precision) is told apart: how far its own scores are from the file's."""
     from fer.checkpoint import Checkpoint
     from fer.errors import FerError
-    from fer.evaluate import predict_checkpoint, uses_bf16
-    from fer.ship.export import FORMATS, PARITY_TOLERANCE, parity, passes, write_checked
+    from fer.ship.export import FORMATS, parity_check, write_checked
 
     if args.int8 and args.format != "onnx":
         raise FerError("--int8: only with --format onnx (onnxruntime quantizes ONNX graphs)")
@@ -221,21 +201,7 @@ def cmd_export(args) -> int:
     if out.is_dir():
         raise FerError(f"--out {out}: a folder; name the file to write")
     out.parent.mkdir(parents=True, exist_ok=True)
-    images, source = _parity_faces(ckpt.source)
-    reference = predict_checkpoint(ckpt, images, precision="fp32")
-
-    def check(run) -> bool:
-        exported = run(images)
-        diff = parity(reference, exported)
-        print(f"parity with PyTorch on {len(images)} {source}: max abs difference {diff:.1e} "
-              f"(tolerance {PARITY_TOLERANCE:.0e})")
-        if uses_bf16("cpu", ckpt.precision):
-            bf16 = predict_checkpoint(ckpt, images)
-            changed = int((bf16.argmax(1) != exported.argmax(1)).sum())
-            print(f"the checkpoint scores in bf16, the file in fp32: max abs difference "
-                  f"{parity(bf16, exported):.1e}, top class changed on {changed} of {len(images)} faces")
-        return passes(diff)
-
+    check = parity_check(ckpt, lambda line: print(line, flush=True))
     if args.int8:
         return _export_int8(ckpt, out, check)
     if not write_checked(ckpt, args.format, out, check):
@@ -271,16 +237,6 @@ def _export_int8(ckpt, out: Path, check) -> int:
         return EXIT_FAILED
     print(f"wrote {out} (int8 ONNX, QDQ, per-channel weights, calibrated on {len(calibration)} training faces)")
     return 0
-
-
-def _parity_faces(source: str | None):
-    """The first PARITY_IMAGES faces of the checkpoint's data when it is here, else synthetic ones."""
-    from fer.data import SyntheticSpec, load_data, make_synthetic
-    from fer.ship.export import PARITY_IMAGES
-
-    if source and source != "synthetic" and Path(source).exists():
-        return load_data(source).images[:PARITY_IMAGES], f"faces of {source}"
-    return make_synthetic(SyntheticSpec(n_per_class=PARITY_IMAGES // 7 + 1)).images[:PARITY_IMAGES], "synthetic faces"
 
 
 def cmd_summary(args) -> int:

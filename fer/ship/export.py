@@ -124,3 +124,36 @@ def passes(diff: float) -> bool:
 def _first_line(e: BaseException) -> str:
     text = str(e).strip()
     return text.splitlines()[0][:200] if text else e.__class__.__name__
+
+
+def parity_faces(source: str | None) -> tuple[np.ndarray, str]:
+    """The first PARITY_IMAGES faces of the checkpoint's data when it is here, else synthetic ones;
+    and what they are, in words."""
+    from fer.data import SyntheticSpec, load_data, make_synthetic
+
+    if source and source != "synthetic" and Path(source).exists():
+        return load_data(source).images[:PARITY_IMAGES], f"faces of {source}"
+    return make_synthetic(SyntheticSpec(n_per_class=PARITY_IMAGES // 7 + 1)).images[:PARITY_IMAGES], "synthetic faces"
+
+
+def parity_check(ckpt: Checkpoint, say: Callable[[str], None]) -> Callable[[Callable], bool]:
+    """The check `write_checked` runs on an exported file: its probabilities on PARITY_IMAGES faces
+    against PyTorch's in fp32, as the graph computes, within PARITY_TOLERANCE (NaN never is). A
+    checkpoint that scores in bf16 (train.precision) is told apart: how far its own scores are."""
+    from fer.evaluate import predict_checkpoint, uses_bf16
+
+    images, source = parity_faces(ckpt.source)
+    reference = predict_checkpoint(ckpt, images, precision="fp32")
+
+    def check(run) -> bool:
+        exported = run(images)
+        diff = parity(reference, exported)
+        say(f"parity with PyTorch on {len(images)} {source}: max abs difference {diff:.1e} "
+            f"(tolerance {PARITY_TOLERANCE:.0e})")
+        if uses_bf16("cpu", ckpt.precision):
+            bf16 = predict_checkpoint(ckpt, images)
+            changed = int((bf16.argmax(1) != exported.argmax(1)).sum())
+            say(f"the checkpoint scores in bf16, the file in fp32: max abs difference "
+                f"{parity(bf16, exported):.1e}, top class changed on {changed} of {len(images)} faces")
+        return passes(diff)
+    return check
