@@ -143,10 +143,10 @@ def recalibrate(ckpt: Checkpoint, data: str | None = None, split: str | None = N
     from fer.errors import FerError
     from fer.evaluate import classification_metrics, probabilities, view_logits
 
-    faces = load_data(data or ckpt.source)
     if ckpt.trained_on:
         raise FerError(f"{ckpt.path}: a refit, trained on every split but PrivateTest: no split is left to fit "
                        "its temperature on (it keeps the one of the run it refits)")
+    faces = load_data(data or ckpt.source)
     if split:
         faces, where = faces.select(split), split
     else:

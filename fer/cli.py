@@ -160,8 +160,9 @@ def cmd_calibrate(args) -> int:
 
     ckpt, faces, where, before, after = recalibrate(Checkpoint.load(args.checkpoint), args.data, args.split)
     path = ckpt.save(ckpt.path)
-    print(f"{faces.source} [{where}]: n={len(faces.labels)}  temperature {ckpt.temperature:.3f}  ECE {before['ece']:.4f} "
-          f"-> {after['ece']:.4f}  NLL {before['loss']:.4f} -> {after['loss']:.4f}; saved in {path}")
+    print(f"{faces.source} [{where}]: n={len(faces.labels)}  temperature {ckpt.temperature:.3f}  "
+          f"ECE {before['ece']:.4f} -> {after['ece']:.4f}  NLL {before['loss']:.4f} -> {after['loss']:.4f}; "
+          f"saved in {path}")
     return 0
 
 

@@ -60,3 +60,14 @@ def test_a_refit_is_not_refitted_again(refitted):
     root, _, new = refitted
     with pytest.raises(CheckpointError, match="a refit already"):
         refit(new, None, root / "again")
+
+
+def test_a_refit_has_no_split_left_to_calibrate_on(tmp_path):
+    from fer.calibration import recalibrate
+    from fer.errors import FerError
+
+    refit = Checkpoint({"model": {"name": "seed_dnn"}, "data": {"trained_on": ["Training", "PublicTest"]},
+                        "preprocessing": preprocessing(0.5, 0.25, 48, [1 / 7] * 7).as_dict(), "train_config": {}},
+                       tmp_path / "checkpoint.pt")
+    with pytest.raises(FerError, match="a refit, trained on every split but PrivateTest: no split is left"):
+        recalibrate(refit, data=str(tmp_path / "never-read.csv"))
