@@ -24,15 +24,18 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
+    from fer.config import TrainConfig
+    from fer.fields import add_options
+
     p = Parser(prog="python -m fer", description=__doc__, epilog=EPILOG)
     sub = p.add_subparsers(dest="command", required=True)
     t = sub.add_parser("train", help="train one model and write DIR/checkpoint.pt", epilog=EPILOG)
     t.add_argument("--config", help="YAML run config (model:, train:, data:)")
     t.add_argument("--data", help="FER2013 CSV (.csv or .csv.gz), course CSV or image folder; default: synthetic faces")
-    t.add_argument("--epochs", type=positive_int, help="override train.epochs")
     t.add_argument("--out", help="output folder (default runs/<config name>)")
     t.add_argument("--overwrite", action="store_true", help="replace the run --out already holds (refused without it)")
     t.add_argument("overrides", nargs="*", metavar="key=value", help="e.g. train.lr=0.01 model.dropout=0.3")
+    add_options(t, TrainConfig)  # --epochs, --lr, ...: the `option` fields of TrainConfig
     t.set_defaults(func=cmd_train)
     e = sub.add_parser("evaluate", help="accuracy, macro-F1, per-class scores and confusion matrix", epilog=EPILOG)
     e.add_argument("checkpoint")
@@ -79,11 +82,13 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def cmd_train(args) -> int:
-    from fer.config import load_run
+    from fer.config import TrainConfig, load_run
+    from fer.fields import given
     from fer.progress import EpochBar
     from fer.run import train_run
 
-    overrides = list(args.overrides) + ([f"train.epochs={args.epochs}"] if args.epochs else [])
+    flags = [f"train.{key}={json.dumps(value)}" for key, value in given(args, TrainConfig).items()]
+    overrides = list(args.overrides) + flags  # the flags win over key=value and the config file
     if args.data:
         overrides.append(f"data={args.data}")
     run = load_run(args.config, overrides)

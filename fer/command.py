@@ -31,9 +31,9 @@ def _number(kind: type, low: float, inclusive: bool, what: str) -> Callable[[str
         try:
             value = kind(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+            raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}") from None
         if not math.isfinite(value) or value < low or (value == low and not inclusive):  # inf and nan too
-            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+            raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}")
         return value
     parse.__name__ = what  # argparse names the type in its messages
     return parse

@@ -7,7 +7,6 @@ Every key is checked against its dataclass, so a typo is an error naming its pat
 from __future__ import annotations
 
 import dataclasses
-import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +15,7 @@ from typing import Literal
 import yaml
 
 from fer.errors import ConfigError
-from fer.fields import FieldError, make_config
+from fer.fields import FieldError, Limit, check_limits, limited, make_config, option
 from fer.models import resolve
 
 TOP_KEYS = ("model", "train", "data")
@@ -42,93 +41,74 @@ def read_yaml(text) -> object:
     return yaml.load(text, Loader=_Loader)  # safe: _Loader is a SafeLoader
 
 
+POSITIVE_INT = Limit("a positive integer", lambda v: v >= 1)
+
+
 @dataclass(frozen=True)
 class TrainConfig:
-    """How a model is trained and evaluated; the fields are the YAML `train:` keys."""
+    """How a model is trained and evaluated; the fields are the YAML `train:` keys, those declared
+    with `option` are `fer train` flags too (--lr for lr), which override the config file. Each
+    range is stated once, as the field's limit (fer.fields)."""
 
-    epochs: int = 30
-    batch_size: int = 128
-    optimizer: Literal["adam", "adamw", "sgd"] = "adam"
-    lr: float = 1e-3
-    momentum: float = 0.9
+    epochs: int = option("epochs at most (early stopping and the time budget may end it sooner)", 30,
+                         limit=POSITIVE_INT)
+    batch_size: int = option("training batch size", 128, limit=POSITIVE_INT)
+    optimizer: Literal["adam", "adamw", "sgd"] = option("the optimiser", "adam")
+    lr: float = option("peak learning rate", 1e-3, limit=Limit("> 0", lambda v: v > 0))
+    momentum: float = limited(0.9, "in [0, 1)", lambda v: 0 <= v < 1)
     nesterov: bool = True  # sgd only
-    weight_decay: float = 0.0
-    schedule: Literal["none", "cosine", "onecycle", "plateau", "step"] = "none"
-    step_size: int = 10  # step schedule: epochs between decays
-    gamma: float = 0.1  # step and plateau decay factor
-    plateau_patience: int = 3
-    label_smoothing: float = 0.0
+    weight_decay: float = limited(0.0, ">= 0", lambda v: v >= 0)
+    schedule: Literal["none", "cosine", "onecycle", "plateau", "step"] = option(
+        "learning-rate schedule (cosine and onecycle anneal over the epochs or the time budget, whichever ends "
+        "first)", "none")
+    step_size: int = limited(10, ">= 1", lambda v: v >= 1)  # step schedule: epochs between decays
+    gamma: float = limited(0.1, "in (0, 1)", lambda v: 0 < v < 1)  # step and plateau decay factor
+    plateau_patience: int = limited(3, ">= 0", lambda v: v >= 0)
+    label_smoothing: float = limited(0.0, "in [0, 1)", lambda v: 0 <= v < 1)
     class_balance: Literal["none", "loss", "sampler"] = "none"
-    logit_adjust: float = 0.0  # tau of the post-hoc prior correction (fer.calibration.prior_factor)
+    # tau of the post-hoc prior correction (fer.calibration.prior_factor)
+    logit_adjust: float = limited(0.0, ">= 0", lambda v: v >= 0)
     # > 0: every validation picks the largest tau that costs at most this much accuracy (0.01 = 1 point),
     # overriding logit_adjust; the chosen tau is saved with the weights it was chosen for.
-    balance_within: float = 0.0
+    balance_within: float = limited(0.0, "in [0, 1)", lambda v: 0 <= v < 1)
     crop_size: int = 48  # training crops of this side; evaluation takes the centre crop
-    crop_pad: int = 0  # zero padding before the random crop
+    crop_pad: int = limited(0, ">= 0", lambda v: v >= 0)  # zero padding before the random crop
     flip: bool = False
-    rotation: float = 0.0  # degrees, uniform in [-rotation, rotation]
-    scale: float = 0.0  # relative zoom jitter
-    translate: float = 0.0  # shift as a fraction of the side
-    erasing: float = 0.0  # probability of erasing one random rectangle
+    rotation: float = limited(0.0, "in [0, 180] degrees", lambda v: 0 <= v <= 180)  # uniform in [-r, r]
+    scale: float = limited(0.0, "in [0, 1)", lambda v: 0 <= v < 1)  # relative zoom jitter
+    translate: float = limited(0.0, "in [0, 0.5)", lambda v: 0 <= v < 0.5)  # shift as a fraction of the side
+    erasing: float = limited(0.0, "a probability in [0, 1]", lambda v: 0 <= v <= 1)  # one random rectangle
     tta: Literal["none", "flip", "tencrop", "shifts"] = "none"
     # fit a temperature on the validation split at every validation, kept with each checkpoint (fer.calibration)
     calibrate: bool = True
-    early_stopping: int = 0  # patience in epochs; 0 disables
+    early_stopping: int = limited(0, ">= 0 (0: off)", lambda v: v >= 0)  # patience in epochs
     monitor: Literal["val_acc", "val_macro_f1"] = "val_acc"
-    # Seconds of training: no epoch starts that would end past it, and cosine anneals over
-    # whichever ends first, the epochs or this budget. 0 disables.
-    time_budget_s: float = 0.0
-    seed: int = 0
-    val_fraction: float = 0.1  # holdout size when the data has no PublicTest split
-    eval_batch_size: int = 256  # also predict_proba's default; BENCHMARKS.md, "Validation batch size"
+    time_budget_s: float = option(
+        "seconds of training: no epoch starts that would end past it, and cosine anneals over whichever ends "
+        "first, the epochs or this budget (0: none)", 0.0, limit=Limit(">= 0 (0: off)", lambda v: v >= 0))
+    seed: int = option("seed of the weights, the batches, the augmentation and the validation holdout", 0,
+                       limit=Limit("in [0, 2**32) (numpy and scikit-learn take no other)", lambda v: 0 <= v < 2**32))
+    val_fraction: float = limited(0.1, "in (0, 1)", lambda v: 0 < v < 1)  # holdout without a PublicTest split
+    # also predict_proba's default; BENCHMARKS.md, "Validation batch size"
+    eval_batch_size: int = limited(256, ">= 1", lambda v: v >= 1)
     # auto: measured, the faster layout for this model here (fer.speed); true or false forces it.
     channels_last: bool | Literal["auto"] = "auto"
-    # bf16 autocast (fp32 weights and optimiser): 3x faster convs on CPUs with AMX or AVX512-BF16, 10x
-    # slower where bf16 is emulated (AVX2 only). auto: the faster of fp32 and bf16 for this model on
-    # this device, measured on a few timed steps and cached (fer.speed); on CUDA, bf16 if supported.
     # A checkpoint's train_config records the precision it ran at, never "auto".
-    precision: Literal["auto", "fp32", "bf16"] = "auto"
+    precision: Literal["auto", "fp32", "bf16"] = option(
+        "bf16 autocast (fp32 weights and optimiser) or fp32; auto: the faster for this model on this device, "
+        "measured on a few timed steps and cached (fer.speed; bf16 is 2-3x faster where the CPU has it natively, "
+        "10x slower where it is emulated); on CUDA, bf16 if supported", "auto")
     device: str = "auto"  # auto, cpu, cuda, cuda:N
 
     def __post_init__(self):
-        for f in dataclasses.fields(self):  # NaN and inf pass every comparison test below as False
-            value = getattr(self, f.name)
-            if isinstance(value, float) and not math.isfinite(value):
-                raise FieldError(f.name, f"must be a finite number, got {value}")
-        for key, ok, words in _LIMITS:
-            if not ok(getattr(self, key)):
-                raise FieldError(key, f"must be {words}, got {getattr(self, key)!r}")
+        check_limits(self)
         if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", self.device):
             raise FieldError("device", f"must be auto, cpu, mps, cuda or cuda:N, got {self.device!r}")
         if not 8 <= self.crop_size <= 48 + 2 * self.crop_pad:
-            raise ValueError(f"crop_size {self.crop_size} must be in 8..{48 + 2 * self.crop_pad}")
+            raise FieldError("crop_size", f"must be in 8..{48 + 2 * self.crop_pad} (48 + 2 x crop_pad), "
+                             f"got {self.crop_size}")
         if self.tta == "tencrop" and self.crop_size >= 48:
-            raise ValueError("tta=tencrop needs crop_size < 48")
-
-
-_LIMITS = (  # (TrainConfig field, check, the check in words): every setting is checked before any work
-    ("epochs", lambda v: v >= 1, ">= 1"),
-    ("batch_size", lambda v: v >= 1, ">= 1"),
-    ("eval_batch_size", lambda v: v >= 1, ">= 1"),
-    ("lr", lambda v: v > 0, "> 0"),
-    ("momentum", lambda v: 0 <= v < 1, "in [0, 1)"),
-    ("weight_decay", lambda v: v >= 0, ">= 0"),
-    ("step_size", lambda v: v >= 1, ">= 1"),
-    ("gamma", lambda v: 0 < v < 1, "in (0, 1)"),
-    ("plateau_patience", lambda v: v >= 0, ">= 0"),
-    ("label_smoothing", lambda v: 0 <= v < 1, "in [0, 1)"),
-    ("logit_adjust", lambda v: v >= 0, ">= 0"),
-    ("balance_within", lambda v: 0 <= v < 1, "in [0, 1)"),
-    ("crop_pad", lambda v: v >= 0, ">= 0"),
-    ("rotation", lambda v: 0 <= v <= 180, "in [0, 180] degrees"),
-    ("scale", lambda v: 0 <= v < 1, "in [0, 1)"),
-    ("translate", lambda v: 0 <= v < 0.5, "in [0, 0.5)"),
-    ("erasing", lambda v: 0 <= v <= 1, "a probability in [0, 1]"),
-    ("early_stopping", lambda v: v >= 0, ">= 0 (0: off)"),
-    ("time_budget_s", lambda v: v >= 0, ">= 0 (0: off)"),
-    ("val_fraction", lambda v: 0 < v < 1, "in (0, 1)"),
-    ("seed", lambda v: 0 <= v < 2**32, "in [0, 2**32) (numpy and scikit-learn take no other)"),
-)
+            raise FieldError("tta", "tencrop needs crop_size < 48")
 
 
 def parse_overrides(pairs: list[str]) -> dict:

@@ -4,15 +4,20 @@ may set become its options (`add_options`, `given`), so the CLI, the files and t
 
 A field is an option when declared with `option(help=...)`; its type hint gives the parser
 (Literal: choices, bool: --x/--no-x), its `cli_type` a stricter one (a positive number), and
-its default is shown in --help. `__post_init__` checks raise `FieldError(key, reason)`.
+its default is shown in --help. A field's range is stated once, as its `limit` (`option(...,
+limit=...)` or `limited(...)`): `check_limits` applies it to a value from a file, and the
+option's parser to a value from the command line, in the same words. Other `__post_init__`
+checks raise `FieldError(key, reason)`.
 """
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import types
 import typing
 from collections.abc import Callable
+from typing import NamedTuple
 
 from fer.errors import ConfigError
 
@@ -25,13 +30,51 @@ class FieldError(ValueError):
         self.key, self.reason = key, reason
 
 
+class Limit(NamedTuple):
+    """A field's range: `ok(value)`, and the range in words (`>= 1`, `in [0, 1)`)."""
+
+    words: str
+    ok: Callable[[object], bool]
+
+
 def option(help: str, default=dataclasses.MISSING, *, default_factory=dataclasses.MISSING,
-           cli_type: Callable[[str], object] | None = None):
+           cli_type: Callable[[str], object] | None = None, limit: Limit | None = None):
     """A dataclass field that is also a command-line option (--name-with-dashes)."""
-    meta = {"help": help, "cli_type": cli_type}
+    meta = {"help": help, "cli_type": cli_type, "limit": limit}
     if default_factory is not dataclasses.MISSING:
         return dataclasses.field(default_factory=default_factory, metadata=meta)
     return dataclasses.field(default=default, metadata=meta)
+
+
+def limited(default, words: str, ok: Callable[[object], bool]):
+    """A dataclass field (not an option) with a range."""
+    return dataclasses.field(default=default, metadata={"limit": Limit(words, ok)})
+
+
+def check_limits(obj) -> None:
+    """FieldError for the first field of `obj` that is a non-finite number or outside its limit
+    (None, where allowed, means unset and is not checked)."""
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        if isinstance(value, float) and not math.isfinite(value):  # NaN and inf pass comparisons as False
+            raise FieldError(f.name, f"must be a finite number, got {value}")
+        limit = f.metadata.get("limit")
+        if limit is not None and value is not None and not isinstance(value, str) and not limit.ok(value):
+            raise FieldError(f.name, f"must be {limit.words}, got {value!r}")
+
+
+def _within(hint, limit: Limit) -> Callable[[str], object]:
+    """An option's parser from its type and limit: the check a file's value gets, in the same words.
+    (`X | None` options parse as X: leaving the option out is how to say None.)"""
+    def parse(text: str):
+        try:
+            value = hint(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be {limit.words}, got {text!r}") from None
+        if (isinstance(value, float) and not math.isfinite(value)) or not limit.ok(value):
+            raise argparse.ArgumentTypeError(f"must be {limit.words}, got {text!r}")
+        return value
+    return parse
 
 
 def options_of(cls: type) -> list[dataclasses.Field]:
@@ -54,6 +97,8 @@ def add_options(parser: argparse.ArgumentParser, cls: type) -> None:
             kwargs["action"] = argparse.BooleanOptionalAction
         elif typing.get_origin(hint) is typing.Literal:
             kwargs["choices"] = list(typing.get_args(hint))
+        elif f.metadata["cli_type"] is None and f.metadata.get("limit") is not None:
+            kwargs["type"] = _within(hint, f.metadata["limit"])
         else:
             kwargs["type"] = f.metadata["cli_type"] or hint
         parser.add_argument(flag(f), **kwargs)

@@ -6,12 +6,14 @@ Ray starts.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Literal
 
-from fer.command import non_negative_float, non_negative_int, positive_float, positive_int
-from fer.fields import FieldError, option
+from fer.command import non_negative_float
+from fer.fields import FieldError, Limit, check_limits, option
+
+POSITIVE_INT = Limit("a positive integer", lambda v: v >= 1)
+POSITIVE = Limit("a positive number", lambda v: v > 0)
 
 DEFAULT_EPOCHS = 10  # a trial's epochs without max_epochs or a time budget
 DEFAULT_TRIALS = 8  # a sweep's trials without num_samples or a time budget
@@ -32,34 +34,35 @@ class Settings:
         "what trials are ranked and checkpoints kept by (val_macro_f1: class balance)", "val_acc")
     num_samples: int | None = option(
         "trials per sweep at most (default: as many as the time budget lets start, search.plan; else 8)",
-        None, cli_type=positive_int)
+        None, limit=POSITIVE_INT)
     max_epochs: int | None = option(
         "epochs per trial at most (default: to the deadline under a time budget, whatever an epoch costs on "
-        "this machine; else 10)", None, cli_type=positive_int)
+        "this machine; else 10)", None, limit=POSITIVE_INT)
     grace_period: int = option(
         "epochs before ASHA may stop a trial (under a time budget ASHA's rungs are in seconds of training, "
-        "search.plan, and this is the fewest epochs before the first rung)", 2, cli_type=positive_int)
+        "search.plan, and this is the fewest epochs before the first rung)", 2, limit=POSITIVE_INT)
     rung_share: float = option(
         "under a time budget, ASHA's first rung at this share of it (each next one reduction_factor times later)",
-        0.1, cli_type=positive_float)
+        0.1, limit=Limit("a number in (0, 1)", lambda v: 0 < v < 1))
     reduction_factor: int = option("ASHA's reduction factor: a rung keeps the top 1/this of its trials", 3,
-                                   cli_type=positive_int)
+                                   limit=Limit("an integer >= 2", lambda v: v >= 2))
     max_concurrent: int | None = option(
         "trials at a time at most (default: as many as the cluster holds at the trial's resources)", None,
-        cli_type=positive_int)
-    cpus_per_trial: float = option("CPUs each trial needs (torch threads follow)", 1.0, cli_type=positive_float)
+        limit=POSITIVE_INT)
+    cpus_per_trial: float = option("CPUs each trial needs (torch threads follow)", 1.0, limit=POSITIVE)
     gpus_per_trial: float | Literal["auto"] = option(
         "GPUs each trial needs; fractions pack trials (0.25 runs four per GPU); auto: trials per GPU and CPUs per "
         "trial measured on a GPU node before the sweep (fer.packing)", 0.0, cli_type=gpus_or_auto)
     time_budget_s: float | None = option(
         "wall-clock seconds per sweep; the schedule is planned from the epoch time measured here", None,
-        cli_type=positive_float)
-    max_failures: int = option("retries of a trial whose worker fails", 2, cli_type=non_negative_int)
+        limit=POSITIVE)
+    max_failures: int = option("retries of a trial whose worker fails", 2,
+                               limit=Limit("an integer >= 0", lambda v: v >= 0))
     # With 1, Tune snapshots the experiment after every checkpoint, so a retried or resumed trial finds its
     # checkpoint and its history whole; with more, it snapshots less often and loses them (benchmarks/BENCHMARKS.md,
     # "How many trials one driver handles": the snapshots are most of the driver's cost at 256 trials).
     keep_checkpoints: int = option("best epochs kept per trial (Tune also keeps the latest, for resuming)", 1,
-                                   cli_type=positive_int)
+                                   limit=POSITIVE_INT)
     searcher: Literal["tpe", "random"] = option("Optuna's sampler (random: plain random search)", "tpe")
     scheduler: Literal["asha", "fifo"] = option("fifo runs every trial to the end", "asha")
     param_budget: dict | None = None  # {target: int, tolerance: 0.05, scale: model.widths}
@@ -67,7 +70,7 @@ class Settings:
     explore_share: float | None = option(
         "share of the time budget in which new trials may start (default: derived by search.plan from the rungs "
         "and the measured epoch time); then the trials still running take up the CPUs that free up",
-        None, cli_type=positive_float)
+        None, limit=Limit("a number in (0, 1]", lambda v: 0 < v <= 1))
     grow_trials: bool = option("CPU trials under a time budget only: Tune's ResourceChangingScheduler spreads "
                                "freed CPUs over the running trials (otherwise trials reuse workers)", True)
     recheck_rungs: bool = option(
@@ -75,27 +78,9 @@ class Settings:
         "top 1/reduction_factor (search.rungs.RecheckedASHA)", False)
 
     def __post_init__(self):
-        for name, value in vars(self).items():  # NaN and inf pass the comparisons below as False
-            if isinstance(value, float) and not math.isfinite(value):
-                raise FieldError(name, f"expected a finite number, got {value}")
-        _require(self.num_samples is None or self.num_samples >= 1, "num_samples",
-                 "a positive integer (leave it out to start trials as the time budget allows)", self.num_samples)
-        for key in ("grace_period", "keep_checkpoints"):
-            _require(getattr(self, key) >= 1, key, "a positive integer", getattr(self, key))
-        _require(self.max_epochs is None or self.max_epochs >= 1, "max_epochs",
-                 "a positive integer (leave it out to train to the time budget)", self.max_epochs)
-        _require(0 < self.rung_share < 1, "rung_share", "a number in (0, 1)", self.rung_share)
-        _require(self.reduction_factor >= 2, "reduction_factor", "an integer >= 2", self.reduction_factor)
-        _require(self.max_failures >= 0, "max_failures", "an integer >= 0", self.max_failures)
-        _require(self.max_concurrent is None or self.max_concurrent >= 1, "max_concurrent", "a positive integer",
-                 self.max_concurrent)
-        _require(self.cpus_per_trial > 0, "cpus_per_trial", "a positive number", self.cpus_per_trial)
+        check_limits(self)  # each field's limit, stated once above
         _require(self.gpus_per_trial == "auto" or self.gpus_per_trial >= 0, "gpus_per_trial", "a number >= 0 or auto",
                  self.gpus_per_trial)
-        _require(self.time_budget_s is None or self.time_budget_s > 0, "time_budget_s",
-                 "a positive number of seconds (leave it out for no budget)", self.time_budget_s)
-        _require(self.explore_share is None or 0 < self.explore_share <= 1, "explore_share", "a number in (0, 1]",
-                 self.explore_share)
         if self.scheduler == "asha" and self.max_epochs and self.grace_period > self.max_epochs:
             raise FieldError("grace_period", f"{self.grace_period} exceeds max_epochs {self.max_epochs}, "
                              "so ASHA could never stop a trial (lower it, e.g. --grace-period 1)")
@@ -104,7 +89,7 @@ class Settings:
             raise FieldError("param_budget", "expected {target: N, scale: model.widths}")
         target = (self.param_budget or {}).get("target", 1)
         if isinstance(target, bool) or not isinstance(target, int) or target < 1:
-            raise FieldError("param_budget", f"target: expected a positive number of parameters, got {target!r}")
+            raise FieldError("param_budget", f"target: must be a positive number of parameters, got {target!r}")
 
 
     @property
@@ -119,4 +104,4 @@ class Settings:
 
 def _require(ok: bool, key: str, expected: str, value) -> None:
     if not ok:
-        raise FieldError(key, f"expected {expected}, got {value!r}")
+        raise FieldError(key, f"must be {expected}, got {value!r}")

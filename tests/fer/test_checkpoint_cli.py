@@ -157,7 +157,7 @@ def test_train_refuses_a_bad_epoch_count(tmp_path, capsys, flag):
         main(["train", "--epochs", flag, "--out", str(tmp_path / "r"), *TINY])
     assert exit_.value.code == 2
     err = capsys.readouterr().err
-    assert "argument --epochs: expected a positive integer" in err and len(err.strip().splitlines()) == 1
+    assert "argument --epochs: must be a positive integer" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "r").exists()
 
 
@@ -210,3 +210,22 @@ def test_data_too_thin_to_train_on_is_one_line(write_csv, tmp_path, capsys, usag
     assert main(["train", "--data", str(write_csv(text)), "--out", str(out), "model.name=seed_dnn"]) == 2
     err = capsys.readouterr().err
     assert message in err and len(err.splitlines()) == 1 and not out.exists()
+
+
+def test_train_flags_come_from_train_config_and_win_over_key_value(tmp_path):
+    """--lr, --batch-size, --optimizer ... are TrainConfig's option fields: set as given, over train.KEY=."""
+    from fer.config import load_yaml
+
+    out = tmp_path / "r"
+    assert main(["train", "--epochs", "1", "--lr", "5e-3", "--batch-size", "16", "--optimizer", "sgd",
+                 "--out", str(out), *TINY, "train.lr=0.5"]) == 0
+    train = load_yaml(out / "config.yaml")["train"]
+    assert (train["epochs"], train["lr"], train["batch_size"], train["optimizer"]) == (1, 5e-3, 16, "sgd")
+
+
+def test_a_flag_out_of_its_range_says_so_as_the_config_would(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "--lr", "0", "--out", str(tmp_path / "r"), *TINY])
+    assert "argument --lr: must be > 0, got '0'" in capsys.readouterr().err
+    assert main(["train", "--out", str(tmp_path / "r"), *TINY, "train.lr=0"]) == 2
+    assert "train.lr: must be > 0, got 0" in capsys.readouterr().err  # one range, one wording

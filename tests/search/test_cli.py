@@ -13,19 +13,19 @@ from search.settings import Settings
 
 
 @pytest.mark.parametrize("flags, message", [
-    (["--time-budget-s", "-5"], "argument --time-budget-s: expected a positive number, got '-5'"),
-    (["--time-budget-s", "0"], "argument --time-budget-s: expected a positive number, got '0'"),
-    (["--cpus-per-trial", "0"], "argument --cpus-per-trial: expected a positive number, got '0'"),
-    (["--cpus-per-trial", "-1"], "argument --cpus-per-trial: expected a positive number, got '-1'"),
-    (["--gpus-per-trial", "-0.5"], "argument --gpus-per-trial: expected a number >= 0"),
-    (["--time-budget-s", "inf"], "argument --time-budget-s: expected a positive number, got 'inf'"),
+    (["--time-budget-s", "-5"], "argument --time-budget-s: must be a positive number, got '-5'"),
+    (["--time-budget-s", "0"], "argument --time-budget-s: must be a positive number, got '0'"),
+    (["--cpus-per-trial", "0"], "argument --cpus-per-trial: must be a positive number, got '0'"),
+    (["--cpus-per-trial", "-1"], "argument --cpus-per-trial: must be a positive number, got '-1'"),
+    (["--gpus-per-trial", "-0.5"], "argument --gpus-per-trial: must be a number >= 0"),
+    (["--time-budget-s", "inf"], "argument --time-budget-s: must be a positive number, got 'inf'"),
     (["--name", "../x"], "--name: '../x' is not a name: letters, digits, '.', '_' and '-' only"),
     (["--name", ".."], "--name: '..' is not a name"),
-    (["--rung-share", "nan"], "argument --rung-share: expected a positive number, got 'nan'"),
-    (["--num-samples", "0"], "argument --num-samples: expected a positive integer, got '0'"),
-    (["--max-epochs", "two"], "argument --max-epochs: expected a positive integer, got 'two'"),
-    (["--max-concurrent", "0"], "argument --max-concurrent: expected a positive integer"),
-    (["--explore-share", "1.5"], "settings.explore_share: expected a number in (0, 1]"),
+    (["--rung-share", "nan"], "argument --rung-share: must be a number in (0, 1), got 'nan'"),
+    (["--num-samples", "0"], "argument --num-samples: must be a positive integer, got '0'"),
+    (["--max-epochs", "two"], "argument --max-epochs: must be a positive integer, got 'two'"),
+    (["--max-concurrent", "0"], "argument --max-concurrent: must be a positive integer"),
+    (["--explore-share", "1.5"], "argument --explore-share: must be a number in (0, 1], got '1.5'"),
     (["--grace-period", "9"], "settings.grace_period: 9 exceeds max_epochs 4"),
     (["configs/nope.yaml"], "configs/nope.yaml: no such config file"),
     (["configs"], "configs: cannot read it as a YAML config"),
@@ -56,10 +56,10 @@ def test_bad_options_exit_2_with_one_line_and_write_nothing(tmp_path, capsys, fl
     ("model: {channels: {choice: [[8, 16], 32]}, kernel_sizes: [3]}", "model.channels.choice[1] = 32"),
     ("train: {optimizer: {choice: [sgd, adam]}, momentum: {uniform: [0.8, 0.9], when: {optimzer: sgd}}}",
      "train.momentum.when.optimzer: not a parameter of this space"),
-    ("settings: {time_budget_s: .inf}", "settings.time_budget_s: expected a finite number, got inf"),
+    ("settings: {time_budget_s: .inf}", "settings.time_budget_s: must be a finite number, got inf"),
     ("name: ../x", "name: '../x' is not a name"),
     ("settings: {param_budget: {target: 0, scale: model.widths}}",
-     "settings.param_budget: target: expected a positive number of parameters, got 0"),
+     "settings.param_budget: target: must be a positive number of parameters, got 0"),
 ])
 def test_a_bad_space_is_refused_whole_before_ray_starts(tmp_path, capsys, body, message):
     space = tmp_path / "space.yaml"
