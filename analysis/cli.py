@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 
 from fer.command import Parser, run_command
+from fer.data.splits import SPLIT_HELP
 
 EPILOG = ("Exit status: 0 done; 2 bad source or option (one line on stderr; checked before any work, "
           "nothing written); 130 interrupted.")
@@ -21,7 +22,7 @@ def _parser() -> argparse.ArgumentParser:
                        epilog=EPILOG)
     r.add_argument("source", help="a checkpoint (file or run folder) or a search experiment folder")
     r.add_argument("--data", help="images to judge on (default: the model's own validation data)")
-    r.add_argument("--split", help="Training/PublicTest/PrivateTest or train/validation/test")
+    r.add_argument("--split", help=SPLIT_HELP)
     r.add_argument("--out", default="report", help="output folder (default ./report)")
     r.add_argument("--images", type=_indices, help="comma-separated image indices for the saliency figure, e.g. 356,12")
     r.add_argument("--layer", help="layer whose outputs activations.png shows (default: the first activation)")

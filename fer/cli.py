@@ -25,6 +25,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     from fer.config import TrainConfig
+    from fer.data.splits import SPLIT_HELP
     from fer.fields import add_options
 
     p = Parser(prog="python -m fer", description=__doc__, epilog=EPILOG)
@@ -40,8 +41,8 @@ def _parser() -> argparse.ArgumentParser:
     e = sub.add_parser("evaluate", help="accuracy, macro-F1, per-class scores and confusion matrix", epilog=EPILOG)
     e.add_argument("checkpoint")
     e.add_argument("--data", help="data source (default: the one the model was trained on)")
-    e.add_argument("--split", help="Training/PublicTest/PrivateTest or train/validation/test "
-                                   "(default: PrivateTest, else PublicTest; a source without splits is used whole)")
+    e.add_argument("--split", help=f"{SPLIT_HELP} (default: PrivateTest, else PublicTest; a source without splits "
+                                   "is used whole)")
     e.add_argument("--json", action="store_true", help="print one JSON object")
     e.set_defaults(func=cmd_evaluate)
     r = sub.add_parser("predict", help="label and class probabilities per image", epilog=EPILOG)

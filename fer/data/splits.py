@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from fer.data.dataset import FaceSet
 
 SPLITS = ("Training", "PublicTest", "PrivateTest")
+SPLIT_HELP = "Training/PublicTest/PrivateTest or train/validation/test"  # every --split option's help
 _ALIASES = {
     "training": "Training", "train": "Training",
     "publictest": "PublicTest", "validation": "PublicTest", "val": "PublicTest", "valid": "PublicTest",
