@@ -86,21 +86,28 @@ def tiny_csv(tmp_path_factory):
 def stale_ray_pointer():
     """Ray's ray_current_cluster file naming a head that died without `ray stop` (a port nothing
     listens on), as a killed or OOM'd `ray start` leaves it; put back as it was afterwards."""
-    import socket
     import tempfile
 
     pointer = Path(tempfile.gettempdir()) / "ray" / "ray_current_cluster"
     before = pointer.read_bytes() if pointer.exists() else None
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
     pointer.parent.mkdir(parents=True, exist_ok=True)
-    pointer.write_text(f"127.0.0.1:{port}")
+    pointer.write_text(f"127.0.0.1:{free_port()}")
     yield pointer
     if before is None:
         pointer.unlink(missing_ok=True)
     else:
         pointer.write_bytes(before)
+
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def subprocess_env(**extra) -> dict:
+    """The environment of a command a test runs as a user would: this checkout importable, output
+    unbuffered, and no RAY_ADDRESS (each command starts a Ray of its own unless told otherwise)."""
+    env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1", **extra}
+    env.pop("RAY_ADDRESS", None)
+    return env
 
 
 def free_port() -> int:

@@ -16,18 +16,12 @@ import pytest
 from fer.checkpoint import load_checkpoint
 from search.results import trial_histories, trials_table
 from search.study import without_password
-from tests.conftest import tiny_sweep
+from tests.conftest import subprocess_env, tiny_sweep
 from tests.search.conftest import PG_PASSWORD, stop_cluster
 
 REPO = Path(__file__).resolve().parents[2]
 ENDED = re.compile(r"\] (\w+) (?:finished|stopped by|ended by)[^\n]* after \d+ epochs?")  # a trial's last line
 pytestmark = pytest.mark.slow
-
-
-def _env(**extra):
-    env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1", **extra}
-    env.pop("RAY_ADDRESS", None)
-    return env
 
 
 def _search(*args, **kw):
@@ -42,7 +36,7 @@ def _kill_once_two_trials_ended(cmd: list, log_path: Path, until=_two_ended, **e
     """Run the sweep, SIGKILL it and its local Ray once two trials have ended (and `until(log)`);
     the ids of the trials that ended."""
     log = open(log_path, "w+")
-    proc = subprocess.Popen(cmd, cwd=REPO, env=_env(**env), stdout=log, stderr=subprocess.STDOUT,
+    proc = subprocess.Popen(cmd, cwd=REPO, env=subprocess_env(**env), stdout=log, stderr=subprocess.STDOUT,
                             start_new_session=True)
     deadline = time.time() + 240
     while time.time() < deadline and not (_two_ended(log_path.read_text()) and until(log_path.read_text())):
@@ -63,7 +57,7 @@ def test_resume_after_sigkill(tmp_path, tiny_csv, backend, request):
     secret = {"PGPASSWORD": PG_PASSWORD} if url else {}  # as documented: the password never on the command line
     cmd += ["--optuna-storage", without_password(url)[0]] if url else []
     finished_before = _kill_once_two_trials_ended(cmd, tmp_path / "first.log", **secret)
-    done = subprocess.run(cmd + ["--resume"], cwd=REPO, env=_env(**secret), capture_output=True, text=True,
+    done = subprocess.run(cmd + ["--resume"], cwd=REPO, env=subprocess_env(**secret), capture_output=True, text=True,
                           timeout=400)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     table = trials_table(tmp_path / "results" / "exp")
@@ -110,7 +104,8 @@ def test_resume_when_tune_had_deleted_the_checkpoint_it_recorded(tmp_path, tiny_
             moved += 1
     if not moved:
         pytest.skip("the kill left no unfinished trial with a checkpoint")
-    done = subprocess.run(cmd + ["--resume"], cwd=REPO, env=_env(), capture_output=True, text=True, timeout=400)
+    done = subprocess.run(cmd + ["--resume"], cwd=REPO, env=subprocess_env(), capture_output=True, text=True,
+                          timeout=400)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert f"{moved} trial(s) resume from their newest checkpoint" in done.stdout
     table = trials_table(tmp_path / "results" / "exp")
@@ -172,7 +167,8 @@ def test_a_lost_node_costs_its_trial_nothing(tmp_path, tiny_csv):
     What Ray guarantees is asserted: the kept checkpoint's own history runs 1..N once, and Tune's
     log repeats at most the one boundary epoch (Ray logs a result, then saves its checkpoint in a
     second round trip), which every reader merges."""
-    env = _env(RAY_AUTH_MODE="token", RAY_health_check_period_ms="1000", RAY_health_check_failure_threshold="3")
+    env = subprocess_env(RAY_AUTH_MODE="token", RAY_health_check_period_ms="1000",
+                         RAY_health_check_failure_threshold="3")
     port, epochs = "46381", 12
     ray_start = ["ray", "start", "--node-ip-address", "127.0.0.1", "--num-cpus", "1", "--disable-usage-stats"]
     exp = tmp_path / "results" / "exp" / "cnn"

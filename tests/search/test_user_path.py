@@ -13,21 +13,15 @@ from pathlib import Path
 import pytest
 
 from search.results import trials_table
-from tests.conftest import tiny_sweep
+from tests.conftest import subprocess_env, tiny_sweep
 from tests.search.conftest import stop_cluster
 
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
 
 
-def _env(**extra):
-    env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1", **extra}
-    env.pop("RAY_ADDRESS", None)
-    return env
-
-
 def _start(argv, log: Path, cwd=REPO) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", *argv], cwd=cwd, env=_env(), stdout=open(log, "w"),
+    return subprocess.Popen([sys.executable, "-m", *argv], cwd=cwd, env=subprocess_env(), stdout=open(log, "w"),
                             stderr=subprocess.PIPE, text=True, start_new_session=True)
 
 
@@ -59,8 +53,8 @@ def test_a_signal_stops_every_sweep_and_resume_completes(tmp_path, signum):
         return
     resume = shlex.split(line.split("continue with: ")[1])
     assert resume[-1] == "--resume"
-    done = subprocess.run([sys.executable, *resume[1:], "--no-report"], cwd=REPO, env=_env(), capture_output=True,
-                          text=True, timeout=400)
+    done = subprocess.run([sys.executable, *resume[1:], "--no-report"], cwd=REPO, env=subprocess_env(),
+                          capture_output=True, text=True, timeout=400)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     table = trials_table(storage / "quickstart")
     assert table.groupby("family").size().to_dict() == {"cnn": 3, "dnn": 3}  # the counts asked for
@@ -75,7 +69,7 @@ def test_failed_trials_exit_1_with_one_line_each(tmp_path):
                      "        convs_per_block: 1, head: gap, head_hidden: [], pool: max}\n"
                      "train: {batch_size: 64, lr: 0.01}\n")
     done = subprocess.run([sys.executable, "-m", "search", "run", str(space), "--storage-path", str(tmp_path),
-                           "--no-report"], cwd=REPO, env=_env(), capture_output=True, text=True, timeout=400)
+                           "--no-report"], cwd=REPO, env=subprocess_env(), capture_output=True, text=True, timeout=400)
     assert done.returncode == 1, done.stdout[-3000:] + done.stderr[-3000:]
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in done.stdout + done.stderr
@@ -87,7 +81,7 @@ def test_failed_trials_exit_1_with_one_line_each(tmp_path):
 
 def test_a_trial_no_node_can_hold_is_refused_before_any_sweep(tmp_path):
     done = subprocess.run([sys.executable, "-m", "search", "run", "--cpus-per-trial", "64", "--storage-path",
-                           str(tmp_path)], cwd=REPO, env=_env(), capture_output=True, text=True, timeout=300)
+                           str(tmp_path)], cwd=REPO, env=subprocess_env(), capture_output=True, text=True, timeout=300)
     assert done.returncode == 2
     assert re.fullmatch(r"search: error: no node of the Ray cluster \(1 node, \d+ CPUs\) can hold a trial of 64 CPUs: "
                         r"lower --cpus-per-trial or --gpus-per-trial\n", done.stderr), done.stderr
@@ -96,7 +90,7 @@ def test_a_trial_no_node_can_hold_is_refused_before_any_sweep(tmp_path):
 
 @pytest.mark.skipif(shutil.which("ray") is None, reason="the ray CLI is not on PATH")
 def test_default_concurrency_fills_a_logical_8_cpu_2_gpu_head(tmp_path, tiny_csv):
-    env, port = _env(RAY_AUTH_MODE="token"), "46390"
+    env, port = subprocess_env(RAY_AUTH_MODE="token"), "46390"
     space = tiny_sweep(tmp_path / "space.yaml", n=1, epochs=1)
     space.write_text(space.read_text().replace("max_concurrent: 2,", ""))
     try:
