@@ -41,7 +41,10 @@ def ensemble(tmp_path_factory):
     root = tmp_path_factory.mktemp("ensemble")
     members = []
     for family, overrides in RUNS.items():
-        assert main(["train", "--epochs", "1", "--out", str(root / family), "train.batch_size=64", *overrides]) == 0
+        # fp32 whatever this machine measures: mixed-precision members would make the ensemble run fp32
+        # while a bf16 member alone does not, which is not what this test is about
+        assert main(["train", "--epochs", "1", "--out", str(root / family), "train.batch_size=64",
+                     "train.precision=fp32", *overrides]) == 0
         members.append((Checkpoint.load(root / family), family))
     made = ensemble_checkpoint(members, [0, 1, 0], {"source": "synthetic", "val_split": "PublicTest"},
                                {"val_acc": 0.0, "val_macro_f1": 0.0})

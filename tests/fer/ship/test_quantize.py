@@ -19,7 +19,7 @@ def trained(tmp_path_factory):
     def train(family: str):
         out = tmp_path_factory.mktemp(family)
         assert main(["train", "--epochs", "12", "--out", str(out), "train.batch_size=64", "train.lr=3e-3",
-                     "train.schedule=onecycle", *RUNS[family]]) == 0
+                     "train.schedule=onecycle", "train.precision=fp32", *RUNS[family]]) == 0  # not as measured here
         return out
     return {family: train(family) for family in RUNS}
 
