@@ -7,6 +7,7 @@ import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -56,6 +57,25 @@ def make_report(source: str, data: str | None = None, split: str | None = None, 
         raise
 
 
+class Section(NamedTuple):
+    """One part of the report: its heading, its HTML, and what it found for metrics.json (merged
+    into the report's metrics by _write_report; a section never writes into another's)."""
+
+    title: str
+    body: str
+    found: dict = {}
+
+
+def _merge(into: dict, found: dict) -> dict:
+    """Deep-merge a section's findings into the report's metrics ({"models": {name: {...}}} nests)."""
+    for key, value in found.items():
+        if isinstance(value, dict) and isinstance(into.get(key), dict):
+            _merge(into[key], value)
+        else:
+            into[key] = value
+    return into
+
+
 def _write_report(src, primary: ModelSource, opt: Options, out: Path, source: str, t0: float) -> dict:
     models = src.models
     metrics: dict = {"source": str(source), "models": {}}
@@ -65,23 +85,24 @@ def _write_report(src, primary: ModelSource, opt: Options, out: Path, source: st
         m.preds = adjust_for_prior(m.raw_probs, m.prep).argmax(1)
         cms[m.name] = confusion(m.faces.labels, m.preds)
         metrics["models"][m.name] = _model_metrics(m, cms[m.name])
-    sections = [("Summary", _summary(models, metrics))]
+    sections = [Section("Summary", _summary(models, metrics))]
     if src.best:
-        evaluated = {m.family: metrics["models"][m.name] for m in models}
-        metrics["family_table"] = family_table(src.best, evaluated).to_dict("records")
-        sections.append((_family_heading(metrics["family_table"]), _family_section(metrics["family_table"])))
+        sections.append(_family_section(src.best, {m.family: metrics["models"][m.name] for m in models}))
     sections += [_members_section(m) for m in models if m.ckpt.members]
     sections.append(_confusion_section(cms, out))
-    sections.append(_calibration_section(models, out, metrics))
-    sections.append(_prior_section(models, metrics))
-    sections += _explanation_sections(primary, out, opt, metrics)
+    sections.append(_calibration_section(models, out))
+    sections.append(_prior_section(models))
+    sections += _explanation_sections(primary, out, opt)
     sections.append(_curves_section(models, src, out))
     if src.table is not None:
-        sections.append(_sweep_section(src, out, metrics))
-        sections.append(_pareto_section(src, source, out, metrics))
+        sections.append(_sweep_section(src, out))
+        sections.append(_pareto_section(src, source, out))
+    for section in sections:
+        _merge(metrics, section.found)
     metrics["seconds"] = time.perf_counter() - t0
     write_text(out / "metrics.json", json.dumps(_jsonable(metrics), indent=2))
-    write_text(out / "report.html", html.page(f"FER analysis: {Path(str(source)).name}", sections))
+    write_text(out / "report.html", html.page(f"FER analysis: {Path(str(source)).name}",
+                                              [(x.title, x.body) for x in sections]))
     return metrics
 
 
@@ -134,17 +155,18 @@ def _family_heading(rows: list[dict]) -> str:
     return " against ".join(r["family"].upper() for r in rows) + (" at matched parameters" if matched else "")
 
 
-def _family_section(rows: list[dict]) -> str:
+def _family_section(best: list[dict], evaluated: dict) -> Section:
+    rows = family_table(best, evaluated).to_dict("records")
     df = pd.DataFrame(rows)
     text = "Each family's best trial, scored on the same images; parameters are trainable ones."
     if len(df) == 2 and df["accuracy"].notna().all():
         a, b = df.iloc[0], df.iloc[1]
         lead = a if a["accuracy"] >= b["accuracy"] else b
         text += f" The {lead['family']} leads by {abs(a['accuracy'] - b['accuracy']):.3f} accuracy."
-    return html.para(text) + html.table(df)
+    return Section(_family_heading(rows), html.para(text) + html.table(df), {"family_table": rows})
 
 
-def _confusion_section(cms: dict, out: Path) -> tuple[str, str]:
+def _confusion_section(cms: dict, out: Path) -> Section:
     path = plots.save(plots.confusion_matrices(cms), out / "confusion_matrix.png")
     parts = [html.image(path, "confusion matrices")]
     for name, cm in cms.items():
@@ -155,42 +177,44 @@ def _confusion_section(cms: dict, out: Path) -> tuple[str, str]:
                                "warn" if cm["never_predicted"] else ""))
         rows = {**cm["per_class"], "macro avg": cm["macro_avg"], "weighted avg": cm["weighted_avg"]}
         parts.append(html.table(pd.DataFrame(rows).T.reset_index().rename(columns={"index": "class"})))
-    return "Confusion matrix and per-class scores", "\n".join(parts)
+    return Section("Confusion matrix and per-class scores", "\n".join(parts))
 
 
-def _calibration_section(models: list[ModelSource], out: Path, metrics: dict) -> tuple[str, str]:
+def _calibration_section(models: list[ModelSource], out: Path) -> Section:
     """Reliability before and after each model's temperature, on the images it is judged on."""
-    curves, rows = {}, []
+    curves, rows, found = {}, [], {}
     for m in models:
         before = reliability(m.faces.labels, predict_checkpoint(m.ckpt.with_prep(temperature=1.0), m.faces.images))
         after = reliability(m.faces.labels, adjust_for_prior(m.raw_probs, m.prep))
         curves[m.name] = (before, after)
         t = m.ckpt.temperature
-        metrics["models"][m.name].update(temperature=t, ece=after.ece, ece_at_temperature_1=before.ece)
+        found[m.name] = {"temperature": t, "ece": after.ece, "ece_at_temperature_1": before.ece}
         rows.append({"model": m.name, "temperature": t, "ECE at T=1": before.ece, "ECE": after.ece})
     path = plots.save(plots.reliability_diagrams(curves), out / "reliability.png")
     note = (f"Expected calibration error over {N_BINS} confidence bins. Each model's temperature was fitted on the "
             "split it was selected on; judged on that same split, its ECE is optimistic.")
-    return "Calibration", html.image(path, "reliability diagrams") + html.table(pd.DataFrame(rows)) + html.para(note)
+    return Section("Calibration", html.image(path, "reliability diagrams") + html.table(pd.DataFrame(rows))
+                   + html.para(note), {"models": found})
 
 
-def _prior_section(models: list[ModelSource], metrics: dict) -> tuple[str, str]:
+def _prior_section(models: list[ModelSource]) -> Section:
     """What post-hoc logit adjustment would buy each model: rare-class recall against accuracy."""
     parts = [html.para("Each row divides the predicted probabilities of classes rarer than uniform by their "
                        "training share (times 7) to the power tau, then renormalises (train.logit_adjust, "
                        "or train.balance_within to choose tau per validation). A model's own tau is marked.")]
+    found = {}
     for m in models:
         own = m.prep.logit_adjust
         taus = sorted({0.0, 0.25, 0.5, 0.75, 1.0, own})
         df = prior_tradeoff(m.faces.labels, m.raw_probs, m.prep.class_prior, taus)
-        metrics["models"][m.name]["prior_tradeoff"] = df.to_dict("records")
+        found[m.name] = {"prior_tradeoff": df.to_dict("records")}
         df.insert(0, "model", [m.name + (" (own)" if t == own else "") for t in df["tau"]])
         parts.append(html.table(df[["model", "tau", "accuracy", "macro_f1", "recall_disgust", "recall_fear",
                                     "recall_surprise"]]))
-    return "Rare classes and the class prior", "\n".join(parts)
+    return Section("Rare classes and the class prior", "\n".join(parts), {"models": found})
 
 
-def _members_section(m: ModelSource) -> tuple[str, str]:
+def _members_section(m: ModelSource) -> Section:
     """An ensemble's members and weights, and what the explanations below show of it."""
     members = m.ckpt.members
     rows = pd.DataFrame([{"member": e.trial, "model": e.model["name"], "weight": round(e.weight, 3),
@@ -198,10 +222,10 @@ def _members_section(m: ModelSource) -> tuple[str, str]:
     note = (f"{m.name} averages the probabilities of {len(members)} models with these weights. Its saliency maps "
             "are the gradients of the whole ensemble; Grad-CAM is left out (it has no one last conv layer), and "
             f"the filters and activations shown are those of its first member ({members[0].trial}).")
-    return f"Ensemble members of {m.name}", html.table(rows) + html.para(note)
+    return Section(f"Ensemble members of {m.name}", html.table(rows) + html.para(note))
 
 
-def _explanation_sections(m: ModelSource, out: Path, opt: Options, metrics) -> list[tuple[str, str]]:
+def _explanation_sections(m: ModelSource, out: Path, opt: Options) -> list[Section]:
     idx, captions = chosen_images(m, opt.images)
     x, shown, masks = eval_inputs(m, idx)  # x (B, 1, s, s) normalised; shown (B, s, s); masks or None
     target = torch.as_tensor(m.preds[idx])
@@ -211,7 +235,6 @@ def _explanation_sections(m: ModelSource, out: Path, opt: Options, metrics) -> l
     expl = {"images": idx.tolist(), "randomisation": check}
     if masks is not None:
         expl["mask_share"] = saliency.mask_share(maps, masks)
-    metrics["explanations"] = {m.name: expl}
     path = plots.save(plots.saliency_grid(shown, maps, captions), out / "saliency.png")
     unreliable = [k for k, v in check.items() if not v["reliable"]]
     text = (f"Saliency of {m.name} for {len(idx)} images (target: the predicted class). Model-randomisation check "
@@ -225,51 +248,49 @@ def _explanation_sections(m: ModelSource, out: Path, opt: Options, metrics) -> l
                                "against their share of the image: " + ", ".join(
                                    f"{k} {v['share_inside']:.2f} vs {v['area_share']:.2f}"
                                    for k, v in expl["mask_share"].items()) + "."))
-    sections = [("Saliency maps", "\n".join(parts))]
-    sections += _filter_sections(m, out, x[:1], opt, idx[0], metrics)
-    return sections
+    return [Section("Saliency maps", "\n".join(parts), {"explanations": {m.name: expl}}),
+            *_filter_sections(m, out, x[:1], opt, idx[0])]
 
 
-def _filter_sections(m: ModelSource, out: Path, x1, opt: Options, image_index, metrics):
+def _filter_sections(m: ModelSource, out: Path, x1, opt: Options, image_index) -> list[Section]:
     kernels = filters.first_layer_kernels(m.model)
     pattern_layer = opt.filters_layer or filters.default_pattern_layer(m.model)
     patterns = filters.maximise_activation(m.model, pattern_layer, opt.n_filters) if pattern_layer else None
     sections = []
-    if patterns is not None:
-        metrics.setdefault("filters", {})[m.name] = {"layer": pattern_layer, "kernels": len(kernels),
-                                                     "patterns": len(patterns)}
     if kernels is not None:
+        found = {"filters": {m.name: {"layer": pattern_layer, "kernels": len(kernels), "patterns": len(patterns)}}} \
+            if patterns is not None else {}
         path = plots.save(plots.filters_figure(kernels, patterns, pattern_layer), out / "filters.png")
-        sections.append(("Filters", html.image(path, "filters") + html.para(
+        sections.append(Section("Filters", html.image(path, "filters") + html.para(
             f"Top: the {len(kernels)} kernels of the first conv layer. Bottom: inputs that maximise filters of "
             f"{pattern_layer} (gradient ascent with jitter and a smoothness prior); repeated, oriented strokes "
-            "mean the filter detects edges or textures at that scale.")))
+            "mean the filter detects edges or textures at that scale."), found))
     layer = opt.layer or m.model.first_activation
     acts = filters.activations(m.model, layer, x1)
     path = plots.save(plots.image_panels(acts, f"{layer} for image {image_index}", cmap="viridis"),
                       out / "activations.png")
     dead = int((acts.reshape(len(acts), -1).max(1) <= 0).sum())
-    metrics.setdefault("activations", {})[m.name] = {"layer": layer, "image": int(image_index), "channels": len(acts),
-                                                    "silent_channels": dead}
-    sections.append(("Activations", html.image(path, "activations") + html.para(
+    found = {"activations": {m.name: {"layer": layer, "image": int(image_index), "channels": len(acts),
+                                      "silent_channels": dead}}}
+    sections.append(Section("Activations", html.image(path, "activations") + html.para(
         f"The output of {layer} for image {image_index}, one panel per channel; {dead} of {len(acts)} channels "
-        "are silent (all zero) for this face.")))
+        "are silent (all zero) for this face."), found))
     return sections
 
 
-def _curves_section(models, src, out: Path):
+def _curves_section(models, src, out: Path) -> Section:
     histories = {m.name: m.ckpt.history for m in models}
     path = plots.save(plots.learning_curves(histories, src.trial_curves, src.metric), out / "curves.png")
     gaps = {n: h[-1]["train_acc"] - h[-1]["val_acc"] for n, h in histories.items() if h}
     text = "Training (dashed) against validation accuracy and loss per epoch. " + "; ".join(
         f"{n}: final train-val accuracy gap {g:+.3f}" for n, g in gaps.items()) + "."
-    return "Learning curves", html.image(path, "learning curves") + html.para(text)
+    return Section("Learning curves", html.image(path, "learning curves") + html.para(text))
 
 
-def _sweep_section(src, out: Path, metrics: dict):
+def _sweep_section(src, out: Path) -> Section:
     """Each sweep's stored study in Optuna's figures, its fANOVA importances, and every trial."""
     table, metric = src.table, src.metric
-    parts, notes, metrics["importance"] = [], [], {}
+    parts, notes, importances = [], [], {}
     for exp, study in src.studies.items():
         if study is None:
             server = src.study_servers.get(exp)
@@ -279,7 +300,7 @@ def _sweep_section(src, out: Path, metrics: dict):
                          "storage cannot be reached from here)")
             continue
         importance = param_importance(study)
-        metrics["importance"][exp] = importance
+        importances[exp] = importance
         n = len(finished(study))
         figures = plots.study_figures(study, exp, metric, importance, IMPORTANCE)
         parts += [html.image(plots.save(fig, out / f"sweep_{exp}_{key}.png"), f"{exp} sweep")
@@ -292,25 +313,25 @@ def _sweep_section(src, out: Path, metrics: dict):
                      + ("; few finished trials: read the importances as hints, not rankings" if 0 < n < 10 else ""))
     text = ("Optuna's figures of each sweep's stored study (optuna-dashboard shows the same study live). "
             "A trial's value is its best epoch's " + metric + ", whose checkpoint was kept. " + ". ".join(notes) + ".")
-    return "Sweep", "".join(parts) + html.para(text) + html.table(
-        table.drop(columns=["checkpoint"]).sort_values(metric, ascending=False))
+    return Section("Sweep", "".join(parts) + html.para(text) + html.table(
+        table.drop(columns=["checkpoint"]).sort_values(metric, ascending=False)), {"importance": importances})
 
 
-def _pareto_section(src, source, out: Path, metrics: dict):
+def _pareto_section(src, source, out: Path) -> Section:
     """Every trial's metric against its size and its CPU latency (measured once per checkpoint)."""
     from fer.ship.cost import LATENCY_RUNS
     from search.ship.pareto import measured_trials
 
     table = measured_trials(source, table=src.table)
     path = plots.save(plots.pareto_figure(table), out / "pareto.png")
-    metrics["pareto"] = table.drop(columns=["checkpoint"]).to_dict("records")
     front = table[table["pareto"] != ""]
     text = (f"{len(table)} trials' best checkpoints; latency is the median of {LATENCY_RUNS} single-face calls "
             "on the machine that wrote this report, with each model's test-time augmentation. Ringed: "
             "Pareto-optimal (no other trial scores as well for fewer parameters, or for less latency): "
             f"{', '.join(front['trial_id'])}.")
-    return "Accuracy against size and latency", html.image(path, "Pareto plot") + html.para(text) + html.table(
-        table.drop(columns=["checkpoint"]))
+    rows = table.drop(columns=["checkpoint"])
+    return Section("Accuracy against size and latency", html.image(path, "Pareto plot") + html.para(text)
+                   + html.table(rows), {"pareto": rows.to_dict("records")})
 
 
 def _jsonable(obj):
