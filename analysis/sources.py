@@ -106,7 +106,7 @@ def _faces(ckpt: Checkpoint, data: str | None, split: str | None, cache: dict) -
     if data and data != trained_on:
         return faces, "all", f"{source} (all rows)"
     _, val, _ = split_for_training(faces, ckpt.train_config)  # the rows it was selected on
-    kind = ckpt.data.get("val_split", "PublicTest")
+    kind = ckpt.val_split
     return val, kind, f"{source} [validation: {kind}]"
 
 

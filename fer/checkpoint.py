@@ -240,6 +240,16 @@ class Checkpoint:
         return int(self.payload.get("best_epoch") or 0)
 
     @property
+    def elapsed_s(self) -> float:
+        """Seconds of training the run had spent by its last epoch (fer.clock.RunClock's state)."""
+        return float(self.history[-1].get("elapsed_s", 0.0)) if self.history else 0.0
+
+    @property
+    def val_split(self) -> str:
+        """The split the run selected its epoch on ("PublicTest", or "holdout" of Training)."""
+        return self.data.get("val_split") or "PublicTest"
+
+    @property
     def data(self) -> dict:
         """source, train_n, val_n, val_split, and for a refit trained_on (fer.data.splits.data_entry)."""
         return self.payload.get("data") or {}

@@ -218,7 +218,7 @@ class Trainer:
             self.gen.set_state(resume["generator"].to(self.gen.get_state().device))
         self.history = ckpt.history
         self.epoch = len(self.history)
-        self.clock.load_state_dict(self.history[-1] if self.history else {})  # training time carried on
+        self.clock.load_state_dict({"elapsed_s": ckpt.elapsed_s})  # training time carried on
         if self.history:
             best = max(self.history, key=lambda m: m[self.cfg.monitor])
             self.best = {"value": best[self.cfg.monitor], "epoch": best["epoch"],

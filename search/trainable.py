@@ -38,7 +38,7 @@ def train_fer(config: dict, faces: FaceSet, deadline: float | None = None, repor
         with kept.as_directory() as d:
             held = Checkpoint.load(Path(d) / "checkpoint.pt")
     if deadline:  # (a resumed trial has used some of its time: its history's last elapsed_s)
-        used = ((held.history if held is not None else None) or [{}])[-1].get("elapsed_s", 0.0)
+        used = held.elapsed_s if held is not None else 0.0
         run["train"]["time_budget_s"] = trial_seconds(run["train"]["time_budget_s"], deadline, used)
     if held is not None:  # a retried or grown trial keeps the precision and layout it started with
         for key in ("precision", "channels_last"):

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from fer.checkpoint import Checkpoint
-from fer.config import resolve_run
+from fer.config import resolve_run, train_config
 from fer.data import FaceSet
 from fer.data.splits import data_entry, refit_rows
 from fer.errors import CheckpointError
@@ -34,7 +34,7 @@ def refit_config(ckpt: Checkpoint, n_rows: int) -> dict:
     peak = int(ckpt.best_epoch or len(ckpt.history) or train["epochs"])
     scale = n_rows / max(int(ckpt.data.get("train_n") or n_rows), 1)
     train.update(epochs=peak, early_stopping=0, balance_within=0.0, calibrate=False,
-                 logit_adjust=ckpt.logit_adjust, time_budget_s=float(train.get("time_budget_s") or 0.0) * scale)
+                 logit_adjust=ckpt.logit_adjust, time_budget_s=train_config({"train": train}).time_budget_s * scale)
     return resolve_run({"model": dict(ckpt.spec), "train": train}, source="refit")
 
 
