@@ -139,15 +139,15 @@ def test_scientific_notation_in_overrides_and_configs(tmp_path, capsys):
     assert (cfg["lr"], cfg["weight_decay"]) == (3e-4, 5e-4)
 
 
-def test_a_second_train_into_a_run_folder_is_refused_unless_overwrite(tmp_path, capsys):
-    out = tmp_path / "r"
-    assert main(["train", "--epochs", "1", "--out", str(out), *TINY]) == 0
+def test_a_second_train_into_a_run_folder_is_refused_unless_overwrite(tmp_path, capsys, tiny_csv):
+    out, data = tmp_path / "r", ["--data", str(tiny_csv)]
+    assert main(["train", "--epochs", "1", "--out", str(out), *data, *TINY]) == 0
     before = (out / "checkpoint.pt").read_bytes()
-    assert main(["train", "--epochs", "1", "--out", str(out), *TINY, "train.seed=3"]) == 2
+    assert main(["train", "--epochs", "1", "--out", str(out), *data, *TINY, "train.seed=3"]) == 2
     err = capsys.readouterr().err
     assert f"{out}: holds a run (checkpoint.pt): give another --out, or --overwrite" in err
     assert (out / "checkpoint.pt").read_bytes() == before  # the first run, untouched
-    assert main(["train", "--epochs", "1", "--out", str(out), "--overwrite", *TINY, "train.seed=3"]) == 0
+    assert main(["train", "--epochs", "1", "--out", str(out), "--overwrite", *data, *TINY, "train.seed=3"]) == 0
     assert (out / "checkpoint.pt").read_bytes() != before
 
 
@@ -212,13 +212,13 @@ def test_data_too_thin_to_train_on_is_one_line(write_csv, tmp_path, capsys, usag
     assert message in err and len(err.splitlines()) == 1 and not out.exists()
 
 
-def test_train_flags_come_from_train_config_and_win_over_key_value(tmp_path):
+def test_train_flags_come_from_train_config_and_win_over_key_value(tmp_path, tiny_csv):
     """--lr, --batch-size, --optimizer ... are TrainConfig's option fields: set as given, over train.KEY=."""
     from fer.config import load_yaml
 
     out = tmp_path / "r"
     assert main(["train", "--epochs", "1", "--lr", "5e-3", "--batch-size", "16", "--optimizer", "sgd",
-                 "--out", str(out), *TINY, "train.lr=0.5"]) == 0
+                 "--data", str(tiny_csv), "--out", str(out), *TINY, "train.lr=0.5"]) == 0
     train = load_yaml(out / "config.yaml")["train"]
     assert (train["epochs"], train["lr"], train["batch_size"], train["optimizer"]) == (1, 5e-3, 16, "sgd")
 

@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 from sklearn.linear_model import LogisticRegression
 
 from fer.config import load_run
@@ -31,6 +32,7 @@ def test_classes_differ_only_inside_masks():
     assert spread[mask].mean() > 1.5 * spread[~mask].mean()
 
 
+@pytest.mark.slow  # trains a CNN to a real accuracy (about 20 s on 2 cores)
 def test_small_cnn_learns_but_linear_model_does_not():
     faces = make_synthetic(SyntheticSpec(n_per_class=400, seed=0))
     tr, va = train_val(faces)
