@@ -148,8 +148,7 @@ def choose(model: torch.nn.Module, device: torch.device, batch_size: int, crop_s
            channels_last: bool | str = "auto", shape_key: str = "", timer: StepTimer | None = None,
            cache: SpeedCache | None = None) -> Speed:
     """The setting a run trains at. `shape_key` names the model's shape for the cache (default:
-    model_shape);
-    `timer` and `cache` are for tests (a fake clock, a temporary folder)."""
+    model_shape); `timer` and `cache` are for tests (a fake clock, a temporary folder)."""
     device = torch.device(device)
     layouts = [False, True] if channels_last == "auto" and has_convs(model) else [channels_last is True]
     if device.type == "cuda" and precision == "auto":

@@ -8,8 +8,8 @@ The context lives in a `contextvars.ContextVar` (the one module-level object her
 mutable state: what it holds is scoped to the `with` block of the thread that runs the sweep,
 where Tune calls callbacks and the searcher), so two experiments in one process (tests, a
 notebook) never see each other's; SignalWatch takes the context when the fit starts, for the
-signal handlers. A study's password
-is never kept here: a resumed study connects as its driver does (PGPASSWORD, ~/.pgpass).
+signal handlers. A study's password is never kept here: a resumed study connects as its driver
+does (PGPASSWORD, ~/.pgpass).
 """
 from __future__ import annotations
 

@@ -65,13 +65,14 @@ def check(model: nn.Module) -> list[str]:
         except AttributeError:
             problems.append(f"{role} {name!r} is not a submodule")
     side = input_side(model)
-    out = model.train()(torch.randn(2, 1, side, side))  # train mode: dropout and batch norm as in training
-    if tuple(out.shape) != (2, len(CLASSES)):
-        return problems + [f"forward gives {tuple(out.shape)} for 2 faces, not (2, {len(CLASSES)})"]
-    model.zero_grad(set_to_none=True)
-    out.square().sum().backward()
-    problems += [f"backward leaves {name} without a gradient" for name, p in model.named_parameters()
-                 if p.requires_grad and (p.grad is None or not torch.isfinite(p.grad).all())]
-    model.zero_grad(set_to_none=True)
-    model.eval()
-    return problems
+    try:
+        out = model.train()(torch.randn(2, 1, side, side))  # train mode: dropout and batch norm as in training
+        if tuple(out.shape) != (2, len(CLASSES)):
+            return problems + [f"forward gives {tuple(out.shape)} for 2 faces, not (2, {len(CLASSES)})"]
+        model.zero_grad(set_to_none=True)
+        out.square().sum().backward()
+        return problems + [f"backward leaves {name} without a gradient" for name, p in model.named_parameters()
+                           if p.requires_grad and (p.grad is None or not torch.isfinite(p.grad).all())]
+    finally:
+        model.zero_grad(set_to_none=True)
+        model.eval()  # as the check found it for every reader: analysis, export
