@@ -66,13 +66,16 @@ def check_limits(obj) -> None:
 def _within(hint, limit: Limit) -> Callable[[str], object]:
     """An option's parser from its type and limit: the check a file's value gets, in the same words.
     (`X | None` options parse as X: leaving the option out is how to say None.)"""
+    words = limit.words if limit.words.startswith(("a ", "an ")) else \
+        f"{'an integer' if hint is int else 'a number'} {limit.words}"  # "> 0" alone reads oddly for 'abc'
+
     def parse(text: str):
         try:
             value = hint(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"must be {limit.words}, got {text!r}") from None
+            raise argparse.ArgumentTypeError(f"must be {words}, got {text!r}") from None
         if (isinstance(value, float) and not math.isfinite(value)) or not limit.ok(value):
-            raise argparse.ArgumentTypeError(f"must be {limit.words}, got {text!r}")
+            raise argparse.ArgumentTypeError(f"must be {words}, got {text!r}")
         return value
     return parse
 

@@ -226,6 +226,9 @@ def test_train_flags_come_from_train_config_and_win_over_key_value(tmp_path, tin
 def test_a_flag_out_of_its_range_says_so_as_the_config_would(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["train", "--lr", "0", "--out", str(tmp_path / "r"), *TINY])
-    assert "argument --lr: must be > 0, got '0'" in capsys.readouterr().err
+    assert "argument --lr: must be a number > 0, got '0'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["train", "--lr", "abc", "--out", str(tmp_path / "r"), *TINY])
+    assert "argument --lr: must be a number > 0, got 'abc'" in capsys.readouterr().err
     assert main(["train", "--out", str(tmp_path / "r"), *TINY, "train.lr=0"]) == 2
     assert "train.lr: must be > 0, got 0" in capsys.readouterr().err  # one range, one wording
