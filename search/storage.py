@@ -195,24 +195,33 @@ def restore_recorded_checkpoints(experiment: str) -> list[str]:
     """Tune deletes a superseded checkpoint as soon as a newer one is reported, but records the
     newer one only at its next experiment snapshot (ray-project/ray#27790). A driver killed in
     between leaves an unfinished trial whose recorded checkpoint is gone, and resuming it fails
-    every retry. Such a trial gets its newest checkpoint on disk copied to the recorded path:
-    later training than the one recorded, so nothing is lost. Returns the trials mended.
+    every retry. Such a trial gets its newest checkpoint kept (on disk or at the storage URI)
+    copied to the recorded path: later training than the one recorded, so nothing is lost.
+    Returns the trials mended.
 
     For --resume only: it reads Tune's pickled trial state, as Tune's restore itself does, so it
     trusts the experiment folder (docs/trust.md). No reading command calls it."""
-    if not is_local(experiment) or not Path(experiment).is_dir():
+    if is_local(experiment) and not Path(experiment).is_dir():
         return []
+    import pyarrow.fs as pafs
     from ray.tune import ExperimentAnalysis
 
-    analysis = ExperimentAnalysis(experiment)
+    analysis = ExperimentAnalysis(experiment)  # a folder or a storage URI: each checkpoint knows its filesystem
     mended = []
     for trial in analysis.trials:
         recorded = analysis.get_last_checkpoint(trial) if trial.status != "TERMINATED" else None
-        if recorded is None or Path(recorded.path).exists():
+        if recorded is None:
             continue
-        on_disk = sorted(Path(recorded.path).parent.glob("checkpoint_*/checkpoint.pt"))
-        if on_disk:
-            shutil.copytree(on_disk[-1].parent, recorded.path)
+        fs, path = recorded.filesystem, recorded.path
+        if fs.get_file_info(path).type != pafs.FileType.NotFound:
+            continue
+        siblings = fs.get_file_info(pafs.FileSelector(path.rsplit("/", 1)[0]))
+        kept = sorted(i.path for i in siblings if i.type == pafs.FileType.Directory
+                      and i.base_name.startswith("checkpoint_")
+                      and fs.get_file_info(f"{i.path}/checkpoint.pt").type == pafs.FileType.File)
+        if kept:
+            fs.create_dir(path, recursive=True)
+            pafs.copy_files(kept[-1], path, source_filesystem=fs, destination_filesystem=fs)
             mended.append(trial.trial_id)
     return mended
 
