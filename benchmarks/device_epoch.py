@@ -50,7 +50,7 @@ def dataloader_epoch(images, labels, batch_size, workers, device) -> float:
 def resident_epoch(faces, batch_size, device: str = "auto") -> float:
     run = load_run(None, ["model.name=seed_cnn", f"train.batch_size={batch_size}", "train.flip=true",
                           f"train.device={device}"])
-    trainer = Trainer(run, faces, faces.subset(np.arange(8)))
+    trainer = Trainer.from_run(run, faces, faces.subset(np.arange(8)))
     return max(trainer.train_epoch()["images_per_s"] for _ in range(2))
 
 

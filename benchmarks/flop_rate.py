@@ -53,7 +53,7 @@ def images_per_s(faces, overrides: list[str], precision: str) -> float:
     extra = ["train.epochs=3", "train.flip=true", f"train.precision={precision}"]
     if "vgg" in overrides[0] or "seed_cnn" in overrides[0]:
         extra.append("train.channels_last=true")
-    history = Trainer(load_run(None, overrides + extra), tr, va.subset(slice(0, 64))).fit()
+    history = Trainer.from_run(load_run(None, overrides + extra), tr, va.subset(slice(0, 64))).fit()
     return max(m["images_per_s"] for m in history)
 
 

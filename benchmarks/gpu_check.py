@@ -113,7 +113,7 @@ def pack_worker(args) -> None:
     faces = _faces(args.data, args.n)
     recipe = gpu_recipe(REPO / "configs" / "cnn_gpu.yaml", args.tiny)
     recipe["train"]["device"] = args.device
-    trainer = Trainer(resolve_run(recipe), faces, faces.subset(np.arange(8)))
+    trainer = Trainer.from_run(resolve_run(recipe), faces, faces.subset(np.arange(8)))
     trainer.train_epoch()  # warm-up: kernels, allocator
     late = max(0.0, time.time() - args.start_at)  # > 0: the window opened before this process was ready
     time.sleep(max(0.0, args.start_at - time.time()))

@@ -24,7 +24,7 @@ def untrained_seed_cnn(out: Path, data: str | None) -> Path:
     run = load_run(None, ["model.name=seed_cnn", "train.epochs=1", "train.tta=flip"] +
                    ([f"data={data}"] if data else []))
     train, val, info = split_for_training(faces, run["train"])
-    trainer = Trainer(run, train.subset(slice(0, 256)), val)
+    trainer = Trainer.from_run(run, train.subset(slice(0, 256)), val)
     trainer.history = [trainer.train_epoch() | trainer.validate() | {"epoch": 1}]
     return trainer.checkpoint(info).save(out / "checkpoint.pt")
 

@@ -39,7 +39,7 @@ def main() -> None:
     tr, va = train_val(faces)
     run = load_run(None, [f"model.name={args.model}", "train.batch_size=128", f"train.epochs={args.epochs}",
                           "train.lr=0.003"])
-    plain = [m["images_per_s"] for m in Trainer(run, tr, va).fit()][1:]
+    plain = [m["images_per_s"] for m in Trainer.from_run(run, tr, va).fit()][1:]
 
     ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR")
     with tempfile.TemporaryDirectory() as d:

@@ -39,7 +39,7 @@ def bare_loop(images: np.ndarray, labels: np.ndarray, name: str, batch_size: int
 
 def fer_loop(faces, name: str, batch_size: int, epochs: int) -> float:
     run = load_run(None, [f"model.name={name}", f"train.batch_size={batch_size}", f"train.epochs={epochs}"])
-    trainer = Trainer(run, faces, faces.subset(np.arange(8)))
+    trainer = Trainer.from_run(run, faces, faces.subset(np.arange(8)))
     return max(trainer.train_epoch()["images_per_s"] for _ in range(epochs))
 
 

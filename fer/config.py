@@ -163,7 +163,7 @@ def resolve_run(doc: dict, source: str = "config") -> dict:
     family, model_cfg = resolve(model["name"], **fields)
     train = make_config(TrainConfig, doc.get("train") or {}, "train")
     _check_compatible(family, model_cfg, train)
-    return {"model": {"name": family, **_plain(model_cfg)}, "train": _plain(train), "data": doc.get("data")}
+    return {"model": {"name": family, **plain(model_cfg)}, "train": plain(train), "data": doc.get("data")}
 
 
 def load_run(path: str | None, overrides: list[str] = ()) -> dict:
@@ -184,6 +184,6 @@ def _check_compatible(family: str, model_cfg, train: TrainConfig) -> None:
                           f"{train.crop_size} for this {family} (its input side is part of the model)")
 
 
-def _plain(cfg) -> dict:
+def plain(cfg) -> dict:
     """A dataclass as YAML-friendly values (tuples become lists)."""
     return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(cfg).items()}

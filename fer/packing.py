@@ -137,7 +137,7 @@ def _train_for(run: dict, faces, seconds: float, start, results) -> None:
     from fer.train import Trainer
 
     try:
-        trainer = Trainer(run, faces, faces.subset(np.arange(min(8, len(faces)))))
+        trainer = Trainer.from_run(run, faces, faces.subset(np.arange(min(8, len(faces)))))
         trainer.train_epoch()
         start.wait()
         t0, images = time.perf_counter(), 0

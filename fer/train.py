@@ -20,7 +20,7 @@ from fer.calibration import balancing_tau, fit_temperature, prior_correction
 from fer.checkpoint import Checkpoint, preprocessing
 from fer.classifier import Classifier
 from fer.clock import RunClock
-from fer.config import TrainConfig, train_config
+from fer.config import TrainConfig, plain, train_config
 from fer.data import CLASSES, FaceSet
 from fer.evaluate import autocast_for, classification_metrics, probabilities, view_logits
 from fer.models import model_from_spec
@@ -51,20 +51,18 @@ def seed_everything(seed: int) -> None:
 
 
 class Trainer:
-    """Trains the model a resolved run config describes on (train, val) face sets."""
+    """Trains the model a resolved spec describes ({"name", **fields}: fer.models) as `cfg` says,
+    on (train, val) face sets. `from_run` builds one from a resolved run config (fer.config)."""
 
-    def __init__(self, run: dict, train: FaceSet, val: FaceSet):
-        self.run, self.cfg = run, train_config(run)
-        cfg = self.cfg
+    def __init__(self, model: dict, cfg: TrainConfig, train: FaceSet, val: FaceSet):
         seed_everything(cfg.seed)
+        self.model_spec = model
         self.device = pick_device(cfg.device)
-        self.model = model_from_spec(run["model"]).to(self.device)
+        self.model = model_from_spec(model).to(self.device)
         self.speed = choose_speed(self.model, self.device, min(cfg.batch_size, len(train)), cfg.crop_size,
                                   cfg.precision, cfg.channels_last)
         # the checkpoint's train_config says what the run trained at, never "auto"
-        self.run = {**run, "train": {**run["train"], "precision": self.speed.precision,
-                                     "channels_last": self.speed.channels_last}}
-        self.cfg = cfg = train_config(self.run)
+        self.cfg = cfg = replace(cfg, precision=self.speed.precision, channels_last=self.speed.channels_last)
         self.on_batch: Callable[[int, int], None] | None = None  # (batches done, batches per epoch): progress
         if cfg.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
@@ -84,6 +82,15 @@ class Trainer:
         self.optimizer = _optimizer(self.model, cfg)
         self.scheduler = _scheduler(self.optimizer, cfg, self.steps_per_epoch, self.progress)
         self.best = {"value": -math.inf, "epoch": 0, "state": None}
+
+    @classmethod
+    def from_run(cls, run: dict, train: FaceSet, val: FaceSet) -> Trainer:
+        return cls(run["model"], train_config(run), train, val)
+
+    @property
+    def run(self) -> dict:
+        """The run as it trains: {model, train}, the precision and layout chosen, never "auto"."""
+        return {"model": self.model_spec, "train": plain(self.cfg)}
 
     # -- the loop --------------------------------------------------------------------------
     def epochs(self) -> Iterator[dict]:
@@ -201,7 +208,7 @@ class Trainer:
     def checkpoint(self, data: dict | None = None, metrics: dict | None = None) -> Checkpoint:
         """The model's current weights as a checkpoint; `metrics` defaults to the last epoch's."""
         return Checkpoint.build(
-            self.run["model"], self.model.state_dict(), self.prep, self.run["train"], history=self.history,
+            self.model_spec, self.model.state_dict(), self.prep, plain(self.cfg), history=self.history,
             metrics=self.history[-1] if metrics is None and self.history else metrics, best_epoch=self.best["epoch"],
             data=data, speed=self.speed.record(),
             resume={"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),

@@ -14,6 +14,7 @@ from pathlib import Path
 from fer.errors import FerError
 from search.budget import BudgetUse
 from search.context import SweepContext, current
+from search.request import Request  # noqa: F401  (the CLI builds it from here)
 
 
 class StorageFailed(Exception):
@@ -41,21 +42,6 @@ class Outcome:
     @property
     def failed(self) -> list[str]:
         return [line for s in self.sweeps for line in s.failed]
-
-
-@dataclass
-class Request:
-    """What `search run` asks of the engine, beyond the spaces."""
-
-    name: str
-    storage: str  # an absolute folder, or a URI
-    data: str | None = None
-    address: str | None = None
-    seed: int = 0
-    resume: bool = False
-    optuna_storage: str | None = None
-    imported: dict = field(default_factory=dict)  # sweep name -> warm-start trials
-    verbose: bool = False
 
 
 def run_experiment(spaces: list, request: Request, on_sweep: Callable[[SweepOutcome], None] | None = None,
@@ -181,8 +167,7 @@ def _each_sweep(spaces: list, request: Request, datasets: dict):
         current().say(f"sweep {request.name}/{space.name}: {trials} of {space.family} on "
                       f"{source or 'synthetic faces'}, {epochs}, {s.max_concurrent} at a time ({why[space.name]})")
         try:
-            grid = run_sweep(space, train_fer, request.storage, request.name, request.seed, request.resume,
-                             request.optuna_storage, request.imported.get(space.name), faces=datasets[source])
+            grid = run_sweep(space, train_fer, request, faces=datasets[source])
         except Exception:
             if store.failure() is None:  # Tune reads the full storage's empty files when it ends
                 raise

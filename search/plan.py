@@ -13,10 +13,13 @@ first rung before the deadline. Without a budget, rungs are in epochs, as Tune's
 from __future__ import annotations
 
 import time
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from search.rungs import milestones
 from search.settings import Settings
+
+if TYPE_CHECKING:  # search.budget imports this module (its durations)
+    from search.budget import Budget
 
 TIME_ATTR = "elapsed_s"  # a trial's seconds in epochs (fer.clock.RunClock), its ASHA clock
 
@@ -67,10 +70,12 @@ def duration(seconds: float) -> str:
     return f"{seconds / 3600:.1f}".removesuffix(".0") + " h"
 
 
-def make_plan(s: Settings, budget_s: float | None, epoch_s: float | None = None, measured: str = "",
+def make_plan(s: Settings, budget: Budget, epoch_s: float | None = None, measured: str = "",
               startup_s: float = 0.0, images_per_s: float | None = None) -> Plan:
-    """The plan for settings `s`; `epoch_s` measured at a trial's resources, `startup_s` the time a
+    """The plan for settings `s` under the sweep's `budget` (search.budget; its seconds, None
+    without a time budget); `epoch_s` measured at a trial's resources, `startup_s` the time a
     trial takes to start (worker, data) before its first epoch."""
+    budget_s = budget.seconds
     if not budget_s or s.scheduler != "asha":
         max_t = s.max_epochs or s.epochs_cap(budget_s)
         window = budget_s * s.explore_share if budget_s and s.explore_share else budget_s
@@ -119,7 +124,7 @@ def measure_epoch(space, faces) -> tuple[float, str, float] | None:
     try:
         t0 = time.perf_counter()
         train, val, _ = split_for_training(faces, run["train"])
-        trainer = Trainer(run, train, val)
+        trainer = Trainer.from_run(run, train, val)
         speed = trainer.speed
         took = time.perf_counter() - t0
     finally:

@@ -26,6 +26,7 @@ from search.limiter import make_searcher
 from search.live import LiveStatus
 from search.plan import Plan, make_plan, measure_epoch
 from search.progress import EpochPrinter
+from search.request import Request
 from search.resources import cluster_total, concurrency
 from search.results import SWEEP_FILE
 from search.schedulers import grows_trials, make_scheduler
@@ -47,20 +48,17 @@ def experiment_path(storage: str, name: str, space: SearchSpace) -> str:
     return f"{storage.rstrip('/')}/{name}/{space.name}"
 
 
-def make_tuner(space: SearchSpace, train_fn, params: dict, storage: str, name: str, seed: int,
-               resume: bool, study=None, imported: list | None = None, budget: Budget | None = None,
-               plan: Plan | None = None) -> tune.Tuner:
-    """A new Tuner, or the interrupted experiment's when resuming (searcher state included, its
-    study's storage with it). With a time budget, trials get its deadline (`deadline=` epoch
-    seconds) to fit inside it, and Tune's own time budget is the time left."""
-    s = space.settings
-    budget = budget or Budget(s.time_budget_s)
-    plan = plan or make_plan(s, s.time_budget_s)
+def make_tuner(space: SearchSpace, request: Request, train_fn, params: dict, study, budget: Budget,
+               plan: Plan) -> tune.Tuner:
+    """A new Tuner, or the interrupted experiment's when `request.resume` finds one (searcher
+    state included, its study's storage with it). With a time budget, trials get its deadline
+    (`deadline=` epoch seconds) to fit inside it, and Tune's own time budget is the time left."""
+    s, storage, name = space.settings, request.storage, request.name
     path = experiment_path(storage, name, space)
     params = {**params, "deadline": budget.deadline, "progress_to": path if is_local(storage) else None}
     trainable = tune.with_parameters(train_fn, **params)
     trainable = tune.with_resources(trainable, {"cpu": s.cpus_per_trial, "gpu": s.gpus_per_trial})
-    if resume and tune.Tuner.can_restore(path):
+    if request.resume and tune.Tuner.can_restore(path):
         return tune.Tuner.restore(path, trainable, resume_unfinished=True, resume_errored=True)
     run_config = tune.RunConfig(
         name=space.name,
@@ -72,7 +70,8 @@ def make_tuner(space: SearchSpace, train_fn, params: dict, storage: str, name: s
                    SignalWatch(), *([StorageWatch(f"{storage.rstrip('/')}/{name}")] if is_local(storage) else [])],
         verbose=0,
     )
-    searcher = make_searcher(space, seed, study, study_name(name, space), path, imported, budget, plan)
+    searcher = make_searcher(space, request.seed, study, study_name(name, space), path,
+                             request.imported_for(space.name), budget, plan)
     tune_config = tune.TuneConfig(metric=s.metric, mode="max", search_alg=searcher,
                                   scheduler=make_scheduler(space, searcher, plan), num_samples=s.trials or -1,
                                   time_budget_s=budget.left() if budget.deadline else None,
@@ -121,7 +120,7 @@ def plan_sweep(space: SearchSpace, faces=None) -> tuple[Budget, Plan]:
     measured = measure_epoch(space, faces) if faces is not None and s.time_budget_s and s.scheduler == "asha" \
         else None
     epoch_s, words, rate = measured or (None, "", None)
-    plan = make_plan(s, s.time_budget_s, epoch_s, words, images_per_s=rate)
+    plan = make_plan(s, budget, epoch_s, words, images_per_s=rate)
     current().say(f"[{space.name}] {plan.line()}")
     current().start_sweep(budget, plan)
     return budget, plan
@@ -132,23 +131,22 @@ def study_name(name: str, space: SearchSpace) -> str:
     return f"{name}/{space.name}"
 
 
-def run_sweep(space: SearchSpace, train_fn, storage: str, name: str, seed: int = 0, resume: bool = False,
-              optuna_storage: str | None = None, imported: list | None = None, **params) -> tune.ResultGrid:
+def run_sweep(space: SearchSpace, train_fn, request: Request, **params) -> tune.ResultGrid:
     """Run (or resume) one space's experiment: `train_fn(config, **params)` is each trial. The
-    study goes to `optuna_storage` (default: optuna.db in the experiment folder), a new one
-    seeded with `imported` trials (search.warmstart). It runs in the experiment's context
-    (search.context), or in one of its own when run alone."""
+    study goes to `request.optuna_storage` (default: optuna.db in the experiment folder), a new
+    one seeded with the request's imported trials (search.warmstart). It runs in the
+    experiment's context (search.context), or in one of its own when run alone."""
     with joined():
-        return _run_sweep(space, train_fn, storage, name, seed, resume, optuna_storage, imported, **params)
+        return _run_sweep(space, train_fn, request, **params)
 
 
-def _run_sweep(space: SearchSpace, train_fn, storage: str, name: str, seed: int, resume: bool,
-               optuna_storage: str | None, imported: list | None, **params) -> tune.ResultGrid:
+def _run_sweep(space: SearchSpace, train_fn, request: Request, **params) -> tune.ResultGrid:
+    storage, name, optuna_storage = request.storage, request.name, request.optuna_storage
     if space.settings.max_concurrent is None:
         settle_concurrency(space)
     path = experiment_path(storage, name, space)
-    restoring = resume and tune.Tuner.can_restore(path)
-    if resume and not restoring:
+    restoring = request.resume and tune.Tuner.can_restore(path)
+    if request.resume and not restoring:
         current().say(f"nothing to resume at {path}: starting the sweep")
     if restoring and (dropped := drop_partial_checkpoints(path)):
         current().say(f"removed {len(dropped)} checkpoint(s) cut short when the storage failed")
@@ -158,11 +156,11 @@ def _run_sweep(space: SearchSpace, train_fn, storage: str, name: str, seed: int,
     budget, plan = plan_sweep(space, params.get("faces"))
     url = optuna_storage or default_url(path)
     # with --resume, an existing study is continued even without Tune's state (a driver killed between the two)
-    study = prepare_study(url, study_name(name, space), space, resume, imported)
+    study = prepare_study(url, study_name(name, space), space, request.resume, request.imported_for(space.name))
     if not restoring:
-        write_sweep_info(space, storage, name, seed, optuna_storage or (url if is_local(path) else None), plan)
+        write_sweep_info(space, storage, name, request.seed, optuna_storage or (url if is_local(path) else None), plan)
     try:
-        grid = make_tuner(space, train_fn, params, storage, name, seed, resume, study, imported, budget, plan).fit()
+        grid = make_tuner(space, request, train_fn, params, study, budget, plan).fit()
         if not received() and storage_failure() is None:  # every trial has ended
             _, failed = finish_study(study, study_name(name, space), grid, space.settings.metric)
             if failed:

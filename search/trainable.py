@@ -45,7 +45,7 @@ def train_fer(config: dict, faces: FaceSet, deadline: float | None = None, repor
             run["train"][key] = held.train_config.get(key, run["train"][key])
     threads = _use_trial_cpus()
     train, val, data = split_for_training(faces, run["train"])
-    trainer = Trainer(run, train, val)
+    trainer = Trainer.from_run(run, train, val)
     if held is not None:
         trainer.restore(held)
         trainer.speed = Speed.from_record(held.speed) or trainer.speed  # as measured when it started

@@ -45,7 +45,7 @@ def refit(ckpt: Checkpoint, faces: FaceSet, out: str | Path, on_epoch=None) -> C
     rows, seen = refit_rows(faces)
     run = refit_config(ckpt, len(rows))
     check = rows.subset(np.random.default_rng(0).permutation(len(rows))[:LOOP_CHECK_ROWS])
-    trainer = Trainer(run, rows, check)
+    trainer = Trainer.from_run(run, rows, check)
     trainer.fit(on_epoch)
     trainer.prep = replace(trainer.prep, temperature=ckpt.temperature)
     trainer.best["epoch"] = trainer.epoch  # the weights kept are the last epoch's

@@ -42,5 +42,5 @@ def test_small_cnn_learns_but_linear_model_does_not():
                           "model.head=gap", "model.head_hidden=[]", "model.pool=max", "model.pool_last=true",
                           "model.act_per_conv=true", "model.dropout=0", "train.epochs=5", "train.batch_size=64",
                           "train.schedule=onecycle", "train.lr=0.003"])
-    history = Trainer(run, tr, va).fit()
+    history = Trainer.from_run(run, tr, va).fit()
     assert max(m["val_acc"] for m in history) >= 0.9

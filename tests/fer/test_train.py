@@ -21,13 +21,13 @@ def _run(extra=()):
 
 def _fit(synthetic, extra=()):
     tr, va = synthetic.select("Training"), synthetic.select("PublicTest")
-    return Trainer(_run(extra), tr, va).fit()
+    return Trainer.from_run(_run(extra), tr, va).fit()
 
 
 def test_callback_gets_every_metric_each_epoch(synthetic):
     seen = []
     tr, va = synthetic.select("Training"), synthetic.select("PublicTest")
-    Trainer(_run(), tr, va).fit(seen.append)
+    Trainer.from_run(_run(), tr, va).fit(seen.append)
     assert [m["epoch"] for m in seen] == [1, 2]
     assert METRIC_KEYS <= set(seen[0])
     assert [m.pop("run_ends") for m in seen] == ["", "epochs"]  # the last epoch says why the run ends
@@ -92,7 +92,8 @@ def _fit_on_fake_clock(synthetic, monkeypatch, schedule: str) -> list[dict]:
 
     clock = FakeClock(10.0)
     tr, va = synthetic.select("Training"), synthetic.select("PublicTest")
-    trainer = Trainer(_run(["train.epochs=100", f"train.schedule={schedule}", "train.time_budget_s=45"]), tr, va)
+    run = _run(["train.epochs=100", f"train.schedule={schedule}", "train.time_budget_s=45"])
+    trainer = Trainer.from_run(run, tr, va)
     trainer.clock = RunClock(trainer.cfg.time_budget_s, clock=clock.perf_counter)  # the run's one clock
     real_epoch = trainer.train_epoch
     trainer.train_epoch = lambda: (real_epoch(), setattr(clock, "now", clock.now + clock.epoch_s))[0]
@@ -162,7 +163,7 @@ def test_balanced_validation_saves_the_tau_it_scored_with(synthetic):
     from fer.evaluate import predict_checkpoint
 
     tr, va = synthetic.select("Training"), synthetic.select("PublicTest")
-    trainer = Trainer(_run(["train.balance_within=0.05", "train.monitor=val_macro_f1"]), tr, va)
+    trainer = Trainer.from_run(_run(["train.balance_within=0.05", "train.monitor=val_macro_f1"]), tr, va)
     history = trainer.fit()
     assert all(0.0 <= m["logit_adjust"] <= 1.0 for m in history)
     ckpt = trainer.checkpoint()
@@ -178,7 +179,7 @@ def test_auto_precision_and_layout_are_recorded_as_they_ran(synthetic, monkeypat
     tr, va = synthetic.select("Training"), synthetic.select("PublicTest")
     rates = {("fp32", False): 100.0, ("fp32", True): 300.0, ("bf16", False): 400.0, ("bf16", True): 900.0}  # AMX
     monkeypatch.setattr(fer.speed.StepTimer, "rate", lambda self, p, cl, give_up_s=0: rates[(p, cl)])
-    trainer = Trainer(_run(), tr, va)
+    trainer = Trainer.from_run(_run(), tr, va)
     assert (trainer.cfg.precision, trainer.cfg.channels_last) == ("bf16", True)
     trainer.fit()
     payload = trainer.checkpoint().payload
@@ -187,12 +188,13 @@ def test_auto_precision_and_layout_are_recorded_as_they_ran(synthetic, monkeypat
                                          "bf16, contiguous": 400.0, "bf16, channels_last": 900.0}
     calls = []
     monkeypatch.setattr(fer.speed.StepTimer, "rate", lambda self, *a, **k: calls.append(a) or 1.0)
-    assert Trainer(_run(), tr, va).speed.how == "cached" and not calls  # the same shape here: nothing timed again
+    again = Trainer.from_run(_run(), tr, va)
+    assert again.speed.how == "cached" and not calls  # the same shape here: nothing timed again
 
 
 def test_a_nan_loss_ends_the_run_and_is_never_its_best_epoch(synthetic, monkeypatch):
     tr, va = synthetic.select("Training"), synthetic.select("PublicTest")
-    trainer = Trainer(_run(["train.epochs=5"]), tr, va)
+    trainer = Trainer.from_run(_run(["train.epochs=5"]), tr, va)
     real = trainer.train_epoch
     monkeypatch.setattr(trainer, "train_epoch", lambda: {**real(), **({"train_loss": math.nan}
                                                                        if trainer.epoch == 2 else {})})
@@ -209,7 +211,7 @@ def test_a_last_batch_of_one_trains_with_batchnorm(tiny_kaggle):
     assert len(train) % 32 == 1
     run = load_run(None, ["model.name=dnn", "model.widths=[32]", "model.norm=batch", "train.batch_size=32",
                           "train.epochs=1"])
-    (metrics,) = Trainer(run, train, val).fit()
+    (metrics,) = Trainer.from_run(run, train, val).fit()
     assert math.isfinite(metrics["train_loss"])
 
 

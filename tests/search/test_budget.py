@@ -32,7 +32,7 @@ CLOCKED = [search.limiter, search.schedulers]
 def limiter_for(clock, budget_s=100.0, rungs=(20.0,), window=None, max_concurrent=1, num_samples=None):
     """A limiter whose plan has the given rungs (seconds of training) and window for new trials."""
     budget = Budget(budget_s, 2, clock=clock)
-    plan = make_plan(Settings(), budget_s)._replace(rungs=tuple(rungs), start_window_s=window or budget_s)
+    plan = make_plan(Settings(), Budget(budget_s))._replace(rungs=tuple(rungs), start_window_s=window or budget_s)
     return BudgetLimiter(Always(), max_concurrent, budget, plan, num_samples)
 
 

@@ -5,6 +5,7 @@ import pytest
 import ray
 
 from fer.errors import ConfigError, FerError
+from search.budget import Budget
 from search.cli import main
 from search.plan import make_plan
 from search.progress import outcome, rank_at
@@ -107,14 +108,14 @@ def test_concurrency_refuses_a_trial_no_node_holds(monkeypatch):
 
 
 def test_outcomes_name_who_ended_a_trial():
-    epochs = make_plan(Settings(max_epochs=54, grace_period=6, reduction_factor=3), None)
+    epochs = make_plan(Settings(max_epochs=54, grace_period=6, reduction_factor=3), Budget(None))
     assert [epochs.rung_at(e) for e in (5, 6, 7, 18, 53)] == [None, 6, 6, 18, 18]
     assert rank_at({"a": 0.6, "b": 0.5}, "b") == (2, 2)
     assert outcome("epochs", False, epochs, 54) == "finished"
     assert outcome("time budget", False, epochs, 20) == "ended by its time budget"
     assert outcome("", False, epochs, 7, (2, 2)) == "stopped by ASHA (rung 6: rank 2 of 2)"
     assert outcome("", True, epochs, 9) == "stopped by the sweep's time budget"
-    seconds = make_plan(Settings(grace_period=2), 3600, epoch_s=60.0)  # rungs at 6, 18, 54 min of training
+    seconds = make_plan(Settings(grace_period=2), Budget(3600), epoch_s=60.0)  # rungs at 6, 18, 54 min of training
     assert outcome("", False, seconds, 1500.0, (3, 3)) == "stopped by ASHA (rung 18 min: rank 3 of 3)"
     assert outcome("", False, None, 7, scheduler="fifo") == "stopped"
 

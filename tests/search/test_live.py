@@ -42,7 +42,8 @@ def _trial(trial_id, path, status="RUNNING", last_result=None):
 
 
 def test_the_watchdog_names_a_trial_with_no_epoch_and_its_likely_cause_once(tmp_path, clock):
-    current().start_sweep(Budget(3600, 2, clock=clock), make_plan(Settings(), 3600, epoch_s=148.0, images_per_s=190.0))
+    budget = Budget(3600, 2, clock=clock)
+    current().start_sweep(budget, make_plan(Settings(), budget, epoch_s=148.0, images_per_s=190.0))
     (tmp_path / "trial_a").mkdir()
     (tmp_path / "trial_a" / "progress.json").write_text(json.dumps(
         {"time": 1000.0, "epoch": 1, "batch": 3, "batches": 450, "images_per_s": 5.0, "speed": EMULATED}))
@@ -64,7 +65,8 @@ def test_the_watchdog_names_a_trial_with_no_epoch_and_its_likely_cause_once(tmp_
 
 
 def test_the_watchdog_blames_a_busy_machine_or_says_what_it_knows(tmp_path, clock):
-    current().start_sweep(Budget(3600, 2, clock=clock), make_plan(Settings(), 3600, epoch_s=10.0, images_per_s=190.0))
+    budget = Budget(3600, 2, clock=clock)
+    current().start_sweep(budget, make_plan(Settings(), budget, epoch_s=10.0, images_per_s=190.0))
     (tmp_path / "trial_a").mkdir()
     fp32 = {**EMULATED, "precision": "fp32", "warning": ""}
     (tmp_path / "trial_a" / "progress.json").write_text(json.dumps({"images_per_s": 20.0, "speed": fp32}))
@@ -87,7 +89,7 @@ def test_the_watchdog_blames_a_busy_machine_or_says_what_it_knows(tmp_path, cloc
 
 def test_the_status_line_counts_trials_and_the_budget_so_far(tmp_path, clock):
     budget = Budget(3600, 2, clock=clock)
-    current().start_sweep(budget, make_plan(Settings(), 3600))
+    current().start_sweep(budget, make_plan(Settings(), Budget(3600)))
     current().endings.update({"c": "finished", "d": "stopped by ASHA (rung 6 min: rank 2 of 2)"})
     live = LiveStatus("cnn", "val_acc")
     beat = Heartbeat(tmp_path / "trial_a" / "progress.json", EMULATED, batch_size=64, clock=clock)

@@ -1,6 +1,7 @@
 """search.plan: the schedule from the budget and the measured epoch time."""
 import pytest
 
+from search.budget import Budget
 from search.plan import calibration_config, duration, make_plan
 from search.settings import Settings
 from search.space import load_sweeps
@@ -12,8 +13,8 @@ def shares(plan):
 
 def test_a_slower_and_a_faster_machine_get_rungs_at_the_same_shares_of_the_budget():
     s = Settings(time_budget_s=3600, grace_period=1, rung_share=0.1, reduction_factor=3)
-    here = make_plan(s, 3600, epoch_s=60.0)
-    slow, fast = make_plan(s, 3600, epoch_s=240.0), make_plan(s, 3600, epoch_s=2.0)
+    here = make_plan(s, Budget(3600), epoch_s=60.0)
+    slow, fast = make_plan(s, Budget(3600), epoch_s=240.0), make_plan(s, Budget(3600), epoch_s=2.0)
     assert shares(here) == shares(slow) == shares(fast) == ([0.1, 0.3, 0.9], 0.3)
     assert here.time_attr == "elapsed_s" and here.max_t == 3600  # ASHA over seconds of training, to the deadline
     assert here.rungs[0] / here.epoch_s == 6 and fast.rungs[0] / fast.epoch_s == 180  # epochs differ, shares do not
@@ -21,28 +22,30 @@ def test_a_slower_and_a_faster_machine_get_rungs_at_the_same_shares_of_the_budge
 
 def test_the_first_rung_waits_for_grace_period_epochs():
     s = Settings(time_budget_s=1200, grace_period=2)
-    plan = make_plan(s, 1200, epoch_s=300.0)  # 2 epochs (600 s) are later than 10% of the budget (120 s)
+    plan = make_plan(s, Budget(1200), epoch_s=300.0)  # 2 epochs (600 s) are later than 10% of the budget (120 s)
     assert plan.rungs == (600.0,)
     assert plan.start_window_s == pytest.approx(1200 - 600 - 300)  # a trial started then still reaches the rung
-    hopeless = make_plan(s, 1200, epoch_s=700.0)  # two epochs would not fit: no rung, every trial to the deadline
+    # two epochs would not fit: no rung, every trial to the deadline
+    hopeless = make_plan(s, Budget(1200), epoch_s=700.0)
     assert hopeless.rungs == () and hopeless.start_window_s == 500.0  # while one epoch still fits
     assert "rungs at none" in hopeless.line()
 
 
 def test_the_plan_line_says_what_was_measured_and_decided():
     s = Settings(time_budget_s=3600, grace_period=1)
-    line = make_plan(s, 3600, epoch_s=148.0, measured="vgg_cnn at 1 CPU").line()
+    line = make_plan(s, Budget(3600), epoch_s=148.0, measured="vgg_cnn at 1 CPU").line()
     assert line == ("plan (measured 148 s/epoch for vgg_cnn at 1 CPU): new trials for the first 18 min, rungs at "
                     "6 min, 18 min, 54 min of training (~2 epochs to the first), survivors to the deadline (60 min)")
-    assert make_plan(s, 3600).line().startswith("plan (no epoch time measured here): new trials for the first 18 min")
+    unmeasured = make_plan(s, Budget(3600)).line()
+    assert unmeasured.startswith("plan (no epoch time measured here): new trials for the first 18 min")
     assert [duration(x) for x in (45, 150, 360, 7200)] == ["45 s", "2.5 min", "6 min", "2 h"]
 
 
 def test_an_explicit_explore_share_and_the_epoch_rungs_without_a_budget():
-    assert make_plan(Settings(time_budget_s=1000, explore_share=0.25), 1000).start_window_s == 250
-    epochs = make_plan(Settings(max_epochs=54, grace_period=6, reduction_factor=3), None)
+    assert make_plan(Settings(time_budget_s=1000, explore_share=0.25), Budget(1000)).start_window_s == 250
+    epochs = make_plan(Settings(max_epochs=54, grace_period=6, reduction_factor=3), Budget(None))
     assert (epochs.time_attr, epochs.rungs, epochs.max_t) == ("training_iteration", (6, 18, 54), 54)
-    fifo = make_plan(Settings(time_budget_s=100, scheduler="fifo", max_epochs=5), 100)
+    fifo = make_plan(Settings(time_budget_s=100, scheduler="fifo", max_epochs=5), Budget(100))
     assert fifo.time_attr == "training_iteration"
 
 

@@ -118,13 +118,14 @@ def test_the_report_of_a_tampered_experiment_runs_none_of_its_pickles(tampered, 
 
 @pytest.mark.slow  # an in-process Ray
 def test_a_real_sweep_with_its_pickles_replaced_is_read_without_running_them(ray_cluster, faces, tmp_path):
+    from search.request import Request
     from search.space import load_sweeps
     from search.sweep import run_sweep
     from search.trainable import train_fer
     from tests.conftest import tiny_sweep
 
     space = load_sweeps(str(tiny_sweep(tmp_path / "space.yaml", n=2, epochs=1)))[0]
-    run_sweep(space, train_fer, str(tmp_path / "results"), "exp", faces=faces)
+    run_sweep(space, train_fer, Request("exp", str(tmp_path / "results")), faces=faces)
     exp, marker = tmp_path / "results" / "exp" / "cnn", tmp_path / "ran"
     bomb = pickle.dumps(Bomb(marker))
     state = next(exp.glob("experiment_state-*.json"))

@@ -51,6 +51,7 @@ def test_a_trial_past_a_higher_rung_is_not_judged_at_a_lower_one():
 def test_the_cnn_space_races_with_rechecked_rungs_and_growing_trials():
     from ray.tune.schedulers import ResourceChangingScheduler
 
+    from search.budget import Budget
     from search.limiter import make_searcher
     from search.plan import make_plan
     from search.schedulers import make_base_scheduler, make_scheduler
@@ -58,11 +59,11 @@ def test_the_cnn_space_races_with_rechecked_rungs_and_growing_trials():
 
     cnn, dnn = load_sweeps("configs/cnn.yaml")[0], load_sweeps("configs/dnn.yaml")[0]
     cnn.settings.max_concurrent = dnn.settings.max_concurrent = 2
-    plan = make_plan(cnn.settings, cnn.settings.time_budget_s, epoch_s=60.0)
+    plan = make_plan(cnn.settings, Budget(cnn.settings.time_budget_s), epoch_s=60.0)
     asha = make_base_scheduler(cnn, plan)
     assert isinstance(asha, RecheckedASHA) and asha.rung_time == "elapsed_s"  # rungs in seconds of training
     assert sorted(asha.rungs) == [360, 1080, 3240]
-    assert not isinstance(make_base_scheduler(dnn, make_plan(dnn.settings, 1200)), RecheckedASHA)
+    assert not isinstance(make_base_scheduler(dnn, make_plan(dnn.settings, Budget(1200))), RecheckedASHA)
     assert isinstance(make_scheduler(cnn, make_searcher(cnn, 0), plan), ResourceChangingScheduler)
 
 

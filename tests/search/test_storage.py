@@ -22,7 +22,7 @@ def test_drop_partial_checkpoints_removes_only_the_cut_short(tmp_path, synthetic
     from fer.train import Trainer
 
     run = load_run(None, ["model.name=seed_dnn", "train.epochs=1"])
-    trainer = Trainer(run, *train_val(synthetic))
+    trainer = Trainer.from_run(run, *train_val(synthetic))
     trainer.fit()
     whole, cut, empty = (tmp_path / "exp" / "trial_a" / f"checkpoint_00000{i}" for i in range(3))
     trainer.checkpoint({}).save(whole / "checkpoint.pt")

@@ -12,6 +12,7 @@ import optuna
 import pytest
 from ray import tune
 
+from search.request import Request
 from search.results import STUDY_FILE
 from search.space import load_sweeps
 from search.sweep import run_sweep
@@ -41,7 +42,7 @@ def scripted_train(config, faces=None, deadline=None, **params):
 def _scripted_sweep(tmp_path, faces, optuna_storage=None):
     path = tiny_sweep(tmp_path / "space.yaml", n=5, epochs=len(CURVE), conc=1)
     space = load_sweeps(str(path), {"grace_period": 3})[0]  # rungs at epochs 3 and 9: past the peak
-    grid = run_sweep(space, scripted_train, str(tmp_path / "results"), "exp", optuna_storage=optuna_storage,
+    grid = run_sweep(space, scripted_train, Request("exp", str(tmp_path / "results"), optuna_storage=optuna_storage),
                      faces=faces)
     return space, grid
 
@@ -117,7 +118,7 @@ def test_trials_tune_stops_at_its_time_budget_enter_the_study_complete(ray_clust
     sweep's end completes them with their best epoch."""
     space = load_sweeps(str(tiny_sweep(tmp_path / "space.yaml", n=2, epochs=100_000, sched="fifo")),
                         {"time_budget_s": 8.0})[0]
-    grid = run_sweep(space, endless_train, str(tmp_path / "results"), "exp", faces=faces)
+    grid = run_sweep(space, endless_train, Request("exp", str(tmp_path / "results")), faces=faces)
     study = optuna.load_study(study_name="exp/cnn", storage=f"sqlite:///{tmp_path}/results/exp/cnn/{STUDY_FILE}")
     assert len(study.trials) == len(grid) == 2
     for t in study.trials:

@@ -6,6 +6,7 @@ import pytest
 from ray import tune
 
 from fer.checkpoint import load_checkpoint
+from search.request import Request
 from search.results import best_trials, trial_histories, trials_table
 from search.space import load_sweeps
 from search.sweep import run_sweep
@@ -18,7 +19,7 @@ pytestmark = pytest.mark.slow  # an in-process Ray
 
 def _sweep(tmp_path, trainable, faces, extra=None, **kw):
     space = load_sweeps(str(tiny_sweep(tmp_path / "space.yaml", **kw)))[0]
-    grid = run_sweep(space, trainable, str(tmp_path / "results"), "exp", faces=faces, **(extra or {}))
+    grid = run_sweep(space, trainable, Request("exp", str(tmp_path / "results")), faces=faces, **(extra or {}))
     return space, grid
 
 
@@ -133,7 +134,7 @@ def test_gpus_per_trial_auto_is_settled_on_a_gpu_node_before_the_sweep(ray_clust
     assert line == ("gpus_per_trial auto: 1 trial per GPU (no CUDA device); 1 GPU and 2 CPUs per trial (the GPU "
                     "nodes have 2 CPUs per GPU)")
     assert (space.settings.gpus_per_trial, space.settings.cpus_per_trial) == (1.0, 2.0)
-    grid = run_sweep(space, train_fer, str(tmp_path / "results"), "exp", faces=faces)
+    grid = run_sweep(space, train_fer, Request("exp", str(tmp_path / "results")), faces=faces)
     assert not grid.errors and {r.metrics["gpu_ids"] for r in grid} == {"0"}
     assert space.settings.max_concurrent == 1  # the one logical GPU holds one trial
 
@@ -146,7 +147,7 @@ def test_resume_continues_a_study_that_tune_never_saved_state_for(ray_cluster, f
     space = load_sweeps(str(tiny_sweep(tmp_path / "space.yaml", n=2, epochs=1, sched="fifo")))[0]
     path = experiment_path(str(tmp_path / "results"), "exp", space)
     prepare_study(default_url(path), study_name("exp", space), space, resume=False)
-    grid = run_sweep(space, train_fer, str(tmp_path / "results"), "exp", resume=True, faces=faces)
+    grid = run_sweep(space, train_fer, Request("exp", str(tmp_path / "results"), resume=True), faces=faces)
     assert len(grid) == 2 and not grid.errors
     assert len(trials_table(tmp_path / "results")) == 2
 
@@ -155,7 +156,7 @@ def test_time_budget_bounds_the_sweep_and_every_trial(ray_cluster, faces, tmp_pa
     budget = 20.0  # room for cold trial workers (torch import) to report a few epochs
     epochs = 10_000  # far more than any budget allows: a fast CPU runs ~20 tiny epochs/s
     space = load_sweeps(str(tiny_sweep(tmp_path / "space.yaml", n=50, epochs=epochs)), {"time_budget_s": budget})[0]
-    grid = run_sweep(space, train_fer, str(tmp_path / "results"), "exp", faces=faces)
+    grid = run_sweep(space, train_fer, Request("exp", str(tmp_path / "results")), faces=faces)
     assert not grid.errors and len(grid) < 50  # the limiter stopped starting trials
     reported = [r for r in grid if r.checkpoint is not None]
     assert reported
@@ -192,7 +193,7 @@ def test_survivors_take_up_freed_cpus_once_no_trial_starts(ray_cluster, faces, t
     path = tiny_sweep(tmp_path / "space.yaml", n=20, epochs=10_000, sched="fifo")
     path.write_text(path.read_text().replace("settings: {", "settings: {warm_start: [{train: {lr: 3.0e-2}}], "))
     space = load_sweeps(str(path), {"time_budget_s": 30.0, "explore_share": 0.01})[0]
-    grid = run_sweep(space, short_first_train, str(tmp_path / "results"), "exp", faces=faces)
+    grid = run_sweep(space, short_first_train, Request("exp", str(tmp_path / "results")), faces=faces)
     assert not grid.errors and len(grid) == 2  # the window closed before a third trial could start
     survivor = max(grid, key=lambda r: len(r.metrics_dataframe))
     df = survivor.metrics_dataframe
@@ -235,7 +236,7 @@ def test_a_slow_then_fast_machine_spends_the_whole_budget(ray_cluster, tmp_path)
     space = load_sweeps(str(path), {"time_budget_s": 60.0})[0]
     assert space.settings.max_epochs is None and space.settings.epochs_cap() == 100_000
     with SweepContext().active() as context:
-        grid = run_sweep(space, sleeping_trial, str(tmp_path / "results"), "exp")
+        grid = run_sweep(space, sleeping_trial, Request("exp", str(tmp_path / "results")))
     use = context.budget.use()
     assert not grid.errors and 2 < len(grid) < 1000  # more than the first wave; the window ended the starts
     assert use.seconds == 60 and use.resources == 2

@@ -13,7 +13,7 @@ from fer.train import Trainer, pick_device
 
 def test_validation_probabilities_are_cached_by_content(tmp_path, synthetic, monkeypatch, capsys):
     train, val = train_val(synthetic)
-    trainer = Trainer(load_run(None, ["model.name=seed_dnn", "train.epochs=1"]), train, val)
+    trainer = Trainer.from_run(load_run(None, ["model.name=seed_dnn", "train.epochs=1"]), train, val)
     trainer.fit()
     path = trainer.checkpoint({"run": 1}).save(tmp_path / "checkpoint.pt")
     calls = []

@@ -63,7 +63,7 @@ def test_int8_cost_is_measured_once_beside_the_checkpoint(tmp_path, synthetic, m
     from fer.data import train_val
     from fer.train import Trainer
 
-    trainer = Trainer(load_run(None, ["model.name=seed_dnn", "train.epochs=1"]), *train_val(synthetic))
+    trainer = Trainer.from_run(load_run(None, ["model.name=seed_dnn", "train.epochs=1"]), *train_val(synthetic))
     trainer.fit()
     path = trainer.checkpoint({"source": "synthetic"}).save(tmp_path / "checkpoint.pt")
     cost = fer.ship.cost.int8_cost(path)
@@ -90,7 +90,7 @@ def test_checkpoint_cost_is_measured_once_per_file_and_machine(tmp_path, synthet
     from fer.data import train_val
     from fer.train import Trainer
 
-    trainer = Trainer(load_run(None, ["model.name=seed_dnn", "train.epochs=1", "train.tta=flip"]),
+    trainer = Trainer.from_run(load_run(None, ["model.name=seed_dnn", "train.epochs=1", "train.tta=flip"]),
                       *train_val(synthetic))
     trainer.fit()
     path = trainer.checkpoint({"run": 1}).save(tmp_path / "checkpoint.pt")
