@@ -6,6 +6,7 @@ a caller, a notebook or a test draws them as it likes. Only Optuna's own figures
 pyplot, whose backend the caller picks (analysis.cli picks Agg)."""
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -17,9 +18,12 @@ from fer.data import CLASSES
 
 
 def save(fig: Figure, path) -> str:
-    """Write a figure atomically (its format from the suffix); the path, as a string."""
+    """Write a figure atomically (its format from the suffix); the path, as a string. A figure
+    laid out by its own engine (ours are "constrained") is saved as drawn; "tight" cropping,
+    which draws the figure a second time to measure it, is kept for the others (Optuna's)."""
+    tight = None if fig.get_layout_engine() is not None else "tight"
     write_atomic(path, lambda f: fig.savefig(f, format=Path(path).suffix.lstrip(".") or "png", dpi=110,
-                                             bbox_inches="tight"))
+                                             bbox_inches=tight))
     return str(path)
 
 
@@ -159,7 +163,7 @@ def importance_bars(importance: dict[str, float], title: str) -> Figure | None:
     ax = fig.subplots()
     ax.barh(names, [importance[n] for n in names], color="C0")
     ax.set_xlabel("importance (share of the metric's variance)")
-    ax.set_title(title)
+    ax.set_title(textwrap.fill(title, 44))  # constrained layout keeps a title inside, never shrinks it
     return fig
 
 

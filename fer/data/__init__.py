@@ -13,7 +13,7 @@ from fer.data.csv import load_csv
 from fer.data.dataset import CLASSES, FaceSet
 from fer.data.folders import load_folder, read_image
 from fer.data.splits import SPLITS, canonical_split, split_for_training, train_val
-from fer.data.synthetic import SyntheticSpec, make_synthetic
+from fer.data.synthetic import SyntheticSpec, cached_synthetic, make_synthetic
 from fer.errors import DataError
 
 SYNTHETIC = "synthetic"
@@ -25,7 +25,8 @@ __all__ = ["CLASSES", "SPLITS", "FaceSet", "canonical_split", "train_val", "spli
 def load_data(path: str | None = None, *, cache: bool = True, seed: int = 0) -> FaceSet:
     """Load a data source; None or 'synthetic' gives the built-in synthetic faces."""
     if path is None or path == SYNTHETIC:
-        return make_synthetic(SyntheticSpec(seed=seed))
+        spec = SyntheticSpec(seed=seed)
+        return cached_synthetic(spec, ArrayCache()) if cache else make_synthetic(spec)
     if not os.path.exists(path):
         raise DataError(f"{path}: no such file or directory")
     if os.path.isdir(path):

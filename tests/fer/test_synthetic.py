@@ -15,6 +15,25 @@ def test_deterministic_by_seed():
     assert not np.array_equal(a.images, c.images)
 
 
+def test_the_cached_set_is_the_drawn_set_and_a_damaged_entry_is_drawn_again(tmp_path, capsys):
+    from fer.data.cache import ArrayCache
+    from fer.data.synthetic import cached_synthetic
+
+    spec, cache = SyntheticSpec(n_per_class=5, seed=3), ArrayCache(tmp_path)
+    drawn = make_synthetic(spec)
+    first, again = cached_synthetic(spec, cache), cached_synthetic(spec, cache)  # drawn, then read back
+    (entry,) = tmp_path.glob("synthetic-*.npz")
+    for field in ("images", "labels", "split", "masks"):
+        for got in (first, again):
+            np.testing.assert_array_equal(getattr(got, field), getattr(drawn, field))
+            assert getattr(got, field).dtype == getattr(drawn, field).dtype
+    assert again.source == "synthetic"
+    other = cached_synthetic(SyntheticSpec(n_per_class=5, seed=4), cache)  # another spec, another entry
+    assert len(list(tmp_path.glob("synthetic-*.npz"))) == 2 and not np.array_equal(other.images, drawn.images)
+    entry.write_bytes(b"not an npz")
+    np.testing.assert_array_equal(cached_synthetic(spec, cache).images, drawn.images)
+
+
 def test_shapes_masks_and_balance(synthetic):
     assert synthetic.images.shape == synthetic.masks.shape == (420, 48, 48)
     assert synthetic.images.dtype == np.uint8 and synthetic.masks.dtype == bool
