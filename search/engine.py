@@ -102,10 +102,38 @@ def start_ray(address: str | None, verbose: bool, timeout_s: float = CONNECT_TIM
         warnings.filterwarnings("ignore", module=r"(ray|optuna)(\.|$)")
         os.environ.setdefault("RAY_IGNORE_UNHANDLED_ERRORS", "1")  # results of trials a stop left unread
     target = ray_address(address)
+    if target != "local" and not _head_listens(target, timeout_s):
+        raise FerError(f"--address {target}: no Ray cluster answered within {timeout_s:.0f} s (a `ray start` "
+                       "head that died leaves its address behind: `ray stop`, then `ray start --head`; or leave "
+                       "out --address for a Ray of this command's own)")
     _init_within(target, verbose, None if target == "local" else timeout_s)
     if not verbose:  # trial failures: one line each, from the CLI; Tune's warnings (among them the
         # controller's about ResourceChangingScheduler reading its reuse_actors flag) only with --verbose
         logging.getLogger("ray.tune").setLevel(logging.CRITICAL)
+
+
+def _head_listens(target: str, timeout_s: float) -> bool:
+    """Whether anything accepts a TCP connection at the head's address within timeout_s. A dead
+    head refuses at once, while ray.init retries it for half a minute in code a timer cannot
+    interrupt. "auto" is the address in Ray's ray_current_cluster file (none: Ray says so itself)."""
+    import socket
+    import tempfile
+
+    address = target.removeprefix("ray://")
+    if address == "auto":
+        pointer = Path(tempfile.gettempdir()) / "ray" / "ray_current_cluster"
+        try:
+            address = pointer.read_text().strip()
+        except OSError:
+            return True
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        return True  # an address ray.init will judge, in its own words
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s):
+            return True
+    except OSError:
+        return False
 
 
 def _init_within(target: str, verbose: bool, timeout_s: float | None) -> None:

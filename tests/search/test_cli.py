@@ -141,7 +141,7 @@ def test_a_cluster_that_does_not_answer_is_one_line(stale_ray_pointer, capsys):
     t0 = time.monotonic()
     with pytest.raises(FerError, match=r"--address auto: no Ray cluster answered within 2 s .*ray stop"):
         start_ray("auto", verbose=False, timeout_s=2)
-    assert time.monotonic() - t0 < 90 and not ray.is_initialized()
+    assert time.monotonic() - t0 < 15 and not ray.is_initialized()  # a dead head refuses at once: no 30 s of retries
 
 
 def test_without_address_a_sweep_starts_its_own_ray(monkeypatch):
