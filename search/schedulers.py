@@ -47,8 +47,8 @@ class DistributeWithinNode(DistributeResources):
         return self._cap
 
     def __call__(self, tune_controller, trial, result, scheduler):
-        if not self.limiter.starts_no_more:
-            return None
+        if not self.limiter.starts_no_more or result.get("run_ends"):
+            return None  # (a trial whose run just ended, at its last epoch, would restart only to end)
         pgf = super().__call__(tune_controller, trial, result, scheduler)
         if pgf is None:
             return None

@@ -196,3 +196,17 @@ def test_the_watchdog_waits_a_minute_of_start_up_and_its_epochs():
     from search.budget import overdue
 
     assert not overdue(60 + 3 * 100.0, epoch_s=100.0, epochs=3) and overdue(60 + 3 * 100.0 + 1, 100.0, 3)
+
+
+def test_a_trial_whose_run_just_ended_is_not_grown(clock, monkeypatch):
+    """Once no trial starts, freed CPUs go to running trials, but not to one whose last epoch ended
+    its run (max epochs, its time budget, early stopping): it would restart only to end."""
+    limiter = BudgetLimiter(Always(), 2, num_samples=2)
+    limiter.started = 2  # every trial asked for has started
+    grown = []
+    more = PlacementGroupFactory([{"CPU": 2}])
+    monkeypatch.setattr(search.schedulers.DistributeResources, "__call__", lambda *a: grown.append(1) or more)
+    grow = DistributeWithinNode(limiter, increase_by={"CPU": 1})
+    monkeypatch.setattr(grow, "node_cap", lambda: 8)
+    assert grow(None, None, {"run_ends": "epochs"}, None) is None and not grown
+    assert grow(None, None, {"run_ends": ""}, None) is more and grown == [1]
