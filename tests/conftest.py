@@ -9,7 +9,36 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):  # a worker of `-n N`: its share of the CPUs, for torch here
+    # and the commands it runs (set before torch is imported); N workers of all-CPU threads would
+    # spin against each other
+    _share = len(os.sched_getaffinity(0)) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"])
+    os.environ["OMP_NUM_THREADS"] = str(max(1, _share))
+
 SHARED_FER = Path(__file__).resolve().parents[2] / "shared" / "data" / "fer2013.csv.gz"
+
+
+MAX_WORKERS = 4  # each worker holds torch and, in a Ray test, a Ray of 2 CPUs: more would swap, not speed up
+
+
+def pytest_xdist_auto_num_workers(config) -> int:
+    """`-n auto` (pyproject.toml): one worker per CPU this process may use, at most MAX_WORKERS."""
+    return max(1, min(len(os.sched_getaffinity(0)), MAX_WORKERS))
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+    """For `--dist loadgroup`: each module's tests form one group, run by one worker (module
+    fixtures and the module's Ray are built once), unless a test names a group of its own; the
+    groups with the most slow tests come first, so that no long group starts last."""
+    for item in items:
+        if item.get_closest_marker("xdist_group") is None:
+            item.add_marker(pytest.mark.xdist_group(item.module.__name__))
+    group = {id(item): item.get_closest_marker("xdist_group").args[0] for item in items}
+    slow = {}
+    for item in items:
+        slow[group[id(item)]] = slow.get(group[id(item)], 0) + (item.get_closest_marker("slow") is not None)
+    items.sort(key=lambda item: -slow[group[id(item)]])  # stable: each group keeps its order
 
 
 @pytest.fixture(autouse=True)

@@ -1,5 +1,6 @@
 """README's commands are a promise: each `python -m ...` line of its code blocks runs as written,
-with relative paths, from the root of a copy of the repository, in README order.
+with relative paths, from the root of a copy of the repository, in README order within its
+chain (the commands that read what earlier ones wrote: CHAINS).
 
 Real data is stood in for by a small synthetic file under the README's own name
 (`fer2013.csv.gz`); where README asks for hours or many epochs, a few flags appended at the
@@ -46,12 +47,10 @@ def readme_commands(page: str = "README.md") -> list[str]:
     return out
 
 
-@pytest.fixture(scope="module")
-def checkout(tmp_path_factory):
+def make_checkout(root: Path) -> Path:
     """The tracked files in a fresh folder, with the stand-in data and the two faces README names."""
     from fer.data import SyntheticSpec, make_synthetic
 
-    root = tmp_path_factory.mktemp("checkout")
     files = subprocess.run(["git", "ls-files"], cwd=REPO, capture_output=True, text=True, check=True).stdout
     for name in files.splitlines():
         if (REPO / name).is_file():
@@ -66,6 +65,31 @@ def checkout(tmp_path_factory):
     return root
 
 
+@pytest.fixture
+def checkout(tmp_path):
+    return make_checkout(tmp_path)
+
+
+CHAINS = {  # README's commands fall into chains that read nothing another chain writes (the paths
+    # that tie a command to its chain); each chain runs in a checkout of its own, in README order,
+    # so the chains are separate tests that run side by side
+    "quickstart": ("results/quickstart",),
+    "single runs": ("fer summary", "configs/runs/", "runs/cnn"),
+    "cnn sweep": ("configs/cnn.yaml", "results/cnn"),
+    "dnn sweep": ("configs/dnn.yaml", "results/dnn"),
+}
+
+
+def chain_of(command: str) -> str:
+    """The one chain a README command belongs to (the main job, `python -m search run`, starts
+    the quickstart chain)."""
+    if command == "python -m search run":
+        return "quickstart"
+    hits = [name for name, keys in CHAINS.items() if any(key in command for key in keys)]
+    assert len(hits) == 1, f"README command in {len(hits)} chains of tests/test_readme.py: {command}"
+    return hits[0]
+
+
 def test_readme_lists_the_commands_this_test_shortens():
     commands = readme_commands()
     assert commands[0] == "python -m search run"  # the main job, first
@@ -73,13 +97,19 @@ def test_readme_lists_the_commands_this_test_shortens():
         assert any(c.startswith(prefix) for c in commands), f"README no longer has {prefix!r}"
 
 
+def test_every_readme_command_is_in_one_chain():
+    chains = [chain_of(c) for c in readme_commands()]
+    assert set(chains) == set(CHAINS) and chains[0] == "quickstart"
+
+
 @pytest.mark.slow
-def test_every_readme_command_runs_as_written(checkout, stale_ray_pointer):
+@pytest.mark.parametrize("chain", [pytest.param(c, marks=pytest.mark.xdist_group(f"readme {c}")) for c in CHAINS])
+def test_every_readme_command_runs_as_written(chain, checkout, stale_ray_pointer):
     """(With Ray's pointer to the last `ray start` cluster left stale: the main job starts a Ray
     of its own, and never waits on a dead head.)"""
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "FER_CACHE_DIR": str(checkout / ".cache")}
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "FER_CACHE_DIR": str(checkout / ".cache")}  # a fresh machine's
     env.pop("RAY_ADDRESS", None)
-    for command in readme_commands():
+    for command in [c for c in readme_commands() if chain_of(c) == chain]:
         extra = next((v for k, v in SHORTER.items() if command.startswith(k)), [])
         argv = [sys.executable, *shlex.split(command)[1:], *extra]
         done = subprocess.run(argv, cwd=checkout, env=env, capture_output=True, text=True, timeout=900)
