@@ -220,7 +220,7 @@ def main() -> int:
         throughput = check_throughput(_faces(args.data, args.n), args.device,
                                       [64, 128] if args.tiny else [64, 128, 256, 512, 1024], 0 if args.tiny else 4)
         packing = check_packing(args, [1, 2] if args.tiny else [1, 2, 4, 8], seconds=1.0 if args.tiny else 15.0,
-                                warmup_s=10.0 if args.tiny else 30.0)
+                                warmup_s=4.0 if args.tiny else 30.0)
     data = None if args.tiny else args.data
     report = {"device": args.device, "device_name": torch.cuda.get_device_name() if args.device == "cuda" else "CPU",
               "torch": torch.__version__, "python": sys.version.split()[0], "tiny": args.tiny, "data": data,

@@ -64,12 +64,17 @@ def _run(spaces: list, request: Request, on_sweep) -> Outcome:
         if source not in datasets:
             datasets[source] = load_data(source)
     outcome = Outcome(root=f"{request.storage}/{request.name}")
+    import ray
+
     with store.hold_reserve(outcome.root):  # before Ray: a storage without room is one line, Ray never started
+        ours = not ray.is_initialized()
         start_ray(request.address, request.verbose)
         for sweep in _each_sweep(spaces, request, datasets):
             outcome.sweeps.append(sweep)
             if on_sweep:
                 on_sweep(sweep)
+    if ours:  # the sweeps are over: Ray's processes and idle workers leave the CPUs to the report
+        ray.shutdown()
     outcome.seconds = time.perf_counter() - t0
     return outcome
 

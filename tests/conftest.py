@@ -6,8 +6,9 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
+
+from tests.factories import TINY_RUNS, write_kaggle
 
 if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):  # a worker of `-n N`: its share of the CPUs, for torch here
     # and the commands it runs (set before torch is imported); N workers of all-CPU threads would
@@ -41,20 +42,26 @@ def pytest_collection_modifyitems(config, items):
     items.sort(key=lambda item: -slow[group[id(item)]])  # stable: each group keeps its order
 
 
-@pytest.fixture(autouse=True)
-def _isolated_cache(tmp_path_factory, monkeypatch):
-    monkeypatch.setenv("FER_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "fer-cache"))
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_cache(tmp_path_factory):
+    """One cache folder per test session (per worker), never the user's: session fixtures that
+    train (trained_runs) measure into it too."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("FER_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "fer-cache"))
+        yield
 
 
-def kaggle_rows(n: int, seed: int = 0, usages=("Training", "PublicTest")) -> tuple[str, np.ndarray, np.ndarray]:
-    """A tiny hand-made Kaggle-format CSV: text, its images (n,48,48) and labels."""
-    rng = np.random.default_rng(seed)
-    images = rng.integers(0, 256, (n, 48, 48), dtype=np.uint8)
-    labels = rng.integers(0, 7, n)
-    lines = ["emotion,pixels,Usage"]
-    for i in range(n):
-        lines.append(f"{labels[i]},{' '.join(map(str, images[i].ravel()))},{usages[i % len(usages)]}")
-    return "\n".join(lines) + "\n", images, labels
+@pytest.fixture(scope="session")
+def trained_runs(tmp_path_factory) -> dict[str, Path]:
+    """One tiny trained run folder per family (tests.factories.TINY_RUNS), trained once per
+    session through `fer train`, for the tests that only read a checkpoint."""
+    from fer.cli import main
+
+    runs = {}
+    for family, overrides in TINY_RUNS.items():
+        runs[family] = tmp_path_factory.mktemp(f"trained-{family}")
+        assert main(["train", "--epochs", "2", "--out", str(runs[family]), *overrides]) == 0
+    return runs
 
 
 @pytest.fixture
@@ -73,34 +80,6 @@ def write_csv(tmp_path):
 def synthetic():
     from fer.data import SyntheticSpec, make_synthetic
     return make_synthetic(SyntheticSpec(n_per_class=60, seed=1))
-
-
-def write_kaggle(faces, path) -> Path:
-    """A FaceSet as a Kaggle-format CSV (Usage from its split tags)."""
-    from fer.data import SPLITS
-
-    lines = ["emotion,pixels,Usage"]
-    for img, label, split in zip(faces.images, faces.labels, faces.split):
-        lines.append(f"{label},{' '.join(map(str, img.ravel()))},{SPLITS[split]}")
-    Path(path).write_text("\n".join(lines) + "\n")
-    return Path(path)
-
-
-TINY_SWEEP = """
-settings: {{num_samples: {n}, max_epochs: {epochs}, grace_period: 1, reduction_factor: 3, max_concurrent: {conc},
-            cpus_per_trial: {cpus}, gpus_per_trial: {gpus}, max_failures: 2, scheduler: {sched}}}
-sweeps:
-  - name: cnn
-    family: cnn
-    model: {{channels: {{choice: [[4, 8], [8, 8]]}}, kernel_sizes: [3], convs_per_block: 1, head: gap, head_hidden: [],
-            pool: max, dropout: 0.0, head_dropout: 0.0}}
-    train: {{batch_size: 32, lr: {{loguniform: [1.0e-3, 3.0e-2]}}}}
-"""
-
-
-def tiny_sweep(path, n=4, epochs=2, conc=2, cpus=1, gpus=0, sched="asha") -> Path:
-    Path(path).write_text(TINY_SWEEP.format(n=n, epochs=epochs, conc=conc, cpus=cpus, gpus=gpus, sched=sched))
-    return Path(path)
 
 
 @pytest.fixture(scope="session")

@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.conftest import write_kaggle
+from tests.factories import write_kaggle
 
 REPO = Path(__file__).resolve().parents[1]
 SHORTER = {  # README command prefix -> flags appended to keep it short on the stand-in data

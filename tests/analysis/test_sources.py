@@ -7,7 +7,7 @@ from fer.data import SyntheticSpec, make_synthetic
 from fer.data.splits import data_entry
 from fer.errors import CheckpointError
 from fer.models import model_from_spec
-from tests.conftest import write_kaggle
+from tests.factories import write_kaggle
 
 
 def _refit(tmp_path, fractions):

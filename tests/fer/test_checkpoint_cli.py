@@ -8,17 +8,14 @@ from PIL import Image
 from fer.checkpoint import Checkpoint, load_checkpoint
 from fer.cli import main
 from fer.errors import CheckpointError
-from tests.conftest import kaggle_rows
+from tests.factories import TINY_CNN, kaggle_rows
 
-TINY = ["model.name=cnn", "model.channels=[8,16]", "model.kernel_sizes=[3,3]", "model.head=gap",
-        "model.head_hidden=[]", "train.batch_size=64"]
+TINY = TINY_CNN
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    out = tmp_path_factory.mktemp("run")
-    assert main(["train", "--epochs", "2", "--out", str(out), *TINY]) == 0
-    return out
+@pytest.fixture
+def trained(trained_runs):
+    return trained_runs["cnn"]  # `fer train --epochs 2` of TINY_CNN, once per session
 
 
 def test_train_writes_self_describing_checkpoint(trained):
@@ -110,7 +107,7 @@ def test_summary_cli(capsys):
 
 
 def test_checkpoint_records_an_absolute_data_path(write_csv, tmp_path, monkeypatch):
-    from tests.conftest import kaggle_rows
+    from tests.factories import kaggle_rows
 
     path = write_csv(kaggle_rows(14)[0])
     monkeypatch.chdir(path.parent)

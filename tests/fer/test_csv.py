@@ -8,7 +8,8 @@ from fer.data import load_data
 from fer.data.cache import ArrayCache
 from fer.data.csv import load_csv
 from fer.errors import DataError
-from tests.conftest import SHARED_FER, kaggle_rows
+from tests.conftest import SHARED_FER
+from tests.factories import kaggle_rows
 
 
 @pytest.mark.parametrize("name", ["data.csv", "data.csv.gz"])

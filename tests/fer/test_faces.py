@@ -20,11 +20,9 @@ def astronaut():
     return data.astronaut()  # (512, 512, 3): one face, Eileen Collins
 
 
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    out = tmp_path_factory.mktemp("run")
-    assert main(["train", "--epochs", "1", "--out", str(out), "model.name=seed_dnn"]) == 0
-    return out / "checkpoint.pt"
+@pytest.fixture
+def checkpoint(trained_runs):
+    return trained_runs["dnn"] / "checkpoint.pt"  # the course report's DNN, trained once per session
 
 
 def test_annotate_never_overwrites_a_photo_or_a_file(checkpoint, astronaut, tmp_path, capsys):

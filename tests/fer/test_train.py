@@ -8,9 +8,9 @@ from fer.config import load_run
 from fer.errors import ConfigError
 from fer.train import Trainer, one_cycle
 from fer.transforms import eval_views, random_crop, random_erasing
+from tests.factories import TINY_CNN
 
-TINY = ["model.name=cnn", "model.channels=[8,16]", "model.kernel_sizes=[3,3]", "model.head=gap",
-        "model.head_hidden=[]", "train.epochs=2", "train.batch_size=64"]
+TINY = [*TINY_CNN, "train.epochs=2"]
 METRIC_KEYS = {"train_loss", "train_acc", "val_loss", "val_acc", "val_macro_f1", "lr", "epoch_s", "images_per_s",
                "epoch", "elapsed_s"}
 
@@ -217,7 +217,7 @@ def test_a_last_batch_of_one_trains_with_batchnorm(tiny_kaggle):
 
 @pytest.fixture
 def tiny_kaggle(write_csv):
-    from tests.conftest import kaggle_rows
+    from tests.factories import kaggle_rows
 
     text, _, _ = kaggle_rows(40, usages=("Training",) * 33 + ("PublicTest",) * 7)
     return write_csv(text)

@@ -14,7 +14,7 @@ import pytest
 
 from search.results import best_trials, trial_histories, trials_table
 from search.study import without_password
-from tests.conftest import tiny_sweep
+from tests.factories import tiny_sweep
 from tests.search.conftest import PG_PASSWORD, stop_cluster
 from tests.search.test_resume_cluster import ENDED, _kill_once_two_trials_ended
 

@@ -5,7 +5,7 @@ import pandas as pd
 
 from search.engine import ray_address, summarise
 from search.space import load_sweeps
-from tests.conftest import tiny_sweep
+from tests.factories import tiny_sweep
 
 
 def test_ray_is_joined_where_asked_else_a_ray_of_its_own_never_a_stale_pointer(monkeypatch):

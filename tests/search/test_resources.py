@@ -4,7 +4,7 @@ import pytest
 import search.resources as resources
 from fer.errors import ConfigError
 from search.space import load_sweeps
-from tests.conftest import tiny_sweep
+from tests.factories import tiny_sweep
 
 
 def test_trials_at_once_sums_what_each_node_holds():

@@ -122,7 +122,7 @@ def test_a_real_sweep_with_its_pickles_replaced_is_read_without_running_them(ray
     from search.space import load_sweeps
     from search.sweep import run_sweep
     from search.trainable import train_fer
-    from tests.conftest import tiny_sweep
+    from tests.factories import tiny_sweep
 
     space = load_sweeps(str(tiny_sweep(tmp_path / "space.yaml", n=2, epochs=1)))[0]
     run_sweep(space, train_fer, Request("exp", str(tmp_path / "results")), faces=faces)

@@ -16,7 +16,8 @@ import pytest
 from fer.checkpoint import load_checkpoint
 from search.results import trial_histories, trials_table
 from search.study import without_password
-from tests.conftest import subprocess_env, tiny_sweep
+from tests.conftest import subprocess_env
+from tests.factories import tiny_sweep
 from tests.search.conftest import PG_PASSWORD, stop_cluster
 
 REPO = Path(__file__).resolve().parents[2]

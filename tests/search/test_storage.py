@@ -11,7 +11,7 @@ import pytest
 from fer.checkpoint import load_checkpoint
 from search.results import trial_histories, trials_table
 from search.storage import RESERVE_FILE, drop_partial_checkpoints
-from tests.conftest import tiny_sweep
+from tests.factories import tiny_sweep
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -16,7 +16,7 @@ from search.request import Request
 from search.results import STUDY_FILE
 from search.space import load_sweeps
 from search.sweep import run_sweep
-from tests.conftest import tiny_sweep
+from tests.factories import tiny_sweep
 from tests.search.conftest import free_port
 
 pytestmark = pytest.mark.slow  # an in-process Ray
@@ -117,7 +117,7 @@ def test_trials_tune_stops_at_its_time_budget_enter_the_study_complete(ray_clust
     """Tune stops the trials still running at time_budget_s without telling its searcher; the
     sweep's end completes them with their best epoch."""
     space = load_sweeps(str(tiny_sweep(tmp_path / "space.yaml", n=2, epochs=100_000, sched="fifo")),
-                        {"time_budget_s": 8.0})[0]
+                        {"time_budget_s": 16.0})[0]  # room for a worker's start on a loaded machine
     grid = run_sweep(space, endless_train, Request("exp", str(tmp_path / "results")), faces=faces)
     study = optuna.load_study(study_name="exp/cnn", storage=f"sqlite:///{tmp_path}/results/exp/cnn/{STUDY_FILE}")
     assert len(study.trials) == len(grid) == 2

@@ -5,7 +5,7 @@ import optuna
 
 from search.space import load_sweeps
 from search.study import StudySearch
-from tests.conftest import tiny_sweep
+from tests.factories import tiny_sweep
 
 
 def test_an_epoch_reported_twice_keeps_its_last_score_in_the_study(tmp_path, sweep_context):

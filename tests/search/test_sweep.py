@@ -11,7 +11,7 @@ from search.results import best_trials, trial_histories, trials_table
 from search.space import load_sweeps
 from search.sweep import run_sweep
 from search.trainable import train_fer
-from tests.conftest import tiny_sweep
+from tests.factories import tiny_sweep
 
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow  # an in-process Ray

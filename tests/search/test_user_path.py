@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from search.results import trials_table
-from tests.conftest import subprocess_env, tiny_sweep
+from tests.conftest import subprocess_env
+from tests.factories import tiny_sweep
 from tests.search.conftest import stop_cluster
 
 REPO = Path(__file__).resolve().parents[2]

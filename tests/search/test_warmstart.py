@@ -8,7 +8,7 @@ from search.cli import main
 from search.results import trials_table
 from search.space import load_sweeps
 from search.warmstart import fitting_trials, import_plan, unseen_points
-from tests.conftest import tiny_sweep
+from tests.factories import tiny_sweep
 
 D = optuna.distributions
 

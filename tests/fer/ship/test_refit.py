@@ -5,7 +5,7 @@ import pytest
 from fer.checkpoint import Checkpoint, load_checkpoint, preprocessing
 from fer.cli import main
 from fer.ship.refit import refit, refit_config
-from tests.conftest import kaggle_rows
+from tests.factories import kaggle_rows
 
 TINY = ["model.name=cnn", "model.channels=[4,8]", "model.kernel_sizes=[3,3]", "model.head=gap",
         "model.head_hidden=[]", "train.batch_size=32"]

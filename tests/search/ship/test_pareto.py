@@ -12,7 +12,7 @@ import fer.ship.cost
 import search.ship.pareto
 from fer.checkpoint import load_checkpoint
 from search.ship.pareto import best_within, measured_trials, pareto_mask
-from tests.conftest import tiny_sweep
+from tests.factories import tiny_sweep
 
 REPO = Path(__file__).resolve().parents[3]
 
