@@ -209,7 +209,8 @@ def restore_recorded_checkpoints(experiment: str) -> list[str]:
     analysis = ExperimentAnalysis(experiment)  # a folder or a storage URI: each checkpoint knows its filesystem
     mended = []
     for trial in analysis.trials:
-        recorded = analysis.get_last_checkpoint(trial) if trial.status != "TERMINATED" else None
+        # what Tune resumes from: the latest checkpoint recorded (not the newest of those kept by score)
+        recorded = trial.checkpoint if trial.status != "TERMINATED" else None
         if recorded is None:
             continue
         fs, path = recorded.filesystem, recorded.path

@@ -99,7 +99,7 @@ def test_resume_when_tune_had_deleted_the_checkpoint_it_recorded(tmp_path, tiny_
     analysis = ExperimentAnalysis(str(tmp_path / "results" / "exp" / "cnn"))
     moved = 0
     for trial in analysis.trials:
-        recorded = analysis.get_last_checkpoint(trial) if trial.status != "TERMINATED" else None
+        recorded = trial.checkpoint if trial.status != "TERMINATED" else None  # what Tune resumes from
         if recorded is not None and Path(recorded.path).exists():
             os.rename(recorded.path, Path(recorded.path).parent / "checkpoint_999999")
             moved += 1
