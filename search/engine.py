@@ -126,7 +126,7 @@ def _head_listens(target: str, timeout_s: float) -> bool:
 
     address = target.removeprefix("ray://")
     if address == "auto":
-        pointer = Path(tempfile.gettempdir()) / "ray" / "ray_current_cluster"
+        pointer = Path(os.environ.get("RAY_TMPDIR") or tempfile.gettempdir()) / "ray" / "ray_current_cluster"
         try:
             address = pointer.read_text().strip()
         except OSError:

@@ -1,8 +1,11 @@
+import atexit
 import gzip
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -10,11 +13,17 @@ import pytest
 
 from tests.factories import TINY_RUNS, write_kaggle
 
-if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):  # a worker of `-n N`: its share of the CPUs, for torch here
-    # and the commands it runs (set before torch is imported); N workers of all-CPU threads would
-    # spin against each other
+if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):  # a worker of `-n N`, set up before torch or Ray is imported:
+    # its share of the CPUs, for torch here and the commands it runs (N workers of all-CPU threads
+    # spin against each other), and a temporary folder of its own: Ray keeps its sessions and the
+    # address `--address auto` joins (ray_current_cluster) there, and two workers' clusters must
+    # never find each other
     _share = len(os.sched_getaffinity(0)) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"])
     os.environ["OMP_NUM_THREADS"] = str(max(1, _share))
+    os.environ["TMPDIR"] = tempfile.mkdtemp(prefix=f"fer-{os.environ['PYTEST_XDIST_WORKER']}-", dir="/tmp")
+    os.chmod(os.environ["TMPDIR"], 0o755)  # the PostgreSQL server runs as its own user, in a folder under it
+    tempfile.tempdir = None  # gettempdir() reads TMPDIR again
+    atexit.register(shutil.rmtree, os.environ["TMPDIR"], ignore_errors=True)
 
 SHARED_FER = Path(__file__).resolve().parents[2] / "shared" / "data" / "fer2013.csv.gz"
 
