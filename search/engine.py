@@ -54,6 +54,8 @@ def run_experiment(spaces: list, request: Request, on_sweep: Callable[[SweepOutc
 
 
 def _run(spaces: list, request: Request, on_sweep) -> Outcome:
+    import ray
+
     from fer.data import load_data
     from search import storage as store
 
@@ -64,8 +66,6 @@ def _run(spaces: list, request: Request, on_sweep) -> Outcome:
         if source not in datasets:
             datasets[source] = load_data(source)
     outcome = Outcome(root=f"{request.storage}/{request.name}")
-    import ray
-
     with store.hold_reserve(outcome.root):  # before Ray: a storage without room is one line, Ray never started
         ours = not ray.is_initialized()
         start_ray(request.address, request.verbose)
@@ -108,13 +108,17 @@ def start_ray(address: str | None, verbose: bool, timeout_s: float = CONNECT_TIM
         os.environ.setdefault("RAY_IGNORE_UNHANDLED_ERRORS", "1")  # results of trials a stop left unread
     target = ray_address(address)
     if target != "local" and not _head_listens(target, timeout_s):
-        raise FerError(f"--address {target}: no Ray cluster answered within {timeout_s:.0f} s (a `ray start` "
-                       "head that died leaves its address behind: `ray stop`, then `ray start --head`; or leave "
-                       "out --address for a Ray of this command's own)")
+        raise _no_answer(target, timeout_s)
     _init_within(target, verbose, None if target == "local" else timeout_s)
     if not verbose:  # trial failures: one line each, from the CLI; Tune's warnings (among them the
         # controller's about ResourceChangingScheduler reading its reuse_actors flag) only with --verbose
         logging.getLogger("ray.tune").setLevel(logging.CRITICAL)
+
+
+def _no_answer(target: str, timeout_s: float) -> FerError:
+    return FerError(f"--address {target}: no Ray cluster answered within {timeout_s:.0f} s (a `ray start` head "
+                    "that died leaves its address behind: `ray stop`, then `ray start --head`; or leave out "
+                    "--address for a Ray of this command's own)")
 
 
 def _head_listens(target: str, timeout_s: float) -> bool:
@@ -169,9 +173,7 @@ def _init_within(target: str, verbose: bool, timeout_s: float | None) -> None:
     except KeyboardInterrupt:
         if not gave_up.is_set():
             raise
-        raise FerError(f"--address {target}: no Ray cluster answered within {timeout_s:.0f} s (a `ray start` "
-                       "head that died leaves its address behind: `ray stop`, then `ray start --head`; or leave "
-                       "out --address for a Ray of this command's own)") from None
+        raise _no_answer(target, timeout_s) from None
     except (ConnectionError, RuntimeError, ValueError) as e:
         raise FerError(f"--address {target}: cannot join the Ray cluster ({str(e).splitlines()[0]})") from None
     finally:

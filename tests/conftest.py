@@ -7,6 +7,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -44,11 +45,9 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if item.get_closest_marker("xdist_group") is None:
             item.add_marker(pytest.mark.xdist_group(item.module.__name__))
-    group = {id(item): item.get_closest_marker("xdist_group").args[0] for item in items}
-    slow = {}
-    for item in items:
-        slow[group[id(item)]] = slow.get(group[id(item)], 0) + (item.get_closest_marker("slow") is not None)
-    items.sort(key=lambda item: -slow[group[id(item)]])  # stable: each group keeps its order
+    group = lambda item: item.get_closest_marker("xdist_group").args[0]  # noqa: E731
+    slow = Counter(group(item) for item in items if item.get_closest_marker("slow"))
+    items.sort(key=lambda item: -slow[group(item)])  # stable: each group keeps its order
 
 
 @pytest.fixture(scope="session", autouse=True)
