@@ -1,6 +1,7 @@
 """The CLI as a user runs it: killed and resumed, and on a two-node local Ray cluster that loses a node
 (tests/search/test_cluster_path.py runs the cluster path with object storage)."""
 import contextlib
+import json
 import os
 import re
 import shutil
@@ -33,14 +34,34 @@ def _two_ended(log: str) -> bool:
     return len(ENDED.findall(log)) >= 2
 
 
+def _snapshot_ended(experiment: Path) -> set:
+    """Trial ids that Tune's newest experiment snapshot records as TERMINATED: what a resume keeps."""
+    states = sorted(experiment.glob("experiment_state-*.json"))
+    try:
+        trials = [json.loads(t[0]) for t in json.loads(states[-1].read_text())["trial_data"]] if states else []
+    except (ValueError, KeyError, IndexError):  # caught mid-write: read it again next time
+        return set()
+    return {t["trial_id"] for t in trials if t["status"] == "TERMINATED"}
+
+
 def _kill_once_two_trials_ended(cmd: list, log_path: Path, until=_two_ended, **env) -> set:
-    """Run the sweep, SIGKILL it and its local Ray once two trials have ended (and `until(log)`);
+    """Run the sweep, SIGKILL it and its local Ray once two trials have ended, Tune's snapshot in a
+    local folder records them ended (a crash before that snapshot rightly runs them again), and `until(log)`;
     the ids of the trials that ended."""
     log = open(log_path, "w+")
     proc = subprocess.Popen(cmd, cwd=REPO, env=subprocess_env(**env), stdout=log, stderr=subprocess.STDOUT,
                             start_new_session=True)
+    store = cmd[cmd.index("--storage-path") + 1]  # (an s3:// one is synced by Tune on its own schedule: not read)
+    experiment = None if "://" in store else Path(store) / cmd[cmd.index("--name") + 1] / "cnn"
+
+    def ready() -> bool:
+        text = log_path.read_text()
+        ended = set(ENDED.findall(text))
+        snapshot = experiment is None or ended <= _snapshot_ended(experiment)
+        return len(ended) >= 2 and snapshot and until(text)
+
     deadline = time.time() + 240
-    while time.time() < deadline and not (_two_ended(log_path.read_text()) and until(log_path.read_text())):
+    while time.time() < deadline and not ready():
         assert proc.poll() is None, log_path.read_text()[-3000:]
         time.sleep(0.5)
     os.killpg(proc.pid, signal.SIGKILL)  # the driver and its local Ray die together, as in a crash
