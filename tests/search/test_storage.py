@@ -141,7 +141,7 @@ def _fill(volume: Path) -> Path:
 
 @pytest.mark.slow
 def test_storage_full_mid_sweep_stops_then_resume_completes(tmp_path, tiny_csv, small_volume):
-    space = tiny_sweep(tmp_path / "space.yaml", n=4, epochs=30, sched="fifo")
+    space = tiny_sweep(tmp_path / "space.yaml", n=4, epochs=12, sched="fifo")
     storage = small_volume / "results"
     cmd = [sys.executable, "-m", "search", "run", str(space), "--data", str(tiny_csv), "--storage-path",
            str(storage), "--name", "exp", "--no-report"]
@@ -170,7 +170,7 @@ def test_storage_full_mid_sweep_stops_then_resume_completes(tmp_path, tiny_csv, 
         load_checkpoint(pt)  # every checkpoint on the storage is whole
     _, histories = trial_histories(storage / "exp" / "cnn")
     for h in histories.values():
-        assert h["epoch"].tolist() == list(range(1, 31))  # stopped trials continued where they were
+        assert h["epoch"].tolist() == list(range(1, 13))  # stopped trials continued where they were
     assert not (storage / "exp" / RESERVE_FILE).exists()
 
 

@@ -34,9 +34,10 @@ def _wait_for(proc: subprocess.Popen, log: Path, text: str, timeout: float = 300
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
-def test_a_signal_stops_every_sweep_and_resume_completes(tmp_path, signum):
-    storage = tmp_path / "results"
-    argv = ["search", "run", "--num-samples", "3", "--max-epochs", "2", "--storage-path", str(storage)]
+def test_a_signal_stops_every_sweep_and_resume_completes(tmp_path, signum, tiny_csv):
+    storage = tmp_path / "results"  # (the tiny faces: 6 epochs leave seconds of the first sweep to signal into)
+    argv = ["search", "run", "--data", str(tiny_csv), "--num-samples", "3", "--max-epochs", "6",
+            "--storage-path", str(storage)]
     proc = _start(argv, tmp_path / "out.log")
     _wait_for(proc, tmp_path / "out.log", " epoch   1 ")
     if signum == signal.SIGINT:
