@@ -98,6 +98,35 @@ def tiny_csv(tmp_path_factory):
     return write_kaggle(faces, tmp_path_factory.mktemp("data") / "tiny.csv")
 
 
+@pytest.fixture(scope="session")
+def ray_cluster():
+    """The test session's one local Ray (2 CPUs and a logical GPU), started by the first test that
+    asks: sweeps run in this process use it, commands join it with `--address` (its GCS address,
+    the fixture's value). Under -n N each worker has its own."""
+    import ray
+
+    os.environ["PYTHONPATH"] = f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"  # workers import tests.*
+    ray.init(address="local", num_cpus=2, num_gpus=1, include_dashboard=False, logging_level="ERROR")
+    yield ray.get_runtime_context().gcs_address
+    ray.shutdown()
+
+
+@pytest.fixture
+def ray_inits(monkeypatch) -> list:
+    """Every ray.init a command tries (each refused): for tests of work refused before Ray starts,
+    which the session's cluster, up in this process or not, must not decide."""
+    import ray
+
+    calls = []
+
+    def refused(*args, **kwargs):
+        calls.append(kwargs.get("address"))
+        raise RuntimeError("ray.init called by a command that should have stopped before it")
+
+    monkeypatch.setattr(ray, "init", refused)
+    return calls
+
+
 @pytest.fixture
 def stale_ray_pointer():
     """Ray's ray_current_cluster file naming a head that died without `ray stop` (a port nothing

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import optuna
 import pytest
-import ray
 
 from fer.data import load_data
 from tests.conftest import free_port  # noqa: F401  (tests.search modules import it from here)
@@ -52,14 +51,6 @@ def sweep_context():
 
     with SweepContext().active() as context:
         yield context
-
-
-@pytest.fixture(scope="module")
-def ray_cluster():
-    os.environ["PYTHONPATH"] = f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"  # workers import tests.*
-    ray.init(address="local", num_cpus=2, num_gpus=1, include_dashboard=False, logging_level="ERROR")
-    yield
-    ray.shutdown()
 
 
 @pytest.fixture(scope="module")

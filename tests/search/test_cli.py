@@ -2,7 +2,6 @@
 And the arithmetic behind the default concurrency and the trial outcomes."""
 
 import pytest
-import ray
 
 from fer.errors import ConfigError, FerError
 from search.budget import Budget
@@ -44,12 +43,12 @@ from search.settings import Settings
     (["--warm-start-from", "results/nowhere"], "--warm-start-from results/nowhere: no such folder"),
     (["--warm-start-from", "configs"], "--warm-start-from configs: no optuna.db inside"),
 ])
-def test_bad_options_exit_2_with_one_line_and_write_nothing(tmp_path, capsys, flags, message):
+def test_bad_options_exit_2_with_one_line_and_write_nothing(tmp_path, capsys, flags, message, ray_inits):
     storage = tmp_path / "results"
     assert _exit_code(["run", "--storage-path", str(storage), *flags]) == 2
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
-    assert not storage.exists() and not ray.is_initialized()  # refused before Ray started
+    assert not storage.exists() and not ray_inits  # refused before Ray started
 
 
 @pytest.mark.parametrize("body, message", [
@@ -62,13 +61,13 @@ def test_bad_options_exit_2_with_one_line_and_write_nothing(tmp_path, capsys, fl
     ("settings: {param_budget: {target: 0, scale: model.widths}}",
      "settings.param_budget: target: must be a positive number of parameters, got 0"),
 ])
-def test_a_bad_space_is_refused_whole_before_ray_starts(tmp_path, capsys, body, message):
+def test_a_bad_space_is_refused_whole_before_ray_starts(tmp_path, capsys, body, message, ray_inits):
     space = tmp_path / "space.yaml"
     space.write_text(f"family: cnn\n{body}\n")
     assert main(["run", str(space), "--storage-path", str(tmp_path / "results")]) == 2
     err = capsys.readouterr().err
     assert err == f"search: error: {space}: {message}" + err.split(message, 1)[1] and len(err.splitlines()) == 1
-    assert not (tmp_path / "results").exists() and not ray.is_initialized()
+    assert not (tmp_path / "results").exists() and not ray_inits
 
 
 def _exit_code(argv: list[str]) -> int:
@@ -133,7 +132,7 @@ def test_the_resume_line_names_the_study_server_without_a_password(tmp_path, mon
 
 
 @pytest.mark.slow  # Ray's own connection wait
-def test_a_cluster_that_does_not_answer_is_one_line(stale_ray_pointer, capsys):
+def test_a_cluster_that_does_not_answer_is_one_line(stale_ray_pointer, capsys, ray_inits):
     import time
 
     from search.engine import start_ray
@@ -141,7 +140,7 @@ def test_a_cluster_that_does_not_answer_is_one_line(stale_ray_pointer, capsys):
     t0 = time.monotonic()
     with pytest.raises(FerError, match=r"--address auto: no Ray cluster answered within 2 s .*ray stop"):
         start_ray("auto", verbose=False, timeout_s=2)
-    assert time.monotonic() - t0 < 15 and not ray.is_initialized()  # a dead head refuses at once: no 30 s of retries
+    assert time.monotonic() - t0 < 15 and not ray_inits  # a dead head refuses at once: no 30 s of retries
 
 
 def test_without_address_a_sweep_starts_its_own_ray(monkeypatch):

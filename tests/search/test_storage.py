@@ -114,16 +114,14 @@ def small_volume(tmp_path, request):
 
 
 @pytest.mark.size("8m")
-def test_a_storage_without_room_for_the_reserve_is_one_line_before_ray(tmp_path, small_volume, capsys):
-    import ray
-
+def test_a_storage_without_room_for_the_reserve_is_one_line_before_ray(tmp_path, small_volume, capsys, ray_inits):
     from search.cli import main
 
     assert main(["run", "--storage-path", str(small_volume / "results"), "--no-report"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith(f"search: error: --storage-path {small_volume / 'results' / 'quickstart'}: cannot set "
                           "aside 16 MiB") and "\n" not in err, err
-    assert not ray.is_initialized() and not (small_volume / "results" / "quickstart").exists()
+    assert not ray_inits and not (small_volume / "results" / "quickstart").exists()
 
 
 def _fill(volume: Path) -> Path:

@@ -1,0 +1,64 @@
+"""benchmarks/peers.py: the comparison's arithmetic, and every system run end to end on tiny data."""
+import json
+import math
+
+import pytest
+
+from benchmarks.peers import SYSTEMS, SystemRun, Trial, anytime, collect_peer, main, table
+
+TINY_DNN = """family: dnn
+settings: {metric: val_acc, cpus_per_trial: 1, grace_period: 1}
+model: {widths: {choice: [[32], [64, 32]]}, dropout: {uniform: [0.0, 0.3]}}
+train: {batch_size: 64, optimizer: adamw, lr: {loguniform: [1.0e-3, 1.0e-2]}, precision: fp32}
+"""
+
+
+def test_the_selection_at_each_moment_is_the_best_ended_trial_scored_on_its_own_checkpoint():
+    run = SystemRun("x", 0, 3, {"a": Trial(5.0, 0.4, "a.pt"), "b": Trial(9.0, 0.3, "b.pt"),
+                                "c": Trial(12.0, 0.6, "c.pt")}, 20.0, 2)
+    public = {"a.pt": 0.41, "b.pt": 0.9, "c.pt": 0.55}
+    # b ends with a worse holdout score than a: the selection stays a, whatever b would score on PublicTest
+    assert anytime(run, public.__getitem__) == [(5.0, 0.41), (12.0, 0.55)]
+
+
+def test_a_peer_log_counts_started_trials_and_only_their_epochs(tmp_path):
+    (tmp_path / "log").mkdir()
+    rows = [{"trial": "t1", "time": 100.0, "epoch": 0}, {"trial": "t1", "time": 103.0, "epoch": 1, "value": 0.2,
+                                                          "wall_s": 2.5},
+            {"trial": "t1", "time": 106.0, "epoch": 2, "value": 0.5, "wall_s": 2.5}]
+    (tmp_path / "log" / "t1.jsonl").write_text("\n".join(map(json.dumps, rows)) + "\n")
+    (tmp_path / "log" / "t2.jsonl").write_text(json.dumps({"trial": "t2", "time": 105.0, "epoch": 0}) + "\n")
+    started, trials, train_s = collect_peer(tmp_path, t0=90.0)
+    assert started == 2 and train_s == 5.0  # t2 started and never finished an epoch
+    assert trials == {"t1": Trial(16.0, 0.5, str(tmp_path / "kept" / "t1.pt"))}
+
+
+def test_the_table_gives_mean_spread_and_each_seed():
+    results = [{"system": "optuna", "seed": s, "public_test": v, "training_share": 0.9, "trials_started": 4}
+               for s, v in ((0, 0.5), (1, 0.7))]
+    lines = table(results, ["optuna"]).splitlines()
+    assert lines[0].startswith("| system | PublicTest at the deadline, mean (sd) | seed 0 | seed 1 |")
+    assert lines[2] == f"| optuna | 0.6000 ({math.sqrt(0.02):.4f}) | 0.5000 | 0.7000 | 90% | 4.0 |"
+
+
+@pytest.mark.slow
+def test_every_system_searches_and_is_scored_on_the_tiny_faces(tmp_path, tiny_csv, ray_cluster, capsys):
+    space = tmp_path / "tiny_dnn.yaml"
+    space.write_text(TINY_DNN)
+    out = tmp_path / "peers"
+    assert main(["--space", str(space), "--budget", "10", "--seeds", "2", "--data", str(tiny_csv), "--out", str(out),
+                 "--address", ray_cluster]) == 0
+    printed = capsys.readouterr().out
+    for system in SYSTEMS:
+        for seed in (0, 1):
+            result = json.loads((out / "tiny_dnn-10s" / f"seed{seed}" / system / "result.json").read_text())
+            assert 0.0 <= result["public_test"] <= 1.0 and result["curve"], (system, seed)
+            assert 0.0 < result["training_share"] <= 1.0 and result["trials_started"] >= 1
+        assert f"| {system} | " in printed
+    assert (out / "tiny_dnn-10s" / "anytime.png").stat().st_size > 0
+    kept = out / "tiny_dnn-10s" / "seed0" / "optuna" / "result.json"
+    before = kept.stat().st_mtime_ns
+    again = main(["--space", str(space), "--budget", "10", "--seeds", "1", "--data", str(tiny_csv), "--out", str(out),
+                  "--systems", "optuna"])  # a result on disk is read, not run again
+    assert again == 0 and "seed 0 optuna: PublicTest" in capsys.readouterr().out
+    assert kept.stat().st_mtime_ns == before
