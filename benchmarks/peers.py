@@ -55,8 +55,8 @@ class SystemRun(NamedTuple):
     seed: int
     started: int  # trials started
     trials: dict  # trial id -> Trial (trials with at least one epoch)
-    train_s: float  # seconds of the trials' epochs (training and validation), summed
-    slots: int  # trials at a time the machine held
+    train_cpu_s: float  # CPU-seconds of the trials' epochs (training and validation): seconds x the trial's CPUs
+    cpus: float  # CPUs the trials had in all (trials at a time x CPUs per trial)
 
 
 def launch(system: str, args, seed: int, folder: Path, train_csv: Path) -> float:
@@ -80,7 +80,8 @@ def launch(system: str, args, seed: int, folder: Path, train_csv: Path) -> float
 
 
 def collect_project(folder: Path, t0: float, metric: str) -> tuple[int, dict, float]:
-    """(trials started, trials, training seconds) of a `search run` experiment."""
+    """(trials started, trials, training CPU-seconds) of a `search run` experiment (a trial that grew
+    onto CPUs a stopped one freed trains at more threads: its epochs count at those)."""
     from search.results import find_experiments, trial_histories, trials_table
 
     table = trials_table(folder / "results" / "exp")
@@ -90,12 +91,12 @@ def collect_project(folder: Path, t0: float, metric: str) -> tuple[int, dict, fl
         for trial, h in trial_histories(exp)[1].items():
             if len(h) and metric in h and kept.get(trial):
                 trials[trial] = Trial(float(h["timestamp"].max()) - t0, float(h[metric].max()), kept[trial])
-                train_s += float(h["epoch_wall_s"].sum())
+                train_s += float((h["epoch_wall_s"] * h["threads"]).sum())
     return len(table), trials, train_s
 
 
-def collect_peer(folder: Path, t0: float) -> tuple[int, dict, float]:
-    """(trials started, trials, training seconds) from a bare peer's trial logs."""
+def collect_peer(folder: Path, t0: float, cpus_per_trial: float) -> tuple[int, dict, float]:
+    """(trials started, trials, training CPU-seconds) from a bare peer's trial logs."""
     started, trials, train_s = 0, {}, 0.0
     for lines in sorted((folder / "log").glob("*.jsonl")):
         rows = [json.loads(x) for x in lines.read_text().splitlines() if x.strip()]
@@ -104,7 +105,7 @@ def collect_peer(folder: Path, t0: float) -> tuple[int, dict, float]:
         if epochs:
             trials[lines.stem] = Trial(max(r["time"] for r in epochs) - t0, max(r["value"] for r in epochs),
                                        str(folder / "kept" / f"{lines.stem}.pt"))
-            train_s += sum(r["wall_s"] for r in epochs)
+            train_s += sum(r["wall_s"] for r in epochs) * cpus_per_trial
     return started, trials, train_s
 
 
@@ -141,21 +142,28 @@ def run_seed(system: str, seed: int, args, root: Path, train_csv: Path, scorer: 
     """One system at one seed: run it unless its result is on disk, then score it; the result."""
     folder = root / f"seed{seed}" / system
     result_file = folder / "result.json"
-    if result_file.exists():
+    if result_file.exists() and not args.rescore:
         return json.loads(result_file.read_text())
-    if folder.exists():  # an earlier sitting stopped mid-run: start it again
-        import shutil
+    old = json.loads(result_file.read_text()) if result_file.exists() else None
+    if old:  # --rescore: the same run, collected and scored again (a result without its launch time keeps its curve)
+        t0 = old.get("launched_at", 0.0)
+    else:
+        if folder.exists():  # an earlier sitting stopped mid-run: start it again
+            import shutil
 
-        shutil.rmtree(folder)
-    t0 = launch(system, args, seed, folder, train_csv)
-    collect = collect_project if system in ("project", "random_fifo") else collect_peer
-    started, trials, train_s = collect(folder, t0, metric) if collect is collect_project else collect(folder, t0)
-    slots = max(1, math.floor(cpus_here() / args.cpus_per_trial))
-    run = SystemRun(system, seed, started, trials, train_s, slots)
-    curve = anytime(run, scorer)
+            shutil.rmtree(folder)
+        t0 = launch(system, args, seed, folder, train_csv)
+    if system in ("project", "random_fifo"):
+        started, trials, cpu_s = collect_project(folder, t0, metric)
+    else:
+        started, trials, cpu_s = collect_peer(folder, t0, args.cpus_per_trial)
+    cpus = max(1, math.floor(cpus_here() / args.cpus_per_trial)) * args.cpus_per_trial
+    run = SystemRun(system, seed, started, trials, cpu_s, cpus)
+    curve = anytime(run, scorer) if t0 else old["curve"]
     result = {"system": system, "seed": seed, "public_test": curve[-1][1] if curve else math.nan,
               "curve": curve, "trials_started": started, "trials_with_an_epoch": len(trials),
-              "training_share": train_s / (args.budget * slots), "budget_s": args.budget, "slots": slots}
+              "training_share": cpu_s / (args.budget * cpus), "budget_s": args.budget, "cpus": cpus,
+              "launched_at": t0}
     result_file.write_text(json.dumps(result, indent=1))
     return result
 
@@ -244,6 +252,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--systems", default=",".join(SYSTEMS), help=f"comma-separated, of {', '.join(SYSTEMS)}")
     p.add_argument("--out", type=Path, default=Path("peers"), help="where runs and results are kept")
     p.add_argument("--address", default=None, help="a running Ray cluster to run the Ray systems on")
+    p.add_argument("--rescore", action="store_true", help="collect and score the runs on disk again, running none")
     p.add_argument("--one", choices=["ray_tune", "optuna"], help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     from search.space import load_sweeps

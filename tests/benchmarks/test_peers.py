@@ -28,8 +28,8 @@ def test_a_peer_log_counts_started_trials_and_only_their_epochs(tmp_path):
             {"trial": "t1", "time": 106.0, "epoch": 2, "value": 0.5, "wall_s": 2.5}]
     (tmp_path / "log" / "t1.jsonl").write_text("\n".join(map(json.dumps, rows)) + "\n")
     (tmp_path / "log" / "t2.jsonl").write_text(json.dumps({"trial": "t2", "time": 105.0, "epoch": 0}) + "\n")
-    started, trials, train_s = collect_peer(tmp_path, t0=90.0)
-    assert started == 2 and train_s == 5.0  # t2 started and never finished an epoch
+    started, trials, train_s = collect_peer(tmp_path, t0=90.0, cpus_per_trial=2)
+    assert started == 2 and train_s == 10.0  # t2 started and never finished an epoch; 2 CPUs per trial
     assert trials == {"t1": Trial(16.0, 0.5, str(tmp_path / "kept" / "t1.pt"))}
 
 
