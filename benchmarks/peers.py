@@ -255,9 +255,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rescore", action="store_true", help="collect and score the runs on disk again, running none")
     p.add_argument("--one", choices=["ray_tune", "optuna"], help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    if not (args.budget > 0 and args.seeds >= 1):
+        p.error("--budget must be a positive number of seconds and --seeds at least 1")
+    from fer.errors import FerError
     from search.space import load_sweeps
 
-    sweeps = load_sweeps(str(args.space))
+    try:
+        sweeps = load_sweeps(str(args.space))
+    except FerError as e:
+        p.error(str(e))
     if len(sweeps) != 1:
         p.error(f"{args.space}: {len(sweeps)} sweeps; the comparison takes a space file of one")
     args.cpus_per_trial = sweeps[0].settings.cpus_per_trial
