@@ -30,7 +30,7 @@ import numpy as np
 import torch
 import yaml
 
-from benchmarks.common import SHARED_FER
+from benchmarks.common import SHARED_FER, write_kaggle
 from benchmarks.device_epoch import dataloader_epoch, resident_epoch
 from fer.config import read_yaml, resolve_run
 from fer.data import SyntheticSpec, load_data, make_synthetic
@@ -172,10 +172,8 @@ def _faces(data: str | None, n: int):
 def tiny_csv(path: Path) -> str:
     """--tiny: 140 synthetic faces as a Kaggle-format CSV, half Training, half PublicTest."""
     faces = make_synthetic(SyntheticSpec(n_per_class=20))
-    rows = [f"{y},{' '.join(map(str, img.ravel()))},{'Training' if i % 2 else 'PublicTest'}"
-            for i, (img, y) in enumerate(zip(faces.images, faces.labels))]
-    path.write_text("emotion,pixels,Usage\n" + "\n".join(rows) + "\n")
-    return str(path)
+    usages = ["Training" if i % 2 else "PublicTest" for i in range(len(faces))]
+    return str(write_kaggle(path, faces.images, faces.labels, usages))
 
 
 def summary(report: dict) -> str:

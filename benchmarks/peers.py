@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import shutil
 import statistics
 import subprocess
 import sys
@@ -46,17 +47,6 @@ class Trial(NamedTuple):
     ended_s: float  # seconds after the launch its last epoch ended
     best: float  # its best metric on the holdout
     kept: str  # the checkpoint of that epoch
-
-
-class SystemRun(NamedTuple):
-    """What one system did in one budget: the input of the comparison."""
-
-    system: str
-    seed: int
-    started: int  # trials started
-    trials: dict  # trial id -> Trial (trials with at least one epoch)
-    train_cpu_s: float  # CPU-seconds of the trials' epochs (training and validation): seconds x the trial's CPUs
-    cpus: float  # CPUs the trials had in all (trials at a time x CPUs per trial)
 
 
 def launch(system: str, args, seed: int, folder: Path, train_csv: Path) -> float:
@@ -109,10 +99,10 @@ def collect_peer(folder: Path, t0: float, cpus_per_trial: float) -> tuple[int, d
     return started, trials, train_s
 
 
-def anytime(run: SystemRun, score) -> list[tuple[float, float]]:
+def anytime(trials: dict, score) -> list[tuple[float, float]]:
     """(seconds, PublicTest score of the selection then) at each trial's end; `score(path)`."""
     points, best = [], None
-    for trial in sorted(run.trials.values()):
+    for trial in sorted(trials.values()):
         if best is None or trial.best > best.best:
             best = trial
             points.append((trial.ended_s, score(best.kept)))
@@ -149,8 +139,6 @@ def run_seed(system: str, seed: int, args, root: Path, train_csv: Path, scorer: 
         t0 = old.get("launched_at", 0.0)
     else:
         if folder.exists():  # an earlier sitting stopped mid-run: start it again
-            import shutil
-
             shutil.rmtree(folder)
         t0 = launch(system, args, seed, folder, train_csv)
     if system in ("project", "random_fifo"):
@@ -158,8 +146,7 @@ def run_seed(system: str, seed: int, args, root: Path, train_csv: Path, scorer: 
     else:
         started, trials, cpu_s = collect_peer(folder, t0, args.cpus_per_trial)
     cpus = max(1, math.floor(cpus_here() / args.cpus_per_trial)) * args.cpus_per_trial
-    run = SystemRun(system, seed, started, trials, cpu_s, cpus)
-    curve = anytime(run, scorer) if t0 else old["curve"]
+    curve = anytime(trials, scorer) if t0 else old["curve"]
     result = {"system": system, "seed": seed, "public_test": curve[-1][1] if curve else math.nan,
               "curve": curve, "trials_started": started, "trials_with_an_epoch": len(trials),
               "training_share": cpu_s / (args.budget * cpus), "budget_s": args.budget, "cpus": cpus,
@@ -210,20 +197,15 @@ def plot(results: list[dict], systems: list[str], budget: float, path: Path) -> 
 def training_copy(data: str, out: Path) -> Path:
     """The data without its PublicTest (and PrivateTest) rows, as a Kaggle CSV: the systems hold
     their validation rows out of Training (train.val_fraction). Written once per data file."""
-    import gzip
     import hashlib
 
+    from benchmarks.common import write_kaggle
     from fer.data import load_data
 
     path = out / f"training-{hashlib.sha1(str(Path(data).resolve()).encode()).hexdigest()[:10]}.csv.gz"
     if not path.exists():
         faces = load_data(data).select("Training")
-        tmp = path.with_suffix(".tmp")
-        with gzip.open(tmp, "wt") as f:
-            f.write("emotion,pixels,Usage\n")
-            for img, label in zip(faces.images, faces.labels):
-                f.write(f"{label},{' '.join(map(str, img.ravel()))},Training\n")
-        tmp.rename(path)
+        write_kaggle(path, faces.images, faces.labels, ["Training"] * len(faces))
     return path
 
 

@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from benchmarks.peers import SYSTEMS, SystemRun, Trial, anytime, collect_peer, main, table
+from benchmarks.peers import SYSTEMS, Trial, anytime, collect_peer, main, table
 
 TINY_DNN = """family: dnn
 settings: {metric: val_acc, cpus_per_trial: 1, grace_period: 1}
@@ -14,11 +14,10 @@ train: {batch_size: 64, optimizer: adamw, lr: {loguniform: [1.0e-3, 1.0e-2]}, pr
 
 
 def test_the_selection_at_each_moment_is_the_best_ended_trial_scored_on_its_own_checkpoint():
-    run = SystemRun("x", 0, 3, {"a": Trial(5.0, 0.4, "a.pt"), "b": Trial(9.0, 0.3, "b.pt"),
-                                "c": Trial(12.0, 0.6, "c.pt")}, 20.0, 2)
+    trials = {"a": Trial(5.0, 0.4, "a.pt"), "b": Trial(9.0, 0.3, "b.pt"), "c": Trial(12.0, 0.6, "c.pt")}
     public = {"a.pt": 0.41, "b.pt": 0.9, "c.pt": 0.55}
     # b ends with a worse holdout score than a: the selection stays a, whatever b would score on PublicTest
-    assert anytime(run, public.__getitem__) == [(5.0, 0.41), (12.0, 0.55)]
+    assert anytime(trials, public.__getitem__) == [(5.0, 0.41), (12.0, 0.55)]
 
 
 def test_a_peer_log_counts_started_trials_and_only_their_epochs(tmp_path):
