@@ -1,11 +1,10 @@
-import sys
-
 from analysis.cli import main
+from fer.command import exit_process
 
 
 def entry() -> None:
     """The `fer-analysis` console script, and `python -m analysis`."""
-    sys.exit(main())
+    exit_process(main())
 
 
 if __name__ == "__main__":

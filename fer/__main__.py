@@ -1,11 +1,10 @@
-import sys
-
 from fer.cli import main
+from fer.command import exit_process
 
 
 def entry() -> None:
     """The `fer-model` console script, and `python -m fer`."""
-    sys.exit(main())
+    exit_process(main())
 
 
 if __name__ == "__main__":

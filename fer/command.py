@@ -91,3 +91,23 @@ def run_command(prog: str, func: Callable, args) -> int:
         print(f"{prog}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     return code
+
+
+def exit_process(code: int) -> None:
+    """End a console script with `code`: the atexit handlers run (Ray's shutdown, logging's
+    flush, Optuna's storage), the streams are flushed, then the process ends without the
+    interpreter's teardown. That teardown frees every module and runs the C++ destructors of
+    torch's and Ray's libraries one by one; after the main job it took 2.0 s on 2 cores, for
+    nothing the command still had to do."""
+    import atexit
+    import os
+
+    try:
+        atexit._run_exitfuncs()
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):  # a closed pipe (`| head`) or stream
+                pass
+        os._exit(code)

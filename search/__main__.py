@@ -3,9 +3,9 @@
 The one place where search and analysis meet: search never imports analysis (analysis reads
 experiments through search.results), so the report is handed to the CLI from here.
 """
-import sys
 from pathlib import Path
 
+from fer.command import exit_process
 from search.cli import main
 
 
@@ -20,7 +20,7 @@ def report(experiment: str, out: Path, study_storage: str | None = None) -> None
 
 def entry() -> None:
     """The `fer-search` console script, and `python -m search`."""
-    sys.exit(main(report=report))
+    exit_process(main(report=report))
 
 
 if __name__ == "__main__":

@@ -24,3 +24,23 @@ def test_a_signal_whose_exception_python_dropped_still_stops_the_command(capsys)
     err = capsys.readouterr().err
     assert err == "fer: interrupted\n"  # no "Exception ignored ... Traceback"
     assert run_command("fer", lambda args: 0, None) == 0  # the next command starts afresh
+
+
+def test_exit_process_runs_the_atexit_handlers_flushes_and_keeps_the_status(tmp_path):
+    """Console scripts end through exit_process: nothing registered with atexit may be lost,
+    nor an unflushed line of output, and the status is the command's."""
+    import subprocess
+    import sys
+
+    marker = tmp_path / "atexit-ran"
+    script = ("import atexit, pathlib, sys\n"
+              f"atexit.register(lambda: pathlib.Path({str(marker)!r}).write_text('yes'))\n"
+              "from fer.command import exit_process\n"
+              "print('to stdout', end='')\n"
+              "sys.stderr.write('to stderr')\n"
+              "exit_process(3)\n"
+              "print('never')\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 3
+    assert done.stdout == "to stdout" and done.stderr == "to stderr"
+    assert marker.read_text() == "yes"
