@@ -38,6 +38,7 @@ from typing import NamedTuple
 
 from benchmarks.common import SHARED_FER
 from benchmarks.peer_systems import cpus_here
+from fer.command import exit_process
 
 SYSTEMS = ("project", "random_fifo", "ray_tune", "optuna")
 REPO = Path(__file__).resolve().parents[1]
@@ -279,4 +280,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_process(main())
