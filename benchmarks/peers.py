@@ -36,7 +36,7 @@ import time
 from pathlib import Path
 from typing import NamedTuple
 
-from benchmarks.common import SHARED_FER
+from benchmarks.common import SHARED_FER, write_kaggle
 from benchmarks.peer_systems import cpus_here
 from fer.command import exit_process
 
@@ -200,7 +200,6 @@ def training_copy(data: str, out: Path) -> Path:
     their validation rows out of Training (train.val_fraction). Written once per data file."""
     import hashlib
 
-    from benchmarks.common import write_kaggle
     from fer.data import load_data
 
     path = out / f"training-{hashlib.sha1(str(Path(data).resolve()).encode()).hexdigest()[:10]}.csv.gz"
