@@ -233,11 +233,11 @@ def summarise(grid, space) -> tuple[object | None, list[str]]:
         if r.error:
             failed.append(f"trial {space.name}/{trial_id} failed after its retries: {_last_line(r.error)} "
                           f"(full text: {Path(r.path) / 'error.txt'})")
+        train = (r.config or {}).get("train", {})  # None: a trial the deadline ended before it reported
         rows.append({"trial": trial_id, "status": status, "epochs": epochs,
                      metric: h[metric].max() if h is not None and metric in h else float("nan"),
-                     "params": (r.metrics or {}).get("num_params"),
-                     "lr": r.config.get("train", {}).get("lr"),
-                     "optimizer": r.config.get("train", {}).get("optimizer")})
+                     "params": (r.metrics or {}).get("num_params"), "lr": train.get("lr"),
+                     "optimizer": train.get("optimizer")})
     if not rows:
         return None, failed
     return pd.DataFrame(rows).astype({"params": "Int64"}).sort_values(metric, ascending=False), failed

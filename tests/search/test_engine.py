@@ -28,3 +28,13 @@ def test_a_sweeps_summary_ranks_its_trials_and_names_each_failure(tmp_path, swee
     assert table["status"].tolist() == ["stopped by ASHA (rung 1: rank 2 of 2)", "failed"]
     assert failed == [f"trial cnn/bbb failed after its retries: ValueError: bad shape "
                       f"(full text: {tmp_path / 'trial_bbb' / 'error.txt'})"]
+
+
+def test_a_trial_the_deadline_ended_before_it_reported_is_a_row_not_a_crash(tmp_path, sweep_context):
+    """Tune gives such a trial no config and no metrics (a tiny --time-budget-s on the main job)."""
+    space = load_sweeps(str(tiny_sweep(tmp_path / "space.yaml")))[0]
+    silent = SimpleNamespace(path=str(tmp_path / "trial_ccc"), error=None, metrics_dataframe=None, metrics=None,
+                             config=None)
+    table, failed = summarise([silent], space)
+    assert table["trial"].tolist() == ["ccc"] and table["epochs"].tolist() == [0] and failed == []
+    assert table["lr"].isna().all() and table["optimizer"].isna().all()
