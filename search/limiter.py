@@ -70,6 +70,8 @@ class BudgetLimiter(ConcurrencyLimiter):
             if trial_id in self._suggested_at:  # the trial's first result
                 now = self.budget.clock() if self.budget else time.time()
                 self.startup_seconds.append(max(0.0, now - self._suggested_at.pop(trial_id) - seconds))
+        if trial_id not in self.live_trials:  # resumed, but unknown to this limiter's saved state (StudySearch.adopt)
+            self.live_trials.add(trial_id)  # it runs: it counts, and its end reaches the searcher
         super().on_trial_result(trial_id, result)
 
     def set_state(self, state: dict) -> None:

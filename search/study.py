@@ -213,7 +213,13 @@ class StudySearch(OptunaSearch):
     checkpoint, num_params, epochs, and stopped_by (how it ended, as the progress lines say it).
 
     Trials are reached through the storage's public interface (BaseStorage), by id: the objects
-    OptunaSearch hands the space function are proxies that do not survive Tune's pickling."""
+    OptunaSearch hands the space function are proxies that do not survive Tune's pickling.
+
+    A resumed sweep can hold a trial that this searcher's saved state does not know: on s3://,
+    Tune uploads its experiment state and the searcher's state separately, and a driver killed
+    between the two leaves the searcher behind. Such a trial is adopted: its study trial is found
+    by its tune_trial_id and told its epochs and end through the storage, not through OptunaSearch,
+    which would fail on the unknown id."""
 
     KEPT = ("training_iteration", "checkpoint_dir_name", "num_params")
 
@@ -223,6 +229,8 @@ class StudySearch(OptunaSearch):
         self.storage = storage or optuna.storages.InMemoryStorage()
         self.linked: dict[str, int] = {}  # Tune trial id -> the storage's trial id
         self.epochs: dict[str, dict[int, dict]] = {}  # Tune trial id -> {epoch: a few keys of its result}
+        self.adopted: dict[str, int | None] = {}  # Tune trial id -> the storage's trial id (None: not in the study)
+        self.study_name = study_name
         super().__init__(space=self.capture, metric=space.settings.metric, mode="max", sampler=sampler,
                          points_to_evaluate=points or None, storage=self.storage, study_name=study_name)
         self.study_id = self.storage.get_study_id_from_name(study_name)
@@ -251,9 +259,33 @@ class StudySearch(OptunaSearch):
             stop_for_storage(str(Path(self.trials_path).parent), f"the study database cannot be written "
                              f"({str(e.__cause__ or e).splitlines()[0]})")
 
+    def knows(self, trial_id: str) -> bool:
+        """Whether this searcher suggested the trial and has not completed it (see the class docstring)."""
+        return trial_id in self.linked
+
+    def adopt(self, trial_id: str) -> None:
+        """Take up a running trial this searcher does not know: link it to the study trial that
+        names it, if that is still running (one that finished stands, as in on_trial_result)."""
+        if self.knows(trial_id) or trial_id in self.adopted:
+            return
+        named = [t for t in self.storage.get_all_trials(self.study_id, deepcopy=False)
+                 if t.user_attrs.get("tune_trial_id") == trial_id]
+        running = [t for t in named if not t.state.is_finished()]
+        self.adopted[trial_id] = (self.storage.get_trial_id_from_study_id_trial_number(self.study_id, running[-1].number)
+                                  if running else None)
+        if not named:
+            print(f"search: trial {trial_id} resumed, but the study has no record of it; its epochs are kept by "
+                  "Tune only", file=sys.stderr, flush=True)
+
+    def _storage_id(self, trial_id: str) -> int | None:
+        return self.linked.get(trial_id, self.adopted.get(trial_id))
+
     def on_trial_result(self, trial_id: str, result: dict) -> None:
         with self._writing():
+            self.adopt(trial_id)
             self._note(trial_id, result)
+            if trial_id in self.adopted:
+                return  # (_note has written its epoch)
             try:  # (no query per result: Optuna itself refuses a report to a trial it has finished)
                 with warnings.catch_warnings():  # an epoch run twice: _note has stored its last score
                     warnings.filterwarnings("ignore", message="The reported value is ignored")
@@ -273,9 +305,10 @@ class StudySearch(OptunaSearch):
             return  # (a diverged epoch's NaN is no score)
         step = result["training_iteration"]
         epochs = self.epochs.setdefault(trial_id, {})
-        if step in epochs and trial_id in self.linked:  # Optuna keeps a step's first report: overwrite it
+        linked = self._storage_id(trial_id)
+        if linked is not None and (step in epochs or trial_id in self.adopted):  # (Optuna keeps a step's first report)
             try:
-                self.storage.set_trial_intermediate_value(self.linked[trial_id], step, result[self.metric])
+                self.storage.set_trial_intermediate_value(linked, step, result[self.metric])
             except optuna.exceptions.UpdateFinishedTrialError:
                 pass  # (see on_trial_result)
         epochs[step] = {k: result[k] for k in (self.metric, *self.KEPT) if k in result}
@@ -286,12 +319,14 @@ class StudySearch(OptunaSearch):
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
         with self._writing():
+            self.adopt(trial_id)
             self._complete(trial_id, result, error)
 
     def _complete(self, trial_id: str, result: dict | None, error: bool) -> None:
         # Tune hands a trial's last result (its final epoch, or the one ASHA stopped it at) to this
         # method alone, not to on_trial_result: it is noted and reported here.
-        linked = self.linked.pop(trial_id, None)
+        adopted = trial_id in self.adopted
+        linked = self.adopted.pop(trial_id) if adopted else self.linked.pop(trial_id, None)
         if self._finished(linked):
             linked = None
         if result and self.metric in result:
@@ -304,7 +339,14 @@ class StudySearch(OptunaSearch):
                 self.storage.set_trial_user_attr(linked, key, value)
         if best is not None and result is not None and not error:
             result = {**result, self.metric: best[self.metric]}  # the kept checkpoint's score, not the last
-        super().on_trial_complete(trial_id, result, error)
+        if not adopted:
+            super().on_trial_complete(trial_id, result, error)
+        elif linked is not None:  # as OptunaSearch tells a trial: no score is FAIL after an error, else PRUNED
+            value = (result or {}).get(self.metric)
+            state = (optuna.trial.TrialState.COMPLETE if value is not None else
+                     optuna.trial.TrialState.FAIL if error else optuna.trial.TrialState.PRUNED)
+            study = optuna.load_study(study_name=self.study_name, storage=self.storage)
+            study.tell(self.storage.get_trial(linked).number, value, state=state)
 
     def _attrs(self, trial_id: str, last: dict, best: dict, error: bool) -> dict:
         epochs = last.get("training_iteration", best.get("training_iteration"))

@@ -56,3 +56,38 @@ def test_a_study_database_that_cannot_be_written_stops_the_sweep_as_a_full_stora
         search.on_trial_result("t1", {"training_iteration": 1, "val_acc": 0.3})
     assert stopped == [True] and context.storage_failure.startswith("the study database cannot be written")
     assert not (tmp_path / "exp" / RESERVE_FILE).exists()  # the room kept for Tune's last save, given back
+
+
+def test_a_resumed_trial_the_saved_searcher_never_suggested_is_told_to_the_study(tmp_path, sweep_context):
+    """On s3:// a driver killed between Tune's uploads of its experiment state and its searcher's
+    state resumes with a running trial the restored searcher never suggested: the searcher takes
+    it up from the study (by tune_trial_id) instead of failing the sweep with a KeyError."""
+    from search.limiter import make_searcher
+    from search.study import open_storage
+
+    space = load_sweeps(str(tiny_sweep(tmp_path / "space.yaml")))[0]
+    url = f"sqlite:///{tmp_path / 'optuna.db'}"
+    optuna.create_study(storage=open_storage(url), study_name="s", direction="maximize")
+
+    def searcher():
+        s = make_searcher(space, seed=0, storage=open_storage(url), study_name="s", trials_path=str(tmp_path))
+        s.set_search_properties("val_acc", "max", {})
+        return s
+
+    before = searcher()
+    before.suggest("t1")
+    before.save_to_dir(str(tmp_path), session_str="a")  # the searcher state that reached the bucket
+    before.suggest("t2")  # suggested after it: the experiment state that reached the bucket has it
+    resumed = searcher()
+    resumed.restore_from_dir(str(tmp_path))
+    for trial_id in ("t2", "t1"):
+        resumed.on_trial_result(trial_id, {"training_iteration": 1, "val_acc": 0.3})
+        resumed.on_trial_result(trial_id, {"training_iteration": 2, "val_acc": 0.6})
+        resumed.on_trial_complete(trial_id, {"training_iteration": 3, "val_acc": 0.4,
+                                             "checkpoint_dir_name": "checkpoint_000001"})
+    trials = {t.user_attrs["tune_trial_id"]: t for t in optuna.load_study(study_name="s", storage=url).trials}
+    assert set(trials) == {"t1", "t2"}
+    for t in trials.values():
+        assert t.state == optuna.trial.TrialState.COMPLETE and t.value == 0.6  # its best epoch, as for any trial
+        assert t.intermediate_values == {1: 0.3, 2: 0.6, 3: 0.4} and t.user_attrs["epochs"] == 3
+    assert not resumed.live_trials  # the adopted trial counted as running until it ended
