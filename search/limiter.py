@@ -38,6 +38,7 @@ class BudgetLimiter(ConcurrencyLimiter):
         self.started = 0  # trials suggested so far
         self._suggested_at: dict[str, float] = {}
         self._told = False
+        self.ended: set[str] = set()  # trials completed through this limiter (saved with it)
 
     @property
     def starts_no_more(self) -> bool:
@@ -70,9 +71,13 @@ class BudgetLimiter(ConcurrencyLimiter):
             if trial_id in self._suggested_at:  # the trial's first result
                 now = self.budget.clock() if self.budget else time.time()
                 self.startup_seconds.append(max(0.0, now - self._suggested_at.pop(trial_id) - seconds))
-        if trial_id not in self.live_trials:  # resumed, but unknown to this limiter's saved state (StudySearch.adopt)
-            self.live_trials.add(trial_id)  # it runs: it counts, and its end reaches the searcher
+        if trial_id not in self.live_trials | self.ended:  # resumed, unknown to this limiter's saved state
+            self.live_trials.add(trial_id)  # it runs: it counts, and its end reaches the searcher (StudySearch.adopt)
         super().on_trial_result(trial_id, result)
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+        self.ended.add(trial_id)
+        super().on_trial_complete(trial_id, result, error)
 
     def set_state(self, state: dict) -> None:
         super().set_state(state)

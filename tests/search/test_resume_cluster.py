@@ -107,7 +107,7 @@ def test_resume_when_tune_had_deleted_the_checkpoint_it_recorded(tmp_path, tiny_
     name). Resuming continues those trials from the newer one instead of failing them."""
     from ray.tune import ExperimentAnalysis
 
-    space = tiny_sweep(tmp_path / "space.yaml", n=6, epochs=30)  # (ASHA's survivors run seconds: time to kill them)
+    space = tiny_sweep(tmp_path / "space.yaml", n=6, epochs=20, sched="fifo")  # (each trial runs seconds: time to kill)
     cmd = _search(space, "--data", tiny_csv, "--storage-path", tmp_path / "results", "--name", "exp")
 
     def one_running_with_a_checkpoint(log: str) -> bool:
