@@ -270,8 +270,8 @@ class StudySearch(OptunaSearch):
             return
         named = [t for t in self.storage.get_all_trials(self.study_id, deepcopy=False)
                  if t.user_attrs.get("tune_trial_id") == trial_id]
-        running = [t for t in named if not t.state.is_finished()]
-        self.adopted[trial_id] = (self.storage.get_trial_id_from_study_id_trial_number(self.study_id, running[-1].number)
+        running = [t.number for t in named if not t.state.is_finished()]
+        self.adopted[trial_id] = (self.storage.get_trial_id_from_study_id_trial_number(self.study_id, running[-1])
                                   if running else None)
         if not named:
             print(f"search: trial {trial_id} resumed, but the study has no record of it; its epochs are kept by "
