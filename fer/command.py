@@ -1,7 +1,7 @@
 """The command-line contract of `python -m fer`, `search` and `analysis`, kept in one place.
 
 Exit status: 0 when the work was done; 1 when it ran but part of it failed (a sweep's failed
-trials, a storage that filled up); 2 for bad input, with one line on stderr naming the file,
+trials, a storage that filled up, an output that cannot be written); 2 for bad input, with one line on stderr naming the file,
 line, key or option and no traceback; 130 when stopped by Ctrl-C or SIGTERM. Bugs keep their
 tracebacks.
 """
@@ -79,18 +79,55 @@ def run_command(prog: str, func: Callable, args) -> int:
     _received.clear()  # (a process may run several commands: tests do)
     catch_interrupts()
     sys.unraisablehook = _quiet_unraisable
+    out = sys.stdout = _Output(sys.stdout)
     try:
         code = func(args) or EXIT_OK
+        out.flush()
     except FerError as e:
         print(f"{prog}: error: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt as e:
         print(f"{prog}: interrupted{f'; {e}' if str(e) else ''}", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except OSError as e:
+        if not out.failed:
+            raise
+        import io
+
+        out.stream = io.StringIO()  # a sink: nothing later fails on the broken output again
+        print(f"{prog}: error: cannot write to standard output ({e.strerror or e})", file=sys.stderr)
+        return EXIT_FAILED
+    finally:
+        sys.stdout = out.stream  # the stream it was (after a failed write, the sink)
     if _received:  # the signal's exception was dropped (see interrupt)
         print(f"{prog}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     return code
+
+
+class _Output:
+    """Standard output, noting whether a write to it failed (a full disk, `> /dev/full`, a reader
+    that left): that OSError is then the output's, not a bug's, and gets one line."""
+
+    def __init__(self, stream):
+        self.stream, self.failed = stream, False
+
+    def write(self, text: str) -> int:
+        try:
+            return self.stream.write(text)
+        except OSError:
+            self.failed = True
+            raise
+
+    def flush(self) -> None:
+        try:
+            self.stream.flush()
+        except OSError:
+            self.failed = True
+            raise
+
+    def __getattr__(self, name):
+        return getattr(self.stream, name)
 
 
 def exit_process(code: int) -> None:

@@ -3,7 +3,9 @@ weakref callback or __del__) still ends the command with exit 130, and is not pr
 import signal
 import weakref
 
-from fer.command import EXIT_INTERRUPTED, run_command
+import pytest
+
+from fer.command import EXIT_FAILED, EXIT_INTERRUPTED, run_command
 
 
 class _Dropped:
@@ -44,3 +46,18 @@ def test_exit_process_runs_the_atexit_handlers_flushes_and_keeps_the_status(tmp_
     assert done.returncode == 3
     assert done.stdout == "to stdout" and done.stderr == "to stderr"
     assert marker.read_text() == "yes"
+
+
+def test_an_output_that_cannot_be_written_is_one_line_and_exit_1(monkeypatch, capsys):
+    """`search table ... > /dev/full`: the table cannot be written; one line says so, no traceback."""
+    full = open("/dev/full", "w")
+    monkeypatch.setattr("sys.stdout", full)
+    assert run_command("search", lambda args: print("x" * 100_000), None) == EXIT_FAILED
+    assert capsys.readouterr().err == "search: error: cannot write to standard output (No space left on device)\n"
+
+    def bug(args):
+        raise FileNotFoundError(2, "a bug's own error")
+
+    monkeypatch.setattr("sys.stdout", open("/dev/null", "w"))
+    with pytest.raises(FileNotFoundError):  # an OSError that is not the output's keeps its traceback
+        run_command("search", bug, None)
