@@ -1,9 +1,9 @@
 """The command-line contract of `python -m fer`, `search` and `analysis`, kept in one place.
 
 Exit status: 0 when the work was done; 1 when it ran but part of it failed (a sweep's failed
-trials, a storage that filled up, an output that cannot be written); 2 for bad input, with one line on stderr naming the file,
-line, key or option and no traceback; 130 when stopped by Ctrl-C or SIGTERM. Bugs keep their
-tracebacks.
+trials, a storage that filled up, an output that cannot be written); 2 for bad input, with one
+line on stderr naming the file, line, key or option and no traceback; 130 when stopped by Ctrl-C
+or SIGTERM. Bugs keep their tracebacks.
 """
 from __future__ import annotations
 
