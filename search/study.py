@@ -259,14 +259,11 @@ class StudySearch(OptunaSearch):
             stop_for_storage(str(Path(self.trials_path).parent), f"the study database cannot be written "
                              f"({str(e.__cause__ or e).splitlines()[0]})")
 
-    def knows(self, trial_id: str) -> bool:
-        """Whether this searcher suggested the trial and has not completed it (see the class docstring)."""
-        return trial_id in self.linked
-
     def adopt(self, trial_id: str) -> None:
-        """Take up a running trial this searcher does not know: link it to the study trial that
-        names it, if that is still running (one that finished stands, as in on_trial_result)."""
-        if self.knows(trial_id) or trial_id in self.adopted:
+        """Take up a running trial this searcher does not know (it did not suggest it, or has
+        completed it): link it to the study trial that names it, if that is still running (one
+        that finished stands, as in on_trial_result)."""
+        if trial_id in self.linked or trial_id in self.adopted:
             return
         named = [t for t in self.storage.get_all_trials(self.study_id, deepcopy=False)
                  if t.user_attrs.get("tune_trial_id") == trial_id]

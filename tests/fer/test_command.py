@@ -50,14 +50,15 @@ def test_exit_process_runs_the_atexit_handlers_flushes_and_keeps_the_status(tmp_
 
 def test_an_output_that_cannot_be_written_is_one_line_and_exit_1(monkeypatch, capsys):
     """`search table ... > /dev/full`: the table cannot be written; one line says so, no traceback."""
-    full = open("/dev/full", "w")
-    monkeypatch.setattr("sys.stdout", full)
-    assert run_command("search", lambda args: print("x" * 100_000), None) == EXIT_FAILED
+    with open("/dev/full", "w") as full:
+        monkeypatch.setattr("sys.stdout", full)
+        assert run_command("search", lambda args: print("x" * 100_000), None) == EXIT_FAILED
     assert capsys.readouterr().err == "search: error: cannot write to standard output (No space left on device)\n"
 
     def bug(args):
         raise FileNotFoundError(2, "a bug's own error")
 
-    monkeypatch.setattr("sys.stdout", open("/dev/null", "w"))
-    with pytest.raises(FileNotFoundError):  # an OSError that is not the output's keeps its traceback
-        run_command("search", bug, None)
+    with open("/dev/null", "w") as null:
+        monkeypatch.setattr("sys.stdout", null)
+        with pytest.raises(FileNotFoundError):  # an OSError that is not the output's keeps its traceback
+            run_command("search", bug, None)
