@@ -182,7 +182,9 @@ def finish_study(storage, name: str, grid, metric: str) -> tuple[int, int]:
         trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, t.number)
         for step, value in zip(h["training_iteration"], h[metric]):
             storage.set_trial_intermediate_value(trial_id, int(step), float(value))
-        kept = r.get_best_checkpoint(metric, "max")
+        # an epoch reported as the budget ended can come without its checkpoint (Tune stopped the
+        # trial before persisting it): the trial completes with its score and no checkpoint
+        kept = r.get_best_checkpoint(metric, "max") if r.best_checkpoints else None
         attrs = {"epochs": int(h["training_iteration"].max()), "stopped_by": "stopped by the sweep's time budget",
                  "num_params": int(h["num_params"].iloc[-1]) if "num_params" in h else None,
                  "checkpoint": str(Path(kept.path) / "checkpoint.pt") if kept is not None else None}

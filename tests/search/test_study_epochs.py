@@ -91,3 +91,26 @@ def test_a_resumed_trial_the_saved_searcher_never_suggested_is_told_to_the_study
         assert t.state == optuna.trial.TrialState.COMPLETE and t.value == 0.6  # its best epoch, as for any trial
         assert t.intermediate_values == {1: 0.3, 2: 0.6, 3: 0.4} and t.user_attrs["epochs"] == 3
     assert not resumed.live_trials  # the adopted trial counted as running until it ended
+
+
+def test_a_trial_whose_last_epoch_came_without_its_checkpoint_completes_without_one(tmp_path):
+    """Tune can stop a trial at the budget between its epoch's result and that epoch's checkpoint:
+    finish_study completes it with its score and no checkpoint, instead of failing the sweep."""
+    import pandas as pd
+    from ray.tune import Result
+
+    from search.study import finish_study, open_storage
+
+    url = f"sqlite:///{tmp_path / 'optuna.db'}"
+    study = optuna.create_study(storage=open_storage(url), study_name="s", direction="maximize")
+    for tune_id in ("t1", "t2"):
+        study.ask().set_user_attr("tune_trial_id", tune_id)
+    history = pd.DataFrame({"training_iteration": [1], "val_acc": [0.3], "num_params": [10]})
+    grid = [Result(metrics={"val_acc": 0.3}, checkpoint=None, error=None, path=str(tmp_path / "trial_t1"),
+                   metrics_dataframe=history, best_checkpoints=[]),
+            Result(metrics={}, checkpoint=None, error=None, path=str(tmp_path / "trial_t2"), best_checkpoints=[])]
+    assert finish_study(open_storage(url), "s", grid, "val_acc") == (1, 1)
+    t1, t2 = optuna.load_study(study_name="s", storage=url).trials
+    assert t1.state == optuna.trial.TrialState.COMPLETE and t1.value == 0.3 and t1.user_attrs["epochs"] == 1
+    assert "checkpoint" not in t1.user_attrs
+    assert t2.state == optuna.trial.TrialState.FAIL  # no epoch at all
