@@ -164,12 +164,22 @@ def table(results: list[dict], systems: list[str]) -> str:
     for system in systems:
         rows = sorted((r for r in results if r["system"] == system), key=lambda r: r["seed"])
         scores = [r["public_test"] for r in rows]
-        sd = statistics.stdev(scores) if len(scores) > 1 else 0.0
-        lines.append(f"| {system} | {statistics.mean(scores):.4f} ({sd:.4f}) | "
-                     + " | ".join(f"{s:.4f}" for s in scores)
+        lines.append(f"| {system} | {_mean_sd(scores)} | "
+                     + " | ".join("none" if math.isnan(s) else f"{s:.4f}" for s in scores)
                      + f" | {statistics.mean(r['training_share'] for r in rows):.0%}"
                      + f" | {statistics.mean(r['trials_started'] for r in rows):.1f} |")
     return "\n".join(lines)
+
+
+def _mean_sd(scores: list[float]) -> str:
+    """Mean (sd) over the seeds whose system selected a model (NaN: no trial ended an epoch in
+    the budget), saying how many selected none rather than hiding them or failing."""
+    chosen = [s for s in scores if not math.isnan(s)]
+    if not chosen:
+        return "no selection"
+    sd = statistics.stdev(chosen) if len(chosen) > 1 else 0.0
+    missed = len(scores) - len(chosen)
+    return f"{statistics.mean(chosen):.4f} ({sd:.4f})" + (f", {missed} seed(s) with none" if missed else "")
 
 
 def plot(results: list[dict], systems: list[str], budget: float, path: Path) -> None:

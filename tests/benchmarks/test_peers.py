@@ -40,6 +40,16 @@ def test_the_table_gives_mean_spread_and_each_seed():
     assert lines[2] == f"| optuna | 0.6000 ({math.sqrt(0.02):.4f}) | 0.5000 | 0.7000 | 90% | 4.0 |"
 
 
+def test_a_seed_whose_system_selected_nothing_is_counted_apart():
+    results = [{"system": "ray_tune", "seed": s, "public_test": v, "training_share": 0.0, "trials_started": 2}
+               for s, v in ((0, 0.4), (1, math.nan), (2, 0.6))]
+    row = table(results, ["ray_tune"]).splitlines()[2]
+    sd = math.sqrt(0.02)
+    assert row.startswith(f"| ray_tune | 0.5000 ({sd:.4f}), 1 seed(s) with none | 0.4000 | none | 0.6000 |")
+    nothing = [{**r, "public_test": math.nan} for r in results]
+    assert table(nothing, ["ray_tune"]).splitlines()[2].startswith("| ray_tune | no selection | none | none | none |")
+
+
 @pytest.mark.slow
 def test_every_system_searches_and_is_scored_on_the_tiny_faces(tmp_path, tiny_csv, ray_cluster, capsys):
     """(20 s: under the suite's parallel load, a Ray trial's worker took more than 10 s to start.)"""
