@@ -29,7 +29,8 @@ QUICKSTART = Path(__file__).resolve().parent / "spaces" / "quickstart.yaml"  # p
 
 def main(argv: list[str] | None = None, report: Callable[[str, Path], object] | None = None) -> int:
     """`report(experiment_folder, out_folder)` ends `run` (search/__main__.py passes the analysis
-    report: search itself never imports analysis); without it, `run` prints how to see the best."""
+    report: search itself never imports analysis); without it, `run` prints how to see the best.
+    A report with a `prepare()` method is told when the sweeps start (it imports meanwhile)."""
     argv = sys.argv[1:] if argv is None else list(argv)
     args = _parser().parse_args(argv)
     args.argv, args.report = argv, report
@@ -188,6 +189,8 @@ def _run_sweeps(args, spaces, name: str, storage: str) -> int:
     request = Request(name=name, storage=storage, data=args.data, address=args.address, seed=args.seed,
                       resume=args.resume, optuna_storage=args.optuna_storage, imported=args.imported,
                       verbose=args.verbose)
+    if args.report is not None and not args.no_report and is_local(storage) and hasattr(args.report, "prepare"):
+        args.report.prepare()  # the report's imports, while the sweeps run
     outcome = run_experiment(spaces, request, on_sweep=_print_sweep, say=lambda line: print(line, flush=True))
     root = outcome.root
     print(f"done in {outcome.seconds:.0f}s; results in {root}")

@@ -150,3 +150,39 @@ def test_without_address_a_sweep_starts_its_own_ray(monkeypatch):
     assert ray_address(None) == "local" and ray_address("auto") == "auto"
     monkeypatch.setenv("RAY_ADDRESS", "10.0.0.1:6379")  # as `ray job submit` runs a command
     assert ray_address(None) == "10.0.0.1:6379"
+
+
+@pytest.mark.parametrize("flags, prepared, written", [([], True, True), (["--no-report"], False, False)])
+def test_the_report_is_prepared_while_the_sweeps_run_and_written_after(tmp_path, monkeypatch, flags, prepared,
+                                                                       written):
+    """The main job's report hook: `prepare()` (its imports, in a thread) before the sweeps start,
+    the report itself once they are over; neither with --no-report."""
+    import search.engine
+
+    calls = []
+
+    class Report:
+        def prepare(self):
+            calls.append("prepare")
+
+        def __call__(self, experiment, out, study_storage=None):
+            calls.append("report")
+
+    def sweeps(spaces, request, on_sweep=None, say=None):
+        calls.append("sweeps")
+        return search.engine.Outcome(root=f"{request.storage}/{request.name}")
+
+    monkeypatch.setattr(search.engine, "run_experiment", sweeps)
+    assert main(["run", "--storage-path", str(tmp_path), *flags], report=Report()) == 0
+    assert calls == ["prepare"] * prepared + ["sweeps"] + ["report"] * written
+
+
+def test_the_main_jobs_report_imports_the_analysis_stack_in_a_thread():
+    import sys
+
+    from search.__main__ import Report
+
+    report = Report()
+    report.prepare()
+    report.importing.join(timeout=120)
+    assert not report.importing.is_alive() and "analysis.report" in sys.modules
