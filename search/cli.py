@@ -196,6 +196,8 @@ def _run_sweeps(args, spaces, name: str, storage: str) -> int:
     print(f"done in {outcome.seconds:.0f}s; results in {root}")
     for line in outcome.failed:
         print(f"search: {line}", file=sys.stderr)
+    if not outcome.trained:  # no model to report or pick: the lines on stderr say why
+        return EXIT_FAILED if outcome.failed else 0
     if args.report is None or args.no_report or not is_local(root):
         print(f"best models: python -m search best {root}")
         if args.report is not None and not args.no_report:  # a storage URI: the report is written locally

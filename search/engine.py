@@ -43,6 +43,11 @@ class Outcome:
     def failed(self) -> list[str]:
         return [line for s in self.sweeps for line in s.failed]
 
+    @property
+    def trained(self) -> bool:
+        """Whether a trial of any sweep finished an epoch: whether there is a model to report."""
+        return any(s.table is not None and (s.table["epochs"] > 0).any() for s in self.sweeps)
+
 
 def run_experiment(spaces: list, request: Request, on_sweep: Callable[[SweepOutcome], None] | None = None,
                    say: Callable[[str], None] | None = None) -> Outcome:
@@ -240,6 +245,11 @@ def summarise(grid, space) -> tuple[object | None, list[str]]:
                      "optimizer": train.get("optimizer")})
     if not rows:
         return None, failed
+    if not failed and all(row["epochs"] == 0 for row in rows):  # the budget ended every trial before an epoch
+        budget = space.settings.time_budget_s
+        failed.append(f"sweep {space.name}: no trial finished an epoch" + (
+            f" within its {budget:g} s budget (a trial's start and first epoch need more: raise --time-budget-s)"
+            if budget else ""))
     return pd.DataFrame(rows).astype({"params": "Int64"}).sort_values(metric, ascending=False), failed
 
 

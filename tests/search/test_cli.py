@@ -170,11 +170,53 @@ def test_the_report_is_prepared_while_the_sweeps_run_and_written_after(tmp_path,
 
     def sweeps(spaces, request, on_sweep=None, say=None):
         calls.append("sweeps")
-        return search.engine.Outcome(root=f"{request.storage}/{request.name}")
+        return search.engine.Outcome(f"{request.storage}/{request.name}", sweeps=[_sweep_outcome(epochs=2)])
 
     monkeypatch.setattr(search.engine, "run_experiment", sweeps)
     assert main(["run", "--storage-path", str(tmp_path), *flags], report=Report()) == 0
     assert calls == ["prepare"] * prepared + ["sweeps"] + ["report"] * written
+
+
+def _sweep_outcome(epochs: int, failed=()):
+    import pandas as pd
+
+    from search.engine import SweepOutcome
+
+    table = pd.DataFrame({"trial": ["a"], "status": ["stopped"], "epochs": [epochs],
+                          "val_acc": [0.5 if epochs else None]})
+    return SweepOutcome("cnn", "val_acc", table, list(failed), None)
+
+
+def test_a_run_in_which_no_trial_finished_an_epoch_exits_1_and_reports_nothing(tmp_path, monkeypatch, capsys):
+    import search.engine
+
+    reported = []
+    line = "sweep cnn: no trial finished an epoch within its 2 s budget"
+    monkeypatch.setattr(search.engine, "run_experiment", lambda spaces, request, **kw: search.engine.Outcome(
+        f"{request.storage}/{request.name}", sweeps=[_sweep_outcome(epochs=0, failed=[line])]))
+    assert main(["run", "--storage-path", str(tmp_path)], report=lambda *a: reported.append(a)) == 1
+    out, err = capsys.readouterr()
+    assert err.strip().splitlines() == [f"search: {line}"] and not reported and "best models" not in out
+
+
+def test_a_sweep_whose_trials_all_ended_before_an_epoch_says_so(sweep_context, tmp_path):
+    import pandas as pd
+    from ray.tune import Result
+
+    from search.engine import summarise
+    from search.space import load_sweeps
+    from tests.factories import tiny_sweep
+
+    path = tiny_sweep(tmp_path / "space.yaml")
+    space = load_sweeps(str(path), {"time_budget_s": 2.0})[0]
+    grid = [Result(metrics={}, checkpoint=None, error=None, path=str(tmp_path / f"trial_{t}")) for t in "ab"]
+    table, failed = summarise(grid, space)
+    assert list(table["epochs"]) == [0, 0]
+    assert failed == ["sweep cnn: no trial finished an epoch within its 2 s budget (a trial's start and first "
+                      "epoch need more: raise --time-budget-s)"]
+    grid[0] = Result(metrics={}, checkpoint=None, error=None, path=str(tmp_path / "trial_a"),
+                     metrics_dataframe=pd.DataFrame({"training_iteration": [1], "val_acc": [0.4]}))
+    assert summarise(grid, space)[1] == []  # one trial with an epoch: a sweep like any other
 
 
 def test_the_main_jobs_report_imports_the_analysis_stack_in_a_thread():
