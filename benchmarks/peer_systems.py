@@ -9,11 +9,12 @@ The logs live in the system's folder on this machine (the benchmark runs on one 
   its API defaults (`max_t=100`, `grace_period=1`, `reduction_factor=4`, over
   `training_iteration`), as the Ray Tune API reference (ray.tune.schedulers.ASHAScheduler) and the
   "Running Tune experiments with Optuna" example set them up; `time_budget_s` the budget,
-  `max_concurrent_trials` floor(CPUs / cpus_per_trial), `num_samples=-1` (until the budget ends).
+  `max_concurrent_trials` floor(CPUs / cpus_per_trial) (or the space's max_concurrent, if lower),
+  `num_samples=-1` (until the budget ends).
 - Optuna, bare: `study.optimize(objective, timeout=budget, n_jobs=...)` with `TPESampler()` and
   `MedianPruner()` at their defaults, reporting each epoch (`trial.report`, `trial.should_prune`),
   as Optuna's tutorial "Efficient Optimization Algorithms" (pruning) and optuna-examples'
-  pytorch_simple.py do; n_jobs floor(CPUs / cpus_per_trial) threads.
+  pytorch_simple.py do; n_jobs as many threads as Ray Tune's trials at a time.
 
 Both train `max_t` (100) epochs per trial at most, the ASHA default a Tune user starts from.
 Optuna's `timeout` stops starting trials but lets running ones finish; so that every system gets

@@ -130,6 +130,12 @@ class Scorer:
         return self.done[path]
 
 
+def trial_slots(args) -> int:
+    """Trials at a time, the same for every system: the CPUs here over the space's cpus_per_trial,
+    capped by its max_concurrent as `search run` caps it."""
+    return max(1, min(math.floor(cpus_here() / args.cpus_per_trial), args.max_concurrent or math.inf))
+
+
 def run_seed(system: str, seed: int, args, root: Path, train_csv: Path, scorer: Scorer, metric: str) -> dict:
     """One system at one seed: run it unless its result is on disk, then score it; the result."""
     folder = root / f"seed{seed}" / system
@@ -147,7 +153,7 @@ def run_seed(system: str, seed: int, args, root: Path, train_csv: Path, scorer: 
         started, trials, cpu_s = collect_project(folder, t0, metric)
     else:
         started, trials, cpu_s = collect_peer(folder, t0, args.cpus_per_trial)
-    cpus = max(1, math.floor(cpus_here() / args.cpus_per_trial)) * args.cpus_per_trial
+    cpus = trial_slots(args) * args.cpus_per_trial
     curve = anytime(trials, scorer) if t0 else old["curve"]
     result = {"system": system, "seed": seed, "public_test": curve[-1][1] if curve else math.nan,
               "curve": curve, "trials_started": started, "trials_with_an_epoch": len(trials),
@@ -227,7 +233,7 @@ def one(args) -> int:
     from search.space import load_sweeps
 
     (space,) = load_sweeps(str(args.space))
-    faces, slots = load_data(args.data), max(1, math.floor(cpus_here() / args.cpus_per_trial))
+    faces, slots = load_data(args.data), trial_slots(args)
     if args.one == "ray_tune":
         run_tune(space, faces, args.out, args.budget, args.first_seed, args.cpus_per_trial, slots, args.address)
     else:
@@ -259,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
         p.error(str(e))
     if len(sweeps) != 1:
         p.error(f"{args.space}: {len(sweeps)} sweeps; the comparison takes a space file of one")
-    args.cpus_per_trial = sweeps[0].settings.cpus_per_trial
+    args.cpus_per_trial, args.max_concurrent = sweeps[0].settings.cpus_per_trial, sweeps[0].settings.max_concurrent
     if args.one:
         return one(args)
     systems = args.systems.split(",")

@@ -6,6 +6,7 @@ What a sweep's callbacks report comes back through a search.context.SweepContext
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -65,15 +66,18 @@ def _run(spaces: list, request: Request, on_sweep) -> Outcome:
     from search import storage as store
 
     t0 = time.perf_counter()
-    datasets = {}  # parsed once per source, before Ray starts; trials read it from the object store
-    for space in spaces:
-        source = request.data or space.data
-        if source not in datasets:
-            datasets[source] = load_data(source)
+    # parsed once per source; trials read it from the object store. A file is parsed before Ray
+    # starts (a bad line is one line, Ray never started); the built-in faces, which cannot be bad,
+    # are drawn while Ray starts (seconds of numpy on a fresh cache, which releases the GIL)
+    sources = list(dict.fromkeys(request.data or space.data for space in spaces))
+    datasets = {source: load_data(source) for source in sources if not is_synthetic(source)}
+    drawing = Drawing([source for source in sources if is_synthetic(source)])
     outcome = Outcome(root=f"{request.storage}/{request.name}")
     with store.hold_reserve(outcome.root):  # before Ray: a storage without room is one line, Ray never started
         ours = not ray.is_initialized()
+        drawing.start()
         start_ray(request.address, request.verbose)
+        datasets.update(drawing.result())
         for sweep in _each_sweep(spaces, request, datasets):
             outcome.sweeps.append(sweep)
             if on_sweep:
@@ -82,6 +86,41 @@ def _run(spaces: list, request: Request, on_sweep) -> Outcome:
         ray.shutdown()
     outcome.seconds = time.perf_counter() - t0
     return outcome
+
+
+def is_synthetic(source: str | None) -> bool:
+    from fer.data import SYNTHETIC
+
+    return source is None or source == SYNTHETIC
+
+
+class Drawing:
+    """The built-in faces of each synthetic source, drawn in a thread (numpy releases the GIL)
+    while the main thread starts Ray; `result()` waits and hands them over, or raises what the
+    drawing raised."""
+
+    def __init__(self, sources: list):
+        self.sources, self.faces, self.error = sources, {}, None
+        self.thread = threading.Thread(target=self._draw, name="draw-synthetic-faces", daemon=True)
+
+    def _draw(self) -> None:
+        from fer.data import load_data
+
+        try:
+            self.faces = {source: load_data(source) for source in self.sources}
+        except BaseException as e:  # noqa: BLE001 - raised again in the main thread by result()
+            self.error = e
+
+    def start(self) -> None:
+        if self.sources:
+            self.thread.start()
+
+    def result(self) -> dict:
+        if self.sources:
+            self.thread.join()
+        if self.error is not None:
+            raise self.error
+        return self.faces
 
 
 CONNECT_TIMEOUT_S = 30.0  # how long joining a cluster may take before it counts as not answering

@@ -7,12 +7,13 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections import Counter
 from pathlib import Path
 
 import pytest
 
 from tests.factories import TINY_RUNS, write_kaggle
+
+pytest_plugins = ["tests.ordering"]  # the groups' order: longest first
 
 if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):  # a worker of `-n N`, set up before torch or Ray is imported:
     # its share of the CPUs, for torch here and the commands it runs (N workers of all-CPU threads
@@ -41,13 +42,10 @@ def pytest_xdist_auto_num_workers(config) -> int:
 def pytest_collection_modifyitems(config, items):
     """For `--dist loadgroup`: each module's tests form one group, run by one worker (module
     fixtures and the module's Ray are built once), unless a test names a group of its own; the
-    groups with the most slow tests come first, so that no long group starts last."""
+    order in which the groups are handed out is tests/ordering.py's."""
     for item in items:
         if item.get_closest_marker("xdist_group") is None:
             item.add_marker(pytest.mark.xdist_group(item.module.__name__))
-    group = lambda item: item.get_closest_marker("xdist_group").args[0]  # noqa: E731
-    slow = Counter(group(item) for item in items if item.get_closest_marker("slow"))
-    items.sort(key=lambda item: -slow[group(item)])  # stable: each group keeps its order
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -7,7 +7,7 @@ import pytest
 from benchmarks.peers import SYSTEMS, Trial, anytime, collect_peer, main, table
 
 TINY_DNN = """family: dnn
-settings: {metric: val_acc, cpus_per_trial: 1, grace_period: 1}
+settings: {metric: val_acc, cpus_per_trial: 1, max_concurrent: 1, grace_period: 1}
 model: {widths: {choice: [[32], [64, 32]]}, dropout: {uniform: [0.0, 0.3]}}
 train: {batch_size: 64, optimizer: adamw, lr: {loguniform: [1.0e-3, 1.0e-2]}, precision: fp32}
 """
