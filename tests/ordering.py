@@ -35,13 +35,17 @@ def pytest_addoption(parser):
                      help=f"after the run, write each group's seconds to {DURATIONS.name} (the order of later runs)")
 
 
+def costs(tests: list[tuple[str, bool]], recorded: dict[str, float]) -> dict[str, float]:
+    """Each group's expected seconds, from (group, slow?) per test: as recorded, else estimated."""
+    count, slow = Counter(g for g, _ in tests), Counter(g for g, is_slow in tests if is_slow)
+    return {g: recorded.get(g, SLOW_TEST_S * slow[g] + FAST_TEST_S * n) for g, n in count.items()}
+
+
 @pytest.hookimpl(trylast=True)  # after tests/conftest.py has given every item its group
 def pytest_collection_modifyitems(config, items):
     group = lambda item: item.get_closest_marker("xdist_group").args[0]  # noqa: E731
     recorded = json.loads(DURATIONS.read_text()) if DURATIONS.exists() else {}
-    slow = Counter(group(item) for item in items if item.get_closest_marker("slow"))
-    count = Counter(group(item) for item in items)
-    cost = {g: recorded.get(g, SLOW_TEST_S * slow[g] + FAST_TEST_S * n) for g, n in count.items()}
+    cost = costs([(group(item), item.get_closest_marker("slow") is not None) for item in items], recorded)
     items.sort(key=lambda item: -cost[group(item)])  # stable: each group keeps its order
 
 
