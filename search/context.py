@@ -31,10 +31,11 @@ class SweepContext:
         self.storage_failure: str | None = None  # why the storage failed, once it has
         self.budget = None  # the running sweep's search.budget.Budget
         self.plan = None  # the running sweep's search.plan.Plan
+        self.restored_trials: set[str] | None = None  # a resumed sweep's trials, as Tune restored them
 
     def start_sweep(self, budget, plan) -> None:
         """A sweep of the experiment starts: its budget and plan replace the last sweep's."""
-        self.budget, self.plan = budget, plan
+        self.budget, self.plan, self.restored_trials = budget, plan, None
 
     @contextlib.contextmanager
     def active(self) -> Iterator[SweepContext]:

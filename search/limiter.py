@@ -6,7 +6,7 @@ import statistics
 import time
 
 import optuna
-from ray.tune.search import ConcurrencyLimiter, Searcher
+from ray.tune.search import ConcurrencyLimiter, Searcher, SearchGenerator
 
 from search.budget import Budget
 from search.context import current
@@ -84,6 +84,23 @@ class BudgetLimiter(ConcurrencyLimiter):
         self.budget = current().budget or self.budget  # a resumed sweep starts a fresh budget
         self.plan = current().plan or self.plan
         self._suggested_at, self._told = {}, False
+        if (restored := current().restored_trials) is not None:  # what Tune restored is what runs (SweepGenerator)
+            self.live_trials = {t for t in self.live_trials if t in restored}
+            self.started = len(restored)
+
+
+class SweepGenerator(SearchGenerator):
+    """Tune's SearchGenerator (it asks the searcher for trials until num_samples are made), whose
+    count of trials made is, on a resume, the count in the experiment state Tune restored
+    (search.context's restored_trials). On s3:// Tune uploads that state and the generator's one
+    file at a time: a driver killed between the two leaves the count ahead (a trial made after
+    the state's last upload, lost: the resumed sweep would end a trial short, its study trial
+    marked failed) or behind (a trial too many)."""
+
+    def set_state(self, state: dict) -> None:
+        if (restored := current().restored_trials) is not None and "counter" in state:
+            state = {**state, "counter": len(restored)}
+        super().set_state(state)
 
 
 def make_searcher(space: SearchSpace, seed: int, storage=None, study_name: str = "optuna",

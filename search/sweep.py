@@ -22,7 +22,7 @@ from fer.atomic import write_text
 from search.budget import Budget, BudgetMeter
 from search.context import current, joined
 from search.interrupt import SignalWatch, received
-from search.limiter import make_searcher
+from search.limiter import SweepGenerator, make_searcher
 from search.live import LiveStatus
 from search.plan import Plan, make_plan, measure_epoch
 from search.progress import EpochPrinter
@@ -34,7 +34,7 @@ from search.space import SearchSpace
 from search.storage import StorageWatch, drop_partial_checkpoints, restore_recorded_checkpoints
 from search.storage import failure as storage_failure
 from search.study import default_url, finish_study, prepare_study, publish_study, without_password
-from search.uri import is_local, trial_folder
+from search.uri import is_local, trial_folder, trial_id_of
 
 warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
 
@@ -59,7 +59,9 @@ def make_tuner(space: SearchSpace, request: Request, train_fn, params: dict, stu
     trainable = tune.with_parameters(train_fn, **params)
     trainable = tune.with_resources(trainable, {"cpu": s.cpus_per_trial, "gpu": s.gpus_per_trial})
     if request.resume and tune.Tuner.can_restore(path):
-        return tune.Tuner.restore(path, trainable, resume_unfinished=True, resume_errored=True)
+        tuner = tune.Tuner.restore(path, trainable, resume_unfinished=True, resume_errored=True)
+        current().restored_trials = _restored_trials(tuner)
+        return tuner
     run_config = tune.RunConfig(
         name=space.name,
         storage_path=f"{storage.rstrip('/')}/{name}",
@@ -72,11 +74,20 @@ def make_tuner(space: SearchSpace, request: Request, train_fn, params: dict, stu
     )
     searcher = make_searcher(space, request.seed, study, study_name(name, space), path,
                              request.imported_for(space.name), budget, plan)
-    tune_config = tune.TuneConfig(metric=s.metric, mode="max", search_alg=searcher,
+    tune_config = tune.TuneConfig(metric=s.metric, mode="max", search_alg=SweepGenerator(searcher),
                                   scheduler=make_scheduler(space, searcher, plan), num_samples=s.trials or -1,
                                   time_budget_s=budget.left() if budget.deadline else None,
                                   reuse_actors=not grows_trials(space), trial_dirname_creator=trial_dirname)
     return tune.Tuner(trainable, tune_config=tune_config, run_config=run_config)
+
+
+def _restored_trials(tuner: tune.Tuner) -> set[str] | None:
+    """The ids of the trials in a restored Tuner's experiment state (None: Tune could not read it)."""
+    try:
+        grid = tuner.get_results()
+    except RuntimeError:
+        return None
+    return {trial_id_of(Path(r.path).name) for r in grid}
 
 
 def write_sweep_info(space: SearchSpace, storage: str, name: str, seed: int, study_url: str | None = None,
