@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from fer.command import catch_interrupts
 from fer.errors import FerError
 from search.budget import BudgetUse
 from search.context import SweepContext, current
@@ -77,6 +78,7 @@ def _run(spaces: list, request: Request, on_sweep) -> Outcome:
         ours = not ray.is_initialized()
         drawing.start()
         start_ray(request.address, request.verbose)
+        catch_interrupts()  # ray.init put its own SIGTERM handler (a stack dump, exit 15) in place of the contract's
         datasets.update(drawing.result())
         for sweep in _each_sweep(spaces, request, datasets):
             outcome.sweeps.append(sweep)

@@ -21,9 +21,9 @@ REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
 
 
-def _start(argv, log: Path, cwd=REPO) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", *argv], cwd=cwd, env=subprocess_env(), stdout=open(log, "w"),
-                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+def _start(argv, log: Path, cwd=REPO, env=None) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", *argv], cwd=cwd, env=env or subprocess_env(),
+                            stdout=open(log, "w"), stderr=subprocess.PIPE, text=True, start_new_session=True)
 
 
 def _wait_for(proc: subprocess.Popen, log: Path, text: str, timeout: float = 300) -> None:
@@ -100,13 +100,16 @@ def test_default_concurrency_fills_a_logical_8_cpu_2_gpu_head(tmp_path, tiny_csv
                         "--num-gpus", "2", "--include-dashboard", "false", "--disable-usage-stats"], env=env,
                        check=True, capture_output=True, timeout=120)
         said = {}
-        for gpus, name in (("0", "cpu"), ("0.5", "gpu")):
-            done = subprocess.run([sys.executable, "-m", "search", "run", str(space), "--data", str(tiny_csv),
-                                   "--address", f"127.0.0.1:{port}", "--gpus-per-trial", gpus, "--name", name,
-                                   "--storage-path", str(tmp_path / "results"), "--no-report"],
-                                  cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
-            assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-            said[name] = done.stdout.splitlines()[0]
+        for gpus, name in (("0", "cpu"), ("0.5", "gpu")):  # the sweep's first line says it; then it is stopped
+            log = tmp_path / f"{name}.log"
+            proc = _start(["search", "run", str(space), "--data", str(tiny_csv), "--address", f"127.0.0.1:{port}",
+                           "--gpus-per-trial", gpus, "--name", name, "--storage-path", str(tmp_path / "results"),
+                           "--no-report"], log, env=env)
+            _wait_for(proc, log, " at a time (")
+            proc.send_signal(signal.SIGTERM)
+            err = proc.communicate(timeout=120)[1]
+            assert proc.returncode == 130, err
+            said[name] = log.read_text().splitlines()[0]
     finally:
         stop_cluster(port)
     assert said["cpu"].endswith("8 at a time (the cluster (1 node, 8 CPUs, 2 GPUs) holds 8 trials of 1 CPU)")
@@ -130,10 +133,10 @@ def test_ctrl_c_during_fer_train_keeps_the_best_epoch_so_far(tmp_path):
     assert payload["best_epoch"] == best["epoch"] and len(payload["history"]) >= 3
 
 
-def test_ctrl_c_during_the_report_still_stops_the_command(tmp_path):
-    storage = tmp_path / "results"
-    proc = _start(["search", "run", "--num-samples", "2", "--max-epochs", "1", "--storage-path", str(storage)],
-                  tmp_path / "out.log")
+def test_ctrl_c_during_the_report_still_stops_the_command(tmp_path, ray_cluster):
+    storage, space = tmp_path / "results", tiny_sweep(tmp_path / "space.yaml", n=2, epochs=1, sched="fifo")
+    proc = _start(["search", "run", str(space), "--name", "quickstart", "--storage-path", str(storage),
+                   "--address", ray_cluster], tmp_path / "out.log")
     _wait_for(proc, tmp_path / "out.log", "done in ")  # the sweeps are over; the report is being written
     os.killpg(proc.pid, signal.SIGINT)
     err = proc.communicate(timeout=120)[1]
