@@ -63,7 +63,7 @@ def test_a_signal_stops_every_sweep_and_resume_completes(tmp_path, signum, tiny_
     assert set(table["status"]) == {"TERMINATED"}
 
 
-def test_failed_trials_exit_1_with_one_line_each(tmp_path):
+def test_failed_trials_exit_1_with_one_line_each(tmp_path, ray_cluster):
     space = tmp_path / "space.yaml"  # seven 2x2 poolings leave a 48x48 face no pixels: fails at run time
     space.write_text("settings: {num_samples: 2, max_epochs: 1, grace_period: 1, max_failures: 1}\n"
                      "family: cnn\n"
@@ -71,7 +71,8 @@ def test_failed_trials_exit_1_with_one_line_each(tmp_path):
                      "        convs_per_block: 1, head: gap, head_hidden: [], pool: max}\n"
                      "train: {batch_size: 64, lr: 0.01}\n")
     done = subprocess.run([sys.executable, "-m", "search", "run", str(space), "--storage-path", str(tmp_path),
-                           "--no-report"], cwd=REPO, env=subprocess_env(), capture_output=True, text=True, timeout=400)
+                           "--no-report", "--address", ray_cluster], cwd=REPO, env=subprocess_env(),
+                          capture_output=True, text=True, timeout=400)
     assert done.returncode == 1, done.stdout[-3000:] + done.stderr[-3000:]
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in done.stdout + done.stderr

@@ -114,12 +114,12 @@ def test_checkpoint_cost_is_measured_once_per_file_and_machine(tmp_path, synthet
 
 
 @pytest.mark.slow
-def test_pick_and_ship_commands_on_a_sweep(tmp_path, tiny_csv):
+def test_pick_and_ship_commands_on_a_sweep(tmp_path, tiny_csv, ray_cluster):
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     env.pop("RAY_ADDRESS", None)
     space = tiny_sweep(tmp_path / "space.yaml", n=3, epochs=2, sched="fifo")
     run = [sys.executable, "-m", "search", "run", str(space), "--data", str(tiny_csv), "--storage-path",
-           str(tmp_path / "results"), "--name", "exp", "--no-report"]
+           str(tmp_path / "results"), "--name", "exp", "--no-report", "--address", ray_cluster]  # the session's Ray
     assert subprocess.run(run, cwd=REPO, env=env, capture_output=True, timeout=400).returncode == 0
 
     def search(*args):
