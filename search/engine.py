@@ -6,9 +6,9 @@ What a sweep's callbacks report comes back through a search.context.SweepContext
 from __future__ import annotations
 
 import os
-import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -63,7 +63,7 @@ def run_experiment(spaces: list, request: Request, on_sweep: Callable[[SweepOutc
 def _run(spaces: list, request: Request, on_sweep) -> Outcome:
     import ray
 
-    from fer.data import load_data
+    from fer.data import is_synthetic, load_data
     from search import storage as store
 
     t0 = time.perf_counter()
@@ -72,14 +72,15 @@ def _run(spaces: list, request: Request, on_sweep) -> Outcome:
     # are drawn while Ray starts (seconds of numpy on a fresh cache, which releases the GIL)
     sources = list(dict.fromkeys(request.data or space.data for space in spaces))
     datasets = {source: load_data(source) for source in sources if not is_synthetic(source)}
-    drawing = Drawing([source for source in sources if is_synthetic(source)])
+    built_in = [source for source in sources if is_synthetic(source)]
     outcome = Outcome(root=f"{request.storage}/{request.name}")
     with store.hold_reserve(outcome.root):  # before Ray: a storage without room is one line, Ray never started
         ours = not ray.is_initialized()
-        drawing.start()
-        start_ray(request.address, request.verbose)
-        catch_interrupts()  # ray.init put its own SIGTERM handler (a stack dump, exit 15) in place of the contract's
-        datasets.update(drawing.result())
+        with ThreadPoolExecutor(1, thread_name_prefix="draw-faces") as pool:
+            drawn = pool.submit(lambda: {source: load_data(source) for source in built_in})
+            start_ray(request.address, request.verbose)
+            catch_interrupts()  # ray.init replaced the contract's SIGTERM handler with its own (a stack dump, exit 15)
+            datasets.update(drawn.result())
         for sweep in _each_sweep(spaces, request, datasets):
             outcome.sweeps.append(sweep)
             if on_sweep:
@@ -88,41 +89,6 @@ def _run(spaces: list, request: Request, on_sweep) -> Outcome:
         ray.shutdown()
     outcome.seconds = time.perf_counter() - t0
     return outcome
-
-
-def is_synthetic(source: str | None) -> bool:
-    from fer.data import SYNTHETIC
-
-    return source is None or source == SYNTHETIC
-
-
-class Drawing:
-    """The built-in faces of each synthetic source, drawn in a thread (numpy releases the GIL)
-    while the main thread starts Ray; `result()` waits and hands them over, or raises what the
-    drawing raised."""
-
-    def __init__(self, sources: list):
-        self.sources, self.faces, self.error = sources, {}, None
-        self.thread = threading.Thread(target=self._draw, name="draw-synthetic-faces", daemon=True)
-
-    def _draw(self) -> None:
-        from fer.data import load_data
-
-        try:
-            self.faces = {source: load_data(source) for source in self.sources}
-        except BaseException as e:  # noqa: BLE001 - raised again in the main thread by result()
-            self.error = e
-
-    def start(self) -> None:
-        if self.sources:
-            self.thread.start()
-
-    def result(self) -> dict:
-        if self.sources:
-            self.thread.join()
-        if self.error is not None:
-            raise self.error
-        return self.faces
 
 
 CONNECT_TIMEOUT_S = 30.0  # how long joining a cluster may take before it counts as not answering

@@ -19,12 +19,17 @@ from fer.errors import DataError
 SYNTHETIC = "synthetic"
 
 __all__ = ["CLASSES", "SPLITS", "FaceSet", "canonical_split", "train_val", "split_for_training", "load_data",
-           "read_image", "make_synthetic", "SyntheticSpec", "SYNTHETIC", "DataError"]
+           "read_image", "make_synthetic", "SyntheticSpec", "SYNTHETIC", "DataError", "is_synthetic"]
+
+
+def is_synthetic(path: str | None) -> bool:
+    """Whether a source names the built-in synthetic faces (None or 'synthetic')."""
+    return path is None or path == SYNTHETIC
 
 
 def load_data(path: str | None = None, *, cache: bool = True, seed: int = 0) -> FaceSet:
     """Load a data source; None or 'synthetic' gives the built-in synthetic faces."""
-    if path is None or path == SYNTHETIC:
+    if is_synthetic(path):
         spec = SyntheticSpec(seed=seed)
         return cached_synthetic(spec, ArrayCache()) if cache else make_synthetic(spec)
     if not os.path.exists(path):
