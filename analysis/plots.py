@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.layout_engine import PlaceHolderLayoutEngine
 from matplotlib.ticker import MaxNLocator
 
 from fer.atomic import write_atomic
@@ -19,8 +20,9 @@ from fer.data import CLASSES
 
 def save(fig: Figure, path) -> str:
     """Write a figure atomically (its format from the suffix); the path, as a string. A figure
-    laid out by its own engine (ours are "constrained") is saved as drawn; "tight" cropping,
-    which draws the figure a second time to measure it, is kept for the others (Optuna's)."""
+    laid out by its own engine (ours are "constrained", or `_grid_figure`'s fixed margins) is
+    saved as drawn; "tight" cropping, which draws the figure a second time to measure it, is kept
+    for the others (Optuna's)."""
     tight = None if fig.get_layout_engine() is not None else "tight"
     write_atomic(path, lambda f: fig.savefig(f, format=Path(path).suffix.lstrip(".") or "png", dpi=110,
                                              bbox_inches=tight))
@@ -67,11 +69,21 @@ def reliability_diagrams(curves: dict[str, tuple]) -> Figure:
     return fig
 
 
+def _grid_figure(width: float, height: float, top_in: float, left_in: float = 0.05) -> Figure:
+    """A figure for a grid of images at fixed margins (inches kept for titles and labels): a
+    constrained or tight layout of the saliency grid's 84 axes took longer than drawing it."""
+    fig = Figure(figsize=(width, height), layout=PlaceHolderLayoutEngine(adjust_compatible=True,
+                                                                         colorbar_gridspec=False))
+    fig.subplots_adjust(left=left_in / width, right=1 - 0.05 / width, bottom=0.05 / height,
+                        top=1 - top_in / height, wspace=0.08, hspace=0.25)
+    return fig
+
+
 def saliency_grid(images: np.ndarray, maps: dict[str, np.ndarray], captions: list[str]) -> Figure:
     """One row per image: the face, each method's map, and an overlay of the first map."""
     methods = list(maps)
     cols = 2 + len(methods)
-    fig = Figure(figsize=(1.9 * cols, 2.0 * len(images)))
+    fig = _grid_figure(1.9 * cols, 2.0 * len(images), top_in=0.3, left_in=0.3)
     axes = fig.subplots(len(images), cols, squeeze=False)
     for i, img in enumerate(images):
         axes[i, 0].imshow(img, cmap="gray")
@@ -94,7 +106,7 @@ def image_panels(panels: np.ndarray, title: str, cmap="gray", cols: int = 16) ->
     n = len(panels)
     cols = min(cols, n)
     rows = int(np.ceil(n / cols))
-    fig = Figure(figsize=(1.1 * cols, 1.1 * rows + 0.5))
+    fig = _grid_figure(1.1 * cols, 1.1 * rows + 0.5, top_in=0.55)
     axes = fig.subplots(rows, cols, squeeze=False)
     for k, ax in enumerate(axes.ravel()):
         ax.axis("off")
@@ -110,8 +122,8 @@ def filters_figure(kernels: np.ndarray | None, patterns: np.ndarray | None, laye
     parts = [(p, t) for p, t in parts if p is not None]
     cols = 16
     rows = [int(np.ceil(len(p) / cols)) for p, _ in parts]
-    fig = Figure(figsize=(cols * 0.9, 0.9 * sum(rows) + 0.6 * len(parts)))
-    grid = fig.add_gridspec(sum(rows), cols)
+    fig = _grid_figure(cols * 0.9, 0.9 * sum(rows) + 0.6 * len(parts), top_in=0.3)
+    grid = fig.add_gridspec(sum(rows), cols, hspace=0.25 + 0.6 * (len(parts) - 1) / max(1, sum(rows)))
     r0 = 0
     for (panels, title), nrows in zip(parts, rows):
         for k in range(nrows * cols):

@@ -184,7 +184,6 @@ def _study_checks(args, spaces, name: str) -> dict[str, list]:
 
 def _run_sweeps(args, spaces, name: str, storage: str) -> int:
     from search.engine import Request, run_experiment
-    from search.study import mask_passwords
 
     request = Request(name=name, storage=storage, data=args.data, address=args.address, seed=args.seed,
                       resume=args.resume, optuna_storage=args.optuna_storage, imported=args.imported,
@@ -192,6 +191,16 @@ def _run_sweeps(args, spaces, name: str, storage: str) -> int:
     if args.report is not None and not args.no_report and is_local(storage) and hasattr(args.report, "prepare"):
         args.report.prepare()  # the report's imports, while the sweeps run
     outcome = run_experiment(spaces, request, on_sweep=_print_sweep, say=lambda line: print(line, flush=True))
+    try:
+        return _after_sweeps(args, outcome)
+    finally:
+        outcome.wait_for_ray()  # (Ray stops while the report is written; a Ctrl-C there waits for it too)
+
+
+def _after_sweeps(args, outcome) -> int:
+    """The end of `run`: the failed trials' lines, then the report or how to get one."""
+    from search.study import mask_passwords
+
     root = outcome.root
     print(f"done in {outcome.seconds:.0f}s; results in {root}")
     for line in outcome.failed:

@@ -177,6 +177,40 @@ def test_the_report_is_prepared_while_the_sweeps_run_and_written_after(tmp_path,
     assert calls == ["prepare"] * prepared + ["sweeps"] + ["report"] * written
 
 
+@pytest.mark.parametrize("interrupted", [False, True])
+def test_the_report_runs_while_ray_stops_and_the_command_waits_for_ray(tmp_path, monkeypatch, interrupted):
+    """The engine stops the command's own Ray in a thread; the report starts meanwhile, and the
+    command returns (a Ctrl-C in the report included) only once Ray has stopped."""
+    import threading
+    import time
+
+    import search.engine
+
+    stopped, seen = threading.Event(), []
+    release = threading.Event()
+
+    def stop_ray():  # Ray's shutdown: it ends a while after the report began
+        release.wait(10)
+        time.sleep(0.3)
+        stopped.set()
+
+    def sweeps(spaces, request, on_sweep=None, say=None):
+        stopping = threading.Thread(target=stop_ray)
+        stopping.start()
+        return search.engine.Outcome(f"{request.storage}/{request.name}", sweeps=[_sweep_outcome(epochs=2)],
+                                     stopping=stopping)
+
+    def report(experiment, out, study_storage=None):
+        seen.append(stopped.is_set())  # the report began before Ray had stopped
+        release.set()
+        if interrupted:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(search.engine, "run_experiment", sweeps)
+    assert main(["run", "--storage-path", str(tmp_path)], report=report) == (130 if interrupted else 0)
+    assert seen == [False] and stopped.is_set()
+
+
 def _sweep_outcome(epochs: int, failed=()):
     import pandas as pd
 
