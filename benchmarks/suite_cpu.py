@@ -47,6 +47,7 @@ def kind(cmdline: str) -> str:
     return next((name for name, keys in KINDS if any(k in cmdline for k in keys)), "other")
 
 
+MARK_ENV = "SUITE_CPU_MARK"  # set in the command's environment, which every process it starts inherits
 LOG_ENV = "SUITE_CPU_LOG"  # where the plugin below appends each test's start and end
 
 
@@ -59,6 +60,7 @@ def worker_of(environ: dict) -> str | None:
 def sample(command: list[str], every_s: float = 0.3, ticks: list | None = None, env: dict | None = None,
            ) -> tuple[dict[str, float], dict[str, int], float, int]:
     """Run `command`, reading CPU times until it ends: ({kind: CPU-s}, {kind: processes}, wall s, exit code).
+    Only the command's processes count: those whose environment carries its MARK_ENV.
     With `ticks`, each reading appends (time, {worker or "pid:N": CPU-s since the last reading})."""
     import ray  # noqa: F401, I001  (first: it puts its psutil on the path)
     import psutil
@@ -66,14 +68,23 @@ def sample(command: list[str], every_s: float = 0.3, ticks: list | None = None, 
     before = {p.pid for p in psutil.process_iter()}
     last: dict[tuple[int, float], tuple[float, str]] = {}
     owner: dict[tuple[int, float], str] = {}
+    ours: dict[tuple[int, float], bool] = {}  # a process is the command's when its environment carries the mark
+    mark = f"{os.getpid()}-{time.time_ns()}"
     t0 = time.perf_counter()
-    proc = subprocess.Popen(command, env=env)
+    proc = subprocess.Popen(command, env={**(os.environ if env is None else env), MARK_ENV: mark})
     while proc.poll() is None:
         used: collections.Counter = collections.Counter()
         for p in psutil.process_iter(["pid", "cmdline", "cpu_times", "create_time"]):
             if p.info["pid"] in before or p.info["cpu_times"] is None:
                 continue
             key, cpu = (p.info["pid"], p.info["create_time"]), p.info["cpu_times"].user + p.info["cpu_times"].system
+            if key not in ours:  # (another command's processes, e.g. a second pytest run's, are left out)
+                try:
+                    ours[key] = p.environ().get(MARK_ENV) == mark
+                except psutil.Error:
+                    ours[key] = False
+            if not ours[key]:
+                continue
             if ticks is not None:
                 if key not in owner:
                     try:
