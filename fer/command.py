@@ -39,6 +39,22 @@ def _number(kind: type, low: float, inclusive: bool, what: str) -> Callable[[str
     return parse
 
 
+class LazyChoices:
+    """argparse `choices` read only when used: when the option is given, or --help or an error
+    shows them. A registry behind them may import torch (1.2 s), which the commands that only read
+    files need not pay. Give the option a `metavar`, and `%(choices)s` in its help: argparse
+    lists the choices as soon as an option is added unless it has a metavar."""
+
+    def __init__(self, names: Callable[[], list[str]]):
+        self.names = names
+
+    def __contains__(self, value) -> bool:
+        return value in self.names()
+
+    def __iter__(self):
+        return iter(self.names())
+
+
 positive_int = _number(int, 1, True, "a positive integer")
 non_negative_int = _number(int, 0, True, "an integer >= 0")
 positive_float = _number(float, 0.0, False, "a positive number")

@@ -10,10 +10,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from fer.atomic import write_text
-from fer.command import EXIT_FAILED, Parser, positive_float, positive_int, run_command
+from fer.command import EXIT_FAILED, LazyChoices, Parser, positive_float, positive_int, run_command
 from fer.errors import FerError
 from fer.fields import add_options, given
-from fer.models.registry import family_names
 from search.settings import Settings
 from search.ship.commands import best_within_limits, cmd_ensemble, cmd_pareto, cmd_refit
 from search.uri import check_name, is_database, is_local
@@ -25,6 +24,15 @@ EPILOG = ("Exit status: 0 done; 1 some trials failed after their retries (one li
 READ_STUDY_HELP = ("the study database of sweeps whose study lived on a server (their trials imported by a warm "
                    "start are listed): a URL a results folder names is never opened by itself")
 QUICKSTART = Path(__file__).resolve().parent / "spaces" / "quickstart.yaml"  # package data: found when installed
+
+
+def _families() -> list[str]:
+    from fer.models.registry import family_names  # (imports torch: only when --family is used)
+
+    return family_names(searchable_only=True)
+
+
+FAMILIES = LazyChoices(_families)
 
 
 def main(argv: list[str] | None = None, report: Callable[[str, Path], object] | None = None) -> int:
@@ -74,21 +82,23 @@ def _parser() -> argparse.ArgumentParser:
     pa = sub.add_parser("pareto", help="every trial with parameters and CPU latency, Pareto-optimal ones marked",
                         epilog=EPILOG)
     pa.add_argument("dir")
-    pa.add_argument("--family", choices=family_names(searchable_only=True))
+    pa.add_argument("--family", choices=FAMILIES, metavar="FAMILY", help="only this family's trials (%(choices)s)")
     pa.add_argument("--json", action="store_true")
     pa.add_argument("--int8", action="store_true", help="also each checkpoint's int8 ONNX export: its latency and "
                                                         "gate (as fer export --int8), cached beside it")
     pa.set_defaults(func=cmd_pareto)
     rf = sub.add_parser("refit", help="train the best trial's config again on Training + PublicTest", epilog=EPILOG)
     rf.add_argument("dir")
-    rf.add_argument("--family", choices=family_names(searchable_only=True), default="cnn")
+    rf.add_argument("--family", choices=FAMILIES, metavar="FAMILY", default="cnn",
+                    help="the family whose best trial is refit (%(choices)s; default %(default)s)")
     rf.add_argument("--out", help="output folder (default DIR/refit/FAMILY; needed when DIR is a storage URI)")
     rf.set_defaults(func=cmd_refit)
     en = sub.add_parser("ensemble", help="greedy ensemble of the trials' best checkpoints (Caruana et al. 2004)",
                         epilog=EPILOG)
     en.add_argument("dir")
     en.add_argument("--size", type=positive_int, default=10, help="greedy steps (members may repeat)")
-    en.add_argument("--family", choices=[*family_names(searchable_only=True), "all"], default="all")
+    en.add_argument("--family", choices=LazyChoices(lambda: [*_families(), "all"]), metavar="FAMILY", default="all",
+                    help="the members' family (%(choices)s; default %(default)s)")
     en.add_argument("--out", help="output folder (default DIR/ensemble_FAMILY; needed when DIR is a storage URI)")
     en.add_argument("--json", action="store_true")
     en.set_defaults(func=cmd_ensemble)

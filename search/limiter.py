@@ -11,8 +11,8 @@ from ray.tune.search import ConcurrencyLimiter, Searcher, SearchGenerator
 from search.budget import Budget
 from search.context import current
 from search.plan import Plan
+from search.searcher import StudySearch
 from search.space import SearchSpace
-from search.study import StudySearch
 from search.warmstart import unseen_points
 
 

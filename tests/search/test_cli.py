@@ -262,3 +262,27 @@ def test_the_main_jobs_report_imports_the_analysis_stack_in_a_thread():
     report.prepare()
     report.importing.join(timeout=120)
     assert not report.importing.is_alive() and "analysis.report" in sys.modules
+
+
+def test_the_reading_commands_parse_without_the_model_registry(tmp_path):
+    """`search table` and `best` read files: the model registry (torch, 1.2 s) loads only when
+    --family is given (test_results checks `table` on a real sweep, Ray Tune left out too)."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from search.cli import main; code = main(sys.argv[1:]); "
+            "print(code, *(m in sys.modules for m in ('torch', 'fer.models')))")
+    for command in (["table", str(tmp_path)], ["best", str(tmp_path)]):
+        done = subprocess.run([sys.executable, "-c", code, *command], capture_output=True, text=True, timeout=60)
+        assert done.stdout.split()[-3:] == ["2", "False", "False"], done.stdout + done.stderr  # (2: an empty folder)
+
+
+@pytest.mark.parametrize("command", ["pareto", "refit", "ensemble"])
+def test_family_choices_are_the_registrys_searchable_families(command, tmp_path, capsys):
+    with pytest.raises(SystemExit) as stop:
+        main([command, str(tmp_path), "--family", "gan"])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"python -m search {command}: error: argument --family: invalid choice: 'gan' "
+                          "(choose from 'cnn', 'dnn'")
+    assert err.count("'all'") == (command == "ensemble")

@@ -3,8 +3,8 @@ import warnings
 
 import optuna
 
+from search.searcher import StudySearch
 from search.space import load_sweeps
-from search.study import StudySearch
 from tests.factories import tiny_sweep
 
 
