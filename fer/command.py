@@ -111,7 +111,8 @@ def run_command(prog: str, func: Callable, args) -> int:
         import io
 
         out.stream = io.StringIO()  # a sink: nothing later fails on the broken output again
-        print(f"{prog}: error: cannot write to standard output ({e.strerror or e})", file=sys.stderr)
+        if not isinstance(e, BrokenPipeError):  # (`| head`: the reader had what it wanted, and left)
+            print(f"{prog}: error: cannot write to standard output ({e.strerror or e})", file=sys.stderr)
         return EXIT_FAILED
     finally:
         sys.stdout = out.stream  # the stream it was (after a failed write, the sink)

@@ -1,5 +1,6 @@
 """The command-line contract: a stop whose KeyboardInterrupt Python dropped (it landed in a
 weakref callback or __del__) still ends the command with exit 130, and is not printed as a traceback."""
+import shlex
 import signal
 import weakref
 
@@ -62,3 +63,16 @@ def test_an_output_that_cannot_be_written_is_one_line_and_exit_1(monkeypatch, ca
         monkeypatch.setattr("sys.stdout", null)
         with pytest.raises(FileNotFoundError):  # an OSError that is not the output's keeps its traceback
             run_command("search", bug, None)
+
+
+def test_a_reader_that_leaves_ends_the_command_quietly(tmp_path):
+    """`search table ... | head -1`: head has its line and closes the pipe; the command stops
+    writing and exits 1 (the contract's "output not written") without a line of its own."""
+    import subprocess
+    import sys
+
+    script = ("from fer.command import run_command, exit_process\n"
+              "exit_process(run_command('search', lambda args: [print(i) for i in range(10 ** 6)], None))\n")
+    done = subprocess.run(f"{sys.executable} -c {shlex.quote(script)} | head -1; echo \"${{PIPESTATUS[0]}}\"",
+                          shell=True, executable="/bin/bash", capture_output=True, text=True, timeout=60)
+    assert done.stdout.split() == ["0", "1"] and done.stderr == ""
