@@ -20,7 +20,11 @@ EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 class Parser(argparse.ArgumentParser):
     """argparse with one-line errors: `prog: error: argument --x: ...` and exit status 2,
-    without the usage block (`--help` still prints it)."""
+    without the usage block (`--help` still prints it). Options are taken whole only: a prefix
+    (`--time-budget` for `--time-budget-s`) is a typo, not a choice."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **{"allow_abbrev": False, **kwargs})
 
     def error(self, message: str):
         self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message} (see --help)\n")

@@ -42,6 +42,7 @@ from search.settings import Settings
     (["--optuna-storage", "postgresql://u@127.0.0.1:1/db"], "storage postgresql://u@127.0.0.1:1/db: cannot open"),
     (["--warm-start-from", "results/nowhere"], "--warm-start-from results/nowhere: no such folder"),
     (["--warm-start-from", "configs"], "--warm-start-from configs: no optuna.db inside"),
+    (["--time-budget", "60"], "unrecognized arguments: --time-budget ("),  # a prefix of --time-budget-s is a typo
 ])
 def test_bad_options_exit_2_with_one_line_and_write_nothing(tmp_path, capsys, flags, message, ray_inits):
     storage = tmp_path / "results"
