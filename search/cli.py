@@ -32,9 +32,6 @@ def _families() -> list[str]:
     return family_names(searchable_only=True)
 
 
-FAMILIES = LazyChoices(_families)
-
-
 def main(argv: list[str] | None = None, report: Callable[[str, Path], object] | None = None) -> int:
     """`report(experiment_folder, out_folder)` ends `run` (search/__main__.py passes the analysis
     report: search itself never imports analysis); without it, `run` prints how to see the best.
@@ -47,6 +44,7 @@ def main(argv: list[str] | None = None, report: Callable[[str, Path], object] | 
 
 def _parser() -> argparse.ArgumentParser:
     p = Parser(prog="python -m search", description=__doc__, epilog=EPILOG)
+    families = LazyChoices(_families)
     sub = p.add_subparsers(dest="command", required=True)
     r = sub.add_parser("run", help="run the sweeps of one or more space files (default: the quickstart space, "
                             "search/spaces/quickstart.yaml)",
@@ -82,14 +80,14 @@ def _parser() -> argparse.ArgumentParser:
     pa = sub.add_parser("pareto", help="every trial with parameters and CPU latency, Pareto-optimal ones marked",
                         epilog=EPILOG)
     pa.add_argument("dir")
-    pa.add_argument("--family", choices=FAMILIES, metavar="FAMILY", help="only this family's trials (%(choices)s)")
+    pa.add_argument("--family", choices=families, metavar="FAMILY", help="only this family's trials (%(choices)s)")
     pa.add_argument("--json", action="store_true")
     pa.add_argument("--int8", action="store_true", help="also each checkpoint's int8 ONNX export: its latency and "
                                                         "gate (as fer export --int8), cached beside it")
     pa.set_defaults(func=cmd_pareto)
     rf = sub.add_parser("refit", help="train the best trial's config again on Training + PublicTest", epilog=EPILOG)
     rf.add_argument("dir")
-    rf.add_argument("--family", choices=FAMILIES, metavar="FAMILY", default="cnn",
+    rf.add_argument("--family", choices=families, metavar="FAMILY", default="cnn",
                     help="the family whose best trial is refit (%(choices)s; default %(default)s)")
     rf.add_argument("--out", help="output folder (default DIR/refit/FAMILY; needed when DIR is a storage URI)")
     rf.set_defaults(func=cmd_refit)
