@@ -53,7 +53,8 @@ def test_a_seed_whose_system_selected_nothing_is_counted_apart():
 @pytest.mark.slow
 def test_every_system_searches_and_is_scored_on_the_tiny_faces(tmp_path, tiny_csv, ray_cluster, capsys):
     """15 s each: beside one busy CPU, a Ray trial's first epoch ended about 11 s after its system's
-    launch (at two busy CPUs, 15 s was not enough). Trials reuse their worker (`grow_trials: false`):
+    launch (beside two busy CPUs neither 15 s nor 20 s was enough: no Ray trial finished an epoch).
+    Trials reuse their worker (`grow_trials: false`):
     growing the one trial onto the free CPU would restart it in a new worker, whose start under that
     load ate half of a 20 s budget."""
     space = tmp_path / "tiny_dnn.yaml"
