@@ -48,3 +48,18 @@ sweeps:
 def tiny_sweep(path, n=4, epochs=2, conc=2, cpus=1, gpus=0, sched="asha") -> Path:
     Path(path).write_text(TINY_SWEEP.format(n=n, epochs=epochs, conc=conc, cpus=cpus, gpus=gpus, sched=sched))
     return Path(path)
+
+
+def search_in_fresh_process(argv: list[str], modules: tuple[str, ...]) -> tuple[int, list[bool]]:
+    """`python -m search ARGV` in a new interpreter: (its exit code, whether each of `modules` was
+    imported by then), for what a command's start-up loads."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from search.cli import main; code = main(sys.argv[2:]); "
+            "print(code, *(m in sys.modules for m in sys.argv[1].split(',')))")
+    done = subprocess.run([sys.executable, "-c", code, ",".join(modules), *argv], capture_output=True, text=True,
+                          timeout=60)
+    words = done.stdout.split()[-1 - len(modules):]
+    assert len(words) == 1 + len(modules), done.stdout + done.stderr
+    return int(words[0]), [w == "True" for w in words[1:]]

@@ -10,6 +10,7 @@ from search.plan import make_plan
 from search.progress import outcome, rank_at
 from search.resources import trials_at_once
 from search.settings import Settings
+from tests.factories import search_in_fresh_process
 
 
 @pytest.mark.parametrize("flags, message", [
@@ -268,14 +269,8 @@ def test_the_main_jobs_report_imports_the_analysis_stack_in_a_thread():
 def test_the_reading_commands_parse_without_the_model_registry(tmp_path):
     """`search table` and `best` read files: the model registry (torch, 1.2 s) loads only when
     --family is given (test_results checks `table` on a real sweep, Ray Tune left out too)."""
-    import subprocess
-    import sys
-
-    code = ("import sys; from search.cli import main; code = main(sys.argv[1:]); "
-            "print(code, *(m in sys.modules for m in ('torch', 'fer.models')))")
-    for command in (["table", str(tmp_path)], ["best", str(tmp_path)]):
-        done = subprocess.run([sys.executable, "-c", code, *command], capture_output=True, text=True, timeout=60)
-        assert done.stdout.split()[-3:] == ["2", "False", "False"], done.stdout + done.stderr  # (2: an empty folder)
+    for command in ("table", "best"):  # (exit 2: an empty folder)
+        assert search_in_fresh_process([command, str(tmp_path)], ("torch", "fer.models")) == (2, [False, False])
 
 
 @pytest.mark.parametrize("command", ["pareto", "refit", "ensemble"])

@@ -3,8 +3,6 @@ import json
 import pickle
 import re
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,6 +11,7 @@ from fer.config import load_run
 from fer.run import train_run
 from search.cli import main
 from search.results import best_trials, read_history, trial_histories, trials_table
+from tests.factories import search_in_fresh_process
 
 
 class Bomb:
@@ -140,10 +139,7 @@ def test_a_real_sweep_with_its_pickles_replaced_is_read_without_running_them(ray
     codes = main(["best", str(exp)]), main(["table", str(exp)])
     assert not marker.exists()
     assert codes == (0, 0)
-    code = ("import sys; from search.cli import main; main(sys.argv[1:]); "
-            "print('torch' in sys.modules, 'ray.tune' in sys.modules)")
-    alone = subprocess.run([sys.executable, "-c", code, "table", str(exp)], capture_output=True, text=True, timeout=60)
-    assert alone.stdout.split()[-2:] == ["False", "False"], alone.stdout + alone.stderr  # reading loads neither
+    assert search_in_fresh_process(["table", str(exp)], ("torch", "ray.tune")) == (0, [False, False])  # loads neither
 
 
 def _name_a_study(exp: Path, url: str) -> None:
