@@ -24,6 +24,7 @@ from fer.config import TrainConfig, plain, train_config
 from fer.data import CLASSES, FaceSet
 from fer.evaluate import autocast_for, classification_metrics, probabilities, view_logits
 from fer.models import model_from_spec
+from fer.speed import Speed
 from fer.speed import choose as choose_speed
 from fer.transforms import augment, normalize
 
@@ -45,6 +46,14 @@ def pick_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
+def training_speed(model: torch.nn.Module, cfg: TrainConfig, n_train: int) -> Speed:
+    """The precision and layout a run of `cfg` trains `model` (on its device) at, as Trainer
+    chooses them (fer.speed). A sweep's plan asks the same before its trials start, without
+    building a trainer: its optimizer alone imports torch._dynamo, a second on a 2-core CPU."""
+    device = next(model.parameters()).device
+    return choose_speed(model, device, min(cfg.batch_size, n_train), cfg.crop_size, cfg.precision, cfg.channels_last)
+
+
 def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
     np.random.seed(seed % 2**32)
@@ -59,8 +68,7 @@ class Trainer:
         self.model_spec = model
         self.device = pick_device(cfg.device)
         self.model = model_from_spec(model).to(self.device)
-        self.speed = choose_speed(self.model, self.device, min(cfg.batch_size, len(train)), cfg.crop_size,
-                                  cfg.precision, cfg.channels_last)
+        self.speed = training_speed(self.model, cfg, len(train))
         # the checkpoint's train_config says what the run trained at, never "auto"
         self.cfg = cfg = replace(cfg, precision=self.speed.precision, channels_last=self.speed.channels_last)
         self.on_batch: Callable[[int, int], None] | None = None  # (batches done, batches per epoch): progress

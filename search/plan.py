@@ -110,28 +110,29 @@ def measure_epoch(space, faces) -> tuple[float, str, float] | None:
     driver without a GPU (a cluster's CPU head): their plan waits for the trials' own epochs."""
     import torch
 
-    from fer.config import resolve_run
+    from fer.config import resolve_run, train_config
     from fer.data import split_for_training
-    from fer.train import Trainer
+    from fer.models import model_from_spec
+    from fer.train import pick_device, training_speed
 
     s = space.settings
     if s.gpus_per_trial and not torch.cuda.is_available():
         return None
     config = calibration_config(space)
     run = resolve_run(config, source=f"{space.source}: first trial")
+    cfg = train_config(run)
     threads = torch.get_num_threads()
     torch.set_num_threads(max(1, int(s.cpus_per_trial)))
     try:
         t0 = time.perf_counter()
         train, val, _ = split_for_training(faces, run["train"])
-        trainer = Trainer.from_run(run, train, val)
-        speed = trainer.speed
+        speed = training_speed(model_from_spec(run["model"]).to(pick_device(cfg.device)), cfg, len(train))
         took = time.perf_counter() - t0
     finally:
         torch.set_num_threads(threads)
-    if not speed.images_per_s:
+    if not speed.images_per_s:  # a precision and layout the space gives: nothing was timed
         return None
-    views = {"none": 1, "flip": 2, "shifts": 10, "tencrop": 10}[trainer.cfg.tta]  # fer.transforms.eval_views
+    views = {"none": 1, "flip": 2, "shifts": 10, "tencrop": 10}[cfg.tta]  # fer.transforms.eval_views
     epoch_s = len(train) / speed.images_per_s + len(val) * views / (3 * speed.images_per_s)
     unit = f"{s.gpus_per_trial:g} GPU" if s.gpus_per_trial else f"{s.cpus_per_trial:g} CPU"
     return epoch_s, (f"{config['model']['name']} at {unit}, {speed.label} {speed.images_per_s:.0f} images/s, "

@@ -2,7 +2,7 @@
 import pytest
 
 from search.budget import Budget
-from search.plan import calibration_config, duration, make_plan
+from search.plan import calibration_config, duration, make_plan, measure_epoch
 from search.settings import Settings
 from search.space import load_sweeps
 
@@ -61,3 +61,40 @@ def test_the_calibration_config_is_the_first_trials():
     assert config["model"]["name"] == "vgg_cnn" and config["train"]["crop_size"] == 40  # warm_start[0]
     dnn = load_sweeps("configs/dnn.yaml")[0]
     assert calibration_config(dnn)["model"]["input_pool"] == 2 and calibration_config(dnn)["train"]["batch_size"] == 256
+
+
+SPACE = """family: dnn
+settings: {{cpus_per_trial: 1, time_budget_s: 30}}
+model: {{widths: [32]}}
+train: {{batch_size: 64, lr: {{loguniform: [1.0e-3, 1.0e-2]}}, precision: {precision}}}
+"""
+
+
+def test_the_plan_times_the_first_trial_as_its_trainer_will_and_builds_no_optimizer(synthetic, tmp_path,
+                                                                                  monkeypatch):
+    """measure_epoch times what the first trial's Trainer would choose (so the trial finds it cached),
+    without a Trainer: an optimizer's first import of torch._dynamo costs seconds of the sweep's budget."""
+    import torch
+
+    from fer.config import resolve_run
+    from fer.data import split_for_training
+    from fer.train import Trainer
+
+    monkeypatch.setenv("FER_CACHE_DIR", str(tmp_path / "cache"))
+    for precision in ("auto", "fp32"):
+        (tmp_path / f"{precision}.yaml").write_text(SPACE.format(precision=precision))
+    auto, given = (load_sweeps(str(tmp_path / f"{p}.yaml"))[0] for p in ("auto", "fp32"))
+    with monkeypatch.context() as m:
+        m.setattr(torch.optim.Optimizer, "__init__", lambda *a, **k: pytest.fail("the plan built an optimizer"))
+        epoch_s, words, rate = measure_epoch(auto, synthetic)
+        assert measure_epoch(given, synthetic) is None  # a given precision and layout: nothing to time
+    assert epoch_s > 0 and rate > 0 and "measured in" in words
+    run = resolve_run(calibration_config(auto))
+    train, val, _ = split_for_training(synthetic, run["train"])
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # a trial trains at its cpus_per_trial threads, part of the cache key
+    try:
+        speed = Trainer.from_run(run, train, val).speed
+    finally:
+        torch.set_num_threads(threads)
+    assert speed.how == "cached" and speed.images_per_s == rate
