@@ -163,11 +163,28 @@ def _interruptible(args, spaces, name: str, storage: str) -> int:
     try:
         return _run_sweeps(args, spaces, name, storage)
     except KeyboardInterrupt:
-        raise KeyboardInterrupt(f"the sweeps' state is saved; continue with: {resume}") from None
+        raise KeyboardInterrupt(_interrupted(storage, name, spaces, resume)) from None
     except StorageFailed as e:  # search.engine's
         print(f"search: the storage {storage}/{name} failed ({e}); the sweeps' state is saved: once it has space "
               f"again, continue with: {resume}", file=sys.stderr)
         return EXIT_FAILED
+
+
+def _interrupted(storage: str, name: str, spaces, resume: str) -> str:
+    """The interrupt's line. A sweep stopped in its first seconds, before Tune first saved its
+    state, has nothing to continue: its resume starts it over (search.sweep says so), and the line
+    says so now rather than promising saved state. (Local folders only: a storage URI is not
+    asked while the command is being stopped.)"""
+    from ray import tune
+
+    from search.sweep import experiment_path
+
+    paths = {space.name: experiment_path(storage, name, space) for space in spaces} if is_local(storage) else {}
+    over = [n for n, path in paths.items() if Path(path).is_dir() and not tune.Tuner.can_restore(path)]
+    if over:
+        return (f"sweep {', '.join(over)} stopped before its state was first saved, so a resume starts it over; "
+                f"continue with: {resume}")
+    return f"the sweeps' state is saved; continue with: {resume}"
 
 
 def _study_checks(args, spaces, name: str) -> dict[str, list]:

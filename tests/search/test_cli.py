@@ -282,3 +282,21 @@ def test_family_choices_are_the_registrys_searchable_families(command, tmp_path,
     assert err.startswith(f"python -m search {command}: error: argument --family: invalid choice: 'gan' "
                           "(choose from 'cnn', 'dnn'")
     assert err.count("'all'") == (command == "ensemble")
+
+
+def test_the_interrupt_line_promises_saved_state_only_where_tune_saved_some(tmp_path):
+    """A sweep stopped before Tune first wrote its state (its folder holds only what the sweep
+    wrote itself) starts over when resumed: the line says so instead of "state is saved"."""
+    from search.cli import _interrupted
+    from search.space import load_sweeps
+    from tests.factories import tiny_sweep
+
+    cnn = load_sweeps(str(tiny_sweep(tmp_path / "space.yaml")))[0]
+    storage, folder = str(tmp_path / "results"), tmp_path / "results" / "exp" / cnn.name
+    assert _interrupted(storage, "exp", [cnn], "R").startswith("the sweeps' state is saved")  # never began
+    folder.mkdir(parents=True)
+    (folder / "sweep.json").write_text("{}")
+    assert _interrupted(storage, "exp", [cnn], "R") == (
+        f"sweep {cnn.name} stopped before its state was first saved, so a resume starts it over; continue with: R")
+    (folder / "tuner.pkl").write_bytes(b"")  # what Tuner.can_restore looks for: Tune saved its state
+    assert _interrupted(storage, "exp", [cnn], "R") == "the sweeps' state is saved; continue with: R"
