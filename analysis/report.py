@@ -5,17 +5,16 @@ from __future__ import annotations
 import json
 import shutil
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
-import torch
 
 from analysis import filters, html, plots, saliency
+from analysis.explain import Explanation, Options, explain
 from analysis.metrics import confusion, describe_never_predicted, prior_tradeoff
-from analysis.sources import ModelSource, chosen_images, eval_inputs, resolve_source
+from analysis.sources import ModelSource, resolve_source
 from analysis.sweep import IMPORTANCE, family_table, finished, param_importance
 from fer.atomic import write_text
 from fer.calibration import N_BINS, adjust_for_prior, reliability
@@ -23,14 +22,6 @@ from fer.command import raise_if_interrupted
 from fer.data import CLASSES
 from fer.errors import FerError
 from fer.evaluate import predict_checkpoint
-
-
-@dataclass(frozen=True)
-class Options:
-    images: list[int] | None = None  # saliency images by index; None picks a right and a wrong one per class
-    layer: str | None = None  # activations.png's layer; None is the model's first activation
-    filters_layer: str | None = None  # activation maximisation's layer; None is a middle conv
-    n_filters: int = 16
 
 
 def make_report(source: str, data: str | None = None, split: str | None = None, out: str | Path = "report",
@@ -92,7 +83,7 @@ def _write_report(src, primary: ModelSource, opt: Options, out: Path, source: st
     sections.append(_confusion_section(cms, out))
     sections.append(_calibration_section(models, out))
     sections.append(_prior_section(models))
-    sections += _explanation_sections(primary, out, opt)
+    sections += _explanation_sections(explain(primary, opt), out)
     sections.append(_curves_section(models, src, out))
     if src.table is not None:
         sections.append(_sweep_section(src, out))
@@ -225,55 +216,44 @@ def _members_section(m: ModelSource) -> Section:
     return Section(f"Ensemble members of {m.name}", html.table(rows) + html.para(note))
 
 
-def _explanation_sections(m: ModelSource, out: Path, opt: Options) -> list[Section]:
-    idx, captions = chosen_images(m, opt.images)
-    x, shown, masks = eval_inputs(m, idx)  # x (B, 1, s, s) normalised; shown (B, s, s); masks or None
-    target = torch.as_tensor(m.preds[idx])
-    maps = saliency.attribute_all(m.model, x, target)
-    control = saliency.attribute_all(saliency.reinitialised(m.model), x, target)
-    check = saliency.randomisation_check(maps, control)
-    expl = {"images": idx.tolist(), "randomisation": check}
-    if masks is not None:
-        expl["mask_share"] = saliency.mask_share(maps, masks)
-    path = plots.save(plots.saliency_grid(shown, maps, captions), out / "saliency.png")
-    unreliable = [k for k, v in check.items() if not v["reliable"]]
-    text = (f"Saliency of {m.name} for {len(idx)} images (target: the predicted class). Model-randomisation check "
-            "(Spearman correlation of each method's maps with those of the same network re-initialised): "
-            + ", ".join(f"{k} {v['spearman']:.2f}" for k, v in check.items()) + ". ")
+def _explanation_sections(e: Explanation, out: Path) -> list[Section]:
+    expl = {"images": e.images.tolist(), "randomisation": e.randomisation}
+    if e.mask_share is not None:
+        expl["mask_share"] = e.mask_share
+    path = plots.save(plots.saliency_grid(e.shown, e.maps, e.captions), out / "saliency.png")
+    unreliable = [k for k, v in e.randomisation.items() if not v["reliable"]]
+    text = (f"Saliency of {e.name} for {len(e.images)} images (target: the predicted class). Model-randomisation "
+            "check (Spearman correlation of each method's maps with those of the same network re-initialised): "
+            + ", ".join(f"{k} {v['spearman']:.2f}" for k, v in e.randomisation.items()) + ". ")
     text += (f"Marked unreliable (correlation >= {saliency.UNRELIABLE_RHO}): {', '.join(unreliable)}."
              if unreliable else "Every method changes with the weights, so the maps reflect what was learned.")
     parts = [html.image(path, "saliency maps"), html.para(text, "warn" if unreliable else "")]
-    if "mask_share" in expl:
+    if e.mask_share is not None:
         parts.append(html.para("Share of attribution inside the regions that decide the class (eyes, brows, mouth) "
                                "against their share of the image: " + ", ".join(
                                    f"{k} {v['share_inside']:.2f} vs {v['area_share']:.2f}"
-                                   for k, v in expl["mask_share"].items()) + "."))
-    return [Section("Saliency maps", "\n".join(parts), {"explanations": {m.name: expl}}),
-            *_filter_sections(m, out, x[:1], opt, idx[0])]
+                                   for k, v in e.mask_share.items()) + "."))
+    return [Section("Saliency maps", "\n".join(parts), {"explanations": {e.name: expl}}), *_filter_sections(e, out)]
 
 
-def _filter_sections(m: ModelSource, out: Path, x1, opt: Options, image_index) -> list[Section]:
-    kernels = filters.first_layer_kernels(m.model)
-    pattern_layer = opt.filters_layer or filters.default_pattern_layer(m.model)
-    patterns = filters.maximise_activation(m.model, pattern_layer, opt.n_filters) if pattern_layer else None
+def _filter_sections(e: Explanation, out: Path) -> list[Section]:
     sections = []
-    if kernels is not None:
-        found = {"filters": {m.name: {"layer": pattern_layer, "kernels": len(kernels), "patterns": len(patterns)}}} \
-            if patterns is not None else {}
-        path = plots.save(plots.filters_figure(kernels, patterns, pattern_layer), out / "filters.png")
+    if e.kernels is not None:
+        found = {"filters": {e.name: {"layer": e.pattern_layer, "kernels": len(e.kernels),
+                                      "patterns": len(e.patterns)}}} if e.patterns is not None else {}
+        path = plots.save(plots.filters_figure(e.kernels, e.patterns, e.pattern_layer), out / "filters.png")
         sections.append(Section("Filters", html.image(path, "filters") + html.para(
-            f"Top: the {len(kernels)} kernels of the first conv layer. Bottom: inputs that maximise filters of "
-            f"{pattern_layer} (gradient ascent with jitter and a smoothness prior); repeated, oriented strokes "
+            f"Top: the {len(e.kernels)} kernels of the first conv layer. Bottom: inputs that maximise filters of "
+            f"{e.pattern_layer} (gradient ascent with jitter and a smoothness prior); repeated, oriented strokes "
             "mean the filter detects edges or textures at that scale."), found))
-    layer = opt.layer or m.model.first_activation
-    acts = filters.activations(m.model, layer, x1)
-    path = plots.save(plots.image_panels(acts, f"{layer} for image {image_index}", cmap="viridis"),
+    acts, image = e.activations, int(e.images[0])
+    path = plots.save(plots.image_panels(acts, f"{e.layer} for image {image}", cmap="viridis"),
                       out / "activations.png")
     dead = int((acts.reshape(len(acts), -1).max(1) <= 0).sum())
-    found = {"activations": {m.name: {"layer": layer, "image": int(image_index), "channels": len(acts),
+    found = {"activations": {e.name: {"layer": e.layer, "image": image, "channels": len(acts),
                                       "silent_channels": dead}}}
     sections.append(Section("Activations", html.image(path, "activations") + html.para(
-        f"The output of {layer} for image {image_index}, one panel per channel; {dead} of {len(acts)} channels "
+        f"The output of {e.layer} for image {image}, one panel per channel; {dead} of {len(acts)} channels "
         "are silent (all zero) for this face."), found))
     return sections
 

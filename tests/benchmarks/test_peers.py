@@ -56,7 +56,8 @@ def test_every_system_searches_and_is_scored_on_the_tiny_faces(tmp_path, tiny_cs
     launch (beside two busy CPUs neither 15 s nor 20 s was enough: no Ray trial finished an epoch).
     Trials reuse their worker (`grow_trials: false`):
     growing the one trial onto the free CPU would restart it in a new worker, whose start under that
-    load ate half of a 20 s budget."""
+    load ate half of a 20 s budget. (Once, at the suite's start, this project's trial finished no
+    epoch in 15 s: its plan then built a whole Trainer, 3 s of the budget, which it no longer does.)"""
     space = tmp_path / "tiny_dnn.yaml"
     space.write_text(TINY_DNN)
     out, run = tmp_path / "peers", tmp_path / "peers" / "tiny_dnn-15s"
