@@ -78,6 +78,7 @@ def test_every_system_searches_and_is_scored_on_the_tiny_faces(tmp_path, tiny_cs
     printed = capsys.readouterr().out
     assert kept.stat().st_mtime_ns == before  # a result on disk is read, not run again
     second = json.loads((run / "seed1" / "optuna" / "result.json").read_text())
-    assert 0.0 <= second["public_test"] <= 1.0 and second["curve"] and second["trials_started"] >= 1
+    assert 0.0 <= second["public_test"] <= 1.0 and second["curve"]
+    assert 0.0 < second["training_share"] <= 1.0 and second["trials_started"] >= 1
     assert "seed 0 optuna: PublicTest" in printed and "seed 1 optuna: PublicTest" in printed
     assert "| seed 0 | seed 1 |" in printed

@@ -10,7 +10,7 @@ from search.plan import make_plan
 from search.progress import outcome, rank_at
 from search.resources import trials_at_once
 from search.settings import Settings
-from tests.factories import search_in_fresh_process
+from tests.factories import search_in_fresh_process, tiny_sweep
 
 
 @pytest.mark.parametrize("flags, message", [
@@ -289,7 +289,6 @@ def test_the_interrupt_line_promises_saved_state_only_where_tune_saved_some(tmp_
     wrote itself) starts over when resumed: the line says so instead of "state is saved"."""
     from search.cli import _interrupted
     from search.space import load_sweeps
-    from tests.factories import tiny_sweep
 
     cnn = load_sweeps(str(tiny_sweep(tmp_path / "space.yaml")))[0]
     storage, folder = str(tmp_path / "results"), tmp_path / "results" / "exp" / cnn.name
