@@ -6,6 +6,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from fer.optim import Adam
+
 
 def first_layer_kernels(model: torch.nn.Module) -> np.ndarray | None:
     """(C_out, k, k) weights of the first conv, or None for a model without convs."""
@@ -72,7 +74,7 @@ def maximise_activation(model: torch.nn.Module, layer: str, n_filters: int = 16,
     channels = layer_output(model, layer, torch.zeros(1, 1, size, size)).shape[1]
     n = min(n_filters, channels)
     x = (0.1 * torch.randn(n, 1, size, size, generator=gen)).requires_grad_(True)
-    step = _Adam(x, lr)
+    opt = Adam([x], lr=lr)  # fer's: torch.optim's update without torch._dynamo's import
     idx = torch.arange(n)
     for _ in range(steps):
         dy, dx = (int(v) for v in torch.randint(-jitter, jitter + 1, (2,), generator=gen))
@@ -80,27 +82,9 @@ def maximise_activation(model: torch.nn.Module, layer: str, n_filters: int = 16,
         act = y[idx, idx].flatten(1).mean(1)  # each image drives its own filter
         tv = (x[..., 1:, :] - x[..., :-1, :]).abs().mean() + (x[..., :, 1:] - x[..., :, :-1]).abs().mean()
         loss = -act.sum() + tv_weight * n * tv + 1e-3 * (x**2).mean() * n
-        (grad,) = torch.autograd.grad(loss, x)
-        step(grad)
+        (x.grad,) = torch.autograd.grad(loss, x)
+        opt.step()
     return F.instance_norm(x.detach()).squeeze(1).numpy()
-
-
-class _Adam:
-    """Adam's update (Kingma & Ba; torch.optim.Adam's defaults) on one tensor, in place. Written
-    out because the first torch.optim optimiser of a process imports torch._dynamo (1.4-1.8 s on
-    2 CPUs), which the report, training nothing else, would pay for 96 steps on 16 images."""
-
-    def __init__(self, x: torch.Tensor, lr: float, betas=(0.9, 0.999), eps: float = 1e-8):
-        self.x, self.lr, self.betas, self.eps, self.t = x, lr, betas, eps, 0
-        self.m, self.v = torch.zeros_like(x), torch.zeros_like(x)
-
-    @torch.no_grad()
-    def __call__(self, grad: torch.Tensor) -> None:
-        (b1, b2), self.t = self.betas, self.t + 1
-        self.m.mul_(b1).add_(grad, alpha=1 - b1)
-        self.v.mul_(b2).addcmul_(grad, grad, value=1 - b2)
-        denom = (self.v / (1 - b2**self.t)).sqrt_().add_(self.eps)
-        self.x.addcdiv_(self.m, denom, value=-self.lr / (1 - b1**self.t))
 
 
 def default_pattern_layer(model: torch.nn.Module) -> str | None:

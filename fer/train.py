@@ -16,6 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from fer import optim
 from fer.calibration import balancing_tau, fit_temperature, prior_correction
 from fer.checkpoint import Checkpoint, preprocessing
 from fer.classifier import Classifier
@@ -49,7 +50,7 @@ def pick_device(name: str = "auto") -> torch.device:
 def training_speed(model: torch.nn.Module, cfg: TrainConfig, n_train: int) -> Speed:
     """The precision and layout a run of `cfg` trains `model` (on its device) at, as Trainer
     chooses them (fer.speed). A sweep's plan asks the same before its trials start, without
-    building a trainer: its optimizer alone imports torch._dynamo, a second on a 2-core CPU."""
+    building a trainer (its model copy, data and optimizer state)."""
     device = next(model.parameters()).device
     return choose_speed(model, device, min(cfg.batch_size, n_train), cfg.crop_size, cfg.precision, cfg.channels_last)
 
@@ -244,9 +245,9 @@ class Trainer:
 def _optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
     params = model.parameters()
     if cfg.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov and cfg.momentum > 0,
-                               weight_decay=cfg.weight_decay)
-    cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
+        return optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov and cfg.momentum > 0,
+                         weight_decay=cfg.weight_decay)
+    cls = optim.AdamW if cfg.optimizer == "adamw" else optim.Adam
     return cls(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
 
 

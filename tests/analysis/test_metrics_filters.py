@@ -3,7 +3,7 @@ import pytest
 import torch
 from torch import nn
 
-from analysis.filters import _Adam, activations, first_layer_kernels, maximise_activation
+from analysis.filters import activations, first_layer_kernels, maximise_activation
 from analysis.metrics import confusion, describe_never_predicted, prior_tradeoff
 from analysis.sweep import IMPORTANCE, evaluator, param_importance
 
@@ -81,20 +81,6 @@ def test_kernels_activations_and_patterns():
     drive = lambda img: activations(model, "features.1", torch.as_tensor(img).reshape(1, 1, 48, 48))[0].mean()  # noqa: E731
     noise = torch.nn.functional.instance_norm(torch.randn(20, 1, 48, 48)).numpy()
     assert drive(patterns[0]) > 2 * max(drive(n) for n in noise)  # same scale, far stronger response
-
-
-def test_the_ascents_adam_steps_as_torchs_adam():
-    """maximise_activation's own Adam (it spares the report torch.optim's import of torch._dynamo)."""
-    gen = torch.Generator().manual_seed(0)
-    ours = torch.randn(4, 1, 8, 8, generator=gen)
-    theirs = ours.clone().requires_grad_(True)
-    step, opt = _Adam(ours, lr=0.05), torch.optim.Adam([theirs], lr=0.05)
-    for _ in range(30):
-        grad = torch.randn(4, 1, 8, 8, generator=gen)
-        step(grad)
-        theirs.grad = grad.clone()
-        opt.step()
-    assert torch.allclose(ours, theirs.detach(), atol=1e-6) and not torch.allclose(ours, torch.zeros_like(ours))
 
 
 def test_importance_is_fanova_over_the_stored_study():
