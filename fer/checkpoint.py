@@ -3,7 +3,8 @@
 Layout (one torch.save'd dict, loadable with weights_only=True):
   format, format_version, model {name, **config}, state_dict, classes, preprocessing,
   train_config, history [per-epoch metrics], metrics, best_epoch, data, versions,
-  resume {optimizer, scheduler, generator} (to continue training).
+  resume {optimizer, scheduler, generator; with train.ema also model, the weights training goes on
+  from, and average} (to continue training).
 `Checkpoint` is the only code that builds or reads this dict.
 Writes go to a temporary file that is renamed into place, so a crash never leaves a
 half-written checkpoint under the final name.
@@ -172,7 +173,7 @@ class Checkpoint:
         if speed is not None:
             payload["speed"] = speed  # what precision and layout were chosen from, and the rates
         if resume is not None:
-            payload["resume"] = resume  # {optimizer, scheduler, generator}: to continue training
+            payload["resume"] = resume  # {optimizer, scheduler, generator[, model, average]}: to continue
         return cls(payload)
 
     def save(self, path: str | Path) -> Path:

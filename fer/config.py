@@ -65,6 +65,9 @@ class TrainConfig:
     gamma: float = limited(0.1, "in (0, 1)", lambda v: 0 < v < 1)  # step and plateau decay factor
     plateau_patience: int = limited(3, ">= 0", lambda v: v >= 0)
     label_smoothing: float = limited(0.0, "in [0, 1)", lambda v: 0 <= v < 1)
+    # > 0: an exponential moving average of the weights, this decay per step (fer.average), scored beside
+    # them at every validation; the better of the two is the epoch's checkpoint. 0: off.
+    ema: float = limited(0.0, "in [0, 1) (0: off)", lambda v: 0 <= v < 1)
     class_balance: Literal["none", "loss", "sampler"] = "none"
     # tau of the post-hoc prior correction (fer.calibration.prior_factor)
     logit_adjust: float = limited(0.0, ">= 0", lambda v: v >= 0)

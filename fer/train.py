@@ -17,8 +17,9 @@ import torch
 import torch.nn.functional as F
 
 from fer import optim
+from fer.average import BN_IMAGES, WeightAverage
 from fer.calibration import balancing_tau, fit_temperature, prior_correction
-from fer.checkpoint import Checkpoint, preprocessing
+from fer.checkpoint import Checkpoint, Preprocessing, preprocessing
 from fer.classifier import Classifier
 from fer.clock import RunClock
 from fer.config import TrainConfig, plain, train_config
@@ -27,7 +28,7 @@ from fer.evaluate import autocast_for, classification_metrics, probabilities, vi
 from fer.models import model_from_spec
 from fer.speed import Speed
 from fer.speed import choose as choose_speed
-from fer.transforms import augment, normalize
+from fer.transforms import augment, centre_crop, normalize
 
 DIVERGED = {"val_loss": math.nan, "val_acc": math.nan, "val_macro_f1": math.nan, "val_ece": math.nan}  # loss NaN
 
@@ -91,6 +92,8 @@ class Trainer:
         self.optimizer = _optimizer(self.model, cfg)
         self.scheduler = _scheduler(self.optimizer, cfg, self.steps_per_epoch, self.progress)
         self.best = {"value": -math.inf, "epoch": 0, "state": None}
+        self.average = WeightAverage(self.model, cfg.ema) if cfg.ema else None
+        self.kept = self.model  # the weights the last validation kept: the model's own or their average
 
     @classmethod
     def from_run(cls, run: dict, train: FaceSet, val: FaceSet) -> Trainer:
@@ -124,7 +127,7 @@ class Trainer:
                 self.scheduler.step(metrics[self.cfg.monitor])
             value = metrics[self.cfg.monitor]
             if value > self.best["value"]:
-                self.best = {"value": value, "epoch": self.epoch, "state": copy.deepcopy(self.model.state_dict()),
+                self.best = {"value": value, "epoch": self.epoch, "state": copy.deepcopy(self.kept.state_dict()),
                              "logit_adjust": self.prep.logit_adjust, "temperature": self.prep.temperature}
                 stale = 0
             else:
@@ -177,6 +180,8 @@ class Trainer:
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
+            if self.average is not None:
+                self.average.update(model)
             if cfg.schedule in ("cosine", "onecycle", "step"):
                 self.scheduler.step()
             loss_sum += loss.detach() * len(idx)
@@ -191,10 +196,27 @@ class Trainer:
                 "lr": self.optimizer.param_groups[0]["lr"], "epoch_s": seconds, "images_per_s": n / seconds}
 
     def validate(self) -> dict:
-        """Scores on the validation set: tau chosen first when balance_within is set, then (with
-        calibrate) the temperature fitted there, so every checkpoint carries its own (fer.calibration)."""
+        """Scores on the validation set. With `ema`, the weights' average is scored too (its batch
+        norms recomputed first) and the better of the two becomes this epoch's weights; both scores
+        are kept (val_acc_raw, val_acc_ema), so a run says what the average bought."""
+        metrics, self.prep = self._score(self.model)
+        self.kept = self.model
+        if self.average is None:
+            return metrics
+        self.average.recompute_batch_norm(self._norm_batches())
+        averaged, prep = self._score(self.average.model)
+        both = {f"{k}_{who}": m[k] for who, m in (("raw", metrics), ("ema", averaged))
+                for k in ("val_acc", "val_macro_f1")}
+        if averaged[self.cfg.monitor] > metrics[self.cfg.monitor]:
+            metrics, self.prep, self.kept = averaged, prep, self.average.model
+        return {**metrics, **both, "ema_kept": float(self.kept is not self.model)}
+
+    def _score(self, model: torch.nn.Module) -> tuple[dict, Preprocessing]:
+        """(metrics, preprocessing) of `model` on the validation set: tau chosen first when
+        balance_within is set, then (with calibrate) the temperature fitted there, so every
+        checkpoint carries its own (fer.calibration)."""
         prep, cfg = self.prep, self.cfg
-        logits = view_logits(Classifier.of(self.model, prep, cfg.tta), self.val_images, cfg.eval_batch_size,
+        logits = view_logits(Classifier.of(model, prep, cfg.tta), self.val_images, cfg.eval_batch_size,
                              self.device, cfg.precision)  # (V, N, 7)
         if cfg.balance_within:
             raw = probabilities(logits, replace(prep, logit_adjust=0.0, temperature=1.0))
@@ -202,32 +224,47 @@ class Trainer:
         if cfg.calibrate:
             factor = prior_correction(prep) if prep.logit_adjust else None
             prep = replace(prep, temperature=fit_temperature(logits, self.val_labels, factor))
-        self.prep = prep  # this epoch's tau and temperature: its checkpoint's
         m = classification_metrics(self.val_labels, probabilities(logits, prep))
         return {"val_loss": m["loss"], "val_acc": m["accuracy"], "val_macro_f1": m["macro_f1"], "val_ece": m["ece"],
-                "logit_adjust": prep.logit_adjust, "temperature": prep.temperature}
+                "logit_adjust": prep.logit_adjust, "temperature": prep.temperature}, prep
+
+    def _norm_batches(self) -> Iterator[torch.Tensor]:
+        """The average's batch-norm inputs: BN_IMAGES training images (the same ones every epoch,
+        drawn without touching the run's generator), centre-cropped as evaluation sees them."""
+        pick = torch.randperm(len(self.y), generator=torch.Generator().manual_seed(self.cfg.seed))[:BN_IMAGES]
+        for idx in batches_of(pick.to(self.device), self.cfg.batch_size):
+            x = centre_crop(normalize(self.x[idx], self.prep), self.cfg.crop_size)
+            with autocast_for(self.device, self.cfg.precision):
+                yield x.contiguous(memory_format=torch.channels_last) if self.cfg.channels_last else x
 
     # -- state ---------------------------------------------------------------------------
     def use_best_weights(self) -> None:
         if self.best["state"] is not None:
             self.model.load_state_dict(self.best["state"])
+            self.kept = self.model
             self.prep = replace(self.prep, logit_adjust=self.best["logit_adjust"],
                                 temperature=self.best["temperature"])
 
     def checkpoint(self, data: dict | None = None, metrics: dict | None = None) -> Checkpoint:
-        """The model's current weights as a checkpoint; `metrics` defaults to the last epoch's."""
+        """The weights the last validation kept (the model's, or with `ema` their average) as a
+        checkpoint; `metrics` defaults to the last epoch's. Its resume state continues the training
+        of the model's own weights."""
+        resume = {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+                  "generator": self.gen.get_state().cpu()}
+        if self.average is not None:
+            resume.update(model=self.model.state_dict(), average=self.average.state_dict())
         return Checkpoint.build(
-            self.model_spec, self.model.state_dict(), self.prep, plain(self.cfg), history=self.history,
+            self.model_spec, self.kept.state_dict(), self.prep, plain(self.cfg), history=self.history,
             metrics=self.history[-1] if metrics is None and self.history else metrics, best_epoch=self.best["epoch"],
-            data=data, speed=self.speed.record(),
-            resume={"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
-                    "generator": self.gen.get_state().cpu()})
+            data=data, speed=self.speed.record(), resume=resume)
 
     def restore(self, ckpt: Checkpoint) -> None:
         """Continue from a checkpoint written by `checkpoint()` (weights, optimiser, epoch)."""
-        self.model.load_state_dict(ckpt.state_dict)
-        self.prep = replace(self.prep, logit_adjust=ckpt.logit_adjust, temperature=ckpt.temperature)
         resume = ckpt.resume
+        self.model.load_state_dict(resume.get("model", ckpt.state_dict))
+        if self.average is not None and "average" in resume:
+            self.average.load_state_dict(resume["average"])
+        self.prep = replace(self.prep, logit_adjust=ckpt.logit_adjust, temperature=ckpt.temperature)
         if "optimizer" in resume:
             self.optimizer.load_state_dict(resume["optimizer"])
             self.scheduler.load_state_dict(resume["scheduler"])
@@ -238,7 +275,7 @@ class Trainer:
         if self.history:
             best = max(self.history, key=lambda m: m[self.cfg.monitor])
             self.best = {"value": best[self.cfg.monitor], "epoch": best["epoch"],
-                         "state": copy.deepcopy(self.model.state_dict()),
+                         "state": copy.deepcopy(ckpt.state_dict),
                          "logit_adjust": ckpt.logit_adjust, "temperature": ckpt.temperature}
 
 

@@ -15,9 +15,9 @@ import pandas as pd
 
 from search.results import ResultsError, trials_table
 
-COLUMNS = ["family", "trial_id", "metric", "value", "params", "latency_ms", "images_per_s", "tta", "pareto",
-           "checkpoint"]
-INT8_COLUMNS = ["int8_latency_ms", "int8_images_per_s", "int8_agreement", "int8_passed"]
+COLUMNS = ("family", "trial_id", "metric", "value", "params", "latency_ms", "images_per_s", "tta", "pareto",
+           "checkpoint")
+INT8_COLUMNS = ("int8_latency_ms", "int8_images_per_s", "int8_agreement", "int8_passed")
 
 
 def pareto_mask(values: list[float], costs: list[float]) -> list[bool]:
@@ -53,7 +53,7 @@ def measured_trials(root: str | Path, family: str | None = None, latency: bool =
     out = pd.DataFrame(rows)
     marks = [pareto_mask(out["value"].tolist(), out[c].tolist()) for c in ("params", "latency_ms")]
     out["pareto"] = [" ".join(n for n, m in zip(("params", "latency"), pair) if m) for pair in zip(*marks)]
-    columns = COLUMNS
+    columns = list(COLUMNS)
     if int8:
         measured = pd.DataFrame([int8_cost(c) for c in out["checkpoint"]])
         out = pd.concat([out, measured], axis=1)
