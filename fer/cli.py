@@ -100,8 +100,10 @@ def cmd_train(args) -> int:
     total = run["train"]["epochs"]
 
     def progress(m: dict) -> None:
+        ema = (f" (weights {m['val_acc_raw']:.4f}, average {m['val_acc_ema']:.4f}: "
+               f"{'average' if m['ema_kept'] else 'weights'} kept)" if "ema_kept" in m else "")  # train.ema
         print(f"epoch {m['epoch']:3d}/{total}  train loss {m['train_loss']:.4f} acc {m['train_acc']:.4f}  "
-              f"val loss {m['val_loss']:.4f} acc {m['val_acc']:.4f} macro-F1 {m['val_macro_f1']:.4f}  "
+              f"val loss {m['val_loss']:.4f} acc {m['val_acc']:.4f}{ema} macro-F1 {m['val_macro_f1']:.4f}  "
               f"lr {m['lr']:.2e}  {m['epoch_s']:.1f}s {m['images_per_s']:.0f} img/s", flush=True)
 
     bar = EpochBar(run["train"]["batch_size"])

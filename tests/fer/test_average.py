@@ -1,4 +1,6 @@
 """fer.average and `train.ema`: the weights' average, scored beside them, kept when better."""
+import re
+
 import pytest
 import torch
 
@@ -89,3 +91,15 @@ def test_the_average_leaves_the_runs_random_draws_alone(synthetic):
 def test_ema_is_a_decay_below_one():
     with pytest.raises(Exception, match="ema"):
         load_run(None, [*TINY_CNN, "train.ema=1.0"])
+
+
+def test_fer_train_says_both_scores_and_which_it_kept(tmp_path, capsys):
+    from fer.cli import main
+
+    argv = ["train", "--out", str(tmp_path / "run"), "--epochs", "1", "train.ema=0.99", "model.name=seed_dnn"]
+    assert main(argv) == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("epoch   1/1"))
+    assert re.search(r"acc (\d\.\d{4}) \(weights \d\.\d{4}, average \d\.\d{4}: (weights|average) kept\)", line), line
+    payload = Checkpoint.load(tmp_path / "run").history[0]
+    kept = "average" if payload["ema_kept"] else "weights"
+    assert f"{kept} kept" in line and f"acc {payload['val_acc']:.4f} (" in line
