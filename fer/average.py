@@ -12,7 +12,7 @@ import copy
 
 import torch
 
-BN_IMAGES = 2048  # training images whose statistics the average's batch norms take (a 1/14 of FER2013's)
+BN_IMAGES = 2048  # training images the average's batch norms take their statistics from (1/14 of FER2013's)
 
 
 class WeightAverage:
@@ -46,7 +46,6 @@ class WeightAverage:
         for m in norms:
             m.reset_running_stats()
             m.momentum = None  # a cumulative average over the batches
-        for m in norms:
             m.train()
         for x in batches:
             self.model(x)
