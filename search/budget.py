@@ -60,6 +60,18 @@ class Budget:
         self.start = self.clock()
         self.deadline = self.start + self.seconds if self.seconds else None
         self.training = self.held = 0.0
+        self.first_epoch = None  # clock time of the sweep's first reported epoch (epoch_reported)
+
+    def epoch_reported(self) -> None:
+        """A trial reported an epoch: the first one starts the plan's window for new trials."""
+        if self.first_epoch is None:
+            self.first_epoch = self.clock()
+
+    def since_first_epoch(self) -> float:
+        """Seconds of training so far: the plan's window for new trials counts from the first epoch,
+        as its rungs count a trial's training, so a slow start (workers, data, a busy node) does
+        not close the window before any trial has been judged."""
+        return self.clock() - self.first_epoch if self.first_epoch is not None else 0.0
 
     def left(self) -> float:
         """Seconds to the deadline (inf without a budget)."""
@@ -88,8 +100,9 @@ class Budget:
         epoch (at the median times measured so far)."""
         if not self.deadline or plan is None:
             return None
-        if plan.start_window_s is not None and self.elapsed() > plan.start_window_s:
-            return (f"budget: the window for new trials ({duration(plan.start_window_s)}) has closed: no new "
+        if plan.start_window_s is not None and self.since_first_epoch() > plan.start_window_s:
+            return (f"budget: the window for new trials ({duration(plan.start_window_s)} from the first epoch) has "
+                    "closed: no new "
                     "trials start; running trials take up the CPUs that free up")
         if not epoch_s:
             return None
@@ -148,3 +161,4 @@ class BudgetMeter(Callback):
         if budget is None:
             return
         budget.training += result.get("epoch_wall_s", 0.0) * trial_resources(trial, budget.unit)
+

@@ -18,9 +18,10 @@ from search.warmstart import unseen_points
 
 class BudgetLimiter(ConcurrencyLimiter):
     """A ConcurrencyLimiter that, under a time budget, stops suggesting once the plan's window
-    for new trials has closed, or once the time left could not take a new trial through its
-    start-up, the plan's first rung and one more epoch at the median times so far, so the
-    budget is not spent on trials that could only be cut short. Start-up (worker start,
+    for new trials (counted from the sweep's first epoch) has closed, or once the time left
+    could not take a new trial through its start-up, the plan's first rung and one more epoch
+    at the median times so far, so the budget is not spent on trials that could only be cut
+    short. Start-up (worker start,
     imports, data, the precision measurement) is the time from suggestion to first result less
     that epoch. The first wave (max_concurrent trials) always starts: the resources are there.
 
@@ -68,6 +69,8 @@ class BudgetLimiter(ConcurrencyLimiter):
         seconds = result.get("epoch_wall_s", result.get("time_this_iter_s"))
         if seconds is not None:
             self.epoch_seconds.append(seconds)
+            if self.budget is not None:
+                self.budget.epoch_reported()
             if trial_id in self._suggested_at:  # the trial's first result
                 now = self.budget.clock() if self.budget else time.time()
                 self.startup_seconds.append(max(0.0, now - self._suggested_at.pop(trial_id) - seconds))

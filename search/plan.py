@@ -30,7 +30,7 @@ class Plan(NamedTuple):
     time_attr: str  # "elapsed_s" (seconds of training) or "training_iteration" (epochs)
     rungs: tuple[float, ...]  # ASHA's milestones in time_attr units, ascending
     max_t: float  # ASHA's max_t: the budget in seconds, or max_epochs
-    start_window_s: float | None  # new trials start only this long after the sweep starts
+    start_window_s: float | None  # new trials start only this long after the sweep's first epoch
     epoch_s: float | None  # measured seconds per epoch at a trial's resources
     measured: str  # what the epoch time was measured on, in words ("" if not measured)
     budget_s: float | None
@@ -48,7 +48,7 @@ class Plan(NamedTuple):
         return f"rung {duration(rung)}" if self.in_seconds else f"rung {rung:g}"
 
     def line(self) -> str:
-        """`plan (measured 148 s/epoch for vgg_cnn at 1 CPU, ...): new trials for the first 18 min, ...`"""
+        """`plan (measured 148 s/epoch for vgg_cnn at 1 CPU, ...): new trials for 18 min from the first epoch, ...`"""
         head = f"plan (measured {self.epoch_s:.3g} s/epoch for {self.measured})" if self.epoch_s else \
             "plan (no epoch time measured here)"
         if not self.in_seconds:
@@ -57,7 +57,7 @@ class Plan(NamedTuple):
             "none (a first rung of grace_period epochs would not fit the budget)"
         n = round(self.rungs[0] / self.epoch_s) if self.epoch_s and self.rungs else 0
         epochs = f" (~{n} epoch{'s' * (n != 1)} to the first)" if n else ""
-        return (f"{head}: new trials for the first {duration(self.start_window_s)}, rungs at {rungs} of "
+        return (f"{head}: new trials for {duration(self.start_window_s)} from the first epoch, rungs at {rungs} of "
                 f"training{epochs}, survivors to the deadline ({duration(self.budget_s)})")
 
 

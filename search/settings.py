@@ -68,8 +68,9 @@ class Settings:
     param_budget: dict | None = None  # {target: int, tolerance: 0.05, scale: model.widths}
     warm_start: list = field(default_factory=list)  # configs ({model: {...}, train: {...}}) tried first
     explore_share: float | None = option(
-        "share of the time budget in which new trials may start (default: derived by search.plan from the rungs "
-        "and the measured epoch time); then the trials still running take up the CPUs that free up",
+        "share of the time budget in which new trials may start, from the sweep's first epoch (default: derived "
+        "by search.plan from the rungs and the measured epoch time); then the trials still running take up the "
+        "CPUs that free up",
         None, limit=Limit("a number in (0, 1]", lambda v: 0 < v <= 1))
     grow_trials: bool = option("CPU trials under a time budget only: Tune's ResourceChangingScheduler spreads "
                                "freed CPUs over the running trials (otherwise trials reuse workers)", True)

@@ -103,12 +103,13 @@ def test_without_a_budget_it_only_limits_concurrency(clock):
 def test_no_trial_starts_after_the_plans_window(clock):
     limiter = limiter_for(clock, budget_s=100, window=30)
     assert limiter.suggest("a") == {"x": 1}
+    clock.now = 1020.0  # a slow start (workers, data, a busy node): the window counts from the first epoch
     limiter.on_trial_result("a", {"epoch_wall_s": 1.0})
     limiter.on_trial_complete("a")
-    clock.now = 1029.0
+    clock.now = 1049.0
     assert limiter.suggest("b") == {"x": 1}
     limiter.on_trial_complete("b")
-    clock.now = 1031.0  # 69 s of budget left, plenty for a rung, but the window has closed
+    clock.now = 1051.0  # 49 s of budget left, plenty for a rung, but the window has closed
     assert limiter.suggest("c") == Searcher.FINISHED
 
 
@@ -149,6 +150,7 @@ def test_it_says_when_no_trial_will_start_any_more(clock):
     assert limiter.starts_no_more  # every trial asked for has started
     budgeted = limiter_for(clock, budget_s=100, window=30, num_samples=9)
     budgeted.suggest("a")
+    budgeted.on_trial_result("a", {"epoch_wall_s": 1.0})
     budgeted.on_trial_complete("a")
     clock.now += 31
     assert budgeted.suggest("b") == Searcher.FINISHED and budgeted.starts_no_more

@@ -34,10 +34,11 @@ def test_the_first_rung_waits_for_grace_period_epochs():
 def test_the_plan_line_says_what_was_measured_and_decided():
     s = Settings(time_budget_s=3600, grace_period=1)
     line = make_plan(s, Budget(3600), epoch_s=148.0, measured="vgg_cnn at 1 CPU").line()
-    assert line == ("plan (measured 148 s/epoch for vgg_cnn at 1 CPU): new trials for the first 18 min, rungs at "
-                    "6 min, 18 min, 54 min of training (~2 epochs to the first), survivors to the deadline (60 min)")
+    assert line == ("plan (measured 148 s/epoch for vgg_cnn at 1 CPU): new trials for 18 min from the first epoch, "
+                    "rungs at 6 min, 18 min, 54 min of training (~2 epochs to the first), survivors to the deadline "
+                    "(60 min)")
     unmeasured = make_plan(s, Budget(3600)).line()
-    assert unmeasured.startswith("plan (no epoch time measured here): new trials for the first 18 min")
+    assert unmeasured.startswith("plan (no epoch time measured here): new trials for 18 min from the first epoch")
     assert [duration(x) for x in (45, 150, 360, 7200)] == ["45 s", "2.5 min", "6 min", "2 h"]
 
 
