@@ -98,6 +98,9 @@ def _parser() -> argparse.ArgumentParser:
     en.add_argument("--family", choices=LazyChoices(lambda: [*_families(), "all"]), metavar="FAMILY", default="all",
                     help="the members' family (%(choices)s; default %(default)s)")
     en.add_argument("--out", help="output folder (default DIR/ensemble_FAMILY; needed when DIR is a storage URI)")
+    en.add_argument("--snapshots", action="store_true",
+                    help="offer every checkpoint a trial kept, not only its best (snapshot ensembles; the space's "
+                         "keep_checkpoints says how many Tune keeps)")
     en.add_argument("--json", action="store_true")
     en.set_defaults(func=cmd_ensemble)
     t = sub.add_parser("table", help="every trial under DIR, one row each", epilog=EPILOG)

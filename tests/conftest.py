@@ -19,10 +19,7 @@ if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):  # a worker of `-n N`, set up be
     # its share of the CPUs, for torch here and the commands it runs (N workers of all-CPU threads
     # spin against each other), and a temporary folder of its own: Ray keeps its sessions and the
     # address `--address auto` joins (ray_current_cluster) there, and two workers' clusters must
-    # never find each other. Ray starts its workers at nice 15: beside the other test worker's nice-0
-    # training they would all but stop, and a sweep's time-budget tests would measure that neighbour
-    # (Ray's own job manager sets the same for a job's workers)
-    os.environ["RAY_worker_niceness"] = "0"
+    # never find each other
     _share = len(os.sched_getaffinity(0)) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"])
     os.environ["OMP_NUM_THREADS"] = str(max(1, _share))
     os.environ["TMPDIR"] = tempfile.mkdtemp(prefix=f"fer-{os.environ['PYTEST_XDIST_WORKER']}-", dir="/tmp")

@@ -88,12 +88,13 @@ def cmd_ensemble(args) -> int:
     from search.ship.ensemble import build_ensemble
 
     out = output_folder(args, f"ensemble_{args.family}")
-    done = build_ensemble(args.dir, args.family, args.size, out)
+    done = build_ensemble(args.dir, args.family, args.size, out, args.snapshots)
     if args.json:
         print(json.dumps(done))
         return 0
     metric = done["metric"]
-    print(f"ensemble of {len(done['members'])} of {done['candidates']} trials ({args.family}), chosen greedily by "
+    print(f"ensemble of {len(done['members'])} of {done['candidates']} "
+          f"{'checkpoints' if args.snapshots else 'trials'} ({args.family}), chosen greedily by "
           f"{metric} on {done['split']}:")
     for m in done["members"]:
         print(f"  {m['member']:<20} weight {m['weight']:.2f}  {metric} {m[metric]:.4f}")

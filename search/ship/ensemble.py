@@ -16,6 +16,7 @@ from fer.data import load_data, split_for_training
 from fer.data.cache import ArrayCache
 from fer.errors import FerError
 from fer.evaluate import predict_checkpoint
+from fer.remote import location
 from fer.ship.ensemble import ensemble_checkpoint, greedy_selection, score
 from fer.train import pick_device
 from search.results import ResultsError, trials_table
@@ -24,15 +25,30 @@ PROBS_FILE = "val_probs.npz"
 PROBS_VERSION = 2  # part of the cache key: raise it whenever the probabilities are computed differently
 
 
-def candidates(root: str | Path, family: str) -> tuple[list[tuple[str, str]], str]:
+def candidates(root: str | Path, family: str, snapshots: bool = False) -> tuple[list[tuple[str, str]], str]:
     """([("family/trial_id", checkpoint path)] of every trial with a checkpoint, the metric the
-    sweeps selected by). Checkpoints are read one at a time later: a sweep's may not fit in memory."""
+    sweeps selected by). Checkpoints are read one at a time later: a sweep's may not fit in memory.
+    With `snapshots`, every other checkpoint each trial kept follows its best one, named
+    "family/trial_id/checkpoint_NNNNNN" (snapshot ensembles: Huang et al., 2017)."""
     table = trials_table(root)
     table = table[table["checkpoint"].notna() & ((table["family"] == family) | (family == "all"))]
     if table.empty:
         raise ResultsError(f"{root}: no {'' if family == 'all' else family + ' '}trial has a checkpoint yet")
     metric = "macro_f1" if set(table["metric"]) == {"val_macro_f1"} else "accuracy"
-    return [(f"{t['family']}/{t['trial_id']}", t["checkpoint"]) for _, t in table.iterrows()], metric
+    members = []
+    for _, t in table.iterrows():
+        members.append((f"{t['family']}/{t['trial_id']}", t["checkpoint"]))
+        members += [(f"{t['family']}/{t['trial_id']}/{p.parent.name}", str(p))
+                    for p in (other_checkpoints(t["checkpoint"]) if snapshots else [])]
+    return members, metric
+
+
+def other_checkpoints(best: str) -> list:
+    """The trial's kept checkpoint files but `best` (Tune keeps the space's keep_checkpoints best
+    epochs and the latest one), in epoch order."""
+    folder = location(best).parent
+    kept = sorted(d / "checkpoint.pt" for d in folder.parent.glob("checkpoint_*") if d.name != folder.name)
+    return [p for p in kept if p.is_file()]
 
 
 def validation_probs(members: list[tuple[str, str]], faces) -> tuple[np.ndarray, list[np.ndarray]]:
@@ -62,10 +78,10 @@ def _cached_probs(ckpt: Checkpoint, images: np.ndarray, device) -> np.ndarray:
     return probs
 
 
-def build_ensemble(root: str | Path, family: str, size: int, out: str | Path) -> dict:
+def build_ensemble(root: str | Path, family: str, size: int, out: str | Path, snapshots: bool = False) -> dict:
     """Select, write out/checkpoint.pt, and return what to print: members with their weights and
     validation scores, and the ensemble's scores against its best member's."""
-    members, metric = candidates(root, family)
+    members, metric = candidates(root, family, snapshots)
     data = Checkpoint.load(members[0][1]).data
     faces = load_data(data.get("source"))
     labels, probs = validation_probs(members, faces)

@@ -171,13 +171,16 @@ class _LeaveAfterOneEpoch(Exception):
 
 
 def short_first_train(config, faces, **params):
-    """The first trial (lr 3e-2, the warm start) leaves after one epoch. The other leaves after its
-    first epoch on two CPUs: the sweep ends once the growth is shown, however slowly a loaded
-    machine starts the workers (the budget only bounds a sweep in which it never grows)."""
+    """The first trial (lr 3e-2, the warm start) leaves after one epoch, a second after it (the
+    window for new trials, counted from the first epoch, has closed by then). The other leaves
+    after its first epoch on two CPUs: the sweep ends once the growth is shown, however slowly a
+    loaded machine starts the workers (the budget only bounds a sweep in which it never grows)."""
     first = config["train"]["lr"] == 3.0e-2
 
     def report(metrics, checkpoint=None):
         tune.report(metrics, checkpoint=checkpoint)
+        if first:
+            time.sleep(1.0)
         if first or metrics["threads"] >= 2:
             raise _LeaveAfterOneEpoch  # ends the trial's function: it completes
 

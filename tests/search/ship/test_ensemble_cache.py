@@ -38,3 +38,14 @@ def test_validation_probabilities_are_cached_by_content(tmp_path, synthetic, mon
     err = capsys.readouterr().err
     assert f"fer: cache {cache} is unreadable" in err and len(err.splitlines()) == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.pt", "val_probs.npz"]
+
+
+def test_snapshots_are_the_trials_other_kept_checkpoints_in_epoch_order(tmp_path):
+    trial = tmp_path / "trial_a"
+    for name in ("checkpoint_000002", "checkpoint_000000", "checkpoint_000001", "checkpoint_000003"):
+        (trial / name).mkdir(parents=True)
+        (trial / name / "checkpoint.pt").write_bytes(b"")
+    (trial / "checkpoint_000003" / "checkpoint.pt").unlink()  # being written, or cut short: not offered
+    (trial / "checkpoint_tmp").mkdir()
+    others = search.ship.ensemble.other_checkpoints(str(trial / "checkpoint_000001" / "checkpoint.pt"))
+    assert [p.parent.name for p in others] == ["checkpoint_000000", "checkpoint_000002"]

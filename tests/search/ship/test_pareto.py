@@ -118,6 +118,7 @@ def test_pick_and_ship_commands_on_a_sweep(tmp_path, tiny_csv, ray_cluster):
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     env.pop("RAY_ADDRESS", None)
     space = tiny_sweep(tmp_path / "space.yaml", n=3, epochs=2, sched="fifo")
+    space.write_text(space.read_text().replace("settings: {", "settings: {keep_checkpoints: 2, "))  # both epochs
     run = [sys.executable, "-m", "search", "run", str(space), "--data", str(tiny_csv), "--storage-path",
            str(tmp_path / "results"), "--name", "exp", "--no-report", "--address", ray_cluster]  # the session's Ray
     assert subprocess.run(run, cwd=REPO, env=env, capture_output=True, timeout=400).returncode == 0
@@ -142,6 +143,12 @@ def test_pick_and_ship_commands_on_a_sweep(tmp_path, tiny_csv, ray_cluster):
     assert made["candidates"] == 3 and sum(m["weight"] for m in made["members"]) == pytest.approx(1.0)
     assert made["scores"]["accuracy"]["ensemble"] >= made["scores"]["accuracy"]["best_member"]  # greedy starts there
     assert load_checkpoint(made["out"])["model"]["name"] == "ensemble"
+    done = search("ensemble", str(tmp_path / "results" / "exp"), "--size", "4", "--snapshots", "--json",
+                  "--out", str(tmp_path / "snapshots"))
+    assert done.returncode == 0, done.stderr
+    made = json.loads(done.stdout)
+    assert made["candidates"] == 6  # each trial's best epoch, then its other one
+    assert made["scores"]["accuracy"]["ensemble"] >= made["scores"]["accuracy"]["best_member"]
     done = search("refit", str(tmp_path / "results" / "exp"), "--out", str(tmp_path / "refit"))
     assert done.returncode == 0, done.stderr
     assert "trained again on every row but PrivateTest" in done.stdout and "score it on PrivateTest" in done.stdout
