@@ -1,0 +1,64 @@
+"""Snapshot ensembles against a sweep's best checkpoint, scored where they were not selected.
+
+`search ensemble` selects and scores on the same validation split, so its printed gain is
+optimistic, and more so the more candidates it has (`--snapshots` offers every kept epoch).
+This halves that split at random, selects on one half (the best single checkpoint, the greedy
+ensemble of the trials' best, the greedy ensemble of every kept checkpoint) and scores on the
+other, both ways, over 10 halvings. It reads the validation probabilities that
+`search ensemble --snapshots` cached beside each checkpoint (run it first, or this computes them).
+
+    python -m search ensemble RESULTS/NAME --family cnn --snapshots --out ens
+    python -m benchmarks.snapshot_ensembles RESULTS/NAME --size 10
+"""
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+
+from fer.checkpoint import Checkpoint
+from fer.data import load_data
+from fer.ship.ensemble import greedy_selection, score
+from search.ship.ensemble import candidates, validation_probs
+
+ARMS = ("best single", "ensemble of the trials' best", "best single of every checkpoint", "snapshot ensemble")
+
+
+def halves_scores(labels: np.ndarray, probs: list[np.ndarray], best_only: list[int], size: int,
+                  halvings: int = 10) -> np.ndarray:
+    """(2 x halvings, 4): each arm's accuracy on the half it was not selected on."""
+    rows = []
+    for seed in range(halvings):
+        order = np.random.default_rng(seed).permutation(len(labels))
+        for a, b in ((order[::2], order[1::2]), (order[1::2], order[::2])):
+            row = []
+            for pool in (best_only, list(range(len(probs)))):
+                top = pool[int(np.argmax([score(labels[a], probs[i][a]) for i in pool]))]
+                picks = greedy_selection([probs[i][a] for i in pool], labels[a], size)
+                combined = sum(probs[pool[i]][b] for i in picks) / len(picks)
+                row += [score(labels[b], probs[top][b]), score(labels[b], combined)]
+            rows.append(row)
+    return np.array(rows)
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("dir", help="an experiment folder (RESULTS/NAME)")
+    p.add_argument("--family", default="cnn")
+    p.add_argument("--size", type=int, default=10, help="greedy steps, as search ensemble's --size")
+    args = p.parse_args(argv)
+    members, _ = candidates(args.dir, args.family, snapshots=True)
+    faces = load_data(Checkpoint.load(members[0][1]).data.get("source"))
+    labels, probs = validation_probs(members, faces)
+    best_only = [i for i, (name, _) in enumerate(members) if name.count("/") == 1]
+    print(f"{len(members)} checkpoints, {len(best_only)} trials; {len(labels)} validation faces, halved 10 times")
+    m = halves_scores(labels, probs, best_only, args.size)
+    for arm, mean, sd in zip(ARMS, m.mean(0), m.std(0)):
+        print(f"{arm:<32} {mean:.4f} (sd {sd:.4f}) on the unseen half")
+    d = m[:, 3] - m[:, 0]
+    print(f"snapshot ensemble minus best single, paired: {d.mean():+.4f} (sd {d.std():.4f}), ahead on "
+          f"{int((d > 0).sum())} of {len(d)} halves")
+
+
+if __name__ == "__main__":
+    main()
