@@ -68,9 +68,9 @@ class Budget:
             self.first_epoch = self.clock()
 
     def since_first_epoch(self) -> float:
-        """Seconds of training so far: the plan's window for new trials counts from the first epoch,
-        as its rungs count a trial's training, so a slow start (workers, data, a busy node) does
-        not close the window before any trial has been judged."""
+        """Seconds since the sweep's first epoch (0 before it). The plan's window for new trials
+        counts from there, as its rungs count a trial's training, so a slow start (workers, data,
+        a busy node) does not close the window before any trial has been judged."""
         return self.clock() - self.first_epoch if self.first_epoch is not None else 0.0
 
     def left(self) -> float:
@@ -102,8 +102,7 @@ class Budget:
             return None
         if plan.start_window_s is not None and self.since_first_epoch() > plan.start_window_s:
             return (f"budget: the window for new trials ({duration(plan.start_window_s)} from the first epoch) has "
-                    "closed: no new "
-                    "trials start; running trials take up the CPUs that free up")
+                    "closed: no new trials start; running trials take up the CPUs that free up")
         if not epoch_s:
             return None
         first = plan.rungs[0] if plan.rungs else 0.0
@@ -161,4 +160,3 @@ class BudgetMeter(Callback):
         if budget is None:
             return
         budget.training += result.get("epoch_wall_s", 0.0) * trial_resources(trial, budget.unit)
-

@@ -21,9 +21,9 @@ class BudgetLimiter(ConcurrencyLimiter):
     for new trials (counted from the sweep's first epoch) has closed, or once the time left
     could not take a new trial through its start-up, the plan's first rung and one more epoch
     at the median times so far, so the budget is not spent on trials that could only be cut
-    short. Start-up (worker start,
-    imports, data, the precision measurement) is the time from suggestion to first result less
-    that epoch. The first wave (max_concurrent trials) always starts: the resources are there.
+    short. Start-up (worker start, imports, data, the precision measurement) is the time from
+    suggestion to first result less that epoch. The first wave (max_concurrent trials) always
+    starts: the resources are there.
 
     The budget is the sweep's (search.budget); a restored limiter, unpickled with the
     experiment, takes the running sweep's fresh budget and plan from search.context.

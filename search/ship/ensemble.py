@@ -37,9 +37,10 @@ def candidates(root: str | Path, family: str, snapshots: bool = False) -> tuple[
     metric = "macro_f1" if set(table["metric"]) == {"val_macro_f1"} else "accuracy"
     members = []
     for _, t in table.iterrows():
-        members.append((f"{t['family']}/{t['trial_id']}", t["checkpoint"]))
-        members += [(f"{t['family']}/{t['trial_id']}/{p.parent.name}", str(p))
-                    for p in (other_checkpoints(t["checkpoint"]) if snapshots else [])]
+        name = f"{t['family']}/{t['trial_id']}"
+        members.append((name, t["checkpoint"]))
+        if snapshots:
+            members += [(f"{name}/{p.parent.name}", str(p)) for p in other_checkpoints(t["checkpoint"])]
     return members, metric
 
 
