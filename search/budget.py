@@ -30,22 +30,29 @@ class BudgetUse(NamedTuple):
     seconds: float  # the budget, or the wall time of a sweep without one
     training: float
     starting: float
+    ran: float | None = None  # the wall time of a sweep done before its deadline (every trial ended)
 
     @property
     def total(self) -> float:
         return self.resources * self.seconds
 
     @property
+    def unused(self) -> float:
+        """Resource-seconds after a sweep that was done early: given back, not idle."""
+        return self.resources * (self.seconds - self.ran) if self.ran is not None else 0.0
+
+    @property
     def idle(self) -> float:
-        return max(self.total - self.training - self.starting, 0.0)
+        return max(self.total - self.unused - self.training - self.starting, 0.0)
 
     def share(self, part: float) -> float:
         return part / self.total if self.total > 0 else 0.0
 
     def line(self) -> str:
+        early = f", {self.share(self.unused):.0%} unused (done after {self.ran:.0f} s)" if self.ran is not None else ""
         return (f"budget: {self.resources:g} {self.unit}{'s' * (self.resources != 1)} x {self.seconds:.0f} s, "
                 f"{self.share(self.training):.0%} spent training, {self.share(self.starting):.0%} starting trials, "
-                f"{self.share(self.idle):.0%} idle")
+                f"{self.share(self.idle):.0%} idle{early}")
 
 
 class Budget:
@@ -61,6 +68,7 @@ class Budget:
         self.deadline = self.start + self.seconds if self.seconds else None
         self.training = self.held = 0.0
         self.first_epoch = None  # clock time of the sweep's first reported epoch (epoch_reported)
+        self.ended = None  # clock time the sweep finished (finish)
 
     def epoch_reported(self) -> None:
         """A trial reported an epoch: the first one starts the plan's window for new trials."""
@@ -78,21 +86,29 @@ class Budget:
         return max(self.deadline - self.clock(), 0.0) if self.deadline else float("inf")
 
     def elapsed(self) -> float:
-        return self.clock() - self.start
+        return (self.ended if self.ended is not None else self.clock()) - self.start
 
     def over(self) -> bool:
         """Whether the deadline has come (within the second Tune's own budget check may lag)."""
         return self.deadline is not None and self.clock() >= self.deadline - 1
 
+    def finish(self) -> None:
+        """The sweep has ended (every trial done, or the deadline come)."""
+        self.ended = self.clock()
+
     def use(self) -> BudgetUse:
+        """The use so far of the whole budget. A sweep finished more than a second before its
+        deadline also gives its wall time: what it left unused was given back, not idle."""
         seconds = self.seconds or self.elapsed()
         held = min(self.held, self.resources * seconds)
         training = min(self.training, held)
-        return BudgetUse(self.resources, self.unit, seconds, training, held - training)
+        ran = self.ended - self.start if self.ended is not None else None
+        early = ran if self.seconds and ran is not None and ran < self.seconds - 1 else None
+        return BudgetUse(self.resources, self.unit, seconds, training, held - training, early)
 
     def use_so_far(self) -> BudgetUse:
         """The use over the time elapsed, not the whole budget: what a status line shows mid-sweep."""
-        return self.use()._replace(seconds=max(self.elapsed(), 1e-9))
+        return self.use()._replace(seconds=max(self.elapsed(), 1e-9), ran=None)
 
     def why_no_new_trial(self, plan, epoch_s: float | None, startup_s: float) -> str | None:
         """Why a trial suggested now would be wasted, or None: the plan's window for new trials has

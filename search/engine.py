@@ -237,6 +237,8 @@ def _each_sweep(spaces: list, request: Request, datasets: dict):
             raise StorageFailed(store.failure())
         table, failed = summarise(grid, space)
         budget = current().budget
+        if budget:
+            budget.finish()
         yield SweepOutcome(space.name, s.metric, table, failed, budget.use() if budget else None)
 
 

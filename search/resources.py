@@ -29,7 +29,8 @@ def trials_at_once(cpus: float, gpus: float, nodes: list[dict] | None = None) ->
 
 def describe(nodes: list[dict]) -> str:
     cpus, gpus = sum(n.get("CPU", 0) for n in nodes), sum(n.get("GPU", 0) for n in nodes)
-    return f"{len(nodes)} node{'s' * (len(nodes) != 1)}, {cpus:g} CPUs" + (f", {gpus:g} GPUs" if gpus else "")
+    return (f"{len(nodes)} node{'s' * (len(nodes) != 1)}, {cpus:g} CPU{'s' * (cpus != 1)}"
+            + (f", {gpus:g} GPU{'s' * (gpus != 1)}" if gpus else ""))
 
 
 def concurrency(cpus: float, gpus: float, cap: int | None) -> tuple[int, str]:

@@ -174,6 +174,24 @@ def test_the_budget_line_splits_resource_seconds_three_ways():
                                                        "0% starting trials, 20% idle"
 
 
+def test_a_sweep_done_before_its_deadline_leaves_the_rest_unused_not_idle():
+    clock = FakeClock()
+    budget = Budget(3600, 2, clock=clock)
+    budget.training, budget.held = 30.0, 36.0
+    clock.now += 20
+    assert budget.use().line().endswith("100% idle")  # mid-sweep: the rest may still be spent
+    budget.finish()
+    clock.now += 100  # (read later: the sweep's end counts)
+    use = budget.use()
+    assert (use.ran, use.unused, use.idle) == (20.0, 7160.0, 4.0)
+    assert use.line() == "budget: 2 CPUs x 3600 s, 0% spent training, 0% starting trials, 0% idle, 99% unused " \
+                         "(done after 20 s)"
+    budget.restart()
+    clock.now += 3599.5  # done at its deadline: the whole budget, as before
+    budget.finish()
+    assert budget.use().ran is None and budget.use().line().endswith("idle")
+
+
 def _trial(status: str, cpus: float):
     return SimpleNamespace(status=status, placement_group_factory=PlacementGroupFactory([{"CPU": cpus}]))
 

@@ -138,11 +138,11 @@ def _fill(volume: Path) -> Path:
 
 
 @pytest.mark.slow
-def test_storage_full_mid_sweep_stops_then_resume_completes(tmp_path, tiny_csv, small_volume):
+def test_storage_full_mid_sweep_stops_then_resume_completes(tmp_path, tiny_csv, small_volume, ray_cluster):
     space = tiny_sweep(tmp_path / "space.yaml", n=4, epochs=12, sched="fifo")
     storage = small_volume / "results"
     cmd = [sys.executable, "-m", "search", "run", str(space), "--data", str(tiny_csv), "--storage-path",
-           str(storage), "--name", "exp", "--no-report"]
+           str(storage), "--name", "exp", "--no-report", "--address", ray_cluster]  # (the session's Ray)
     env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1"}
     env.pop("RAY_ADDRESS", None)
     log = open(tmp_path / "first.log", "w+")

@@ -34,10 +34,14 @@ def _wait_for(proc: subprocess.Popen, log: Path, text: str, timeout: float = 300
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
-def test_a_signal_stops_every_sweep_and_resume_completes(tmp_path, signum, tiny_csv):
+def test_a_signal_stops_every_sweep_and_resume_completes(tmp_path, signum, tiny_csv, request):
+    """Ctrl-C reaches the driver and the local Ray it started; a batch scheduler's SIGTERM, the
+    driver alone, here one that joined a running cluster (the session's)."""
     storage = tmp_path / "results"  # (the tiny faces: 6 epochs leave seconds of the first sweep to signal into)
     argv = ["search", "run", "--data", str(tiny_csv), "--num-samples", "3", "--max-epochs", "6",
             "--storage-path", str(storage)]
+    if signum == signal.SIGTERM:
+        argv += ["--address", request.getfixturevalue("ray_cluster")]
     proc = _start(argv, tmp_path / "out.log")
     _wait_for(proc, tmp_path / "out.log", " epoch   1 ")
     if signum == signal.SIGINT:
@@ -82,12 +86,13 @@ def test_failed_trials_exit_1_with_one_line_each(tmp_path, ray_cluster):
     assert re.search(r"\w+ +failed +0 ", done.stdout) and re.search(r"\w+ +finished +1 ", done.stdout)
 
 
-def test_a_trial_no_node_can_hold_is_refused_before_any_sweep(tmp_path):
+def test_a_trial_no_node_can_hold_is_refused_before_any_sweep(tmp_path, ray_cluster):
     done = subprocess.run([sys.executable, "-m", "search", "run", "--cpus-per-trial", "64", "--storage-path",
-                           str(tmp_path)], cwd=REPO, env=subprocess_env(), capture_output=True, text=True, timeout=300)
+                           str(tmp_path), "--address", ray_cluster], cwd=REPO, env=subprocess_env(),
+                          capture_output=True, text=True, timeout=300)
     assert done.returncode == 2
-    assert re.fullmatch(r"search: error: no node of the Ray cluster \(1 node, \d+ CPUs\) can hold a trial of 64 CPUs: "
-                        r"lower --cpus-per-trial or --gpus-per-trial\n", done.stderr), done.stderr
+    assert re.fullmatch(r"search: error: no node of the Ray cluster \(1 node, 2 CPUs, 1 GPU\) can hold a trial of 64 "
+                        r"CPUs: lower --cpus-per-trial or --gpus-per-trial\n", done.stderr), done.stderr
     assert not any(tmp_path.iterdir())
 
 

@@ -7,10 +7,12 @@ from PIL import Image
 import fer.ship.quantize
 from fer.cli import main
 
-RUNS = {  # trained far enough for margins that int8 rounding does not flip (12 epochs, one-cycle)
-    "cnn": ["model.name=cnn", "model.channels=[16,32]", "model.kernel_sizes=[3,3]", "model.head=gap",
-            "model.head_hidden=[]", "train.channels_last=true"],  # (given, not measured: a quarter faster on CPUs)
-    "dnn": ["model.name=dnn", "model.widths=[256,128]", "model.norm=batch"],
+RUNS = {  # trained far enough for margins that int8 rounding does not flip: the CNN to 99% in 5 epochs
+    # (one-cycle; int8 agreed on all 630 faces), the DNN in 12 (98.9% to 99.7% agreement)
+    "cnn": (5, ["model.name=cnn", "model.channels=[16,32,64]", "model.kernel_sizes=[3,3,3]", "model.head=gap",
+                "model.head_hidden=[]", "model.pool=max", "model.pool_last=true", "model.act_per_conv=true",
+                "model.dropout=0", "train.channels_last=true"]),  # (given, not measured: a quarter faster on CPUs)
+    "dnn": (12, ["model.name=dnn", "model.widths=[256,128]", "model.norm=batch"]),
 }
 
 
@@ -29,13 +31,13 @@ def trained(tmp_path_factory):
 
 
 def _train(tmp_path_factory, family: str):
-    out = tmp_path_factory.mktemp(family)
-    assert main(["train", "--epochs", "12", "--out", str(out), "train.batch_size=64", "train.lr=3e-3",
-                 "train.schedule=onecycle", "train.precision=fp32", *RUNS[family]]) == 0  # not as measured here
+    out, (epochs, overrides) = tmp_path_factory.mktemp(family), RUNS[family]
+    assert main(["train", "--epochs", str(epochs), "--out", str(out), "train.batch_size=64", "train.lr=3e-3",
+                 "train.schedule=onecycle", "train.precision=fp32", *overrides]) == 0  # not as measured here
     return out
 
 
-@pytest.mark.slow  # a CNN trained 12 epochs, quantized and gated
+@pytest.mark.slow  # a CNN trained 5 epochs, quantized and gated
 @pytest.mark.parametrize("family", ["cnn", "dnn"])
 def test_int8_export_passes_its_gate_and_predicts(trained, tmp_path, capsys, family):
     out = tmp_path / "model.int8.onnx"
