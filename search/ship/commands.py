@@ -96,8 +96,9 @@ def cmd_ensemble(args) -> int:
     print(f"ensemble of {len(done['members'])} of {done['candidates']} "
           f"{'checkpoints' if args.snapshots else 'trials'} ({args.family}), chosen greedily by "
           f"{metric} on {done['split']}:")
+    width = max((len(m["member"]) for m in done["members"]), default=0)  # snapshot names are longer
     for m in done["members"]:
-        print(f"  {m['member']:<20} weight {m['weight']:.2f}  {metric} {m[metric]:.4f}")
+        print(f"  {m['member']:<{width}}  weight {m['weight']:.2f}  {metric} {m[metric]:.4f}")
     for name, s in done["scores"].items():
         print(f"{name}: ensemble {s['ensemble']:.4f}, best member ({done['best_member']}) {s['best_member']:.4f}")
     print(f"wrote {done['out']} (scores on {done['split']}, the split it was chosen on, are optimistic)")

@@ -49,3 +49,18 @@ def test_snapshots_are_the_trials_other_kept_checkpoints_in_epoch_order(tmp_path
     (trial / "checkpoint_tmp").mkdir()
     others = search.ship.ensemble.other_checkpoints(str(trial / "checkpoint_000001" / "checkpoint.pt"))
     assert [p.parent.name for p in others] == ["checkpoint_000000", "checkpoint_000002"]
+
+
+def test_the_member_table_is_as_wide_as_its_longest_name(tmp_path, monkeypatch, capsys):
+    """Snapshot members (`cnn/<trial>/checkpoint_NNNNNN`) are longer than trial names: the weight
+    and score columns still line up."""
+    from search.cli import main
+
+    names = ["cnn/5a39d8d2", "cnn/5a39d8d2/checkpoint_000011"]
+    done = {"metric": "val_acc", "members": [{"member": n, "weight": 0.5, "val_acc": 0.6} for n in names],
+            "candidates": 9, "split": "PublicTest", "scores": {}, "best_member": names[0], "out": str(tmp_path)}
+    monkeypatch.setattr(search.ship.ensemble, "build_ensemble", lambda *a: done)
+    assert main(["ensemble", str(tmp_path), "--snapshots", "--out", str(tmp_path / "out")]) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if "weight" in line]
+    assert len(rows) == 2 and len({row.index("weight") for row in rows}) == 1
+    assert rows[1].startswith(f"  {names[1]}  weight 0.50")
