@@ -18,8 +18,7 @@ import numpy as np
 
 from fer.checkpoint import Checkpoint
 from fer.data import load_data
-from fer.ship.ensemble import greedy_selection, score
-from search.ship.ensemble import candidates, validation_probs
+from search.ship.ensemble import candidates, unseen_half_scores, validation_probs
 
 ARMS = ("best single", "ensemble of the trials' best", "best single of every checkpoint", "snapshot ensemble")
 
@@ -27,18 +26,8 @@ ARMS = ("best single", "ensemble of the trials' best", "best single of every che
 def halves_scores(labels: np.ndarray, probs: list[np.ndarray], best_only: list[int], size: int,
                   halvings: int = 10) -> np.ndarray:
     """(2 x halvings, 4): each arm's accuracy on the half it was not selected on."""
-    rows = []
-    for seed in range(halvings):
-        order = np.random.default_rng(seed).permutation(len(labels))
-        for a, b in ((order[::2], order[1::2]), (order[1::2], order[::2])):
-            row = []
-            for pool in (best_only, list(range(len(probs)))):
-                top = pool[int(np.argmax([score(labels[a], probs[i][a]) for i in pool]))]
-                picks = greedy_selection([probs[i][a] for i in pool], labels[a], size)
-                combined = sum(probs[pool[i]][b] for i in picks) / len(picks)
-                row += [score(labels[b], probs[top][b]), score(labels[b], combined)]
-            rows.append(row)
-    return np.array(rows)
+    return np.hstack([unseen_half_scores(labels, probs, pool, size, halvings=halvings)
+                      for pool in (best_only, list(range(len(probs))))])
 
 
 def main(argv=None) -> None:

@@ -101,5 +101,10 @@ def cmd_ensemble(args) -> int:
         print(f"  {m['member']:<{width}}  weight {m['weight']:.2f}  {metric} {m[metric]:.4f}")
     for name, s in done["scores"].items():
         print(f"{name}: ensemble {s['ensemble']:.4f}, best member ({done['best_member']}) {s['best_member']:.4f}")
+    h = done["held_out"]
+    print(f"chosen on one half of {done['split']}, scored on the other ({h['halves']} halves): {metric} "
+          f"ensemble {h['ensemble']:.4f}, best single {h['best_single']:.4f}; the ensemble ahead on "
+          f"{h['ahead']} of {h['halves']}"
+          + ("" if h["ensemble"] > h["best_single"] else ": where not chosen, one checkpoint did at least as well"))
     print(f"wrote {done['out']} (scores on {done['split']}, the split it was chosen on, are optimistic)")
     return 0

@@ -8,8 +8,8 @@ from PIL import Image
 
 from fer.checkpoint import Checkpoint
 from fer.cli import main
-from fer.evaluate import predict_checkpoint
-from fer.ship.ensemble import ensemble_checkpoint, greedy_selection
+from fer.evaluate import predict_checkpoint, prediction_metrics
+from fer.ship.ensemble import ensemble_checkpoint, greedy_selection, score
 from fer.ship.export import export, load_exported, parity
 
 
@@ -29,6 +29,19 @@ def test_greedy_selection_picks_a_member_twice_when_that_scores_best():
     assert greedy_selection([a, b, c], labels, size=3) == [1, 0, 1]
     assert greedy_selection([a, b, c], labels, size=1) == [1]
     assert greedy_selection([a, b, c], labels, size=6)[:3] == [1, 0, 1]  # later steps cannot beat 1.0
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_the_selections_score_is_the_evaluations(seed):
+    """score() computes accuracy and macro-F1 in numpy; they must be prediction_metrics' (scikit-learn),
+    classes absent from the labels or never predicted included."""
+    rng = np.random.default_rng(seed)
+    labels = rng.choice([0, 2, 3, 3, 4, 6], size=200)  # 1 and 5 absent
+    probs = rng.dirichlet(np.ones(7), size=200)
+    probs[:, 1] = 0  # 1 never predicted
+    expected = prediction_metrics(labels, probs.argmax(1))
+    assert score(labels, probs) == expected["accuracy"]
+    assert score(labels, probs, "macro_f1") == pytest.approx(expected["macro_f1"], abs=1e-12)
 
 
 RUNS = {"cnn": ["model.name=cnn", "model.channels=[4,8]", "model.kernel_sizes=[3,3]", "model.head=gap",

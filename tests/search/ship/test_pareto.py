@@ -143,6 +143,8 @@ def test_pick_and_ship_commands_on_a_sweep(tmp_path, tiny_csv, ray_cluster):
     assert made["candidates"] == 3 and sum(m["weight"] for m in made["members"]) == pytest.approx(1.0)
     assert made["scores"]["accuracy"]["ensemble"] >= made["scores"]["accuracy"]["best_member"]  # greedy starts there
     assert load_checkpoint(made["out"])["model"]["name"] == "ensemble"
+    held = made["held_out"]  # chosen on one half of the split, scored on the other
+    assert held["halves"] == 20 and 0 <= held["ahead"] <= 20 and 0 <= held["ensemble"] <= 1
     done = search("ensemble", str(tmp_path / "results" / "exp"), "--size", "4", "--snapshots", "--json",
                   "--out", str(tmp_path / "snapshots"))
     assert done.returncode == 0, done.stderr
