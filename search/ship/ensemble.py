@@ -129,6 +129,7 @@ def build_ensemble(root: str | Path, family: str, size: int, out: str | Path, sn
     best = int(np.argmax(single))
     scores = {m: {"ensemble": score(labels, combined, m), "best_member": score(labels, probs[best], m)}
               for m in ("accuracy", "macro_f1")}
+    held = held_out(labels, probs, size, metric)  # before anything is written: Ctrl-C here leaves nothing
     picked = {i: (Checkpoint.load(members[i][1]), members[i][0]) for i in set(picks)}  # only these are kept
     temperature = fit_temperature(np.log(np.clip(combined, 1e-12, None))[None], labels)  # (1, N, 7): one view
     ensemble = ensemble_checkpoint(picked, picks, data,
@@ -140,4 +141,4 @@ def build_ensemble(root: str | Path, family: str, size: int, out: str | Path, sn
     return {"out": str(Path(out) / "checkpoint.pt"), "metric": metric, "candidates": len(members),
             "members": chosen, "scores": scores, "best_member": members[best][0],
             "split": data.get("val_split") or "validation",
-            "held_out": held_out(labels, probs, size, metric)._asdict()}
+            "held_out": held._asdict()}
