@@ -118,3 +118,16 @@ def stop_cluster(port: str) -> None:
     current = Path(tempfile.gettempdir()) / "ray" / "ray_current_cluster"  # ray start's pointer for ray.init()
     if current.exists() and current.read_text().strip().endswith(f":{port}"):
         current.unlink()
+
+
+def start_head(port: str, args: list[str], env: dict) -> None:
+    """`ray start --head --port PORT ARGS`, once more after a clean-up if it fails: on a loaded
+    machine its wait for the GCS it has just started can time out ("Failed to connect to GCS ...
+    within" its timeout, seen once in CI while the suite's longest groups ran)."""
+    cmd = ["ray", "start", "--head", "--port", port, *args]
+    for _ in range(2):
+        done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+        if done.returncode == 0:
+            return
+        stop_cluster(port)
+    raise AssertionError(f"{' '.join(cmd)} failed twice: {done.stderr[-2000:]}")

@@ -15,7 +15,7 @@ import pytest
 from search.results import best_trials, trial_histories, trials_table
 from search.study import without_password
 from tests.factories import tiny_sweep
-from tests.search.conftest import PG_PASSWORD, stop_cluster
+from tests.search.conftest import PG_PASSWORD, start_head, stop_cluster
 from tests.search.test_resume_cluster import ENDED, _kill_once_two_trials_ended
 
 REPO = Path(__file__).resolve().parents[2]
@@ -39,8 +39,7 @@ def cluster(tmp_path_factory, s3_server):
     worker = shlex.join(ray_start + ["--address", f"127.0.0.1:{PORT}", "--num-gpus", "1",
                                      "--resources", '{"private_node": 1}'])
     try:
-        subprocess.run(ray_start + ["--head", "--port", PORT, "--num-gpus", "0", "--include-dashboard", "false"],
-                       env=env, check=True, capture_output=True, timeout=120)
+        start_head(PORT, ray_start[2:] + ["--num-gpus", "0", "--include-dashboard", "false"], env)
         subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c",
                         f"mount -t tmpfs tmpfs {shlex.quote(str(hidden))} && exec {worker}"],
                        env=env, check=True, capture_output=True, timeout=120)

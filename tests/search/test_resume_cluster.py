@@ -19,7 +19,7 @@ from search.results import trial_histories, trials_table
 from search.study import without_password
 from tests.conftest import subprocess_env
 from tests.factories import tiny_sweep
-from tests.search.conftest import PG_PASSWORD, stop_cluster
+from tests.search.conftest import PG_PASSWORD, start_head, stop_cluster
 
 REPO = Path(__file__).resolve().parents[2]
 ENDED = re.compile(r"\] (\w+) (?:finished|stopped by|ended by)[^\n]* after \d+ epochs?")  # a trial's last line
@@ -199,8 +199,7 @@ def test_a_lost_node_costs_its_trial_nothing(tmp_path, tiny_csv):
     ray_start = ["ray", "start", "--node-ip-address", "127.0.0.1", "--num-cpus", "1", "--disable-usage-stats"]
     exp = tmp_path / "results" / "exp" / "cnn"
     try:
-        subprocess.run(ray_start + ["--head", "--port", port, "--include-dashboard", "false"], env=env, check=True,
-                       capture_output=True, timeout=120)
+        start_head(port, ray_start[2:] + ["--include-dashboard", "false"], env)
         subprocess.run(ray_start + ["--address", f"127.0.0.1:{port}", "--resources", '{"lost_node": 1}'], env=env,
                        check=True, capture_output=True, timeout=120)
         raylet, worker = _raylet("lost_node")

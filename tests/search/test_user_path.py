@@ -15,7 +15,7 @@ import pytest
 from search.results import trials_table
 from tests.conftest import subprocess_env
 from tests.factories import tiny_sweep
-from tests.search.conftest import stop_cluster
+from tests.search.conftest import start_head, stop_cluster
 
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
@@ -102,9 +102,8 @@ def test_default_concurrency_fills_a_logical_8_cpu_2_gpu_head(tmp_path, tiny_csv
     space = tiny_sweep(tmp_path / "space.yaml", n=1, epochs=1)
     space.write_text(space.read_text().replace("max_concurrent: 2,", ""))
     try:
-        subprocess.run(["ray", "start", "--head", "--node-ip-address", "127.0.0.1", "--port", port, "--num-cpus", "8",
-                        "--num-gpus", "2", "--include-dashboard", "false", "--disable-usage-stats"], env=env,
-                       check=True, capture_output=True, timeout=120)
+        start_head(port, ["--node-ip-address", "127.0.0.1", "--num-cpus", "8", "--num-gpus", "2",
+                          "--include-dashboard", "false", "--disable-usage-stats"], env)
         said = {}
         for gpus, name in (("0", "cpu"), ("0.5", "gpu")):  # the sweep's first line says it; then it is stopped
             log = tmp_path / f"{name}.log"
