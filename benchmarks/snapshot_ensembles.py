@@ -39,7 +39,8 @@ def main(argv=None) -> None:
     members, _ = candidates(args.dir, args.family, snapshots=True)
     faces = load_data(Checkpoint.load(members[0][1]).data.get("source"))
     labels, probs = validation_probs(members, faces)
-    best_only = [i for i, (name, _) in enumerate(members) if name.count("/") == 1]
+    best = {name for name, _ in candidates(args.dir, args.family)[0]}  # each trial's best checkpoint
+    best_only = [i for i, (name, _) in enumerate(members) if name in best]
     print(f"{len(members)} checkpoints, {len(best_only)} trials; {len(labels)} validation faces, halved 10 times")
     m = halves_scores(labels, probs, best_only, args.size)
     for arm, mean, sd in zip(ARMS, m.mean(0), m.std(0)):
