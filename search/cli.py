@@ -90,6 +90,8 @@ def _parser() -> argparse.ArgumentParser:
     rf.add_argument("--family", choices=families, metavar="FAMILY", default="cnn",
                     help="the family whose best trial is refit (%(choices)s; default %(default)s)")
     rf.add_argument("--out", help="output folder (default DIR/refit/FAMILY; needed when DIR is a storage URI)")
+    rf.add_argument("--overwrite", action="store_true", help="replace the checkpoint --out already holds "
+                                                           "(refused without it)")
     rf.set_defaults(func=cmd_refit)
     en = sub.add_parser("ensemble", help="greedy ensemble of the trials' best checkpoints (Caruana et al. 2004)",
                         epilog=EPILOG)
@@ -98,6 +100,8 @@ def _parser() -> argparse.ArgumentParser:
     en.add_argument("--family", choices=LazyChoices(lambda: [*_families(), "all"]), metavar="FAMILY", default="all",
                     help="the members' family (%(choices)s; default %(default)s)")
     en.add_argument("--out", help="output folder (default DIR/ensemble_FAMILY; needed when DIR is a storage URI)")
+    en.add_argument("--overwrite", action="store_true", help="replace the checkpoint --out already holds "
+                                                           "(refused without it)")
     en.add_argument("--snapshots", action="store_true",
                     help="offer every checkpoint a trial kept, not only its best (snapshot ensembles; the space's "
                          "keep_checkpoints says how many Tune keeps)")

@@ -15,13 +15,18 @@ from fer.remote import is_local
 
 def output_folder(args, default: str | Path) -> Path:
     """--out, else `default` inside the experiment folder DIR. An experiment at a storage URI is
-    read, never written to: there --out names the (local) folder to write."""
+    read, never written to: there --out names the (local) folder to write. A checkpoint already
+    there is the user's (an earlier ensemble or refit): replaced only under --overwrite."""
     if args.out:
-        return Path(args.out)
-    if not is_local(args.dir):
+        out = Path(args.out)
+    elif not is_local(args.dir):
         raise FerError(f"{args.dir}: an experiment at a storage URI is only read; give --out, a local folder for "
                        f"what this command writes (e.g. --out {Path(default).as_posix()})")
-    return Path(args.dir) / default
+    else:
+        out = Path(args.dir) / default
+    if (out / "checkpoint.pt").exists() and not args.overwrite:  # checked before the work: a refit trains for long
+        raise FerError(f"{out}: holds a checkpoint (checkpoint.pt): give another --out, or --overwrite to replace it")
+    return out
 
 
 def best_within_limits(args) -> int:
@@ -64,6 +69,7 @@ def cmd_refit(args) -> int:
     from fer.ship.refit import refit
     from search.results import best_trials
 
+    out = output_folder(args, Path("refit") / args.family)
     best = {b["family"]: b for b in best_trials(args.dir)}
     if args.family not in best:
         raise FerError(f"{args.dir}: no {args.family} trial has a checkpoint (families here: {', '.join(best)})")
@@ -71,7 +77,6 @@ def cmd_refit(args) -> int:
     ckpt = Checkpoint.load(chosen["checkpoint"])
     source = ckpt.source
     faces = load_data(source)
-    out = output_folder(args, Path("refit") / args.family)
     print(f"refit {args.family}: trial {chosen['trial_id']} ({chosen['metric']} {chosen['value']:.4f} at epoch "
           f"{ckpt.best_epoch}), trained again on every row but PrivateTest of {source}", flush=True)
     t0 = time.perf_counter()
