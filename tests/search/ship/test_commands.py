@@ -47,4 +47,4 @@ def test_refit_refuses_before_reading_the_experiment(tmp_path, capsys):
     assert capsys.readouterr().err.strip() == (f"search: error: {held}: holds a checkpoint "
                                                 "(checkpoint.pt): give another --out, or --overwrite to replace it")
     assert main(["refit", str(tmp_path), "--overwrite"]) == 2  # now it goes on, and finds no trial
-    assert "no cnn trial has a checkpoint" in capsys.readouterr().err
+    assert "no search experiments inside" in capsys.readouterr().err
