@@ -3,14 +3,12 @@ one Optuna trial per Tune trial, valued at the kept checkpoint's epoch, intermed
 per epoch, and the user attributes that link it back to Tune; optuna-dashboard serves it."""
 import json
 import subprocess
-import tempfile
 import time
 import urllib.request
 from pathlib import Path
 
 import optuna
 import pytest
-from ray import tune
 
 from search.request import Request
 from search.results import STUDY_FILE
@@ -18,25 +16,11 @@ from search.space import load_sweeps
 from search.sweep import run_sweep
 from tests.factories import tiny_sweep
 from tests.search.conftest import free_port
+from tests.search.trainables import CURVE, endless_train, scripted_train
 
 pytestmark = pytest.mark.slow  # an in-process Ray
 
-CURVE = [0.5, 0.7, 0.4, 0.6, 0.6, 0.6, 0.6, 0.6, 0.6]  # x the trial's scale: the best epoch is never the last
 
-
-def scripted_train(config, faces=None, deadline=None, **params):
-    """Reports CURVE scaled by the trial's lr, with a checkpoint naming its epoch: ASHA stops
-    some trials at a rung, and every trial's best epoch (2) is behind its last."""
-    scale, start = config["train"]["lr"] * 20, 0
-    if (ckpt := tune.get_checkpoint()) is not None:  # restarted with more CPUs, or retried
-        with ckpt.as_directory() as d:
-            start = int((Path(d) / "checkpoint.pt").read_text())
-    for epoch, v in list(enumerate(CURVE, 1))[start:]:
-        with tempfile.TemporaryDirectory() as d:
-            (Path(d) / "checkpoint.pt").write_text(str(epoch))
-            tune.report({"val_acc": v * scale, "num_params": 1234, "epoch": epoch, "train_loss": 1.0, "lr": 0.1,
-                         "epoch_s": 0.01, "run_ends": "epochs" if epoch == len(CURVE) else ""},
-                        checkpoint=tune.Checkpoint.from_directory(d))
 
 
 def _scripted_sweep(tmp_path, faces, optuna_storage=None):
@@ -102,15 +86,6 @@ def _dashboard_serves(url: str, by_tune: dict) -> None:
         dash.terminate()
         dash.wait(timeout=30)
 
-
-def endless_train(config, faces=None, deadline=None, **params):
-    """Epochs until Tune stops the trial (the sweep's deadline is ignored): a falling score after epoch 2."""
-    for epoch in range(1, 100_000):
-        time.sleep(0.2)
-        with tempfile.TemporaryDirectory() as d:
-            (Path(d) / "checkpoint.pt").write_text(str(epoch))
-            tune.report({"val_acc": 1.0 / (1 + abs(epoch - 2)), "num_params": 1, "epoch": epoch, "train_loss": 1.0,
-                         "lr": 0.1, "epoch_s": 0.2, "run_ends": ""}, checkpoint=tune.Checkpoint.from_directory(d))
 
 
 def test_trials_tune_stops_at_its_time_budget_enter_the_study_complete(ray_cluster, faces, tmp_path):

@@ -12,6 +12,7 @@ from search.space import load_sweeps
 from search.sweep import run_sweep
 from search.trainable import train_fer
 from tests.factories import tiny_sweep
+from tests.search.trainables import sleeping_trial
 
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow  # an in-process Ray
@@ -201,30 +202,6 @@ def test_survivors_take_up_freed_cpus_once_no_trial_starts(ray_cluster, faces, t
     assert df["threads"].iloc[0] == 1 and df["threads"].iloc[-1] == 2  # restarted with the freed CPU
     assert df["epoch"].tolist() == list(range(1, len(df) + 1))  # continued from its checkpoint
 
-
-def sleeping_trial(config, faces=None, deadline=None, progress_to=None, report=None):
-    """A trial on a machine that is slow for two epochs (1.5 s each) and then fast (0.25 s): it sleeps
-    instead of training, scores by its lr (so ASHA has a ranking), checkpoints its state every
-    epoch (so it can grow onto freed CPUs), and leaves when its next epoch would pass the deadline."""
-    import json
-    import tempfile
-
-    state = {"epoch": 0, "elapsed": 0.0}
-    if (ckpt := tune.get_checkpoint()) is not None:
-        with ckpt.as_directory() as d:
-            state = json.loads((Path(d) / "state.json").read_text())
-    while True:
-        epoch_s = 1.5 if state["epoch"] < 2 else 0.25
-        if deadline and time.time() + epoch_s > deadline:
-            return
-        time.sleep(epoch_s)
-        state = {"epoch": state["epoch"] + 1, "elapsed": state["elapsed"] + epoch_s}
-        metrics = {"val_acc": config["train"]["lr"] * (1 - 1 / (1 + state["epoch"])), "train_loss": 1.0,
-                   "lr": config["train"]["lr"], "epoch_s": epoch_s, "epoch_wall_s": epoch_s,
-                   "elapsed_s": state["elapsed"], "run_ends": ""}
-        with tempfile.TemporaryDirectory() as d:
-            (Path(d) / "state.json").write_text(json.dumps(state))
-            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(d))
 
 
 def test_a_slow_then_fast_machine_spends_the_whole_budget(ray_cluster, tmp_path):
