@@ -1,6 +1,7 @@
 """An in-process Ray (2 CPUs, 1 logical GPU) per test module, the tiny data its sweeps train on,
 and a PostgreSQL server for studies."""
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -96,10 +97,19 @@ def postgres_url():
     shutil.rmtree(data, ignore_errors=True)
 
 
+# The GCS ports of the tests' own `ray start` clusters, which may run side by side (one per
+# pytest worker). They lie outside the kernel's ephemeral range (32768-60999), where the random
+# ports of every Ray process land (a raylet's object manager, an agent's metrics), and outside
+# Ray's worker ports (10002-19999): another cluster's random port must never take one.
+LOST_NODE_PORT, CLUSTER_PATH_PORT, LOGICAL_HEAD_PORT = "26381", "26383", "26390"
+
+
 def stop_cluster(port: str) -> None:
     """Stop the `ray start` cluster whose GCS listens on `port`, and nothing else: `ray stop --force`
     would also kill every other Ray on the machine, a user's running sweep among them. Its
-    processes name the port (GCS, raylet, agents) or descend from one that does (workers)."""
+    processes name the GCS address (GCS, raylet, agents) or descend from one that does (workers);
+    a process of another cluster whose own port has the same number (`--object_manager_port=...`)
+    is not one of them."""
     procs = {}
     for proc in Path("/proc").glob("[0-9]*"):
         try:
@@ -107,7 +117,8 @@ def stop_cluster(port: str) -> None:
             procs[int(proc.name)] = (int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1]), cmd)
         except (OSError, ValueError, IndexError):
             continue
-    doomed = {pid for pid, (_, cmd) in procs.items() if f":{port}" in cmd or f"port={port}" in cmd} - {os.getpid()}
+    gcs = re.compile(rf"(:|gcs_server_port=){port}(?!\d)")  # its GCS address, never another port's value
+    doomed = {pid for pid, (_, cmd) in procs.items() if gcs.search(cmd)} - {os.getpid()}
     while grown := {pid for pid, (ppid, _) in procs.items() if ppid in doomed} - doomed:
         doomed |= grown
     for pid in doomed:

@@ -15,11 +15,11 @@ import pytest
 from search.results import best_trials, trial_histories, trials_table
 from search.study import without_password
 from tests.factories import tiny_sweep
-from tests.search.conftest import PG_PASSWORD, start_head, stop_cluster
+from tests.search.conftest import CLUSTER_PATH_PORT, PG_PASSWORD, start_head, stop_cluster
 from tests.search.test_resume_cluster import ENDED, _kill_once_two_trials_ended
 
 REPO = Path(__file__).resolve().parents[2]
-PORT = "46383"
+PORT = CLUSTER_PATH_PORT
 LAUNCHER = ("ray up ", "ray attach ")  # the `ray up` step: machines this test does not have (its file: test_configs)
 SHORTER = {  # the documented sweep in seconds (argparse keeps the last value)
     "python -m search run configs/": ["--num-samples", "2", "--max-epochs", "2", "--scheduler", "fifo"]}

@@ -19,7 +19,7 @@ from search.results import trial_histories, trials_table
 from search.study import without_password
 from tests.conftest import subprocess_env
 from tests.factories import tiny_sweep
-from tests.search.conftest import PG_PASSWORD, start_head, stop_cluster
+from tests.search.conftest import LOST_NODE_PORT, PG_PASSWORD, start_head, stop_cluster
 
 REPO = Path(__file__).resolve().parents[2]
 ENDED = re.compile(r"\] (\w+) (?:finished|stopped by|ended by)[^\n]* after \d+ epochs?")  # a trial's last line
@@ -195,7 +195,7 @@ def test_a_lost_node_costs_its_trial_nothing(tmp_path, tiny_csv):
     second round trip), which every reader merges."""
     env = subprocess_env(RAY_AUTH_MODE="token", RAY_health_check_period_ms="1000",
                          RAY_health_check_failure_threshold="3")
-    port, epochs = "46381", 12
+    port, epochs = LOST_NODE_PORT, 12
     ray_start = ["ray", "start", "--node-ip-address", "127.0.0.1", "--num-cpus", "1", "--disable-usage-stats"]
     exp = tmp_path / "results" / "exp" / "cnn"
     try:

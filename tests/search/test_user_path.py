@@ -15,7 +15,7 @@ import pytest
 from search.results import trials_table
 from tests.conftest import subprocess_env
 from tests.factories import tiny_sweep
-from tests.search.conftest import start_head, stop_cluster
+from tests.search.conftest import LOGICAL_HEAD_PORT, start_head, stop_cluster
 
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
@@ -98,7 +98,7 @@ def test_a_trial_no_node_can_hold_is_refused_before_any_sweep(tmp_path, ray_clus
 
 @pytest.mark.skipif(shutil.which("ray") is None, reason="the ray CLI is not on PATH")
 def test_default_concurrency_fills_a_logical_8_cpu_2_gpu_head(tmp_path, tiny_csv):
-    env, port = subprocess_env(RAY_AUTH_MODE="token"), "46390"
+    env, port = subprocess_env(RAY_AUTH_MODE="token"), LOGICAL_HEAD_PORT
     space = tiny_sweep(tmp_path / "space.yaml", n=1, epochs=1)
     space.write_text(space.read_text().replace("max_concurrent: 2,", ""))
     try:
