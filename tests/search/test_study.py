@@ -21,8 +21,6 @@ from tests.search.trainables import CURVE, endless_train, scripted_train
 pytestmark = pytest.mark.slow  # an in-process Ray
 
 
-
-
 def _scripted_sweep(tmp_path, faces, optuna_storage=None):
     path = tiny_sweep(tmp_path / "space.yaml", n=5, epochs=len(CURVE), conc=1)
     space = load_sweeps(str(path), {"grace_period": 3})[0]  # rungs at epochs 3 and 9: past the peak
@@ -85,7 +83,6 @@ def _dashboard_serves(url: str, by_tune: dict) -> None:
     finally:
         dash.terminate()
         dash.wait(timeout=30)
-
 
 
 def test_trials_tune_stops_at_its_time_budget_enter_the_study_complete(ray_cluster, faces, tmp_path):

@@ -203,7 +203,6 @@ def test_survivors_take_up_freed_cpus_once_no_trial_starts(ray_cluster, faces, t
     assert df["epoch"].tolist() == list(range(1, len(df) + 1))  # continued from its checkpoint
 
 
-
 def test_a_slow_then_fast_machine_spends_the_whole_budget(ray_cluster, tmp_path):
     """No max_epochs, no epoch time known in advance: the plan's rungs are shares of the budget, new
     trials start in its window, then the survivors take the freed CPUs to the deadline."""

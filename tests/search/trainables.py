@@ -1,7 +1,7 @@
 """Trial functions that stand in for training in tests of the sweep's machinery. A Tune worker
-imports the module its trial function lives in: these import no torch (and no search, optuna or
-pandas), so each trial's worker starts in about a second less of CPU than one that imports a
-test module."""
+imports the module its trial function lives in: these import only Ray Tune (no torch, fer,
+search or optuna), so each trial's worker starts in about a second less of CPU than one that
+imports a test module."""
 import json
 import tempfile
 import time
