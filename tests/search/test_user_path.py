@@ -22,8 +22,25 @@ pytestmark = pytest.mark.slow
 
 
 def _start(argv, log: Path, cwd=REPO, env=None) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", *argv], cwd=cwd, env=env or subprocess_env(),
+    """(PYTHONFAULTHANDLER: a command that hangs can be made to print every thread's stack, _stderr_after.)"""
+    return subprocess.Popen([sys.executable, "-m", *argv], cwd=cwd, env=env or subprocess_env(PYTHONFAULTHANDLER="1"),
                             stdout=open(log, "w"), stderr=subprocess.PIPE, text=True, start_new_session=True)
+
+
+def _stderr_after(proc: subprocess.Popen, signum: int, timeout: float = 120) -> str:
+    """Send `signum` to the command's process group; its stderr once it has ended. One that has not
+    ended within `timeout` fails the test with where it waits: SIGABRT makes Python's fault
+    handler print each thread's stack (or, if the command had ended, a process it left holding
+    its stderr is named by being killed)."""
+    os.killpg(proc.pid, signum)
+    try:
+        return proc.communicate(timeout=timeout)[1]
+    except subprocess.TimeoutExpired:
+        ended = proc.poll()
+        os.killpg(proc.pid, signal.SIGABRT)
+        err = proc.communicate(timeout=60)[1]
+        pytest.fail(f"not done {timeout:.0f} s after signal {signum} (the command had "
+                    f"{'ended, ' + str(ended) if ended is not None else 'not ended'}); stderr:\n{err[-8000:]}")
 
 
 def _wait_for(proc: subprocess.Popen, log: Path, text: str, timeout: float = 300) -> None:
@@ -127,8 +144,7 @@ def test_ctrl_c_during_fer_train_keeps_the_best_epoch_so_far(tmp_path):
     proc = _start(["fer", "train", "--config", "configs/runs/seed_dnn.yaml", "--epochs", "500",
                    "train.early_stopping=0", "--out", str(out)], tmp_path / "out.log")
     _wait_for(proc, tmp_path / "out.log", "epoch   3/500")
-    os.killpg(proc.pid, signal.SIGINT)
-    err = proc.communicate(timeout=120)[1]
+    err = _stderr_after(proc, signal.SIGINT)
     assert proc.returncode == 130
     assert re.fullmatch(rf"fer: interrupted; kept epoch \d+, the best of \d+, in {out}/checkpoint.pt\n", err), err
     from fer.checkpoint import load_checkpoint
@@ -143,7 +159,6 @@ def test_ctrl_c_during_the_report_still_stops_the_command(tmp_path, ray_cluster)
     proc = _start(["search", "run", str(space), "--name", "quickstart", "--storage-path", str(storage),
                    "--address", ray_cluster], tmp_path / "out.log")
     _wait_for(proc, tmp_path / "out.log", "done in ")  # the sweeps are over; the report is being written
-    os.killpg(proc.pid, signal.SIGINT)
-    err = proc.communicate(timeout=120)[1]
+    err = _stderr_after(proc, signal.SIGINT)
     assert proc.returncode == 130 and "search: interrupted" in err, err
     assert not (storage / "quickstart" / "report").exists()  # a report cut short is not left behind
