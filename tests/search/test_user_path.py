@@ -27,12 +27,16 @@ def _start(argv, log: Path, cwd=REPO, env=None) -> subprocess.Popen:
                             stdout=open(log, "w"), stderr=subprocess.PIPE, text=True, start_new_session=True)
 
 
-def _stderr_after(proc: subprocess.Popen, signum: int, timeout: float = 120) -> str:
-    """Send `signum` to the command's process group; its stderr once it has ended. One that has not
-    ended within `timeout` fails the test with where it waits: SIGABRT makes Python's fault
+def _stderr_after(proc: subprocess.Popen, signum: int, timeout: float = 120, group: bool = True) -> str:
+    """Send `signum` to the command's process group (as Ctrl-C in a terminal), or with `group=False`
+    to the command alone (as a batch scheduler's stop); its stderr once it has ended. One that has
+    not ended within `timeout` fails the test with where it waits: SIGABRT makes Python's fault
     handler print each thread's stack (or, if the command had ended, a process it left holding
     its stderr is named by being killed)."""
-    os.killpg(proc.pid, signum)
+    if group:
+        os.killpg(proc.pid, signum)
+    else:
+        proc.send_signal(signum)
     try:
         return proc.communicate(timeout=timeout)[1]
     except subprocess.TimeoutExpired:
@@ -61,11 +65,7 @@ def test_a_signal_stops_every_sweep_and_resume_completes(tmp_path, signum, tiny_
         argv += ["--address", request.getfixturevalue("ray_cluster")]
     proc = _start(argv, tmp_path / "out.log")
     _wait_for(proc, tmp_path / "out.log", " epoch   1 ")
-    if signum == signal.SIGINT:
-        os.killpg(proc.pid, signum)  # as Ctrl-C in a terminal: the whole foreground group
-    else:
-        proc.send_signal(signum)  # as a batch scheduler's stop: the driver alone
-    err = proc.communicate(timeout=120)[1]
+    err = _stderr_after(proc, signum, group=signum == signal.SIGINT)
     assert proc.returncode == 130, err
     line = err.strip().splitlines()[-1]
     assert line.startswith("search: interrupted; the sweeps' state is saved; continue with: python -m search run")
