@@ -151,21 +151,41 @@ class _Output:
         return getattr(self.stream, name)
 
 
-def exit_process(code: int) -> None:
+EXIT_GRACE_S = 60.0  # how long the atexit handlers may take before the process ends without them
+
+
+def exit_process(code: int, grace_s: float = EXIT_GRACE_S) -> None:
     """End a console script with `code`: the atexit handlers run (Ray's shutdown, logging's
     flush, Optuna's storage), the streams are flushed, then the process ends without the
     interpreter's teardown. That teardown frees every module and runs the C++ destructors of
     torch's and Ray's libraries one by one; after the main job it took 2.0 s on 2 cores, for
-    nothing the command still had to do."""
+    nothing the command still had to do. A handler that has not returned within `grace_s` (a
+    Ray shutdown waiting on a connection a Ctrl-C cut) is left behind, with one line: a stopped
+    command ends, with its status, whatever its clean-up waits on."""
     import atexit
     import os
+    import threading
 
+    def give_up() -> None:
+        _flush(f"the command's clean-up had not ended after {grace_s:g} s; ending without it\n")
+        os._exit(code)
+
+    watchdog = threading.Timer(grace_s, give_up)
+    watchdog.daemon = True
+    watchdog.start()
     try:
         atexit._run_exitfuncs()
     finally:
-        for stream in (sys.stdout, sys.stderr):
-            try:
-                stream.flush()
-            except (OSError, ValueError):  # a closed pipe (`| head`) or stream
-                pass
+        _flush()
         os._exit(code)
+
+
+def _flush(line: str = "") -> None:
+    """Flush both streams (after writing `line` to stderr), whatever state they are in."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            if line and stream is sys.stderr:
+                stream.write(line)
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe (`| head`) or stream
+            pass

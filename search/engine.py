@@ -43,10 +43,11 @@ class Outcome:
     sweeps: list[SweepOutcome] = field(default_factory=list)
     stopping: threading.Thread | None = None  # the command's own Ray, stopping in the background
 
-    def wait_for_ray(self) -> None:
-        """Return once the command's own Ray has stopped (at once when it joined a cluster)."""
+    def wait_for_ray(self, timeout_s: float = 60.0) -> None:
+        """Return once the command's own Ray has stopped (at once when it joined a cluster), or
+        after `timeout_s`: a stop that hangs is left to the process's end (fer.command.exit_process)."""
         if self.stopping is not None:
-            self.stopping.join()
+            self.stopping.join(timeout_s)
 
     @property
     def failed(self) -> list[str]:

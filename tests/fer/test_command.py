@@ -49,6 +49,21 @@ def test_exit_process_runs_the_atexit_handlers_flushes_and_keeps_the_status(tmp_
     assert marker.read_text() == "yes"
 
 
+def test_exit_process_ends_with_the_status_when_a_clean_up_hangs():
+    """An atexit handler that never returns (a shutdown waiting on a connection a Ctrl-C cut)
+    must not keep a stopped command alive: it ends after the grace, with its status and one line."""
+    import subprocess
+    import sys
+
+    script = ("import atexit, threading\n"
+              "atexit.register(threading.Event().wait)\n"
+              "from fer.command import exit_process\n"
+              "exit_process(130, grace_s=0.5)\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 130
+    assert done.stderr == "the command's clean-up had not ended after 0.5 s; ending without it\n"
+
+
 def test_an_output_that_cannot_be_written_is_one_line_and_exit_1(monkeypatch, capsys):
     """`search table ... > /dev/full`: the table cannot be written; one line says so, no traceback."""
     with open("/dev/full", "w") as full:

@@ -61,6 +61,24 @@ def _worker_node(env: dict, hidden: Path) -> str:
     return node
 
 
+def _wait_for_idle_cpus(env: dict, cpus: int = 2, timeout: float = 90) -> None:
+    """Wait until the cluster has `cpus` CPUs free: a killed or ended driver's trial workers hold
+    theirs until Ray reaps them, and a sweep started before then runs on the nodes left. Fails
+    with every node's state (alive, why it died, its resources) if that never happens."""
+    probe = ("import json, time, ray; ray.init(address='auto', logging_level='ERROR')\n"
+             f"end = time.time() + {timeout}\n"
+             f"while ray.available_resources().get('CPU', 0) < {cpus} and time.time() < end:\n"
+             "    time.sleep(0.5)\n"
+             "keys = ('NodeID', 'Alive', 'DeathReasonMessage', 'Resources')\n"
+             "print(json.dumps([{k: n.get(k) for k in keys} for n in ray.nodes()]))\n"
+             "print(ray.available_resources().get('CPU', 0))")
+    done = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True,
+                          timeout=timeout + 60)
+    assert done.returncode == 0, done.stderr[-2000:]
+    nodes, free = done.stdout.strip().splitlines()[-2:]
+    assert float(free) >= cpus, f"{free} of {cpus} CPUs free after {timeout:g} s; nodes: {nodes}"
+
+
 def doc_commands() -> list[str]:
     """docs/cluster.md's bash blocks, line continuations joined, comments cut."""
     text = (REPO / "docs" / "cluster.md").read_text()
@@ -132,16 +150,21 @@ def test_every_reading_command_takes_an_s3_experiment_and_resume_continues_it(cl
     space = tiny_sweep(tmp_path / "space.yaml", n=4, epochs=3, sched="fifo")
     cmd = [sys.executable, "-m", "search", "run", str(space), "--data", str(tiny_csv), "--storage-path", store,
            "--name", "exp", "--address", f"127.0.0.1:{PORT}", "--no-report"]
+    _wait_for_idle_cpus(env)  # (the test before may have left trial workers Ray has not reaped yet)
     before = _kill_once_two_trials_ended(cmd, tmp_path / "first.log", **{k: env[k] for k in s3_server.env},
                                          RAY_AUTH_MODE="token", FER_CACHE_DIR=env["FER_CACHE_DIR"])
+    _wait_for_idle_cpus(env)  # the killed driver's trials
     done = subprocess.run(cmd + ["--resume"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=400)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     exp = f"{store}/exp"
     table = trials_table(exp)
     assert len(table) == 4 and set(table["status"]) == {"TERMINATED"} and before <= set(table["trial_id"])
     assert table["checkpoint"].str.startswith(f"{exp}/cnn/trial_").all()
-    nodes = {h["node_id"].iloc[-1] for h in trial_histories(f"{exp}/cnn")[1].values()}
-    assert len(nodes) == 2 and worker in nodes
+    histories = trial_histories(f"{exp}/cnn")[1]
+    nodes = {h["node_id"].iloc[-1] for h in histories.values()}
+    assert len(nodes) == 2 and worker in nodes, (
+        f"worker node {worker}; each trial's nodes, epoch by epoch: "
+        f"{ {t: h['node_id'].tolist() for t, h in histories.items()} }")
 
     def search(*args, ok=True):
         out = subprocess.run([sys.executable, "-m", "search", *args], cwd=tmp_path, env=env, capture_output=True,
