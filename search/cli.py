@@ -258,7 +258,9 @@ def _print_sweep(sweep) -> None:
         table, metric = sweep.table, sweep.metric
         print(f"\n{sweep.name}: {len(table)} trials, best {metric} {table[metric].max():.4f}")
         print(table.to_string(index=False, float_format=lambda v: f"{v:.4g}"), flush=True)
-    if sweep.budget is not None:
+    if sweep.ended_before:  # (its budget line would read "0% spent training, 100% idle")
+        print(f"{sweep.name}: every trial had ended before this --resume; nothing ran", flush=True)
+    elif sweep.budget is not None:
         print(f"{sweep.name} {sweep.budget.line()}", flush=True)
 
 

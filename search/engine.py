@@ -34,6 +34,7 @@ class SweepOutcome:
     table: object | None
     failed: list[str]
     budget: BudgetUse | None
+    ended_before: bool = False  # resumed with every trial already ended: nothing ran (budget None)
 
 
 @dataclass
@@ -240,7 +241,9 @@ def _each_sweep(spaces: list, request: Request, datasets: dict):
         budget = current().budget
         if budget:
             budget.finish()
-        yield SweepOutcome(space.name, s.metric, table, failed, budget.use() if budget else None)
+        use = budget.use() if budget else None
+        ended_before = request.resume and use is not None and use.training == 0 and use.starting == 0
+        yield SweepOutcome(space.name, s.metric, table, failed, None if ended_before else use, ended_before)
 
 
 def summarise(grid, space) -> tuple[object | None, list[str]]:

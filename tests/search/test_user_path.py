@@ -82,6 +82,14 @@ def test_a_signal_stops_every_sweep_and_resume_completes(tmp_path, signum, tiny_
     table = trials_table(storage / "quickstart")
     assert table.groupby("family").size().to_dict() == {"cnn": 2, "dnn": 2}  # the counts asked for
     assert set(table["status"]) == {"TERMINATED"}
+    again = subprocess.run([sys.executable, *resume[1:], "--no-report", "--address",
+                            request.getfixturevalue("ray_cluster")], cwd=REPO, env=subprocess_env(),
+                           capture_output=True, text=True, timeout=400)  # a resume with nothing left to run
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    assert [line for line in again.stdout.splitlines() if "nothing ran" in line or "budget:" in line] == [
+        f"{sweep}: every trial had ended before this --resume; nothing ran" for sweep in ("cnn", "dnn")]
+    rows = lambda t: sorted(map(tuple, t[["trial_id", "status", "checkpoint"]].values.tolist()))  # noqa: E731
+    assert rows(trials_table(storage / "quickstart")) == rows(table)  # no trial ran again
 
 
 def test_failed_trials_exit_1_with_one_line_each(tmp_path, ray_cluster):
