@@ -23,7 +23,8 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("source", help="a checkpoint (file or run folder) or a search experiment folder")
     r.add_argument("--data", help="images to judge on (default: the model's own validation data)")
     r.add_argument("--split", help=SPLIT_HELP)
-    r.add_argument("--out", default="report", help="output folder (default ./report)")
+    r.add_argument("--out", default="report", help="output folder (default ./report): a new or empty one, or "
+                   "an earlier report's, which is replaced")
     r.add_argument("--images", type=_indices, help="comma-separated image indices for the saliency figure, e.g. 356,12")
     r.add_argument("--layer", help="layer whose outputs activations.png shows (default: the first activation)")
     r.add_argument("--filters-layer", help="conv layer whose filters are visualised by activation maximisation "

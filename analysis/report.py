@@ -36,6 +36,7 @@ def make_report(source: str, data: str | None = None, split: str | None = None, 
     primary = next((m for m in src.models if m.model.first_conv), src.models[0])  # a conv net explains best
     _check_options(primary, opt)
     out = Path(out)
+    _check_out(out)
     new = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
     try:
@@ -95,6 +96,16 @@ def _write_report(src, primary: ModelSource, opt: Options, out: Path, source: st
     write_text(out / "report.html", html.page(f"FER analysis: {Path(str(source)).name}",
                                               [(x.title, x.body) for x in sections]))
     return metrics
+
+
+def _check_out(out: Path) -> None:
+    """--out is a new folder, an empty one, or an earlier report's (which is replaced): never a
+    file, nor a folder of the user's whose files a figure of the same name would overwrite."""
+    if out.exists() and not out.is_dir():
+        raise FerError(f"--out {out}: a file, not a folder: name a folder for the report")
+    if out.is_dir() and any(out.iterdir()) and not (out / "report.html").exists():
+        raise FerError(f"--out {out}: holds files but no report (report.html): name a new or empty folder, "
+                       "or an earlier report's, which is replaced")
 
 
 def _check_options(m: ModelSource, opt: Options) -> None:

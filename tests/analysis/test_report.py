@@ -99,6 +99,25 @@ def test_bad_arguments_exit_2_and_write_nothing(checkpoint, tmp_path, capsys, ar
     assert not out.exists()
 
 
+def test_an_out_that_is_a_file_or_a_folder_of_other_files_is_refused_untouched(checkpoint, report, tmp_path,
+                                                                                capsys):
+    """Nothing the user made is overwritten: --out never replaces a file, nor writes figures into
+    a folder of the user's; an earlier report's folder is the one kind of folder it replaces."""
+    notes = tmp_path / "notes.txt"
+    notes.write_text("mine")
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "curves.png").write_text("mine")
+    for out, message in ((notes, "a file, not a folder"), (mine, "holds files but no report (report.html)")):
+        assert main(["report", str(checkpoint), "--out", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert f"--out {out}: {message}" in err and len(err.strip().splitlines()) == 1
+    assert notes.read_text() == "mine" and [f.name for f in mine.iterdir()] == ["curves.png"]
+    assert (mine / "curves.png").read_text() == "mine"
+    from analysis.report import _check_out
+    _check_out(report[0])  # an earlier report's folder: accepted
+
+
 def test_report_of_a_dnn_skips_conv_only_figures(tmp_path):
     run = load_run(None, ["model.name=dnn", "model.widths=[32]", "train.epochs=1"])
     train_run(run, tmp_path / "run")
