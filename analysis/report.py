@@ -16,7 +16,7 @@ from analysis.explain import Explanation, Options, explain
 from analysis.metrics import confusion, describe_never_predicted, prior_tradeoff
 from analysis.sources import ModelSource, resolve_source
 from analysis.sweep import IMPORTANCE, family_table, finished, param_importance
-from fer.atomic import write_text
+from fer.atomic import folder_to_write, write_text
 from fer.calibration import N_BINS, adjust_for_prior, reliability
 from fer.command import raise_if_interrupted
 from fer.data import CLASSES
@@ -101,8 +101,7 @@ def _write_report(src, primary: ModelSource, opt: Options, out: Path, source: st
 def _check_out(out: Path) -> None:
     """--out is a new folder, an empty one, or an earlier report's (which is replaced): never a
     file, nor a folder of the user's whose files a figure of the same name would overwrite."""
-    if out.exists() and not out.is_dir():
-        raise FerError(f"--out {out}: a file, not a folder: name a folder for the report")
+    folder_to_write(out)
     if out.is_dir() and any(out.iterdir()) and not (out / "report.html").exists():
         raise FerError(f"--out {out}: holds files but no report (report.html): name a new or empty folder, "
                        "or an earlier report's, which is replaced")

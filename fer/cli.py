@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+from fer.atomic import folder_to_write
 from fer.command import EXIT_FAILED, Parser, positive_int, run_command
 from fer.errors import FerError
 from fer.remote import is_local
@@ -93,7 +94,7 @@ def cmd_train(args) -> int:
     if args.data:
         overrides.append(f"data={args.data}")
     run = load_run(args.config, overrides)
-    out = Path(args.out or Path("runs") / (Path(args.config).stem if args.config else run["model"]["name"]))
+    out = folder_to_write(args.out or Path("runs") / (Path(args.config).stem if args.config else run["model"]["name"]))
     if (out / "checkpoint.pt").exists() and not args.overwrite:  # a Ctrl-C would leave a worse model in its place
         raise FerError(f"{out}: holds a run (checkpoint.pt): give another --out, or --overwrite to replace it")
     print(f"training {run['model']['name']} on {run['data'] or 'synthetic faces'} -> {out}", flush=True)

@@ -46,3 +46,13 @@ def test_turns_are_per_key(tmp_path):
         assert waiting.is_alive() and order == ["shape B"]  # the same key waits its turn
     waiting.join(timeout=10)
     assert order == ["shape B", "shape A"]
+
+
+def test_folder_to_write_refuses_a_file_and_takes_a_folder_or_a_new_path(tmp_path):
+    from fer.atomic import folder_to_write
+    from fer.errors import FerError
+
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(FerError, match=r"^--dir .*/f: a file, not a folder: name a folder to write into$"):
+        folder_to_write(tmp_path / "f", "--dir")
+    assert folder_to_write(str(tmp_path)) == tmp_path and folder_to_write(tmp_path / "new") == tmp_path / "new"

@@ -136,6 +136,15 @@ def test_scientific_notation_in_overrides_and_configs(tmp_path, capsys):
     assert (cfg["lr"], cfg["weight_decay"]) == (3e-4, 5e-4)
 
 
+def test_an_out_that_is_a_file_is_refused_before_training(tmp_path, capsys):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("mine")
+    assert main(["train", "--epochs", "1", "--out", str(notes), *TINY]) == 2
+    err = capsys.readouterr()
+    assert err.err.strip() == f"fer: error: --out {notes}: a file, not a folder: name a folder to write into"
+    assert "training" not in err.out and notes.read_text() == "mine"
+
+
 def test_a_second_train_into_a_run_folder_is_refused_unless_overwrite(tmp_path, capsys, tiny_csv):
     out, data = tmp_path / "r", ["--data", str(tiny_csv)]
     assert main(["train", "--epochs", "1", "--out", str(out), *data, *TINY]) == 0

@@ -48,3 +48,13 @@ def test_refit_refuses_before_reading_the_experiment(tmp_path, capsys):
                                                 "(checkpoint.pt): give another --out, or --overwrite to replace it")
     assert main(["refit", str(tmp_path), "--overwrite"]) == 2  # now it goes on, and finds no trial
     assert "no search experiments inside" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["ensemble", "refit"])
+def test_an_out_that_is_a_file_is_refused_before_any_work(tmp_path, never_built, capsys, command):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("mine")
+    assert main([command, str(tmp_path), "--out", str(notes)]) == 2 and never_built == []
+    assert capsys.readouterr().err.strip() == (f"search: error: --out {notes}: a file, not a folder: name a folder "
+                                                "to write into")
+    assert notes.read_text() == "mine"
