@@ -136,6 +136,17 @@ def merge(base: dict, extra: dict) -> dict:
     return out
 
 
+def _yaml_problem(e: yaml.YAMLError) -> str:
+    """`line 3, column 6: invalid YAML: expected ',' or '}', but got ':' (while parsing a flow
+    mapping from line 2)`: where the parser stopped, in one line (its own text takes six)."""
+    mark, problem = getattr(e, "problem_mark", None), getattr(e, "problem", None)
+    if mark is None or not problem:
+        return f"invalid YAML ({str(e).splitlines()[0]})"
+    context, since = getattr(e, "context", None), getattr(e, "context_mark", None)
+    opened = f" ({context} from line {since.line + 1})" if context and since is not None else ""
+    return f"line {mark.line + 1}, column {mark.column + 1}: invalid YAML: {problem}{opened}"
+
+
 def load_yaml(path: str | Path) -> dict:
     try:
         with open(path) as f:
@@ -145,7 +156,7 @@ def load_yaml(path: str | Path) -> dict:
     except (IsADirectoryError, PermissionError, UnicodeDecodeError) as e:
         raise ConfigError(f"{path}: cannot read it as a YAML config ({e.__class__.__name__})") from None
     except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: invalid YAML ({str(e).splitlines()[0]})") from None
+        raise ConfigError(f"{path}: {_yaml_problem(e)}") from None
     if not isinstance(doc, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level")
     return doc
