@@ -92,6 +92,13 @@ def is_torchscript(path: Path) -> bool:
         return False
 
 
+def _is_sweep(folder: Path) -> bool:
+    """Whether a folder is a Tune experiment (one sweep of `search run`): Tune's state file. Only
+    for the error's hint: a user who hands `fer evaluate` the results of a sweep is told where its
+    checkpoints are (fer reads no sweep itself)."""
+    return any(folder.glob("experiment_state-*.json"))
+
+
 def checkpoint_file(path: str | Path) -> Path:
     """The file itself, or a run folder's checkpoint.pt; a clear error for anything else. At a
     storage URI (s3://...), a local copy fetched once into the cache (fer.remote)."""
@@ -102,6 +109,9 @@ def checkpoint_file(path: str | Path) -> Path:
     if path.is_dir():
         if (path / "checkpoint.pt").is_file():
             return path / "checkpoint.pt"
+        if _is_sweep(path) or any(_is_sweep(p) for p in path.iterdir() if p.is_dir()):
+            raise CheckpointError(f"{path}: a sweep's results, not a checkpoint: `python -m search best {path}` "
+                                  "names the best trials' checkpoints")
         held = sorted(p.name + ("/" if p.is_dir() else "") for p in path.iterdir())
         shown = ", ".join(held[:8]) + (f" and {len(held) - 8} more" if len(held) > 8 else "")
         raise CheckpointError(f"{path}: a folder without checkpoint.pt (it holds: {shown or 'nothing'})")

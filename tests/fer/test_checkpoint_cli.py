@@ -64,13 +64,17 @@ def test_predict_prints_label_and_probabilities(trained, tmp_path, capsys):
     (lambda p: Image.new("L", (48, 48)).save(p, format="PNG"), "not a fer checkpoint (not a PyTorch file)"),
     (lambda p: (p.mkdir(), (p / "config.yaml").write_text("x: 1\n")), "a folder without checkpoint.pt (it holds: "
                                                                        "config.yaml)"),
+    (lambda p: ((p / "cnn").mkdir(parents=True), (p / "cnn" / "experiment_state-2026.json").write_text("{}")),
+     "c.pt: a sweep's results, not a checkpoint: `python -m search best {path}` names the best trials' checkpoints"),
+    (lambda p: (p.mkdir(), (p / "experiment_state-2026.json").write_text("{}")),
+     "c.pt: a sweep's results, not a checkpoint: `python -m search best {path}`"),
 ])
 def test_bad_checkpoints_exit_2_with_one_line(tmp_path, capsys, make, message):
     path = tmp_path / "c.pt"
     make(path)
     assert main(["evaluate", str(path)]) == 2
     err = capsys.readouterr().err.strip()
-    assert message in err and len(err.splitlines()) == 1
+    assert message.format(path=path) in err and len(err.splitlines()) == 1
 
 
 def test_truncated_checkpoint(trained, tmp_path):
