@@ -21,14 +21,14 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO
 
+from fer.errors import FerError
+
 
 def folder_to_write(path: str | Path, flag: str = "--out") -> Path:
     """The folder a command writes into, refused in one line before any work when a file is there
     (mkdir would fail with a traceback, after the work)."""
     path = Path(path)
     if path.exists() and not path.is_dir():
-        from fer.errors import FerError
-
         raise FerError(f"{flag} {path}: a file, not a folder: name a folder to write into")
     return path
 

@@ -34,7 +34,7 @@ class SweepOutcome:
     table: object | None
     failed: list[str]
     budget: BudgetUse | None
-    ended_before: bool = False  # resumed with every trial already ended: nothing ran (budget None)
+    ended_before: bool = False  # resumed with every trial already ended: nothing ran
 
 
 @dataclass
@@ -243,7 +243,7 @@ def _each_sweep(spaces: list, request: Request, datasets: dict):
             budget.finish()
         use = budget.use() if budget else None
         ended_before = request.resume and use is not None and use.training == 0 and use.starting == 0
-        yield SweepOutcome(space.name, s.metric, table, failed, None if ended_before else use, ended_before)
+        yield SweepOutcome(space.name, s.metric, table, failed, use, ended_before)
 
 
 def summarise(grid, space) -> tuple[object | None, list[str]]:
