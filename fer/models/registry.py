@@ -48,8 +48,10 @@ def family_config(name: str) -> type:
     return _FAMILIES[name].config_cls
 
 
-def list_models() -> list[str]:
-    return sorted(_FAMILIES) + sorted(_PRESETS)
+def list_models(searchable_only: bool = False) -> list[str]:
+    """Family and preset names; `searchable_only`: those a run or a sweep trains (not an ensemble)."""
+    families = family_names(searchable_only)
+    return families + sorted(n for n, (family, _) in _PRESETS.items() if family in families)
 
 
 def resolve(name: str, **overrides) -> tuple[str, Any]:

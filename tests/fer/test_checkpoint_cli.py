@@ -87,6 +87,8 @@ def test_truncated_checkpoint(trained, tmp_path):
 @pytest.mark.parametrize("argv, message", [
     (["train", "--data", "/nonexistent.csv", "model.name=seed_dnn"], "/nonexistent.csv: no such file"),
     (["train", "--config", "/nonexistent.yaml"], "no such config file"),
+    (["train", "--epochs", "1"], "no model to train: give --config FILE (configs/runs/ holds the course report's "
+                                 "two) or model.name=NAME (one of cnn, dnn, seed_cnn, seed_dnn, small_cnn, vgg_cnn)"),
     (["train", "model.name=seed_cnn", "train.lrate=1"], "train.lrate: unknown key"),
     (["train", "model.name=seed_dnn", "train.seed=-1"], "train.seed: must be in [0, 2**32)"),  # before any work
     (["predict", "/nonexistent.pt", "x.png"], "no such checkpoint"),

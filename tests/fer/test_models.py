@@ -4,7 +4,11 @@ import torch
 from fer.errors import ConfigError
 from fer.models import count_params, create_model, list_models, summary
 
-SINGLE = [n for n in list_models() if n != "ensemble"]  # an ensemble is built from members: tests/fer/test_ensemble.py
+SINGLE = list_models(searchable_only=True)  # an ensemble is built from members: tests/fer/test_ensemble.py
+
+
+def test_the_models_a_run_trains_are_every_name_but_the_ensemble():
+    assert SINGLE == [n for n in list_models() if n != "ensemble"] and {"seed_cnn", "vgg_cnn", "dnn"} <= set(SINGLE)
 
 
 @pytest.mark.parametrize("name", SINGLE)
