@@ -93,10 +93,6 @@ def cmd_train(args) -> int:
     overrides = list(args.overrides) + flags  # the flags win over key=value and the config file
     if args.data:
         overrides.append(f"data={args.data}")
-    if not args.config and not any(o.startswith(("model=", "model.name=")) for o in args.overrides):
-        from fer.models import list_models  # a first `fer train` with nothing to train: say both ways to name one
-        raise FerError("no model to train: give --config FILE (configs/runs/ holds the course report's two) or "
-                       f"model.name=NAME (one of {', '.join(list_models(searchable_only=True))})")
     run = load_run(args.config, overrides)
     out = folder_to_write(args.out or Path("runs") / (Path(args.config).stem if args.config else run["model"]["name"]))
     if (out / "checkpoint.pt").exists() and not args.overwrite:  # a Ctrl-C would leave a worse model in its place

@@ -16,7 +16,7 @@ import yaml
 
 from fer.errors import ConfigError
 from fer.fields import FieldError, Limit, check_limits, limited, make_config, option
-from fer.models import resolve
+from fer.models import list_models, resolve
 
 TOP_KEYS = ("model", "train", "data")
 
@@ -181,8 +181,11 @@ def resolve_run(doc: dict, source: str = "config") -> dict:
 
 
 def load_run(path: str | None, overrides: list[str] = ()) -> dict:
-    doc = load_yaml(path) if path else {}
-    return resolve_run(merge(doc, parse_overrides(list(overrides))), source=str(path or "overrides"))
+    doc = merge(load_yaml(path) if path else {}, parse_overrides(list(overrides)))
+    if path is None and "model" not in doc:  # a first `fer train` with nothing to train: both ways to name one
+        raise ConfigError("no model to train: give --config FILE (configs/runs/ holds the course report's two) or "
+                          f"model.name=NAME (one of {', '.join(list_models(searchable_only=True))})")
+    return resolve_run(doc, source=str(path or "overrides"))
 
 
 def train_config(run: dict) -> TrainConfig:
