@@ -24,7 +24,7 @@ from typing import Any
 from fer.config import TrainConfig, resolve_run
 from fer.errors import ConfigError
 from fer.fields import make_config
-from fer.models import count_params, model_from_spec
+from fer.models import spec_params
 from fer.models.registry import family_config, family_names
 from search.settings import Settings
 from search.uri import check_name
@@ -228,9 +228,7 @@ def _labelled_values(p: Param) -> list[tuple[str, Any]]:
 
 
 def _trainable(values: dict, key: str, scaled: list) -> int:
-    cfg = unflatten({**values, key: scaled})["model"]
-    model = model_from_spec(cfg)
-    return count_params(model)["trainable"]
+    return spec_params(unflatten({**values, key: scaled})["model"])["trainable"]
 
 
 def _suggest(trial, p: Param):

@@ -17,6 +17,18 @@ def count_params(model: nn.Module) -> dict[str, int]:
     return {"total": trainable + frozen + stats, "trainable": trainable, "non_trainable": frozen + stats}
 
 
+def spec_params(spec: dict) -> dict[str, int]:
+    """count_params of the model a spec names ({"name", **config}), built on PyTorch's meta device:
+    shapes without storage or initialisation. A parameter budget's bisection builds some 40
+    candidates per suggestion, up to 30 times the base widths (hundreds of millions of weights):
+    built on the CPU, they cost the sweep's driver about half a second and a gigabyte per DNN
+    suggestion (benchmarks/BENCHMARKS.md, "A suggestion of the DNN space")."""
+    from fer.models.registry import model_from_spec
+
+    with torch.device("meta"):
+        return count_params(model_from_spec(spec))
+
+
 def layer_table(model: nn.Module, input_size: int = 48) -> list[tuple[str, str, tuple, int]]:
     """(name, type, output shape without batch, own parameter count) for every leaf layer."""
     rows, hooks = [], []

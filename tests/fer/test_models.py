@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from fer.errors import ConfigError
-from fer.models import count_params, create_model, list_models, summary
+from fer.models import count_params, create_model, list_models, spec_params, summary
 
 SINGLE = list_models(searchable_only=True)  # an ensemble is built from members: tests/fer/test_ensemble.py
 
@@ -87,6 +87,21 @@ def test_report_parameter_counts():
     assert count_params(create_model("seed_cnn")) == {"total": 1_278_590, "trainable": 1_276_606,
                                                        "non_trainable": 1_984}
     assert count_params(create_model("seed_dnn"))["total"] == 1_276_409
+
+
+@pytest.mark.parametrize("name", SINGLE)
+def test_a_spec_is_counted_as_its_model_is_without_building_it(name):
+    model = create_model(name)
+    spec = {"name": model.family, **{k: list(v) if isinstance(v, tuple) else v for k, v in vars(model.config).items()}}
+    assert spec_params(spec) == count_params(model)
+
+
+def test_a_spec_too_large_to_build_is_still_counted():
+    """(A parameter budget's bisection tries widths up to 30 times the base ones: 4e10 float32
+    weights here, 160 GB, which only a model with no storage can hold.)"""
+    widths = [200_000, 200_000]
+    expected = 48 * 48 * widths[0] + widths[0] + widths[0] * widths[1] + widths[1] + widths[1] * 7 + 7
+    assert spec_params({"name": "dnn", "widths": widths, "norm": "none", "input_pool": 1})["trainable"] == expected
 
 
 def test_summary_prints_report_totals():
