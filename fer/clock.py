@@ -18,6 +18,10 @@ class RunClock:
         self.budget_s, self.clock = budget_s or None, clock
         self.elapsed = 0.0  # seconds of finished epochs
         self.epoch_start = clock()
+        # (seconds used) -> the budget now, asked before each "does another epoch fit": a run under
+        # a wall-clock deadline (a sweep's trial) has its checkpoints, reports and start-up outside
+        # its epochs, which the deadline counts and this clock does not
+        self.refresh = None
 
     def start_epoch(self) -> None:
         self.epoch_start = self.clock()
@@ -42,7 +46,11 @@ class RunClock:
 
     def another_fits(self, last_epoch_s: float) -> bool:
         """Whether an epoch as long as the last one still ends within the budget."""
-        return not self.budget_s or self.elapsed + last_epoch_s <= self.budget_s
+        if not self.budget_s:
+            return True
+        if self.refresh is not None:
+            self.budget_s = max(self.refresh(self.elapsed), 1e-9)  # (a budget stays positive: 0 means none)
+        return self.elapsed + last_epoch_s <= self.budget_s
 
     def state_dict(self) -> dict:
         return {"elapsed_s": self.elapsed}

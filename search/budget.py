@@ -137,6 +137,16 @@ def trial_seconds(own: float | None, deadline: float, used_s: float = 0.0, clock
     return min(own, seconds) if own else seconds
 
 
+def trial_seconds_now(own: float | None, deadline: float, used_s: float, clock=time.time) -> float:
+    """A running trial's budget at this moment, asked before each next epoch (RunClock.refresh):
+    what it has used plus what is left of the sweep, nothing once the deadline has passed, never
+    more than its own budget. The run's clock counts epochs only; the deadline also counts the
+    checkpoints and reports between them and the trial's start, so the clock alone would let a
+    last epoch start that Tune then stops at the deadline, half done."""
+    seconds = used_s + (deadline - clock())
+    return min(own, seconds) if own else seconds
+
+
 def overdue(waited_s: float, epoch_s: float, epochs: int) -> bool:
     """Whether a trial that has reported no epoch after `waited_s` is far behind a plan of
     `epoch_s` per epoch: a minute for its start-up, then `epochs` epochs (the watchdog's patience)."""

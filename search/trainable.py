@@ -21,7 +21,7 @@ from fer.data import FaceSet, split_for_training
 from fer.models import count_params
 from fer.speed import Speed
 from fer.train import Trainer
-from search.budget import trial_seconds
+from search.budget import trial_seconds, trial_seconds_now
 from search.live import HEARTBEAT_FILE, Heartbeat
 from search.uri import trial_folder
 
@@ -37,15 +37,18 @@ def train_fer(config: dict, faces: FaceSet, deadline: float | None = None, repor
     if (kept := tune.get_checkpoint()) is not None:
         with kept.as_directory() as d:
             held = Checkpoint.load(Path(d) / "checkpoint.pt")
+    own = run["train"]["time_budget_s"]
     if deadline:  # (a resumed trial has used some of its time: its history's last elapsed_s)
         used = held.elapsed_s if held is not None else 0.0
-        run["train"]["time_budget_s"] = trial_seconds(run["train"]["time_budget_s"], deadline, used)
+        run["train"]["time_budget_s"] = trial_seconds(own, deadline, used)
     if held is not None:  # a retried or grown trial keeps the precision and layout it started with
         for key in ("precision", "channels_last"):
             run["train"][key] = held.train_config.get(key, run["train"][key])
     threads = _use_trial_cpus()
     train, val, data = split_for_training(faces, run["train"])
     trainer = Trainer.from_run(run, train, val)
+    if deadline:  # the deadline decides each "another epoch?" from what is left of it then
+        trainer.clock.refresh = lambda used_s: trial_seconds_now(own, deadline, used_s)
     if held is not None:
         trainer.restore(held)
         trainer.speed = Speed.from_record(held.speed) or trainer.speed  # as measured when it started

@@ -1,4 +1,6 @@
 """fer.clock: a run's training time, its budget and its resume."""
+import pytest
+
 from fer.clock import RunClock
 
 
@@ -31,3 +33,21 @@ def test_a_resumed_run_carries_its_training_time_on():
     resumed.load_state_dict(first.state_dict())
     assert resumed.elapsed == 30 and not resumed.another_fits(20)
     assert first.state_dict() == {"elapsed_s": 30}
+
+
+def test_a_refreshed_budget_decides_whether_another_epoch_fits():
+    """(A sweep's trial: its deadline, asked before each next epoch, has also counted the time
+    between epochs, which this clock does not.)"""
+    t = Ticks()
+    clock = RunClock(45.0, clock=t)
+    clock.start_epoch()
+    t.now += 10
+    clock.end_epoch()
+    asked = []
+    clock.refresh = lambda used: asked.append(used) or 18.0  # 8 s left of the deadline, not 35
+    assert not clock.another_fits(10) and clock.another_fits(8) and asked == [10, 10] and clock.budget_s == 18.0
+    clock.refresh = lambda used: -5.0  # past the deadline
+    assert not clock.another_fits(0.0) and clock.budget_s > 0  # a budget, still: nothing fits
+    unbounded = RunClock(None, clock=t)
+    unbounded.refresh = lambda used: pytest.fail("a run without a budget asked its deadline")
+    assert unbounded.another_fits(1e9)
