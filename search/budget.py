@@ -130,11 +130,11 @@ class Budget:
 
 
 def trial_seconds(own: float | None, deadline: float, used_s: float = 0.0, clock=time.time) -> float:
-    """A trial's training seconds under the sweep's deadline (wall-clock, shared by every node):
-    what it has used already (a resumed trial) plus what is left of the sweep, so its cosine
-    schedule anneals to zero by the deadline; never more than its own time budget."""
-    seconds = used_s + max(deadline - clock(), 1.0)
-    return min(own, seconds) if own else seconds
+    """A trial's training seconds under the sweep's deadline (wall-clock, shared by every node),
+    set when it starts: what it has used already (a resumed trial) plus what is left of the
+    sweep, so its cosine schedule anneals to zero by the deadline; never more than its own time
+    budget, and at least 1 s left (one that starts at the deadline still has a budget)."""
+    return trial_seconds_now(own, max(deadline, clock() + 1.0), used_s, clock)
 
 
 def trial_seconds_now(own: float | None, deadline: float, used_s: float, clock=time.time) -> float:

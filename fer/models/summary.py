@@ -9,6 +9,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from fer.models.registry import model_from_spec
+
 
 def count_params(model: nn.Module) -> dict[str, int]:
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
@@ -23,8 +25,6 @@ def spec_params(spec: dict) -> dict[str, int]:
     candidates per suggestion, up to 30 times the base widths (hundreds of millions of weights):
     built on the CPU, they cost the sweep's driver about half a second and a gigabyte per DNN
     suggestion (benchmarks/BENCHMARKS.md, "A suggestion of the DNN space")."""
-    from fer.models.registry import model_from_spec
-
     with torch.device("meta"):
         return count_params(model_from_spec(spec))
 
