@@ -14,12 +14,16 @@ storage folder; object stores (s3://, gs://) do not fill up and write objects wh
 - `experiment_lock` lets one `search run` at a time use an experiment folder.
 - `restore_recorded_checkpoints` puts back, before a resume, a checkpoint the experiment
   state still names but Tune had already deleted when the driver died.
+- `check_tune_state` finds, before a resume, a state file of Tune's that the driver's death cut
+  short, and mends the searcher's or names the file.
 """
 from __future__ import annotations
 
 import errno
 import fcntl
+import json
 import os
+import pickle
 import shutil
 import socket
 import tempfile
@@ -226,6 +230,50 @@ def restore_recorded_checkpoints(experiment: str) -> list[str]:
             mended.append(trial.trial_id)
     return mended
 
+
+
+TUNE_STATE = ("experiment_state-*.json", "search_gen_state-*.pkl", "searcher-state-*.pkl")  # Tune reads the newest
+
+
+def cut_short(path: Path) -> bool:
+    """Whether one of Tune's state files is provably cut short, read as data: JSON must parse, and
+    a pickle ends with its STOP opcode. Tune writes each in its staging folder and copies it into a
+    local experiment folder, and a driver killed mid-copy leaves it empty or without its end."""
+    data = path.read_bytes()
+    if path.suffix != ".json":
+        return not data.endswith(pickle.STOP)
+    try:
+        json.loads(data)
+    except ValueError:
+        return True
+    return False
+
+
+def check_tune_state(experiment: str) -> str | None:
+    """Before a resume. Tune catches a failure to read its state, then starts the experiment
+    again with part of it restored: the trial counter at zero, the concurrency limiter full of
+    trials that are gone, so it waits for a trial forever. The searcher's own state cut short is
+    replaced by an empty one (OptunaSearch.restore then keeps the searcher as tuner.pkl holds it,
+    and the running trials it does not know are adopted from the study, as in StudySearch); the
+    run state or the trial counter cut short cannot be rebuilt: FerError naming the file.
+    Returns a line saying what was mended, or None."""
+    if not is_local(experiment) or not Path(experiment).is_dir():
+        return None
+    mended = None
+    for pattern in TUNE_STATE:
+        found = sorted(Path(experiment).glob(pattern))
+        if not found or not cut_short(found[-1]):
+            continue
+        if pattern.startswith("searcher-state"):
+            with tempfile.NamedTemporaryFile(dir=experiment, delete=False) as f:
+                f.write(pickle.dumps({}))  # data only: restore updates the searcher's attributes with nothing
+            os.replace(f.name, found[-1])
+            mended = (f"{found[-1].name} was cut short when the sweep stopped: the searcher resumes as first "
+                      "made, and takes up its running trials from the study")
+            continue
+        raise FerError(f"{found[-1]}: cut short when the sweep stopped, so Tune cannot resume this experiment; "
+                       "run the sweep again under another --name")
+    return mended
 
 class StorageWatch(Callback):
     """Stops the sweep, resumable, once the local storage folder `root` fills up or fails."""

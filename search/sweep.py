@@ -31,7 +31,7 @@ from search.resources import cluster_total, concurrency
 from search.results import SWEEP_FILE
 from search.schedulers import grows_trials, make_scheduler
 from search.space import SearchSpace
-from search.storage import StorageWatch, drop_partial_checkpoints, restore_recorded_checkpoints
+from search.storage import StorageWatch, check_tune_state, drop_partial_checkpoints, restore_recorded_checkpoints
 from search.storage import failure as storage_failure
 from search.study import default_url, finish_study, prepare_study, publish_study, without_password
 from search.uri import is_local, trial_folder, trial_id_of
@@ -161,6 +161,8 @@ def _run_sweep(space: SearchSpace, train_fn, request: Request, **params) -> tune
         current().say(f"nothing to resume at {path}: starting the sweep")
     if restoring and (dropped := drop_partial_checkpoints(path)):
         current().say(f"removed {len(dropped)} checkpoint(s) cut short when the storage failed")
+    if restoring and (searcher_mended := check_tune_state(path)):
+        current().say(searcher_mended)
     if restoring and (mended := restore_recorded_checkpoints(path)):
         current().say(f"{len(mended)} trial(s) resume from their newest checkpoint: Tune had deleted the one "
                       "it recorded before the sweep stopped")

@@ -16,6 +16,7 @@ import pytest
 
 from fer.checkpoint import load_checkpoint
 from search.results import trial_histories, trials_table
+from search.storage import TUNE_STATE, cut_short
 from search.study import without_password
 from tests.conftest import subprocess_env
 from tests.factories import tiny_sweep
@@ -64,7 +65,7 @@ def _kill_once_two_trials_ended(cmd: list, log_path: Path, until=_two_ended, **e
     while time.time() < deadline and not ready():
         assert proc.poll() is None, log_path.read_text()[-3000:]
         time.sleep(0.5)
-    os.killpg(proc.pid, signal.SIGKILL)  # the driver and its local Ray die together, as in a crash
+    _kill_with_whole_state(proc, experiment)
     proc.wait()
     finished = set(ENDED.findall(log_path.read_text()))
     assert len(finished) >= 2
@@ -93,6 +94,21 @@ def _stage_deleted_checkpoints(experiment: Path) -> int:
         elif any((p / "checkpoint.pt").exists() for p in Path(recorded.path).parent.glob("checkpoint_*")):
             gone += 1  # the race staged here, met for real: the kill came after Tune deleted it
     return moved + gone
+
+
+def _kill_with_whole_state(proc: subprocess.Popen, experiment: Path | None) -> None:
+    """SIGKILL the driver and its local Ray together, as in a crash, at a moment when Tune's state
+    files are whole: the group is stopped (SIGSTOP) and let run a moment more while one is being
+    copied. (A kill mid-copy leaves a file cut short, which --resume handles by itself:
+    search.storage.check_tune_state, tested in tests/search/test_storage.py.)"""
+    for _ in range(200):
+        os.killpg(proc.pid, signal.SIGSTOP)
+        newest = [found[-1] for p in TUNE_STATE if experiment and (found := sorted(experiment.glob(p)))]
+        if not any(cut_short(f) for f in newest):
+            break
+        os.killpg(proc.pid, signal.SIGCONT)
+        time.sleep(0.02)
+    os.killpg(proc.pid, signal.SIGKILL)
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])

@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from fer.checkpoint import load_checkpoint
+from fer.errors import FerError
 from search.results import trial_histories, trials_table
-from search.storage import RESERVE_FILE, drop_partial_checkpoints
+from search.storage import RESERVE_FILE, check_tune_state, drop_partial_checkpoints
 from tests.factories import tiny_sweep
 
 REPO = Path(__file__).resolve().parents[2]
@@ -63,6 +64,48 @@ def _hold_lock(root: Path) -> subprocess.Popen:
     assert proc.stdout.readline().strip() == "held"
     return proc
 
+
+
+def _tune_state(folder: Path) -> dict[str, Path]:
+    """Tune's three state files as a snapshot writes them, an older session's searcher state beside."""
+    import pickle
+
+    files = {"run": folder / "experiment_state-2026-01-02_00-00-00.json",
+             "counter": folder / "search_gen_state-2026-01-02_00-00-00.pkl",
+             "searcher": folder / "searcher-state-2026-01-02_00-00-00.pkl"}
+    files["run"].write_text('{"trial_data": [], "runner_data": {}}')
+    files["counter"].write_bytes(pickle.dumps({"counter": 4}))
+    files["searcher"].write_bytes(pickle.dumps({"linked": {"a": 1}}))
+    (folder / "searcher-state-2026-01-01_00-00-00.pkl").write_bytes(b"")  # not the newest: Tune never reads it
+    return files
+
+
+def test_check_tune_state_leaves_a_whole_state_alone(tmp_path):
+    files = _tune_state(tmp_path)
+    before = {k: f.read_bytes() for k, f in files.items()}
+    assert check_tune_state(str(tmp_path)) is None
+    assert {k: f.read_bytes() for k, f in files.items()} == before
+
+
+@pytest.mark.parametrize("cut", [0, 7])
+def test_a_searcher_state_cut_short_is_replaced_by_an_empty_one(tmp_path, cut):
+    import pickle
+
+    files = _tune_state(tmp_path)
+    files["searcher"].write_bytes(files["searcher"].read_bytes()[:cut])
+    line = check_tune_state(str(tmp_path))
+    assert line.startswith(f"{files['searcher'].name} was cut short when the sweep stopped: the searcher resumes")
+    assert pickle.loads(files["searcher"].read_bytes()) == {}  # OptunaSearch.restore: nothing to update
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([*(f.name for f in files.values()),
+                                                                 "searcher-state-2026-01-01_00-00-00.pkl"])
+
+
+@pytest.mark.parametrize("which", ["run", "counter"])
+def test_a_run_state_or_trial_counter_cut_short_is_one_error_naming_it(tmp_path, which):
+    files = _tune_state(tmp_path)
+    files[which].write_bytes(files[which].read_bytes()[:-3])
+    with pytest.raises(FerError, match=f"^{files[which]}: cut short when the sweep stopped, so Tune cannot resume"):
+        check_tune_state(str(tmp_path))
 
 @pytest.mark.parametrize("resume", [False, True])
 def test_a_second_run_of_a_running_experiment_is_refused(tmp_path, capsys, resume):
