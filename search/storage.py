@@ -33,6 +33,7 @@ from pathlib import Path
 
 from ray.tune import Callback
 
+from fer.atomic import write_atomic
 from fer.checkpoint import truncated
 from fer.errors import FerError
 from search.context import current
@@ -265,9 +266,7 @@ def check_tune_state(experiment: str) -> str | None:
         if not found or not cut_short(found[-1]):
             continue
         if pattern.startswith("searcher-state"):
-            with tempfile.NamedTemporaryFile(dir=experiment, delete=False) as f:
-                f.write(pickle.dumps({}))  # data only: restore updates the searcher's attributes with nothing
-            os.replace(f.name, found[-1])
+            write_atomic(found[-1], lambda f: f.write(pickle.dumps({})))  # restore updates the searcher with nothing
             mended = (f"{found[-1].name} was cut short when the sweep stopped: the searcher resumes as first "
                       "made, and takes up its running trials from the study")
             continue
