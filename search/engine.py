@@ -250,13 +250,13 @@ def summarise(grid, space) -> tuple[object | None, list[str]]:
     """(the sweep's trials as a DataFrame, best first, or None; one line per failed trial)."""
     import pandas as pd
 
-    from search.results import dedupe_epochs
+    from search.results import dedupe_epochs, epochs_run
 
     metric, rows, failed = space.settings.metric, [], []
     for r in grid:
         h = dedupe_epochs(r.metrics_dataframe)
         trial_id = Path(r.path).name.removeprefix("trial_")
-        epochs = int(h["training_iteration"].max()) if h is not None and len(h) else 0
+        epochs = epochs_run(h)
         status = "failed" if r.error else current().endings.get(trial_id) or _ended(r, space.settings.scheduler)
         if r.error:
             failed.append(f"trial {space.name}/{trial_id} failed after its retries: {_last_line(r.error)} "

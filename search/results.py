@@ -106,12 +106,24 @@ def read_history(trial_dir: str | Path) -> pd.DataFrame:
     return dedupe_epochs(pd.DataFrame(rows))
 
 
+def epoch_column(history: pd.DataFrame) -> str:
+    """fer's own epoch count where every row logs it, else Tune's iteration. The two agree, except
+    after a resume that continued a trial from a checkpoint newer than the one Tune recorded
+    (search.storage.restore_recorded_checkpoints): Tune counts on from the recorded one's."""
+    return "epoch" if "epoch" in history and history["epoch"].notna().all() else "training_iteration"
+
+
+def epochs_run(history: pd.DataFrame | None) -> int:
+    """How many epochs a trial ran, by its history (0 without one)."""
+    return int(history[epoch_column(history)].max()) if history is not None and len(history) else 0
+
+
 def dedupe_epochs(history: pd.DataFrame | None) -> pd.DataFrame | None:
-    """One row per training_iteration, the last logged of each, in epoch order (None stays None)."""
+    """One row per epoch (epoch_column), the last logged of each, in epoch order (None stays None)."""
     if history is None or "training_iteration" not in history or not len(history):
         return history
-    return history.drop_duplicates("training_iteration", keep="last").sort_values(
-        "training_iteration", kind="stable").reset_index(drop=True)
+    key = epoch_column(history)
+    return history.drop_duplicates(key, keep="last").sort_values(key, kind="stable").reset_index(drop=True)
 
 
 def _kept_checkpoint(trial_dir: str, history: pd.DataFrame, metric: str) -> str | None:
@@ -150,7 +162,7 @@ def _row(exp: Path, info: dict, trial: dict) -> dict:
     searched = _searched(trial["config"], info)
     best = h[metric].max() if metric in h else math.nan
     return {"experiment": exp.name, "family": info["family"], "trial_id": trial["trial_id"], "metric": metric,
-            "status": trial["status"], "epochs": int(h["training_iteration"].max()) if len(h) else 0,
+            "status": trial["status"], "epochs": epochs_run(h),
             metric: best, "val_acc": h["val_acc"].max() if "val_acc" in h else math.nan,
             "val_macro_f1": h["val_macro_f1"].max() if "val_macro_f1" in h else math.nan,
             "num_params": int(h["num_params"].iloc[-1]) if "num_params" in h else None,

@@ -16,7 +16,7 @@ from pathlib import Path
 import optuna
 
 from fer.errors import FerError
-from search.results import STUDY_FILE, dedupe_epochs
+from search.results import STUDY_FILE, dedupe_epochs, epoch_column, epochs_run
 from search.uri import is_local, trial_id_of
 
 
@@ -170,12 +170,12 @@ def finish_study(storage, name: str, grid, metric: str) -> tuple[int, int]:
             failed += 1
             continue
         trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, t.number)
-        for step, value in zip(h["training_iteration"], h[metric]):
+        for step, value in zip(h[epoch_column(h)], h[metric]):
             storage.set_trial_intermediate_value(trial_id, int(step), float(value))
         # an epoch reported as the budget ended can come without its checkpoint (Tune stopped the
         # trial before persisting it): the trial completes with its score and no checkpoint
         kept = r.get_best_checkpoint(metric, "max") if r.best_checkpoints else None
-        attrs = {"epochs": int(h["training_iteration"].max()), "stopped_by": "stopped by the sweep's time budget",
+        attrs = {"epochs": epochs_run(h), "stopped_by": "stopped by the sweep's time budget",
                  "num_params": int(h["num_params"].iloc[-1]) if "num_params" in h else None,
                  "checkpoint": str(Path(kept.path) / "checkpoint.pt") if kept is not None else None}
         for key, value in attrs.items():

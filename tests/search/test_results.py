@@ -10,7 +10,7 @@ import pytest
 from fer.config import load_run
 from fer.run import train_run
 from search.cli import main
-from search.results import best_trials, read_history, trial_histories, trials_table
+from search.results import best_trials, dedupe_epochs, epochs_run, read_history, trial_histories, trials_table
 from tests.factories import search_in_fresh_process
 
 
@@ -80,6 +80,21 @@ def test_reading_a_tampered_experiment_runs_none_of_its_pickles(tampered, capsys
     out = capsys.readouterr().out
     assert "cnn: val_acc 0.5000" in out and "trial_a/checkpoint_000001/checkpoint.pt" in out
 
+
+
+def test_a_trial_resumed_from_a_newer_checkpoint_keeps_every_epoch_it_logged():
+    """Resumed from a checkpoint newer than the one Tune recorded (epoch 3 where Tune had epoch 2),
+    the trial logs epoch 4 as Tune's iteration 3: fer's epoch, not Tune's count, tells the rows apart."""
+    import pandas as pd
+
+    logged = ((1, 1), (2, 2), (3, 3), (3, 4), (4, 5))  # (Tune's iteration, fer's epoch)
+    rows = [{"training_iteration": i, "epoch": e, "val_acc": 0.1 * e} for i, e in logged]
+    history = dedupe_epochs(pd.DataFrame(rows))
+    assert history["epoch"].tolist() == [1, 2, 3, 4, 5] and epochs_run(history) == 5
+    rerun = pd.DataFrame(rows[:3] + [{"training_iteration": 3, "epoch": 3, "val_acc": 0.2}])  # a boundary epoch again
+    assert dedupe_epochs(rerun)["val_acc"].tolist() == [0.1, 0.2, 0.2] and epochs_run(dedupe_epochs(rerun)) == 3
+    plain = pd.DataFrame([{"training_iteration": i, "val_acc": 0.1} for i in (1, 2, 2)])  # no epoch: Tune's count
+    assert len(dedupe_epochs(plain)) == 2 and epochs_run(plain) == 2 and epochs_run(None) == 0
 
 def test_an_epoch_logged_twice_is_one_row_the_last(tampered):
     exp, _ = tampered

@@ -134,6 +134,7 @@ def test_resume_after_sigkill(tmp_path, tiny_csv, backend, request):
     assert f"{staged} trial(s) resume from their newest checkpoint" in done.stdout
     table = trials_table(tmp_path / "results" / "exp")
     assert len(table) == 4 and set(table["status"]) == {"TERMINATED"}  # the total asked for, all finished
+    assert (table["epochs"] == 20).all(), table  # counted by fer's epochs, also where Tune's count lags
     assert finished_before <= set(table["trial_id"])
     rerun = {line.split()[1] for line in done.stdout.splitlines() if " started " in line}
     assert not rerun & finished_before  # no finished trial ran again
