@@ -232,7 +232,6 @@ def restore_recorded_checkpoints(experiment: str) -> list[str]:
     return mended
 
 
-
 TUNE_STATE = ("experiment_state-*.json", "search_gen_state-*.pkl", "searcher-state-*.pkl")  # Tune reads the newest
 
 
@@ -273,6 +272,7 @@ def check_tune_state(experiment: str) -> str | None:
         raise FerError(f"{found[-1]}: cut short when the sweep stopped, so Tune cannot resume this experiment; "
                        "run the sweep again under another --name")
     return mended
+
 
 class StorageWatch(Callback):
     """Stops the sweep, resumable, once the local storage folder `root` fills up or fails."""
