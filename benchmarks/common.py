@@ -18,8 +18,13 @@ def machine() -> str:
 
 
 def header(title: str) -> None:
+    """The title, the command as typed and the machine, CPU model and bf16 flag first: a speed
+    figure is read against the CPU that gave it (AVX2 only emulates bf16)."""
+    from fer.speed import cpu_bf16_flag, cpu_model
+
     command = " ".join(["python -m benchmarks." + Path(sys.argv[0]).stem, *sys.argv[1:]])
-    print(f"## {title}\n\n`{command}` on {machine()}, {time.strftime('%Y-%m-%d')}\n")
+    print(f"## {title}\n\n`{command}` on {cpu_model()} ({cpu_bf16_flag() or 'no bf16 flag'}), {machine()}, "
+          f"{time.strftime('%Y-%m-%d')}\n")
 
 
 def median_time(fn, repeats: int = 3) -> float:
