@@ -17,12 +17,14 @@ def machine() -> str:
             f"torch {torch.__version__} ({torch.get_num_threads()} threads)")
 
 
-def header(title: str) -> None:
-    """The title, the command as typed and the machine, CPU model and bf16 flag first: a speed
-    figure is read against the CPU that gave it (AVX2 only emulates bf16)."""
+def header(title: str, argv: list[str] | None = None, prog: str | None = None) -> None:
+    """The title, the command as typed (`prog` and `argv`, default sys.argv's) and the machine, CPU
+    model and bf16 flag first: a speed figure is read against the CPU that gave it (AVX2 only
+    emulates bf16)."""
     from fer.speed import cpu_bf16_flag, cpu_model
 
-    command = " ".join(["python -m benchmarks." + Path(sys.argv[0]).stem, *sys.argv[1:]])
+    prog = prog or "benchmarks." + Path(sys.argv[0]).stem
+    command = " ".join([f"python -m {prog}", *(sys.argv[1:] if argv is None else argv)])
     print(f"## {title}\n\n`{command}` on {cpu_model()} ({cpu_bf16_flag() or 'no bf16 flag'}), {machine()}, "
           f"{time.strftime('%Y-%m-%d')}\n")
 

@@ -36,7 +36,7 @@ import time
 from pathlib import Path
 from typing import NamedTuple
 
-from benchmarks.common import SHARED_FER, write_kaggle
+from benchmarks.common import SHARED_FER, header, write_kaggle
 from benchmarks.peer_systems import cpus_here
 from fer.command import exit_process
 
@@ -283,12 +283,8 @@ def main(argv: list[str] | None = None) -> int:
             r = results[-1]
             print(f"seed {seed} {system}: PublicTest {r['public_test']:.4f}, {r['trials_started']} trials, "
                   f"{r['training_share']:.0%} of the budget training", flush=True)
-    from benchmarks.common import machine
-    from fer.speed import cpu_bf16_flag, cpu_model
-
-    print(f"\n## Against the peers: {args.space} at {args.budget:g} s\n\n`python -m benchmarks.peers "
-          f"{' '.join(argv if argv is not None else sys.argv[1:])}` on {cpu_model()} "
-          f"({cpu_bf16_flag() or 'no bf16 flag'}), {machine()}, {time.strftime('%Y-%m-%d')}\n")
+    print()
+    header(f"Against the peers: {args.space} at {args.budget:g} s", argv, "benchmarks.peers")
     print(table(results, systems))
     plot(results, systems, args.budget, root / "anytime.png")
     print(f"\nwrote {root / 'anytime.png'}")

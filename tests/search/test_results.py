@@ -81,7 +81,6 @@ def test_reading_a_tampered_experiment_runs_none_of_its_pickles(tampered, capsys
     assert "cnn: val_acc 0.5000" in out and "trial_a/checkpoint_000001/checkpoint.pt" in out
 
 
-
 def test_a_trial_resumed_from_a_newer_checkpoint_keeps_every_epoch_it_logged():
     """Resumed from a checkpoint newer than the one Tune recorded (epoch 3 where Tune had epoch 2),
     the trial logs epoch 4 as Tune's iteration 3: fer's epoch, not Tune's count, tells the rows apart."""
@@ -95,6 +94,7 @@ def test_a_trial_resumed_from_a_newer_checkpoint_keeps_every_epoch_it_logged():
     assert dedupe_epochs(rerun)["val_acc"].tolist() == [0.1, 0.2, 0.2] and epochs_run(dedupe_epochs(rerun)) == 3
     plain = pd.DataFrame([{"training_iteration": i, "val_acc": 0.1} for i in (1, 2, 2)])  # no epoch: Tune's count
     assert len(dedupe_epochs(plain)) == 2 and epochs_run(plain) == 2 and epochs_run(None) == 0
+
 
 def test_an_epoch_logged_twice_is_one_row_the_last(tampered):
     exp, _ = tampered

@@ -65,7 +65,6 @@ def _hold_lock(root: Path) -> subprocess.Popen:
     return proc
 
 
-
 def _tune_state(folder: Path) -> dict[str, Path]:
     """Tune's three state files as a snapshot writes them, an older session's searcher state beside."""
     import pickle
@@ -106,6 +105,7 @@ def test_a_run_state_or_trial_counter_cut_short_is_one_error_naming_it(tmp_path,
     files[which].write_bytes(files[which].read_bytes()[:-3])
     with pytest.raises(FerError, match=f"^{files[which]}: cut short when the sweep stopped, so Tune cannot resume"):
         check_tune_state(str(tmp_path))
+
 
 @pytest.mark.parametrize("resume", [False, True])
 def test_a_second_run_of_a_running_experiment_is_refused(tmp_path, capsys, resume):
