@@ -14,7 +14,10 @@ from __future__ import annotations
 import argparse
 import multiprocessing as mp
 import os
+import queue
 import statistics
+import sys
+from pathlib import Path
 
 from benchmarks.common import header
 
@@ -35,8 +38,11 @@ def epochs_at(space_file: str, data: str | None, threads: int, epochs: int, star
     run = resolve_run(calibration_config(space), source=f"{space_file}: first trial")
     train, val, _ = split_for_training(load_data(data), run["train"])
     trainer = Trainer.from_run(run, train, val)
-    start.wait()
-    rates = [trainer.train_epoch()["images_per_s"] for _ in range(epochs)]
+    try:
+        start.wait()
+        rates = [trainer.train_epoch()["images_per_s"] for _ in range(epochs)]
+    except KeyboardInterrupt:  # a Ctrl-C reaches the whole group: the parent says it, once
+        return
     out.put(statistics.median(rates[1:] or rates))  # the first epoch warms up the allocator
 
 
@@ -49,7 +55,13 @@ def arrangement(args, threads: int, copies: int) -> list[float]:
     for p in procs:
         p.start()
     start.set()  # (each process waits for it only after loading: loading is not timed)
-    rates = [out.get() for _ in procs]
+    rates = []
+    while len(rates) < copies:  # a process that died without its rate would leave get() waiting for ever
+        try:
+            rates.append(out.get(timeout=5))
+        except queue.Empty:
+            if dead := [p.exitcode for p in procs if p.exitcode not in (None, 0)]:
+                raise SystemExit(f"grow_gain: a training process exited {dead[0]}; its traceback is above") from None
     for p in procs:
         p.join()
     return rates
@@ -61,6 +73,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data", default=None, help="a FER2013 CSV (default: the built-in synthetic faces)")
     p.add_argument("--epochs", type=int, default=8, help="epochs timed per arrangement (median of all but the first)")
     args = p.parse_args(argv)
+    from fer.errors import FerError
+    from search.space import load_sweeps
+
+    try:
+        load_sweeps(args.space)  # its errors here, in one line, before any process starts
+    except FerError as e:
+        p.error(str(e))
+    if args.data and not Path(args.data).exists():
+        p.error(f"--data: {args.data}: no such file")
     cpus = os.cpu_count() or 1
     header(f"Growing a trial: {args.space}, first trial")
     alone1 = arrangement(args, 1, 1)[0]
@@ -76,4 +97,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    try:
+        raise SystemExit(main())
+    except KeyboardInterrupt:  # (the spawned trainers end on their own Ctrl-C)
+        print("grow_gain: interrupted; nothing was measured to the end", file=sys.stderr)
+        raise SystemExit(130) from None
