@@ -68,6 +68,10 @@ class TrainConfig:
     # > 0: an exponential moving average of the weights, this decay per step (fer.average), scored beside
     # them at every validation; the better of the two is the epoch's checkpoint. 0: off.
     ema: float = limited(0.0, "in [0, 1) (0: off)", lambda v: 0 <= v < 1)
+    # > 0: the weight of a teacher's softened probabilities beside the labels in the loss (fer.ship.distill
+    # supplies them; a run given none is refused), at this temperature. 0: off.
+    distill: float = limited(0.0, "in [0, 1] (0: off)", lambda v: 0 <= v <= 1)
+    distill_temperature: float = limited(2.0, "> 0", lambda v: v > 0)
     class_balance: Literal["none", "loss", "sampler"] = "none"
     # tau of the post-hoc prior correction (fer.calibration.prior_factor)
     logit_adjust: float = limited(0.0, ">= 0", lambda v: v >= 0)

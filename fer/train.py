@@ -24,6 +24,7 @@ from fer.classifier import Classifier
 from fer.clock import RunClock
 from fer.config import TrainConfig, plain, train_config
 from fer.data import CLASSES, FaceSet
+from fer.errors import ConfigError
 from fer.evaluate import autocast_for, classification_metrics, probabilities, view_logits
 from fer.models import model_from_spec
 from fer.speed import Speed
@@ -94,6 +95,7 @@ class Trainer:
         self.best = {"value": -math.inf, "epoch": 0, "state": None}
         self.average = WeightAverage(self.model, cfg.ema) if cfg.ema else None
         self.kept = self.model  # the weights the last validation kept: the model's own or their average
+        self.soft_targets: torch.Tensor | None = None  # (N, 7) softened teacher probabilities (teach)
 
     @classmethod
     def from_run(cls, run: dict, train: FaceSet, val: FaceSet) -> Trainer:
@@ -104,12 +106,23 @@ class Trainer:
         """The run as it trains: {model, train}, the precision and layout chosen, never "auto"."""
         return {"model": self.model_spec, "train": plain(self.cfg)}
 
+    def teach(self, probs: np.ndarray) -> None:
+        """A teacher's probabilities for the training images, (N, 7) in their order: with
+        `distill` > 0, each batch's loss adds its KL divergence from them (distillation_loss)."""
+        if probs.shape != (len(self.y), len(CLASSES)):
+            raise ValueError(f"teacher probabilities of shape {probs.shape}, expected {(len(self.y), len(CLASSES))}")
+        probs = torch.as_tensor(probs, dtype=torch.float32)
+        self.soft_targets = soften(probs, self.cfg.distill_temperature).to(self.device)
+
     # -- the loop --------------------------------------------------------------------------
     def epochs(self) -> Iterator[dict]:
         """Run the remaining epochs, yielding each one's metrics. With a time budget, an epoch
         starts only if the last one's duration says it will end inside the budget. Each epoch's
         `run_ends` says whether it is the last and why ("epochs", "time budget", "early
         stopping"; "" when another follows), so a caller can tell its run's own end from a stop."""
+        if self.cfg.distill and self.soft_targets is None:
+            raise ConfigError("train.distill needs a teacher's probabilities: `search distill` supplies them "
+                              "(set train.distill: 0 to train on the labels alone)")
         stale = 0
         while self.epoch < self.cfg.epochs:
             metrics = self.train_epoch()  # (starts the clock's epoch)
@@ -177,6 +190,9 @@ class Trainer:
             with autocast_for(self.device, cfg.precision):
                 logits = model(x)
             loss = F.cross_entropy(logits.float(), y, weight=weight, label_smoothing=cfg.label_smoothing)
+            if self.soft_targets is not None and cfg.distill:
+                loss = (1 - cfg.distill) * loss + cfg.distill * distillation_loss(
+                    logits.float(), self.soft_targets[idx], cfg.distill_temperature)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
@@ -277,6 +293,19 @@ class Trainer:
             self.best = {"value": best[self.cfg.monitor], "epoch": best["epoch"],
                          "state": copy.deepcopy(ckpt.state_dict),
                          "logit_adjust": ckpt.logit_adjust, "temperature": ckpt.temperature}
+
+
+def soften(probs: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Probabilities (N, 7) as their logits divided by `temperature` would give them (Hinton et
+    al. 2015): log p is the logits up to a per-row constant, which the softmax removes."""
+    return torch.softmax(torch.log(probs.clamp_min(1e-8)) / temperature, dim=1)
+
+
+def distillation_loss(logits: torch.Tensor, soft: torch.Tensor, temperature: float) -> torch.Tensor:
+    """T^2 KL(soft || softmax(logits / T)), batch mean: T^2 keeps its gradients' scale as T
+    changes, so the weight beside the labels' loss means the same at any temperature."""
+    log_student = F.log_softmax(logits / temperature, dim=1)
+    return temperature ** 2 * F.kl_div(log_student, soft, reduction="batchmean")
 
 
 def _optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:

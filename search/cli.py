@@ -13,8 +13,9 @@ from fer.atomic import write_text
 from fer.command import EXIT_FAILED, LazyChoices, Parser, positive_float, positive_int, run_command
 from fer.errors import FerError
 from fer.fields import add_options, given
+from fer.ship.distill import DistillSettings
 from search.settings import Settings
-from search.ship.commands import best_within_limits, cmd_ensemble, cmd_pareto, cmd_refit
+from search.ship.commands import best_within_limits, cmd_distill, cmd_ensemble, cmd_pareto, cmd_refit
 from search.uri import check_name, is_database, is_local
 
 EPILOG = ("Exit status: 0 done; 1 some trials failed after their retries (one line each on stderr), or the "
@@ -93,6 +94,18 @@ def _parser() -> argparse.ArgumentParser:
     rf.add_argument("--overwrite", action="store_true", help="replace the checkpoint --out already holds "
                                                            "(refused without it)")
     rf.set_defaults(func=cmd_refit)
+    di = sub.add_parser("distill", help="go on training the best trial against a teacher's probabilities (an "
+                                        "ensemble's, say) as well as the labels", epilog=EPILOG)
+    di.add_argument("dir")
+    di.add_argument("--teacher", help="a fer checkpoint or `search ensemble` output, trained on the same data "
+                                      "(not needed with --weight 0)")
+    di.add_argument("--family", choices=families, metavar="FAMILY", default="cnn",
+                    help="the family whose best trial is the student (%(choices)s; default %(default)s)")
+    di.add_argument("--out", help="output folder (default DIR/distill/FAMILY; needed when DIR is a storage URI)")
+    di.add_argument("--overwrite", action="store_true", help="replace the checkpoint --out already holds "
+                                                           "(refused without it)")
+    add_options(di, DistillSettings)  # --weight, --temperature, --lr-scale, --epochs, --time-budget-s
+    di.set_defaults(func=cmd_distill)
     en = sub.add_parser("ensemble", help="greedy ensemble of the trials' best checkpoints (Caruana et al. 2004)",
                         epilog=EPILOG)
     en.add_argument("dir")

@@ -69,13 +69,9 @@ def cmd_refit(args) -> int:
     from fer.checkpoint import Checkpoint
     from fer.data import load_data
     from fer.ship.refit import refit
-    from search.results import best_trials
 
     out = output_folder(args, Path("refit") / args.family)
-    best = {b["family"]: b for b in best_trials(args.dir)}
-    if args.family not in best:
-        raise FerError(f"{args.dir}: no {args.family} trial has a checkpoint (families here: {', '.join(best)})")
-    chosen = best[args.family]
+    chosen = _best_of(args.dir, args.family)
     ckpt = Checkpoint.load(chosen["checkpoint"])
     source = ckpt.source
     faces = load_data(source)
@@ -89,6 +85,53 @@ def cmd_refit(args) -> int:
           f"({new.data['train_n']:,} faces) in {time.perf_counter() - t0:.0f}s. It has seen PublicTest: score it "
           f"on PrivateTest only (python -m fer evaluate {out} --split PrivateTest)")
     return 0
+
+
+def cmd_distill(args) -> int:
+    """fer.ship.distill on the best trial of a family, against --teacher; the line at the end
+    compares the student before and after, on the split it was selected on."""
+    from fer.checkpoint import Checkpoint
+    from fer.data import load_data
+    from fer.fields import given, make_config
+    from fer.ship.distill import DistillSettings, distill
+
+    settings = make_config(DistillSettings, given(args, DistillSettings), "distill")
+    if settings.weight and not args.teacher:
+        raise FerError("--teacher: required with --weight above 0 (e.g. the ensemble `search ensemble` wrote)")
+    out = output_folder(args, Path("distill") / args.family)
+    chosen = _best_of(args.dir, args.family)
+    student = Checkpoint.load(chosen["checkpoint"])
+    metric = chosen["metric"]
+    against = (f"against {args.teacher}, weight {settings.weight:g}, temperature {settings.temperature:g}"
+               if settings.weight else "on the labels alone (--weight 0)")
+    print(f"distill {args.family}: trial {chosen['trial_id']} ({metric} {chosen['value']:.4f} at epoch "
+          f"{student.best_epoch}) trained on {against}", flush=True)
+
+    def teacher_done(seconds: float) -> None:
+        if settings.weight:
+            print(f"teacher: scored the training faces in {seconds:.0f}s", flush=True)
+
+    def epoch_done(m: dict) -> None:
+        print(f"epoch {m['epoch']:3d}  train loss {m['train_loss']:.4f}  val acc {m['val_acc']:.4f} macro-F1 "
+              f"{m['val_macro_f1']:.4f}  lr {m['lr']:.2e}  {m['epoch_s']:.1f}s", flush=True)
+
+    t0 = time.perf_counter()
+    new = distill(student, args.teacher, load_data(student.source), out, settings, epoch_done, teacher_done)
+    before, after = chosen["value"], new.metrics[metric]
+    print(f"wrote {out / 'checkpoint.pt'} in {time.perf_counter() - t0:.0f}s: {metric} {after:.4f} at epoch "
+          f"{new.best_epoch}, against {before:.4f} before ({after - before:+.4f} on {new.data['val_split']}, "
+          f"the split both were selected on)")
+    return 0
+
+
+def _best_of(root: str, family: str) -> dict:
+    """The best trial of `family` under `root` (search.results), or an error naming the families there."""
+    from search.results import best_trials
+
+    best = {b["family"]: b for b in best_trials(root)}
+    if family not in best:
+        raise FerError(f"{root}: no {family} trial has a checkpoint (families here: {', '.join(best) or 'none'})")
+    return best[family]
 
 
 def cmd_ensemble(args) -> int:

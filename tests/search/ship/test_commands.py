@@ -1,4 +1,4 @@
-"""search/ship/commands.py: where `refit` and `ensemble` write, and that a checkpoint already
+"""search/ship/commands.py: where `refit`, `distill` and `ensemble` write, and that a checkpoint already
 there (the user's earlier ensemble or refit) is refused before any work, unless --overwrite."""
 import pytest
 
@@ -50,11 +50,29 @@ def test_refit_refuses_before_reading_the_experiment(tmp_path, capsys):
     assert "no search experiments inside" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("command", ["ensemble", "refit"])
+@pytest.mark.parametrize("command", ["ensemble", "refit", "distill --weight 0"])
 def test_an_out_that_is_a_file_is_refused_before_any_work(tmp_path, never_built, capsys, command):
     notes = tmp_path / "notes.txt"
     notes.write_text("mine")
-    assert main([command, str(tmp_path), "--out", str(notes)]) == 2 and never_built == []
+    assert main([*command.split(), str(tmp_path), "--out", str(notes)]) == 2 and never_built == []
     assert capsys.readouterr().err.strip() == (f"search: error: --out {notes}: a file, not a folder: name a folder "
                                                 "to write into")
     assert notes.read_text() == "mine"
+
+
+def test_distill_refuses_before_any_work(tmp_path, capsys):
+    """Without a teacher (at a weight above 0), or with a checkpoint already at its folder, distill
+    says so before it reads the experiment; with both settled it goes on and finds no trial."""
+    assert main(["distill", str(tmp_path)]) == 2
+    assert capsys.readouterr().err.strip() == ("search: error: --teacher: required with --weight above 0 (e.g. the "
+                                                "ensemble `search ensemble` wrote)")
+    held = tmp_path / "distill" / "cnn"
+    held.mkdir(parents=True)
+    (held / "checkpoint.pt").write_bytes(b"an earlier distillation")
+    assert main(["distill", str(tmp_path), "--weight", "0"]) == 2
+    assert "holds a checkpoint (checkpoint.pt)" in capsys.readouterr().err
+    assert main(["distill", str(tmp_path), "--weight", "0", "--overwrite"]) == 2
+    assert "no search experiments inside" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as out_of_range:  # argparse's refusal, naming the option
+        main(["distill", str(tmp_path), "--weight", "1.5"])
+    assert out_of_range.value.code == 2 and "--weight: must be a number in [0, 1]" in capsys.readouterr().err
