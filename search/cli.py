@@ -1,4 +1,4 @@
-"""`python -m search run|best|table|pareto|ensemble|refit`: Ray Tune + Optuna sweeps over fer's model
+"""`python -m search run|best|table|pareto|ensemble|refit|distill`: Ray Tune + Optuna sweeps over fer's model
 families, and picking and shipping their best trials."""
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""`search pareto|refit|ensemble` and `search best` within limits: the commands that pick and
+"""`search pareto|refit|distill|ensemble` and `search best` within limits: the commands that pick and
 ship a model from a finished experiment (search.cli holds their options)."""
 from __future__ import annotations
 
