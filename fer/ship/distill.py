@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from fer.errors import CheckpointError, ConfigError
+from fer.errors import CheckpointError, ConfigError, FerError
 from fer.fields import Limit, option
 
 if TYPE_CHECKING:  # torch: imported by the functions that need it, so that `search --help` stays quick
@@ -93,6 +93,9 @@ def distill(student: Checkpoint, teacher_path: str, faces: FaceSet, out: str | P
     if probs is not None:
         trainer.teach(probs)
     trainer.fit(on_epoch)
+    if trainer.best["state"] is None:  # the first epoch diverged: the student as it was is still the better
+        raise FerError(f"training diverged in epoch {trainer.epoch}: nothing written to {out}; a lower "
+                          "--lr-scale usually helps")
     trainer.use_best_weights()
     data.update(distilled_from={"teacher": str(teacher_path) if s.weight else None, "teacher_s": teacher_s,
                                 "student_metrics": student.metrics, "student_best_epoch": student.best_epoch})
