@@ -25,6 +25,7 @@ if TYPE_CHECKING:  # torch: imported by the functions that need it, so that `sea
     from fer.checkpoint import Checkpoint
     from fer.data import FaceSet
 
+
 @dataclass(frozen=True)
 class DistillSettings:
     """How the student trains against its teacher; each field is a `search distill` option."""
@@ -66,22 +67,19 @@ def distill_config(student: Checkpoint, s: DistillSettings, budget_left_s: float
     return resolve_run({"model": dict(student.spec), "train": train}, source="distill")
 
 
-def distill(student: Checkpoint, teacher_path: str, faces: FaceSet, out: str | Path, s: DistillSettings,
+def distill(student: Checkpoint, teacher: Checkpoint | None, faces: FaceSet, out: str | Path, s: DistillSettings,
             on_epoch=None, on_teacher=None) -> Checkpoint:
-    """Train the student against the teacher and write out/checkpoint.pt (its best epoch); returns
-    it. `on_teacher(seconds)` is told how long the teacher's pass took."""
-    from fer.checkpoint import Checkpoint
+    """Train the student against the teacher (check_pair'd by the caller; None with weight 0) and
+    write out/checkpoint.pt (its best epoch); returns it. `on_teacher(seconds)` is told how long
+    the teacher's pass took."""
     from fer.data.splits import split_for_training
     from fer.evaluate import predict_checkpoint
-    from fer.train import Trainer
+    from fer.train import Trainer, pick_device
 
     t0 = time.perf_counter()
     train, val, data = split_for_training(faces, student.train_config)
-    probs = None
-    if s.weight:
-        teacher = Checkpoint.load(teacher_path)
-        check_pair(student, teacher, teacher_path)
-        probs = predict_checkpoint(teacher, train.images)  # (N, 7), the teacher's preprocessing and TTA
+    device = pick_device(student.train_config.get("device", "auto"))
+    probs = predict_checkpoint(teacher, train.images, device) if s.weight else None  # (N, 7): its own TTA
     teacher_s = time.perf_counter() - t0
     if on_teacher:
         on_teacher(teacher_s)
@@ -95,9 +93,9 @@ def distill(student: Checkpoint, teacher_path: str, faces: FaceSet, out: str | P
     trainer.fit(on_epoch)
     if trainer.best["state"] is None:  # the first epoch diverged: the student as it was is still the better
         raise FerError(f"training diverged in epoch {trainer.epoch}: nothing written to {out}; a lower "
-                          "--lr-scale usually helps")
+                       "--lr-scale usually helps")
     trainer.use_best_weights()
-    data.update(distilled_from={"teacher": str(teacher_path) if s.weight else None, "teacher_s": teacher_s,
+    data.update(distilled_from={"teacher": str(teacher.path) if s.weight else None, "teacher_s": teacher_s,
                                 "student_metrics": student.metrics, "student_best_epoch": student.best_epoch})
     new = trainer.checkpoint(data, metrics=trainer.history[trainer.best["epoch"] - 1])
     new.save(Path(out) / "checkpoint.pt")

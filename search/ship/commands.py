@@ -93,7 +93,7 @@ def cmd_distill(args) -> int:
     from fer.checkpoint import Checkpoint
     from fer.data import load_data
     from fer.fields import given, make_config
-    from fer.ship.distill import DistillSettings, distill
+    from fer.ship.distill import DistillSettings, check_pair, distill
 
     settings = make_config(DistillSettings, given(args, DistillSettings), "distill")
     if settings.weight and not args.teacher:
@@ -101,6 +101,9 @@ def cmd_distill(args) -> int:
     out = output_folder(args, Path("distill") / args.family)
     chosen = _best_of(args.dir, args.family)
     student = Checkpoint.load(chosen["checkpoint"])
+    teacher = Checkpoint.load(args.teacher) if settings.weight else None  # refused here, before any work
+    if teacher is not None:
+        check_pair(student, teacher, args.teacher)
     metric = chosen["metric"]
     against = (f"against {args.teacher}, weight {settings.weight:g}, temperature {settings.temperature:g}"
                if settings.weight else "on the labels alone (--weight 0)")
@@ -116,7 +119,7 @@ def cmd_distill(args) -> int:
               f"{m['val_macro_f1']:.4f}  lr {m['lr']:.2e}  {m['epoch_s']:.1f}s", flush=True)
 
     t0 = time.perf_counter()
-    new = distill(student, args.teacher, load_data(student.source), out, settings, epoch_done, teacher_done)
+    new = distill(student, teacher, load_data(student.source), out, settings, epoch_done, teacher_done)
     before, after = chosen["value"], new.metrics[metric]
     print(f"wrote {out / 'checkpoint.pt'} in {time.perf_counter() - t0:.0f}s: {metric} {after:.4f} at epoch "
           f"{new.best_epoch}, against {before:.4f} before ({after - before:+.4f} on {new.data['val_split']}, "

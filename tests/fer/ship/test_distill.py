@@ -69,7 +69,7 @@ def test_distill_moves_the_student_towards_its_teacher_and_records_both(pair):
     faces = load_data(student.source)
     settings = DistillSettings(weight=1.0, temperature=1.0, lr_scale=1.0, epochs=6)
     seen = []
-    new = distill(student, teacher, faces, root / "out", settings, on_teacher=seen.append)
+    new = distill(student, Checkpoint.load(teacher), faces, root / "out", settings, on_teacher=seen.append)
     train = faces.subset(np.flatnonzero(faces.split == 0))
     assert _gap(new, teacher, train.images) < _gap(student, teacher, train.images)
     saved = load_checkpoint(root / "out")
