@@ -31,24 +31,25 @@ def _search(*args, **kw):
     return [sys.executable, "-m", "search", "run", *map(str, args), "--no-report"]
 
 
-def _two_ended(log: str) -> bool:
+def _two_ended(log: str, snapshot: list | None) -> bool:
     return len(ENDED.findall(log)) >= 2
 
 
-def _snapshot_ended(experiment: Path) -> set:
-    """Trial ids that Tune's newest experiment snapshot records as TERMINATED: what a resume keeps."""
+def _snapshot(experiment: Path) -> list:
+    """Tune's newest experiment snapshot, one dict per trial: its status, id and last result
+    (its runtime state merged in); empty while none is whole."""
     states = sorted(experiment.glob("experiment_state-*.json"))
     try:
-        trials = [json.loads(t[0]) for t in json.loads(states[-1].read_text())["trial_data"]] if states else []
+        data = json.loads(states[-1].read_text())["trial_data"] if states else []
+        return [{**json.loads(run), **json.loads(trial)} for trial, run in data]
     except (ValueError, KeyError, IndexError):  # caught mid-write: read it again next time
-        return set()
-    return {t["trial_id"] for t in trials if t["status"] == "TERMINATED"}
+        return []
 
 
 def _kill_once_two_trials_ended(cmd: list, log_path: Path, until=_two_ended, **env) -> set:
     """Run the sweep, SIGKILL it and its local Ray once two trials have ended, Tune's snapshot in a
-    local folder records them ended (a crash before that snapshot rightly runs them again), and `until(log)`;
-    the ids of the trials that ended."""
+    local folder records them ended (a crash before that snapshot rightly runs them again), and
+    `until(log, snapshot)` (the snapshot None where the storage is not local); the ids of the trials that ended."""
     log = open(log_path, "w+")
     proc = subprocess.Popen(cmd, cwd=REPO, env=subprocess_env(**env), stdout=log, stderr=subprocess.STDOUT,
                             start_new_session=True)
@@ -58,8 +59,9 @@ def _kill_once_two_trials_ended(cmd: list, log_path: Path, until=_two_ended, **e
     def ready() -> bool:
         text = log_path.read_text()
         ended = set(ENDED.findall(text))
-        snapshot = experiment is None or ended <= _snapshot_ended(experiment)
-        return len(ended) >= 2 and snapshot and until(text)
+        snapshot = None if experiment is None else _snapshot(experiment)
+        recorded = snapshot is None or ended <= {t["trial_id"] for t in snapshot if t["status"] == "TERMINATED"}
+        return len(ended) >= 2 and recorded and until(text, snapshot)
 
     deadline = time.time() + 240
     while time.time() < deadline and not ready():
@@ -72,9 +74,14 @@ def _kill_once_two_trials_ended(cmd: list, log_path: Path, until=_two_ended, **e
     return finished
 
 
-def _running_with_a_checkpoint(log: str) -> bool:
+def _running_with_a_checkpoint(log: str, snapshot: list | None) -> bool:
+    """An unfinished trial has a checkpoint, and Tune's snapshot records it (a loaded machine can
+    write the snapshot well after the trial's log line)."""
     ended = set(ENDED.findall(log))
-    return bool(set(re.findall(r"\] (\w+) epoch +[12] ", log)) - ended)
+    logged = set(re.findall(r"\] (\w+) epoch +[12] ", log)) - ended
+    return bool(logged) and snapshot is not None and any(
+        t["status"] != "TERMINATED" and t["trial_id"] not in ended
+        and (t.get("last_result") or {}).get("checkpoint_dir_name") for t in snapshot)
 
 
 def _stage_deleted_checkpoints(experiment: Path) -> int:

@@ -155,13 +155,14 @@ def test_time_budget_bounds_the_sweep_and_every_trial(ray_cluster, faces, tmp_pa
     space = load_sweeps(str(tiny_sweep(tmp_path / "space.yaml", n=50, epochs=epochs)), {"time_budget_s": budget})[0]
     grid = run_sweep(space, train_fer, Request("exp", str(tmp_path / "results")), faces=faces)
     assert not grid.errors and len(grid) < 50  # the limiter stopped starting trials
-    reported = [r for r in grid if r.checkpoint is not None]
-    assert reported
-    for r in grid:
-        if r.checkpoint is None:  # started in the last seconds: its worker was still starting at the deadline
-            assert "training_iteration" not in (r.metrics or {})
+    # read as every reading command reads it, from the files (Tune's own Result can miss the
+    # checkpoint of an epoch reported in the deadline's last moment, though it is on disk)
+    table = trials_table(tmp_path / "results")
+    assert len(table) == len(grid) and (table["epochs"] > 0).any()
+    for _, row in table.iterrows():
+        if row["epochs"] == 0:  # started in the last seconds: its worker was still starting at the deadline
             continue
-        payload = load_checkpoint(Path(r.checkpoint.path) / "checkpoint.pt")
+        payload = load_checkpoint(Path(row["checkpoint"]))
         own = payload["train_config"]["time_budget_s"]
         assert 0 < own <= budget and payload["history"][-1]["elapsed_s"] <= own
         assert len(payload["history"]) < epochs  # cut by its budget, not its epochs
