@@ -162,6 +162,7 @@ def test_time_budget_bounds_the_sweep_and_every_trial(ray_cluster, faces, tmp_pa
     for _, row in table.iterrows():
         if row["epochs"] == 0:  # started in the last seconds: its worker was still starting at the deadline
             continue
+        assert row["checkpoint"], row  # every trial that reported an epoch has its checkpoint on disk
         payload = load_checkpoint(Path(row["checkpoint"]))
         own = payload["train_config"]["time_budget_s"]
         assert 0 < own <= budget and payload["history"][-1]["elapsed_s"] <= own
