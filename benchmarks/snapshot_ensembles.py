@@ -18,7 +18,8 @@ import numpy as np
 
 from fer.checkpoint import Checkpoint
 from fer.data import load_data
-from search.ship.ensemble import candidates, unseen_half_scores, validation_probs
+from fer.ship.probs import validation_probs
+from search.ship.ensemble import candidates, unseen_half_scores
 
 ARMS = ("best single", "ensemble of the trials' best", "best single of every checkpoint", "snapshot ensemble")
 

@@ -1,4 +1,4 @@
-"""`python -m fer train|evaluate|predict|export|calibrate|summary|cache`: train, score and inspect FER2013
+"""`python -m fer train|evaluate|predict|export|calibrate|ensemble|summary|cache`: train, score and inspect FER2013
 classifiers."""
 from __future__ import annotations
 
@@ -72,6 +72,13 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--split", help="the split to fit on (default: the checkpoint's validation split, the one it "
                                    "was selected on)")
     c.set_defaults(func=cmd_calibrate)
+    n = sub.add_parser("ensemble", help="average runs of one recipe (other seeds) with equal weights into one "
+                                        "checkpoint (fer.ship.ensemble.average_runs)", epilog=EPILOG)
+    n.add_argument("runs", nargs="+", help="run folders or checkpoints, validated on the same rows")
+    n.add_argument("--out", required=True, help="output folder for the ensemble's checkpoint.pt")
+    n.add_argument("--overwrite", action="store_true", help="replace the checkpoint --out already holds")
+    n.add_argument("--json", action="store_true", help="print one JSON object")
+    n.set_defaults(func=cmd_ensemble)
     s = sub.add_parser("summary", help="Keras-style layer table and parameter totals", epilog=EPILOG)
     s.add_argument("model", help="a registered model name (seed_cnn, seed_dnn, ...) or a YAML run config")
     s.set_defaults(func=cmd_summary)
@@ -246,6 +253,27 @@ def _export_int8(ckpt, out: Path, check) -> int:
         print("fer: the int8 model failed its gate; nothing written", file=sys.stderr)
         return EXIT_FAILED
     print(f"wrote {out} (int8 ONNX, QDQ, per-channel weights, calibrated on {len(calibration)} training faces)")
+    return 0
+
+
+def cmd_ensemble(args) -> int:
+    from fer.ship.ensemble import average_runs
+
+    out = folder_to_write(args.out)
+    if (out / "checkpoint.pt").exists() and not args.overwrite:
+        raise FerError(f"{out}: holds a checkpoint (checkpoint.pt): give another --out, or --overwrite to replace it")
+    done = average_runs(args.runs, out)
+    if args.json:
+        print(json.dumps(done))
+        return 0
+    width = max(len(m["member"]) for m in done["members"])
+    print(f"equal-weight ensemble of {len(done['members'])} runs, scored on {done['split']}:")
+    for m in done["members"]:
+        print(f"  {m['member']:<{width}}  accuracy {m['accuracy']:.4f}  macro-F1 {m['macro_f1']:.4f}")
+    e = done["ensemble"]
+    print(f"  {'ensemble':<{width}}  accuracy {e['accuracy']:.4f}  macro-F1 {e['macro_f1']:.4f}")
+    print(f"wrote {done['out']} (no member chosen on {done['split']}: its score there is as optimistic as the "
+          f"runs' own best epochs)")
     return 0
 
 

@@ -85,6 +85,9 @@ class TrainConfig:
     scale: float = limited(0.0, "in [0, 1)", lambda v: 0 <= v < 1)  # relative zoom jitter
     translate: float = limited(0.0, "in [0, 0.5)", lambda v: 0 <= v < 0.5)  # shift as a fraction of the side
     erasing: float = limited(0.0, "a probability in [0, 1]", lambda v: 0 <= v <= 1)  # one random rectangle
+    # > 0: mixup (Zhang et al. 2018), each batch blended with a shuffled copy of itself at a share drawn
+    # from Beta(mixup, mixup), its loss blended alike (fer.transforms.mixup). 0: off.
+    mixup: float = limited(0.0, ">= 0 (0: off)", lambda v: v >= 0)
     tta: Literal["none", "flip", "tencrop", "shifts"] = "none"
     # fit a temperature on the validation split at every validation, kept with each checkpoint (fer.calibration)
     calibrate: bool = True

@@ -29,7 +29,7 @@ from fer.evaluate import autocast_for, classification_metrics, probabilities, vi
 from fer.models import model_from_spec
 from fer.speed import Speed
 from fer.speed import choose as choose_speed
-from fer.transforms import augment, centre_crop, normalize
+from fer.transforms import augment, centre_crop, mixup, normalize
 
 DIVERGED = {"val_loss": math.nan, "val_acc": math.nan, "val_macro_f1": math.nan, "val_ece": math.nan}  # loss NaN
 
@@ -90,8 +90,8 @@ class Trainer:
         self.steps_per_epoch = len(batches_of(torch.empty(len(train)), cfg.batch_size))
         self.epoch, self.history = 0, []
         self.clock = RunClock(cfg.time_budget_s)  # seconds in epochs: the budget, the schedule, the progress
-        self.optimizer = _optimizer(self.model, cfg)
-        self.scheduler = _scheduler(self.optimizer, cfg, self.steps_per_epoch, self.progress)
+        self.optimizer = optim.optimizer_for(self.model, cfg)
+        self.scheduler = optim.scheduler_for(self.optimizer, cfg, self.steps_per_epoch, self.progress)
         self.best = {"value": -math.inf, "epoch": 0, "state": None}
         self.average = WeightAverage(self.model, cfg.ema) if cfg.ema else None
         self.kept = self.model  # the weights the last validation kept: the model's own or their average
@@ -180,19 +180,19 @@ class Trainer:
         self.clock.start_epoch()
         loss_sum = torch.zeros((), device=self.device)
         correct = torch.zeros((), device=self.device, dtype=torch.long)
-        weight = self.class_weights if cfg.class_balance == "loss" else None
         batches = self._batches()
         for i, idx in enumerate(batches):
             x = augment(normalize(self.x[idx], self.prep), cfg, self.gen)
+            if cfg.mixup:
+                x, perm, lam = mixup(x, cfg.mixup, self.gen)
             if cfg.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             y = self.y[idx]
             with autocast_for(self.device, cfg.precision):
                 logits = model(x)
-            loss = F.cross_entropy(logits.float(), y, weight=weight, label_smoothing=cfg.label_smoothing)
-            if self.soft_targets is not None and cfg.distill:
-                loss = (1 - cfg.distill) * loss + cfg.distill * distillation_loss(
-                    logits.float(), self.soft_targets[idx], cfg.distill_temperature)
+            loss = self._loss(logits.float(), idx)
+            if cfg.mixup:  # the shuffled copy's labels (and teacher) at its share of the blend
+                loss = lam * loss + (1 - lam) * self._loss(logits.float(), idx[perm])
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
@@ -210,6 +210,16 @@ class Trainer:
         n = len(self.y)
         return {"train_loss": loss_sum.item() / n, "train_acc": correct.item() / n,
                 "lr": self.optimizer.param_groups[0]["lr"], "epoch_s": seconds, "images_per_s": n / seconds}
+
+    def _loss(self, logits: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+        """The batch's loss against the labels (and the teacher) of the training images `idx`."""
+        cfg = self.cfg
+        weight = self.class_weights if cfg.class_balance == "loss" else None
+        loss = F.cross_entropy(logits, self.y[idx], weight=weight, label_smoothing=cfg.label_smoothing)
+        if self.soft_targets is not None and cfg.distill:
+            loss = (1 - cfg.distill) * loss + cfg.distill * distillation_loss(
+                logits, self.soft_targets[idx], cfg.distill_temperature)
+        return loss
 
     def validate(self) -> dict:
         """Scores on the validation set. With `ema`, the weights' average is scored too (its batch
@@ -306,39 +316,3 @@ def distillation_loss(logits: torch.Tensor, soft: torch.Tensor, temperature: flo
     changes, so the weight beside the labels' loss means the same at any temperature."""
     log_student = F.log_softmax(logits / temperature, dim=1)
     return temperature ** 2 * F.kl_div(log_student, soft, reduction="batchmean")
-
-
-def _optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
-    params = model.parameters()
-    if cfg.optimizer == "sgd":
-        return optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov and cfg.momentum > 0,
-                         weight_decay=cfg.weight_decay)
-    cls = optim.AdamW if cfg.optimizer == "adamw" else optim.Adam
-    return cls(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-
-
-def one_cycle(p: float, warmup: float = 0.3, div: float = 25.0, final_div: float = 1e4) -> float:
-    """lr / max lr at progress p in [0, 1]: the shape of torch's OneCycleLR with its defaults
-    (cosine from max/25 up to max over the first 30%, then down to max/2.5e5), as a function
-    of progress rather than of a step count fixed in advance. Momentum is not cycled."""
-    start, end = 1 / div, 1 / (div * final_div)
-    if p < warmup:
-        return start + (1 - start) * 0.5 * (1 - math.cos(math.pi * p / warmup))
-    return end + (1 - end) * 0.5 * (1 + math.cos(math.pi * (p - warmup) / (1 - warmup)))
-
-
-def _scheduler(opt: torch.optim.Optimizer, cfg: TrainConfig, steps_per_epoch: int,
-               progress: Callable[[int], float]):
-    """Per-step schedules (cosine, one-cycle, step) and the per-epoch plateau schedule.
-    Cosine and one-cycle follow `progress`, so a time budget shorter than the epochs still
-    anneals them to ~0 by its end."""
-    if cfg.schedule == "cosine":
-        return torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * progress(s))))
-    if cfg.schedule == "onecycle":
-        return torch.optim.lr_scheduler.LambdaLR(opt, lambda s: one_cycle(progress(s)))
-    if cfg.schedule == "step":
-        return torch.optim.lr_scheduler.StepLR(opt, step_size=cfg.step_size * steps_per_epoch, gamma=cfg.gamma)
-    if cfg.schedule == "plateau":
-        return torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="max", factor=cfg.gamma,
-                                                          patience=cfg.plateau_patience)
-    return torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)

@@ -97,6 +97,25 @@ def augment(x: torch.Tensor, cfg, gen: torch.Generator) -> torch.Tensor:
     return x
 
 
+def beta_share(alpha: float, gen: torch.Generator) -> float:
+    """One draw from Beta(alpha, alpha) by Johnk's method (two uniforms, accepted when their powers
+    sum to at most 1), so that the run's own generator, not torch's global one, decides it: torch's
+    Beta and Gamma samplers take no generator. Acceptance is over 1/2 for alpha <= 1."""
+    while True:
+        u, v = torch.rand(2, generator=gen, device=gen.device).double().tolist()
+        a, b = u ** (1 / alpha), v ** (1 / alpha)
+        if 0 < a + b <= 1:
+            return a / (a + b)
+
+
+def mixup(x: torch.Tensor, alpha: float, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, float]:
+    """A batch blended with a shuffled copy of itself (Zhang et al. 2018): (lam x + (1 - lam) x[perm],
+    perm, lam), lam ~ Beta(alpha, alpha) once per batch; the loss is blended with the same lam."""
+    lam = beta_share(alpha, gen)
+    perm = torch.randperm(x.shape[0], generator=gen, device=gen.device).to(x.device)
+    return lam * x + (1 - lam) * x[perm], perm, lam
+
+
 def shifted(x: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
     """(B, 1, H, W) moved by (dy, dx) pixels, zeros coming in (as random_affine's padding)."""
     p = max(abs(dy), abs(dx))

@@ -2,6 +2,10 @@
 probabilities (Caruana et al., 2004), and an ensemble checkpoint in fer's own format, so that
 `fer evaluate`, `predict` and `export` and the analysis report read it like any other.
 
+`average_runs` is the other way to build one: runs of one recipe trained apart (other seeds), their
+probabilities averaged with equal weights, nothing chosen on the validation split, so its score there
+is as optimistic as its members' own best epochs and no more.
+
 Selection adds, at each step, the member whose addition scores best on the validation split
 (a member may be added again: that raises its weight), and keeps the best-scoring prefix of
 the `size` steps. Its score on that split is therefore optimistic, like any selected model's.
@@ -10,15 +14,18 @@ from __future__ import annotations
 
 import dataclasses
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 
-from fer.calibration import prior_correction
+from fer.calibration import fit_temperature, prior_correction
 from fer.checkpoint import Checkpoint, preprocessing
 from fer.config import TrainConfig
-from fer.data import CLASSES
+from fer.data import CLASSES, load_data
+from fer.errors import FerError
 from fer.models import model_from_spec
 from fer.models.ensemble import Member
+from fer.ship.probs import validation_probs
 
 
 def score(labels: np.ndarray, probs: np.ndarray, metric: str = "accuracy") -> float:
@@ -76,3 +83,44 @@ def ensemble_checkpoint(members, picks: list[int], data: dict, metrics: dict, te
     prep = preprocessing(0.0, 1 / 255, 48, members[chosen[0]][0].prep.class_prior, temperature=temperature)
     train = dataclasses.asdict(TrainConfig(tta="none", precision=precision))
     return Checkpoint.build(spec, model.state_dict(), prep, train, metrics=metrics, data=data)
+
+
+def average_runs(paths: list[str], out: str | Path) -> dict:
+    """Write out/checkpoint.pt, the equal-weight ensemble of the checkpoints at `paths` (each a run
+    folder or its checkpoint.pt), all validated on the same rows; return each member's validation
+    scores and the ensemble's. Nothing is written before every member has been scored."""
+    files, loaded = _runs(paths)
+    members = [(str(f), str(f)) for f in files]
+    data = loaded[0].data
+    labels, probs = validation_probs(members, load_data(data.get("source")))
+    combined = np.mean(probs, axis=0)
+    temperature = fit_temperature(np.log(np.clip(combined, 1e-12, None))[None], labels)  # (1, N, 7): one view
+    scores = {m: score(labels, combined, m) for m in ("accuracy", "macro_f1")}
+    ensemble = ensemble_checkpoint({i: (c, str(f)) for i, (c, f) in enumerate(zip(loaded, files))},
+                                   list(range(len(files))), data,
+                                   {"val_acc": scores["accuracy"], "val_macro_f1": scores["macro_f1"]}, temperature)
+    ensemble.save(Path(out) / "checkpoint.pt")
+    return {"out": str(Path(out) / "checkpoint.pt"), "split": data.get("val_split") or "validation",
+            "members": [{"member": str(f), "accuracy": score(labels, p), "macro_f1": score(labels, p, "macro_f1")}
+                        for f, p in zip(files, probs)],
+            "ensemble": scores}
+
+
+def _runs(paths: list[str]) -> tuple[list[Path], list[Checkpoint]]:
+    """The checkpoint files at `paths` (a run folder stands for its checkpoint.pt), loaded; refused in
+    one line, before any scoring, where an average would mislead: an ensemble as a member, a refit
+    (its validation rows were training rows), a run trained on other data than the first."""
+    files = [Path(p) / "checkpoint.pt" if Path(p).is_dir() else Path(p) for p in paths]
+    if len(files) < 2:
+        raise FerError("an ensemble needs at least two runs")
+    loaded = [Checkpoint.load(f) for f in files]
+    for f, ckpt in zip(files, loaded):
+        if ckpt.spec.get("name") == "ensemble":
+            raise FerError(f"{f}: an ensemble already; name the runs it was made of")
+        if ckpt.trained_on:
+            raise FerError(f"{f}: a refit, trained on {' and '.join(ckpt.trained_on)}: its validation rows were "
+                           "training rows")
+        if ckpt.source != loaded[0].source:
+            raise FerError(f"{f}: trained on {ckpt.source}, {files[0]} on {loaded[0].source}: runs of one "
+                           "recipe on the same data are averaged")
+    return files, loaded

@@ -1,7 +1,7 @@
 """`search ensemble`: every trial's best checkpoint, scored on the validation split it was
 selected on with its own TTA, combined by fer.ship.ensemble's greedy selection into one ensemble
-checkpoint. Validation probabilities are cached beside each checkpoint (`val_probs.npz`, keyed
-by the checkpoint's and the images' content), so a second ensemble of the same sweep costs seconds.
+checkpoint. Validation probabilities are cached beside each checkpoint (fer.ship.probs), so a
+second ensemble of the same sweep costs seconds.
 
 A score on the split the members were chosen on is optimistic, the more so the more candidates:
 `held_out` also chooses on one random half of that split and scores on the other, so a user sees
@@ -14,20 +14,13 @@ from typing import NamedTuple
 
 import numpy as np
 
-from fer.atomic import digest
 from fer.calibration import fit_temperature
 from fer.checkpoint import Checkpoint
-from fer.data import load_data, split_for_training
-from fer.data.cache import ArrayCache
-from fer.errors import FerError
-from fer.evaluate import predict_checkpoint
+from fer.data import load_data
 from fer.remote import location
 from fer.ship.ensemble import ensemble_checkpoint, greedy_selection, score
-from fer.train import pick_device
+from fer.ship.probs import validation_probs
 from search.results import ResultsError, trials_table
-
-PROBS_FILE = "val_probs.npz"
-PROBS_VERSION = 2  # part of the cache key: raise it whenever the probabilities are computed differently
 
 
 def candidates(root: str | Path, family: str, snapshots: bool = False) -> tuple[list[tuple[str, str]], str]:
@@ -55,33 +48,6 @@ def other_checkpoints(best: str) -> list:
     folder = location(best).parent
     kept = sorted(d / "checkpoint.pt" for d in folder.parent.glob("checkpoint_*") if d.name != folder.name)
     return [p for p in kept if p.is_file()]
-
-
-def validation_probs(members: list[tuple[str, str]], faces) -> tuple[np.ndarray, list[np.ndarray]]:
-    """(labels, each member's probabilities) on the validation rows, which must be the same for all."""
-    labels, probs, device = None, [], pick_device()
-    for name, path in members:
-        ckpt = Checkpoint.load(path)
-        _, val, _ = split_for_training(faces, ckpt.train_config)
-        if labels is not None and not np.array_equal(val.require_labels(), labels):
-            raise FerError(f"{name} was validated on other rows than {members[0][0]}: their scores cannot be combined")
-        labels = val.require_labels()
-        probs.append(_cached_probs(ckpt, val.images, device))
-    return labels, probs
-
-
-def _cached_probs(ckpt: Checkpoint, images: np.ndarray, device) -> np.ndarray:
-    """A checkpoint's validation probabilities, from val_probs.npz when it was computed from this
-    very checkpoint file, these images and this PROBS_VERSION."""
-    file = ckpt.path
-    store, entry = ArrayCache(file.parent), PROBS_FILE.removesuffix(".npz")
-    key = digest(file, extra=f"v{PROBS_VERSION}:{images.shape}:".encode() + np.ascontiguousarray(images).tobytes())
-    held = store.get(entry)
-    if held is not None and str(held.get("key")) == key and "probs" in held:
-        return held["probs"]
-    probs = predict_checkpoint(ckpt, images, device)
-    store.put(entry, {"probs": probs, "key": np.array(key)})
-    return probs
 
 
 class HeldOut(NamedTuple):

@@ -6,8 +6,9 @@ import torch
 
 from fer.config import load_run
 from fer.errors import ConfigError
-from fer.train import Trainer, one_cycle
-from fer.transforms import eval_views, random_crop, random_erasing
+from fer.optim import one_cycle
+from fer.train import Trainer
+from fer.transforms import beta_share, eval_views, mixup, random_crop, random_erasing
 from tests.factories import TINY_CNN
 
 TINY = [*TINY_CNN, "train.epochs=2"]
@@ -61,6 +62,7 @@ def plain_history(synthetic):
     (["train.schedule=step", "train.step_size=1", "train.class_balance=sampler"], 1e-5),  # x0.1 per epoch
     (["train.crop_size=40", "train.tta=tencrop", "train.flip=true", "train.scale=0.1", "train.translate=0.1"], 1e-3),
     (["train.precision=bf16", "train.channels_last=true", "train.logit_adjust=1.0"], 1e-3),
+    (["train.mixup=0.2", "train.class_balance=loss"], 1e-3),
 ])
 def test_recipes_train_and_change_the_run(synthetic, plain_history, extra, last_lr):
     history = _fit(synthetic, MEASURED_NOTHING + extra)  # (the recipe's own precision, if any, comes last and wins)
@@ -145,6 +147,24 @@ def test_erasing_zeroes_a_rectangle_and_tencrop_gives_ten_views():
     zeros = (erased == 0).flatten(1).sum(1)
     assert (zeros > 0).all() and (zeros < 48 * 48 * 0.3).all()
     assert len(eval_views(x, 40, "tencrop")) == 10 and len(eval_views(x, 48, "flip")) == 2
+
+
+def test_beta_share_follows_beta_and_the_run_generator():
+    draw = lambda seed: beta_share(0.2, torch.Generator().manual_seed(seed))  # noqa: E731
+    assert draw(3) == draw(3) and draw(3) != draw(4)
+    gen = torch.Generator().manual_seed(0)
+    for alpha, share_extreme in ((0.2, 0.58), (1.0, 0.1)):  # Beta(a, a): mean 1/2; mass near 0 and 1 for a < 1
+        lam = np.array([beta_share(alpha, gen) for _ in range(4000)])
+        assert ((lam >= 0) & (lam <= 1)).all() and abs(lam.mean() - 0.5) < 0.03
+        extreme = ((lam < 0.05) | (lam > 0.95)).mean()  # Beta(0.2, 0.2): 0.58 (scipy's cdf); Beta(1, 1): 0.10
+        assert abs(extreme - share_extreme) < 0.04
+
+
+def test_mixup_blends_each_image_with_one_other_of_the_batch():
+    x = torch.arange(8, dtype=torch.float32).reshape(8, 1, 1, 1).expand(8, 1, 4, 4)
+    mixed, perm, lam = mixup(x, 0.4, torch.Generator().manual_seed(1))
+    assert sorted(perm.tolist()) == list(range(8)) and 0 < lam < 1
+    assert torch.allclose(mixed, lam * x + (1 - lam) * x[perm])
 
 
 def test_shift_views_move_the_image_and_fill_with_zeros():

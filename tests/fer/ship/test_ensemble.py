@@ -105,3 +105,39 @@ def test_members_that_score_in_bf16_make_an_ensemble_that_does(ensemble, synthet
     expected = (predict_checkpoint(_at(cnn, "bf16"), faces) + predict_checkpoint(_at(dnn, "bf16"), faces)) / 2
     rebuilt = Checkpoint(bf16.payload)  # the model rebuilt from the stored members and weights
     assert np.abs(predict_checkpoint(rebuilt, faces) - expected).max() < 1e-5
+
+
+def test_fer_ensemble_averages_runs_and_scores_what_it_wrote(ensemble, tmp_path, capsys):
+    out = tmp_path / "avg"
+    runs = [str(ensemble / "cnn"), str(ensemble / "dnn" / "checkpoint.pt")]  # a run folder or its checkpoint
+    assert main(["ensemble", *runs, "--out", str(out), "--json"]) == 0
+    done = json.loads(capsys.readouterr().out)
+    ens = Checkpoint.load(out)
+    assert [m["weight"] for m in ens.payload["model"]["members"]] == [0.5, 0.5]
+    assert [m["member"] for m in done["members"]] == [str(ensemble / "cnn" / "checkpoint.pt"), runs[1]]
+    assert main(["evaluate", str(out), "--split", "PublicTest", "--json"]) == 0  # the split it reports on
+    evaluated = json.loads(capsys.readouterr().out)
+    assert done["split"] == "PublicTest"
+    assert evaluated["accuracy"] == pytest.approx(done["ensemble"]["accuracy"], abs=1e-9)
+    # a second ensemble into the same folder is refused, then replaced under --overwrite
+    assert main(["ensemble", *runs, "--out", str(out)]) == 2
+    assert "holds a checkpoint" in capsys.readouterr().err
+    assert main(["ensemble", *runs, "--out", str(out), "--overwrite"]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[0] == "equal-weight ensemble of 2 runs, scored on PublicTest:" and "ensemble" in printed[3]
+
+
+@pytest.mark.parametrize("runs, says", [
+    (["cnn"], "at least two runs"),
+    (["cnn", "ens"], "an ensemble already"),
+    (["cnn", "nowhere"], "nowhere"),
+    (["cnn", "other"], "trained on other.csv"),
+])
+def test_fer_ensemble_refuses_what_it_cannot_average(ensemble, tmp_path, capsys, runs, says):
+    dnn = Checkpoint.load(ensemble / "dnn")
+    Checkpoint({**dnn.payload, "data": {**dnn.data, "source": "other.csv"}}).save(tmp_path / "other" / "checkpoint.pt")
+    folders = {r: tmp_path / r if r == "other" else ensemble / r for r in runs}
+    assert main(["ensemble", *(str(folders[r]) for r in runs), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert says in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "o" / "checkpoint.pt").exists()

@@ -1,43 +1,9 @@
-"""val_probs.npz beside a checkpoint: keyed by the checkpoint's and the images' content, written
-whole, rebuilt with one line when it cannot be read."""
-import os
+"""search.ship.ensemble: a sweep's candidates (snapshots included), the member table, and the
+held-out check of the ensemble against the best single checkpoint."""
 
 import numpy as np
 
 import search.ship.ensemble
-from fer.checkpoint import Checkpoint
-from fer.config import load_run
-from fer.data import train_val
-from fer.train import Trainer, pick_device
-
-
-def test_validation_probabilities_are_cached_by_content(tmp_path, synthetic, monkeypatch, capsys):
-    train, val = train_val(synthetic)
-    trainer = Trainer.from_run(load_run(None, ["model.name=seed_dnn", "train.epochs=1"]), train, val)
-    trainer.fit()
-    path = trainer.checkpoint({"run": 1}).save(tmp_path / "checkpoint.pt")
-    calls = []
-    real = search.ship.ensemble.predict_checkpoint
-    monkeypatch.setattr(search.ship.ensemble, "predict_checkpoint", lambda *a: calls.append(1) or real(*a))
-
-    def probs(images=val.images):
-        return search.ship.ensemble._cached_probs(Checkpoint.load(path), images, pick_device())
-
-    first = probs()
-    assert np.array_equal(probs(), first) and len(calls) == 1  # the second from val_probs.npz
-    probs(val.images[::-1].copy())  # other rows: computed, not served
-    assert len(calls) == 2
-    stat = path.stat()
-    trainer.checkpoint({"run": 2}).save(path)  # another file of the same size and time
-    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
-    probs()
-    assert len(calls) == 3
-    cache = tmp_path / search.ship.ensemble.PROBS_FILE
-    cache.write_bytes(cache.read_bytes()[:200])  # cut short
-    assert np.array_equal(probs(), first) and len(calls) == 4
-    err = capsys.readouterr().err
-    assert f"fer: cache {cache} is unreadable" in err and len(err.splitlines()) == 1
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.pt", "val_probs.npz"]
 
 
 def test_snapshots_are_the_trials_other_kept_checkpoints_in_epoch_order(tmp_path):
