@@ -33,6 +33,15 @@ def folder_to_write(path: str | Path, flag: str = "--out") -> Path:
     return path
 
 
+def checkpoint_folder(path: str | Path, overwrite: bool, flag: str = "--out") -> Path:
+    """The folder a command writes its checkpoint.pt into: one already there is the user's (an
+    earlier ensemble or refit), refused before any work unless `overwrite`."""
+    out = folder_to_write(path, flag)
+    if (out / "checkpoint.pt").exists() and not overwrite:
+        raise FerError(f"{out}: holds a checkpoint (checkpoint.pt): give another {flag}, or --overwrite to replace it")
+    return out
+
+
 def public_mode(path: str | Path) -> None:
     """The permissions a plain open() would have given: mkstemp makes its files owner-only."""
     umask = os.umask(0)

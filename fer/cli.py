@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from fer.atomic import folder_to_write
+from fer.atomic import checkpoint_folder, folder_to_write
 from fer.command import EXIT_FAILED, Parser, positive_int, run_command
 from fer.errors import FerError
 from fer.remote import is_local
@@ -259,9 +259,7 @@ def _export_int8(ckpt, out: Path, check) -> int:
 def cmd_ensemble(args) -> int:
     from fer.ship.ensemble import average_runs
 
-    out = folder_to_write(args.out)
-    if (out / "checkpoint.pt").exists() and not args.overwrite:
-        raise FerError(f"{out}: holds a checkpoint (checkpoint.pt): give another --out, or --overwrite to replace it")
+    out = checkpoint_folder(args.out, args.overwrite)
     done = average_runs(args.runs, out)
     if args.json:
         print(json.dumps(done))

@@ -52,7 +52,7 @@ def optimizer_for(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optim
     params = model.parameters()
     if cfg.optimizer == "sgd":
         return SGD(params, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov and cfg.momentum > 0,
-                         weight_decay=cfg.weight_decay)
+                   weight_decay=cfg.weight_decay)
     cls = AdamW if cfg.optimizer == "adamw" else Adam
     return cls(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
 

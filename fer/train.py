@@ -189,10 +189,10 @@ class Trainer:
                 x = x.contiguous(memory_format=torch.channels_last)
             y = self.y[idx]
             with autocast_for(self.device, cfg.precision):
-                logits = model(x)
-            loss = self._loss(logits.float(), idx)
+                logits = model(x).float()  # (B, 7); the loss in fp32 whatever the precision
+            loss = self._loss(logits, idx)
             if cfg.mixup:  # the shuffled copy's labels (and teacher) at its share of the blend
-                loss = lam * loss + (1 - lam) * self._loss(logits.float(), idx[perm])
+                loss = lam * loss + (1 - lam) * self._loss(logits, idx[perm])
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()

@@ -85,6 +85,12 @@ def ensemble_checkpoint(members, picks: list[int], data: dict, metrics: dict, te
     return Checkpoint.build(spec, model.state_dict(), prep, train, metrics=metrics, data=data)
 
 
+def ensemble_temperature(combined: np.ndarray, labels: np.ndarray) -> float:
+    """The temperature of an ensemble's averaged probabilities (N, 7), fitted on `labels`: over their
+    log, as one view."""
+    return fit_temperature(np.log(np.clip(combined, 1e-12, None))[None], labels)  # (1, N, 7)
+
+
 def average_runs(paths: list[str], out: str | Path) -> dict:
     """Write out/checkpoint.pt, the equal-weight ensemble of the checkpoints at `paths` (each a run
     folder or its checkpoint.pt), all validated on the same rows; return each member's validation
@@ -94,11 +100,11 @@ def average_runs(paths: list[str], out: str | Path) -> dict:
     data = loaded[0].data
     labels, probs = validation_probs(members, load_data(data.get("source")))
     combined = np.mean(probs, axis=0)
-    temperature = fit_temperature(np.log(np.clip(combined, 1e-12, None))[None], labels)  # (1, N, 7): one view
     scores = {m: score(labels, combined, m) for m in ("accuracy", "macro_f1")}
     ensemble = ensemble_checkpoint({i: (c, str(f)) for i, (c, f) in enumerate(zip(loaded, files))},
                                    list(range(len(files))), data,
-                                   {"val_acc": scores["accuracy"], "val_macro_f1": scores["macro_f1"]}, temperature)
+                                   {"val_acc": scores["accuracy"], "val_macro_f1": scores["macro_f1"]},
+                                   ensemble_temperature(combined, labels))
     ensemble.save(Path(out) / "checkpoint.pt")
     return {"out": str(Path(out) / "checkpoint.pt"), "split": data.get("val_split") or "validation",
             "members": [{"member": str(f), "accuracy": score(labels, p), "macro_f1": score(labels, p, "macro_f1")}

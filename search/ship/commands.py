@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from fer.atomic import folder_to_write
+from fer.atomic import checkpoint_folder
 from fer.command import EXIT_FAILED
 from fer.errors import FerError
 from fer.remote import is_local
@@ -25,10 +25,7 @@ def output_folder(args, default: str | Path) -> Path:
                        f"what this command writes (e.g. --out {Path(default).as_posix()})")
     else:
         out = Path(args.dir) / default
-    folder_to_write(out)
-    if (out / "checkpoint.pt").exists() and not args.overwrite:  # checked before the work: a refit trains for long
-        raise FerError(f"{out}: holds a checkpoint (checkpoint.pt): give another --out, or --overwrite to replace it")
-    return out
+    return checkpoint_folder(out, args.overwrite)  # checked before the work: a refit trains for long
 
 
 def best_within_limits(args) -> int:

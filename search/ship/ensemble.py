@@ -14,11 +14,10 @@ from typing import NamedTuple
 
 import numpy as np
 
-from fer.calibration import fit_temperature
 from fer.checkpoint import Checkpoint
 from fer.data import load_data
 from fer.remote import location
-from fer.ship.ensemble import ensemble_checkpoint, greedy_selection, score
+from fer.ship.ensemble import ensemble_checkpoint, ensemble_temperature, greedy_selection, score
 from fer.ship.probs import validation_probs
 from search.results import ResultsError, trials_table
 
@@ -97,7 +96,7 @@ def build_ensemble(root: str | Path, family: str, size: int, out: str | Path, sn
               for m in ("accuracy", "macro_f1")}
     held = held_out(labels, probs, size, metric)  # before anything is written: Ctrl-C here leaves nothing
     picked = {i: (Checkpoint.load(members[i][1]), members[i][0]) for i in set(picks)}  # only these are kept
-    temperature = fit_temperature(np.log(np.clip(combined, 1e-12, None))[None], labels)  # (1, N, 7): one view
+    temperature = ensemble_temperature(combined, labels)
     ensemble = ensemble_checkpoint(picked, picks, data,
                                    {"val_acc": scores["accuracy"]["ensemble"],
                                     "val_macro_f1": scores["macro_f1"]["ensemble"]}, temperature)
