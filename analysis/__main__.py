@@ -1,10 +1,15 @@
-from analysis.cli import main
-from fer.command import exit_process
+from fer.command import console
+
+
+def main() -> int:
+    from analysis.cli import main  # inside console: a Ctrl-C during the imports ends as one line
+
+    return main()
 
 
 def entry() -> None:
     """The `fer-analysis` console script, and `python -m analysis`."""
-    exit_process(main())
+    console("analysis", main)
 
 
 if __name__ == "__main__":

@@ -1,10 +1,15 @@
-from fer.cli import main
-from fer.command import exit_process
+from fer.command import console
+
+
+def main() -> int:
+    from fer.cli import main  # inside console: a Ctrl-C during the imports ends as one line
+
+    return main()
 
 
 def entry() -> None:
     """The `fer-model` console script, and `python -m fer`."""
-    exit_process(main())
+    console("fer", main)
 
 
 if __name__ == "__main__":

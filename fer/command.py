@@ -151,6 +151,18 @@ class _Output:
         return getattr(self.stream, name)
 
 
+def console(prog: str, main: Callable[[], int]) -> None:
+    """End a console script with `main()`'s status. A Ctrl-C that lands before `run_command` has
+    taken over (while Python imports the CLI, torch and Ray: a second or two) ends the command as
+    one during it does: one line and status 130, not an import's traceback."""
+    try:
+        code = main()
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        code = EXIT_INTERRUPTED
+    exit_process(code)
+
+
 EXIT_GRACE_S = 60.0  # how long the atexit handlers may take before the process ends without them
 
 

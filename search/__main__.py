@@ -6,8 +6,7 @@ experiments through search.results), so the report is handed to the CLI from her
 import threading
 from pathlib import Path
 
-from fer.command import exit_process
-from search.cli import main
+from fer.command import console
 
 
 def _import_analysis() -> None:
@@ -46,7 +45,12 @@ class Report:
 
 def entry() -> None:
     """The `fer-search` console script, and `python -m search`."""
-    exit_process(main(report=Report()))
+    def main() -> int:
+        from search.cli import main  # inside console: a Ctrl-C during the imports ends as one line
+
+        return main(report=Report())
+
+    console("search", main)
 
 
 if __name__ == "__main__":

@@ -91,3 +91,22 @@ def test_a_reader_that_leaves_ends_the_command_quietly(tmp_path):
     done = subprocess.run(f"{sys.executable} -c {shlex.quote(script)} | head -1; echo \"${{PIPESTATUS[0]}}\"",
                           shell=True, executable="/bin/bash", capture_output=True, text=True, timeout=60)
     assert done.stdout.split() == ["0", "1"] and done.stderr == ""
+
+
+@pytest.mark.parametrize("package", ["fer", "search", "analysis"])
+def test_a_ctrl_c_before_the_command_starts_is_one_line_and_exit_130(package):
+    """A Ctrl-C while the console script still imports its CLI (torch, Ray: a second or two, before
+    run_command takes over) ends it as a Ctrl-C during the command does, without a traceback."""
+    import subprocess
+    import sys
+
+    script = ("import importlib, os, signal, sys, time\n"
+              f"cli = importlib.import_module('{package}.cli')\n"
+              "def building(*args, **kwargs):  # the parser's imports, cut by a Ctrl-C\n"
+              "    os.kill(os.getpid(), signal.SIGINT)\n"
+              "    time.sleep(30)\n"
+              "cli._parser = building\n"
+              f"sys.argv = ['{package}', '--help']\n"
+              f"importlib.import_module('{package}.__main__').entry()\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == EXIT_INTERRUPTED and done.stderr == f"{package}: interrupted\n", done.stderr[-2000:]
