@@ -5,7 +5,7 @@ optimistic, and more so the more candidates it has (`--snapshots` offers every k
 This halves that split at random, selects on one half (the best single checkpoint, the greedy
 ensemble of the trials' best, the greedy ensemble of every kept checkpoint) and scores on the
 other, both ways, over 10 halvings. It reads the validation probabilities that
-`search ensemble --snapshots` cached beside each checkpoint (run it first, or this computes them).
+`search ensemble --snapshots` cached (run it first, or this computes them).
 
     python -m search ensemble RESULTS/NAME --family cnn --snapshots --out ens
     python -m benchmarks.snapshot_ensembles RESULTS/NAME --size 10

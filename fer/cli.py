@@ -84,8 +84,9 @@ def _parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_summary)
     k = sub.add_parser("cache", help="what the cache folder holds (FER_CACHE_DIR), and clear what can be made again",
                        epilog=EPILOG)
-    k.add_argument("--clear", action="store_true", help="remove the parsed data and fetched files (not the "
-                                                        "measurements, nor the studies of running sweeps)")
+    k.add_argument("--clear", action="store_true", help="remove the parsed data, probabilities and fetched "
+                                                        "files (not the measurements, nor the studies of running "
+                                                        "sweeps)")
     k.set_defaults(func=cmd_cache)
     return p
 
@@ -304,11 +305,14 @@ def cmd_cache(args) -> int:
                 path.unlink(missing_ok=True)
         print(f"cleared {len(held)} entries ({sum(size for _, size, _ in held) / 2**20:.1f} MiB) from {root}")
         return 0
-    parsed = [size for path, size, _ in held if path.suffix == ".npz"]
+    arrays = [(path, size) for path, size, _ in held if path.suffix == ".npz"]
+    probs = [size for path, size in arrays if path.name.startswith("probs-")]  # fer.ship.probs
+    parsed = [size for path, size in arrays if not path.name.startswith("probs-")]
     fetched = [size for path, size, _ in held if path.suffix != ".npz"]
     studies = [f.stat().st_size for f in (root / "remote" / "studies").rglob("*") if f.is_file()]
     print(f"{root}: limit {max_bytes() / 2**30:.2f} GiB (FER_CACHE_MAX_BYTES) on what can be made again")
-    for what, sizes in (("parsed datasets", parsed), ("files fetched from storage URIs", fetched),
+    for what, sizes in (("parsed datasets", parsed), ("checkpoints' validation probabilities", probs),
+                        ("files fetched from storage URIs", fetched),
                         ("studies of sweeps on a storage URI, staged here (never evicted)", studies)):
         print(f"  {what}: {len(sizes)}, {sum(sizes) / 2**20:.1f} MiB")
     return 0

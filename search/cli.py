@@ -84,7 +84,7 @@ def _parser() -> argparse.ArgumentParser:
     pa.add_argument("--family", choices=families, metavar="FAMILY", help="only this family's trials (%(choices)s)")
     pa.add_argument("--json", action="store_true")
     pa.add_argument("--int8", action="store_true", help="also each checkpoint's int8 ONNX export: its latency and "
-                                                        "gate (as fer export --int8), cached beside it")
+                                                        "gate (as fer export --int8), measured once per checkpoint")
     pa.set_defaults(func=cmd_pareto)
     rf = sub.add_parser("refit", help="train the best trial's config again on Training + PublicTest", epilog=EPILOG)
     rf.add_argument("dir")

@@ -1,10 +1,11 @@
 """The cache folder (FER_CACHE_DIR, default ~/.cache/fer) and its content-keyed arrays, so a
 dataset is parsed once per machine.
 
-What it holds: parsed datasets (`csv-*.npz`), files fetched from storage URIs (`remote/`, by
-fer.remote), measurements (`speed.json`, `packing.json`) and the studies of sweeps on a storage
-URI staged on their driver (`remote/studies/`). The first two are copies that can be made
-again: they are kept under a size limit (FER_CACHE_MAX_BYTES, default 1 GiB), the least
+What it holds: parsed datasets (`csv-*.npz`), checkpoints' validation probabilities
+(`probs-*.npz`, fer.ship.probs), files fetched from storage URIs (`remote/`, by fer.remote),
+measurements (`speed.json`, `packing.json`, checkpoints' `cost.json`) and the studies of sweeps
+on a storage URI staged on their driver (`remote/studies/`). The first three are copies that can
+be made again: they are kept under a size limit (FER_CACHE_MAX_BYTES, default 1 GiB), the least
 recently used going first; `fer cache` shows them and `fer cache --clear` removes them.
 """
 from __future__ import annotations
@@ -41,8 +42,8 @@ def max_bytes() -> int:
 
 
 def entries(root: Path | None = None) -> list[tuple[Path, int, float]]:
-    """(entry, bytes, last use) of what may be evicted: each parsed dataset, and each fetched
-    object's folder (the object with the cost and probability caches made beside it)."""
+    """(entry, bytes, last use) of what may be evicted: each parsed dataset or probability array,
+    and each fetched object's folder."""
     root = root or default_cache_dir()
     found = [(p, p.stat().st_size, p.stat().st_mtime) for p in root.glob("*.npz")]
     for folder in (root / "remote").glob("*"):

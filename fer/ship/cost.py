@@ -2,14 +2,14 @@
 this machine with the checkpoint's own preprocessing and test-time augmentation (ten-crop
 TTA runs the network ten times per face, and a deployment pays for that).
 
-Measured once and cached beside the checkpoint (`cost.json`, written atomically), keyed by the
-checkpoint's content, this module's COST_VERSION and the machine, so a sweep's trials are
-timed once each and a changed checkpoint or measurement is never served an old figure. The
-file holds the PyTorch cost and, once asked for, the int8 ONNX export's (`int8_cost`).
+Measured once and cached in the cache folder (FER_CACHE_DIR, `cost.json`, one entry per
+checkpoint keyed by its content, this module's COST_VERSION and the machine), so a sweep's
+trials are timed once each, a changed checkpoint or measurement is never served an old figure,
+and reading a results folder writes nothing into it. An entry holds the PyTorch cost and, once
+asked for, the int8 ONNX export's (`int8_cost`).
 """
 from __future__ import annotations
 
-import json
 import platform
 import statistics
 import time
@@ -18,8 +18,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from fer.atomic import digest, discard_corrupt, write_atomic
+from fer.atomic import JsonEntries, digest
 from fer.checkpoint import Checkpoint, checkpoint_file
+from fer.data.cache import default_cache_dir
 from fer.evaluate import predict_checkpoint
 from fer.models import count_params
 
@@ -54,8 +55,8 @@ def measure_cost(ckpt: Checkpoint) -> dict:
 
 
 def checkpoint_cost(path: str | Path) -> dict:
-    """measure_cost of a checkpoint, from its cost.json when that was measured for this very file
-    on this machine, else measured now and cached."""
+    """measure_cost of a checkpoint, from cost.json when that was measured for this very file on
+    this machine, else measured now and cached."""
     return _cached(path, "torch", lambda file: measure_cost(Checkpoint.load(file)))
 
 
@@ -83,23 +84,15 @@ def _measure_int8(file: Path) -> dict:
 
 
 def _cached(path: str | Path, variant: str, measure) -> dict:
-    """cost.json beside the checkpoint holds one entry per variant, all keyed by the checkpoint's
-    content, COST_VERSION and the machine; an entry for another key is measured again."""
+    """The checkpoint's entry in cost.json holds one figure set per variant; its key names the
+    checkpoint's content, COST_VERSION and the machine, so any other key is measured again."""
     path = checkpoint_file(path)
-    key = {"checkpoint_digest": digest(path), "cost_version": COST_VERSION, "machine": machine_key()}
-    cache, held = path.parent / COST_FILE, {}
-    if cache.exists():
-        try:
-            held = json.loads(cache.read_text())
-            held = held if isinstance(held, dict) and all(held.get(k) == v for k, v in key.items()) else {}
-        except (OSError, ValueError) as e:
-            discard_corrupt(cache, e)
-            held = {}
+    store = JsonEntries(default_cache_dir() / COST_FILE)
+    key = f"{digest(path)} v{COST_VERSION} {machine_key()}"
+    held = store.read().get(key)
+    held = held if isinstance(held, dict) else {}
     if isinstance(held.get(variant), dict):
         return held[variant]
-    held = {**held, **key, variant: measure(path)}
-    try:
-        write_atomic(cache, lambda f: f.write(json.dumps(held, indent=2).encode()))
-    except OSError:
-        pass  # a read-only results folder: the figures are still returned
-    return held[variant]
+    figures = measure(path)
+    store.put(key, {**held, variant: figures})  # (a read-only cache folder: the figures are still returned)
+    return figures

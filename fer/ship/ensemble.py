@@ -96,7 +96,7 @@ def average_runs(paths: list[str], out: str | Path) -> dict:
     folder or its checkpoint.pt), all validated on the same rows; return each member's validation
     scores and the ensemble's. Nothing is written before every member has been scored."""
     files, loaded = _runs(paths)
-    members = [(str(f), str(f)) for f in files]
+    members = [(str(f), ckpt) for f, ckpt in zip(files, loaded)]  # loaded once, to check and to score
     data = loaded[0].data
     labels, probs = validation_probs(members, load_data(data.get("source")))
     combined = np.mean(probs, axis=0)

@@ -1,6 +1,6 @@
 """`search ensemble`: every trial's best checkpoint, scored on the validation split it was
 selected on with its own TTA, combined by fer.ship.ensemble's greedy selection into one ensemble
-checkpoint. Validation probabilities are cached beside each checkpoint (fer.ship.probs), so a
+checkpoint. Validation probabilities are cached in the cache folder (fer.ship.probs), so a
 second ensemble of the same sweep costs seconds.
 
 A score on the split the members were chosen on is optimistic, the more so the more candidates:

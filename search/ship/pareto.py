@@ -4,7 +4,7 @@ model within a budget of parameters or latency.
 A model is Pareto-optimal for a cost (parameters, or CPU latency at batch 1 with its TTA)
 when no other model scores at least as well on the validation metric for no more of that
 cost, and strictly better on one of the two. Latency is measured by fer.ship.cost on this machine,
-once per checkpoint (cached beside it).
+once per checkpoint (cached in the cache folder).
 """
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""fer.data.cache: parsed data and fetched files kept under a size limit, least recently used
+"""fer.data.cache: parsed data, probabilities and fetched files kept under a size limit, least recently used
 first out; `fer cache` shows and clears them, never the measurements or a staged study."""
 import os
 
@@ -37,6 +37,7 @@ def test_an_entry_larger_than_the_limit_is_still_kept_once_written(cache, monkey
 
 def test_fer_cache_shows_and_clears_only_what_can_be_made_again(cache, capsys):
     _put(cache, "parsed", 1000.0)
+    cache.put("probs-0123", {"probs": np.zeros((10, 7), np.float32)})
     root = default_cache_dir()
     (root / "speed.json").write_text("{}")
     study = root / "remote" / "studies" / "abc" / "optuna.db"
@@ -48,9 +49,10 @@ def test_fer_cache_shows_and_clears_only_what_can_be_made_again(cache, capsys):
     assert main(["cache"]) == 0
     out = capsys.readouterr().out
     assert "limit 0.00 GiB" in out and "parsed datasets: 1, 1.0 MiB" in out
+    assert "checkpoints' validation probabilities: 1, 0.0 MiB" in out
     assert "files fetched from storage URIs: 1, 0.0 MiB" in out and "staged here (never evicted): 1" in out
     assert main(["cache", "--clear"]) == 0
-    assert "cleared 2 entries" in capsys.readouterr().out
+    assert "cleared 3 entries" in capsys.readouterr().out
     assert not list(root.glob("*.npz")) and not fetched.parent.exists()
     assert (root / "speed.json").exists() and study.exists()
 

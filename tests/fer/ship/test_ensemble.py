@@ -107,10 +107,17 @@ def test_members_that_score_in_bf16_make_an_ensemble_that_does(ensemble, synthet
     assert np.abs(predict_checkpoint(rebuilt, faces) - expected).max() < 1e-5
 
 
-def test_fer_ensemble_averages_runs_and_scores_what_it_wrote(ensemble, tmp_path, capsys):
+def test_fer_ensemble_averages_runs_and_scores_what_it_wrote(ensemble, tmp_path, capsys, monkeypatch):
     out = tmp_path / "avg"
     runs = [str(ensemble / "cnn"), str(ensemble / "dnn" / "checkpoint.pt")]  # a run folder or its checkpoint
+    held = {f: sorted(p.name for p in (ensemble / f).iterdir()) for f in ("cnn", "dnn")}
+    real, loads = Checkpoint.load.__func__, []
+    counted = classmethod(lambda cls, p, *a, **k: loads.append(p) or real(cls, p, *a, **k))
+    monkeypatch.setattr(Checkpoint, "load", counted)
     assert main(["ensemble", *runs, "--out", str(out), "--json"]) == 0
+    monkeypatch.undo()
+    assert sorted(str(p) for p in loads) == sorted(str(ensemble / f / "checkpoint.pt") for f in held)  # each once
+    assert {f: sorted(p.name for p in (ensemble / f).iterdir()) for f in held} == held  # the runs as they were
     done = json.loads(capsys.readouterr().out)
     ens = Checkpoint.load(out)
     assert [m["weight"] for m in ens.payload["model"]["members"]] == [0.5, 0.5]

@@ -58,7 +58,7 @@ def test_the_int8_front_counts_only_exports_that_pass_their_gate(sweep_of, monke
 
 
 @pytest.mark.slow  # an int8 export, quantized and gated
-def test_int8_cost_is_measured_once_beside_the_checkpoint(tmp_path, synthetic, monkeypatch):
+def test_int8_cost_is_measured_once_per_checkpoint(tmp_path, synthetic, monkeypatch):
     from fer.config import load_run
     from fer.data import train_val
     from fer.train import Trainer
@@ -86,6 +86,7 @@ def test_best_within_honours_the_limits_and_says_when_none_meets_them(sweep_of):
 
 
 def test_checkpoint_cost_is_measured_once_per_file_and_machine(tmp_path, synthetic, monkeypatch):
+    monkeypatch.setenv("FER_CACHE_DIR", str(tmp_path / "cache"))
     from fer.config import load_run
     from fer.data import train_val
     from fer.train import Trainer
@@ -93,12 +94,13 @@ def test_checkpoint_cost_is_measured_once_per_file_and_machine(tmp_path, synthet
     trainer = Trainer.from_run(load_run(None, ["model.name=seed_dnn", "train.epochs=1", "train.tta=flip"]),
                       *train_val(synthetic))
     trainer.fit()
-    path = trainer.checkpoint({"run": 1}).save(tmp_path / "checkpoint.pt")
+    path = trainer.checkpoint({"run": 1}).save(tmp_path / "run" / "checkpoint.pt")
     cost = fer.ship.cost.checkpoint_cost(path)
+    cache = tmp_path / "cache" / fer.ship.cost.COST_FILE
     assert cost["params"] == 1_276_409 and cost["latency_ms"] > 0 and cost["images_per_s"] > 0
-    assert cost["tta"] == "flip" and (tmp_path / fer.ship.cost.COST_FILE).exists()
+    assert cost["tta"] == "flip" and cache.exists()
     monkeypatch.setattr(fer.ship.cost, "measure_cost", lambda *a: pytest.fail("measured again"))
-    assert fer.ship.cost.checkpoint_cost(tmp_path) == cost  # the run folder's checkpoint, from the cache
+    assert fer.ship.cost.checkpoint_cost(path.parent) == cost  # the run folder's checkpoint, from the cache
     os.utime(path, (0, 0))  # touched, same bytes: still the cached figures
     assert fer.ship.cost.checkpoint_cost(path) == cost
     stat = path.stat()
@@ -107,8 +109,9 @@ def test_checkpoint_cost_is_measured_once_per_file_and_machine(tmp_path, synthet
     assert path.stat().st_size == stat.st_size
     monkeypatch.setattr(fer.ship.cost, "measure_cost", lambda *a: {"params": 1, "latency_ms": 1.0})
     assert fer.ship.cost.checkpoint_cost(path)["params"] == 1  # measured again: the key is the content
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.pt", "cost.json"]  # no temporary left
-    (tmp_path / "cost.json").write_text('{"params": 1, "lat')  # cut short
+    assert [p.name for p in path.parent.iterdir()] == ["checkpoint.pt"]  # the run folder as training left it
+    assert not list(cache.parent.glob(".cost.json.*"))  # no temporary left
+    cache.write_text('{"params": 1, "lat')  # cut short
     monkeypatch.setattr(fer.ship.cost, "measure_cost", lambda *a: {"params": 2, "latency_ms": 1.0})
     assert fer.ship.cost.checkpoint_cost(path)["params"] == 2
 
