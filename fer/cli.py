@@ -74,7 +74,8 @@ def _parser() -> argparse.ArgumentParser:
     c.set_defaults(func=cmd_calibrate)
     n = sub.add_parser("ensemble", help="average runs of one recipe (other seeds) with equal weights into one "
                                         "checkpoint (fer.ship.ensemble.average_runs)", epilog=EPILOG)
-    n.add_argument("runs", nargs="+", help="run folders or checkpoints, validated on the same rows")
+    n.add_argument("runs", nargs="+", help="run folders or checkpoints (or their storage URIs), validated on "
+                                           "the same rows")
     n.add_argument("--out", required=True, help="output folder for the ensemble's checkpoint.pt")
     n.add_argument("--overwrite", action="store_true", help="replace the checkpoint --out already holds")
     n.add_argument("--json", action="store_true", help="print one JSON object")

@@ -25,6 +25,7 @@ from fer.data import CLASSES, load_data
 from fer.errors import FerError
 from fer.models import model_from_spec
 from fer.models.ensemble import Member
+from fer.remote import is_local
 from fer.ship.probs import validation_probs
 
 
@@ -96,7 +97,7 @@ def average_runs(paths: list[str], out: str | Path) -> dict:
     folder or its checkpoint.pt), all validated on the same rows; return each member's validation
     scores and the ensemble's. Nothing is written before every member has been scored."""
     files, loaded = _runs(paths)
-    members = [(str(f), ckpt) for f, ckpt in zip(files, loaded)]  # loaded once, to check and to score
+    members = list(zip(files, loaded))  # loaded once, to check and to score
     data = loaded[0].data
     labels, probs = validation_probs(members, load_data(data.get("source")))
     combined = np.mean(probs, axis=0)
@@ -112,14 +113,15 @@ def average_runs(paths: list[str], out: str | Path) -> dict:
             "ensemble": scores}
 
 
-def _runs(paths: list[str]) -> tuple[list[Path], list[Checkpoint]]:
-    """The checkpoint files at `paths` (a run folder stands for its checkpoint.pt), loaded; refused in
-    one line, before any scoring, where an average would mislead: an ensemble as a member, a refit
-    (its validation rows were training rows), a run trained on other data than the first."""
-    files = [Path(p) / "checkpoint.pt" if Path(p).is_dir() else Path(p) for p in paths]
-    if len(files) < 2:
+def _runs(paths: list[str]) -> tuple[list[str], list[Checkpoint]]:
+    """The checkpoints at `paths` (a run folder stands for its checkpoint.pt, a storage URI is
+    fetched), named as the user gave them, and loaded; refused in one line, before any scoring,
+    where an average would mislead: an ensemble as a member, a refit (its validation rows were
+    training rows), a run trained on other data than the first."""
+    if len(paths) < 2:
         raise FerError("an ensemble needs at least two runs")
-    loaded = [Checkpoint.load(f) for f in files]
+    loaded = [Checkpoint.load(p) for p in paths]
+    files = [str(ckpt.path) if is_local(p) else str(p) for p, ckpt in zip(paths, loaded)]
     for f, ckpt in zip(files, loaded):
         if ckpt.spec.get("name") == "ensemble":
             raise FerError(f"{f}: an ensemble already; name the runs it was made of")

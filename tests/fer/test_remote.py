@@ -82,3 +82,21 @@ def test_a_checkpoint_loads_from_its_uri_file_or_folder(s3_server, bucket, tmp_p
         assert torch.equal(held.model.eval()(x), model.eval()(x))
     with pytest.raises(FerError, match="no such file"):
         Checkpoint.load(f"{bucket}/nothing/checkpoint.pt")
+
+
+def test_fer_ensemble_averages_runs_at_their_uris(s3_server, bucket, tmp_path, monkeypatch, capsys):
+    import json
+
+    from fer.cli import main
+
+    monkeypatch.setenv("FER_CACHE_DIR", str(tmp_path / "cache"))
+    for seed in (1, 2):
+        run = tmp_path / f"s{seed}"
+        assert main(["train", "--epochs", "1", "--out", str(run), "--seed", str(seed), "model.name=seed_dnn"]) == 0
+        put(s3_server, f"{bucket}/runs/s{seed}/checkpoint.pt", (run / "checkpoint.pt").read_bytes())
+    capsys.readouterr()
+    runs = [f"{bucket}/runs/s1", f"{bucket}/runs/s2/checkpoint.pt"]  # a run folder or its checkpoint
+    assert main(["ensemble", *runs, "--out", str(tmp_path / "x2"), "--json"]) == 0
+    done = json.loads(capsys.readouterr().out)
+    assert [m["member"] for m in done["members"]] == runs  # named as given, not as the cache's copies
+    assert Checkpoint.load(tmp_path / "x2").payload["model"]["name"] == "ensemble"

@@ -116,7 +116,7 @@ def test_fer_ensemble_averages_runs_and_scores_what_it_wrote(ensemble, tmp_path,
     monkeypatch.setattr(Checkpoint, "load", counted)
     assert main(["ensemble", *runs, "--out", str(out), "--json"]) == 0
     monkeypatch.undo()
-    assert sorted(str(p) for p in loads) == sorted(str(ensemble / f / "checkpoint.pt") for f in held)  # each once
+    assert sorted(str(p) for p in loads) == sorted(runs)  # each member loaded once
     assert {f: sorted(p.name for p in (ensemble / f).iterdir()) for f in held} == held  # the runs as they were
     done = json.loads(capsys.readouterr().out)
     ens = Checkpoint.load(out)
@@ -138,12 +138,14 @@ def test_fer_ensemble_averages_runs_and_scores_what_it_wrote(ensemble, tmp_path,
     (["cnn"], "at least two runs"),
     (["cnn", "ens"], "an ensemble already"),
     (["cnn", "nowhere"], "nowhere"),
+    (["cnn", "trial"], "trial: a folder without checkpoint.pt (it holds: checkpoint_000003/)"),
     (["cnn", "other"], "trained on other.csv"),
 ])
 def test_fer_ensemble_refuses_what_it_cannot_average(ensemble, tmp_path, capsys, runs, says):
     dnn = Checkpoint.load(ensemble / "dnn")
     Checkpoint({**dnn.payload, "data": {**dnn.data, "source": "other.csv"}}).save(tmp_path / "other" / "checkpoint.pt")
-    folders = {r: tmp_path / r if r == "other" else ensemble / r for r in runs}
+    (tmp_path / "trial" / "checkpoint_000003").mkdir(parents=True)  # a sweep's trial: its epochs hold checkpoints
+    folders = {r: tmp_path / r if r in ("other", "trial") else ensemble / r for r in runs}
     assert main(["ensemble", *(str(folders[r]) for r in runs), "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err
     assert says in err and len(err.strip().splitlines()) == 1
