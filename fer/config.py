@@ -179,7 +179,8 @@ def resolve_run(doc: dict, source: str = "config") -> dict:
     if isinstance(model, str):
         model = {"name": model}
     if not isinstance(model, dict) or "name" not in model:
-        raise ConfigError(f"{source}: model.name: missing (e.g. model: {{name: seed_cnn}})")
+        given = f"model's keys: {', '.join(map(str, model))}; " if isinstance(model, dict) and model else ""
+        raise ConfigError(f"{source}: model.name: missing ({given}e.g. model: {{name: seed_cnn}})")
     fields = {k: v for k, v in model.items() if k != "name"}
     family, model_cfg = resolve(model["name"], **fields)
     train = make_config(TrainConfig, doc.get("train") or {}, "train")

@@ -90,6 +90,7 @@ def test_truncated_checkpoint(trained, tmp_path):
     (["train", "--epochs", "1"], "no model to train: give --config FILE (configs/runs/ holds the course report's "
                                  "two) or model.name=NAME (one of cnn, dnn, seed_cnn, seed_dnn, small_cnn, vgg_cnn)"),
     (["train", "model.name=seed_cnn", "train.lrate=1"], "train.lrate: unknown key"),
+    (["train", "model.nme=seed_cnn"], "model.name: missing (model's keys: nme; e.g. model: {name: seed_cnn})"),
     (["train", "model.name=seed_dnn", "train.seed=-1"], "train.seed: must be in [0, 2**32)"),  # before any work
     (["predict", "/nonexistent.pt", "x.png"], "no such checkpoint"),
 ])
