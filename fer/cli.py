@@ -294,7 +294,7 @@ def cmd_summary(args) -> int:
 
 def cmd_cache(args) -> int:
     """One line per kind of entry, the limit, and what --clear removed."""
-    from fer.data.cache import default_cache_dir, entries, max_bytes
+    from fer.data.cache import PROBS_PREFIX, default_cache_dir, entries, max_bytes
 
     root = default_cache_dir()
     held = entries(root)
@@ -307,8 +307,8 @@ def cmd_cache(args) -> int:
         print(f"cleared {len(held)} entries ({sum(size for _, size, _ in held) / 2**20:.1f} MiB) from {root}")
         return 0
     arrays = [(path, size) for path, size, _ in held if path.suffix == ".npz"]
-    probs = [size for path, size in arrays if path.name.startswith("probs-")]  # fer.ship.probs
-    parsed = [size for path, size in arrays if not path.name.startswith("probs-")]
+    probs = [size for path, size in arrays if path.name.startswith(PROBS_PREFIX)]
+    parsed = [size for path, size in arrays if not path.name.startswith(PROBS_PREFIX)]
     fetched = [size for path, size, _ in held if path.suffix != ".npz"]
     studies = [f.stat().st_size for f in (root / "remote" / "studies").rglob("*") if f.is_file()]
     print(f"{root}: limit {max_bytes() / 2**30:.2f} GiB (FER_CACHE_MAX_BYTES) on what can be made again")

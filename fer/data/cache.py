@@ -24,6 +24,7 @@ UNREADABLE = (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.
 
 
 DEFAULT_MAX_BYTES = 1 << 30
+PROBS_PREFIX = "probs-"  # checkpoints' validation probabilities (fer.ship.probs): probs-<key>.npz
 
 
 def default_cache_dir() -> Path:

@@ -94,21 +94,21 @@ def ensemble_temperature(combined: np.ndarray, labels: np.ndarray) -> float:
 
 def average_runs(paths: list[str], out: str | Path) -> dict:
     """Write out/checkpoint.pt, the equal-weight ensemble of the checkpoints at `paths` (each a run
-    folder or its checkpoint.pt), all validated on the same rows; return each member's validation
-    scores and the ensemble's. Nothing is written before every member has been scored."""
+    folder or its checkpoint.pt, local or at a storage URI), all validated on the same rows; return
+    each member's validation scores and the ensemble's. Nothing is written before every member has
+    been scored."""
     files, loaded = _runs(paths)
     members = list(zip(files, loaded))  # loaded once, to check and to score
     data = loaded[0].data
     labels, probs = validation_probs(members, load_data(data.get("source")))
     combined = np.mean(probs, axis=0)
     scores = {m: score(labels, combined, m) for m in ("accuracy", "macro_f1")}
-    ensemble = ensemble_checkpoint({i: (c, str(f)) for i, (c, f) in enumerate(zip(loaded, files))},
-                                   list(range(len(files))), data,
+    ensemble = ensemble_checkpoint(dict(enumerate(zip(loaded, files))), list(range(len(files))), data,
                                    {"val_acc": scores["accuracy"], "val_macro_f1": scores["macro_f1"]},
                                    ensemble_temperature(combined, labels))
     ensemble.save(Path(out) / "checkpoint.pt")
     return {"out": str(Path(out) / "checkpoint.pt"), "split": data.get("val_split") or "validation",
-            "members": [{"member": str(f), "accuracy": score(labels, p), "macro_f1": score(labels, p, "macro_f1")}
+            "members": [{"member": f, "accuracy": score(labels, p), "macro_f1": score(labels, p, "macro_f1")}
                         for f, p in zip(files, probs)],
             "ensemble": scores}
 

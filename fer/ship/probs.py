@@ -9,12 +9,11 @@ import numpy as np
 from fer.atomic import digest
 from fer.checkpoint import Checkpoint
 from fer.data import split_for_training
-from fer.data.cache import ArrayCache
+from fer.data.cache import PROBS_PREFIX, ArrayCache
 from fer.errors import FerError
 from fer.evaluate import predict_checkpoint
 from fer.train import pick_device
 
-PROBS_PREFIX = "probs-"  # the cache entries' names: probs-<key>.npz
 PROBS_VERSION = 2  # part of the cache key: raise it whenever the probabilities are computed differently
 
 

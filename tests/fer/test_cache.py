@@ -1,5 +1,6 @@
-"""fer.data.cache: parsed data, probabilities and fetched files kept under a size limit, least recently used
-first out; `fer cache` shows and clears them, never the measurements or a staged study."""
+"""fer.data.cache: parsed data, probabilities and fetched files kept under a size limit, least
+recently used first out; `fer cache` shows and clears them, never the measurements or a staged
+study."""
 import os
 
 import numpy as np
