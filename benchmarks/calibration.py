@@ -15,7 +15,7 @@ import argparse
 
 import numpy as np
 
-from benchmarks.common import SHARED_FER, header
+from benchmarks.common import SHARED_FER, cli, header
 from fer.calibration import expected_calibration_error, fit_temperature, nll, prior_correction, scaled_probabilities
 from fer.checkpoint import Checkpoint
 from fer.data import load_data
@@ -67,4 +67,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    cli(main)

@@ -19,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.common import SHARED_FER, header
+from benchmarks.common import SHARED_FER, cli, header
 from fer.speed import cpu_bf16_flag, cpu_model
 from tests.conftest import S3Server, free_port
 
@@ -104,4 +104,4 @@ def _download(s3: S3Server, bucket: str, prefix: str, to: Path) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    cli(main)

@@ -29,6 +29,16 @@ def header(title: str, argv: list[str] | None = None, prog: str | None = None) -
           f"{time.strftime('%Y-%m-%d')}\n")
 
 
+def cli(main, *args) -> None:
+    """A benchmark's entry point, under the contract of `fer`'s commands (fer.command): bad input
+    that fer names (a mistyped config path, an unknown key) is one line, `benchmarks.NAME: error:
+    ...`, and status 2; Ctrl-C or SIGTERM is one line and status 130; a bug keeps its traceback."""
+    from fer.command import console, run_command
+
+    prog = "benchmarks." + Path(sys.argv[0]).stem
+    console(prog, lambda: run_command(prog, lambda _: main(*args), None))
+
+
 def median_time(fn, repeats: int = 3) -> float:
     times = []
     for _ in range(repeats):

@@ -13,7 +13,7 @@ import argparse
 import time
 from pathlib import Path
 
-from benchmarks.common import SHARED_FER, header
+from benchmarks.common import SHARED_FER, cli, header
 from fer.checkpoint import Checkpoint
 from fer.data import load_data
 from fer.evaluate import classification_metrics, predict_checkpoint
@@ -79,4 +79,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    cli(main)

@@ -13,7 +13,7 @@ import argparse
 
 import torch
 
-from benchmarks.common import header, median_time
+from benchmarks.common import cli, header, median_time
 from fer.models import create_model
 
 
@@ -99,4 +99,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    cli(main)

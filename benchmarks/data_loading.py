@@ -13,7 +13,7 @@ import zlib
 
 import numpy as np
 
-from benchmarks.common import SHARED_FER, header, median_time
+from benchmarks.common import SHARED_FER, cli, header, median_time
 from fer.data.cache import ArrayCache
 from fer.data.csv import load_csv, parse_csv
 
@@ -61,4 +61,4 @@ def main(path: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else str(SHARED_FER))
+    cli(main, sys.argv[1] if len(sys.argv) > 1 else str(SHARED_FER))

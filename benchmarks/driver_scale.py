@@ -26,7 +26,7 @@ from pathlib import Path
 import optuna
 import ray
 
-from benchmarks.common import header
+from benchmarks.common import cli, header
 from benchmarks.empty_trial import empty_trial
 from search.space import SearchSpace
 from search.sweep import run_sweep
@@ -117,4 +117,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    cli(main)

@@ -14,7 +14,7 @@ import argparse
 import numpy as np
 import torch
 
-from benchmarks.common import header, median_time
+from benchmarks.common import cli, header, median_time
 from fer.checkpoint import preprocessing
 from fer.evaluate import predict_proba
 from fer.models import create_model
@@ -43,4 +43,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    cli(main)

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
-from benchmarks.common import header
+from benchmarks.common import cli, header
 from fer.config import load_run
 from fer.data import SyntheticSpec, make_synthetic, train_val
 from fer.models import model_from_spec
@@ -78,4 +78,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    cli(main)

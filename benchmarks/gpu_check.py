@@ -30,9 +30,8 @@ import numpy as np
 import torch
 import yaml
 
-from benchmarks.common import SHARED_FER, write_kaggle
+from benchmarks.common import SHARED_FER, cli, write_kaggle
 from benchmarks.device_epoch import dataloader_epoch, resident_epoch
-from fer.command import exit_process
 from fer.config import read_yaml, resolve_run
 from fer.data import SyntheticSpec, load_data, make_synthetic
 from fer.packing import choose_packing
@@ -238,4 +237,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    exit_process(main())
+    cli(main)

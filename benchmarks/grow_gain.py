@@ -16,10 +16,9 @@ import multiprocessing as mp
 import os
 import queue
 import statistics
-import sys
 from pathlib import Path
 
-from benchmarks.common import header
+from benchmarks.common import cli, header
 
 
 def epochs_at(space_file: str, data: str | None, threads: int, epochs: int, start, out) -> None:
@@ -97,8 +96,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        raise SystemExit(main())
-    except KeyboardInterrupt:  # (the spawned trainers end on their own Ctrl-C)
-        print("grow_gain: interrupted; nothing was measured to the end", file=sys.stderr)
-        raise SystemExit(130) from None
+    cli(main)

@@ -15,7 +15,7 @@ import statistics
 import subprocess
 import sys
 
-from benchmarks.common import header
+from benchmarks.common import cli, header
 from fer.speed import cpu_bf16_flag, cpu_model
 
 CHILD = """
@@ -63,4 +63,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    cli(main)

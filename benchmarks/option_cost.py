@@ -15,7 +15,7 @@ import time
 
 import torch
 
-from benchmarks.common import header
+from benchmarks.common import cli, header
 from fer.config import load_run
 from fer.data import SyntheticSpec, make_synthetic
 from fer.train import Trainer
@@ -31,12 +31,12 @@ def main(argv=None) -> None:
     args = p.parse_args(argv)
     if not args.overrides and not args.compile:
         p.error("name what the second trainer adds: key=value overrides, --compile, or both")
+    fixed = ["train.time_budget_s=0", "train.epochs=100000"]
+    runs = {"without": load_run(args.config, fixed), "with": load_run(args.config, fixed + args.overrides)}
     header("Training epoch with and without " + " ".join(args.overrides + ["torch.compile"] * args.compile), argv)
     faces = make_synthetic(SyntheticSpec(n_per_class=args.per_class, seed=0))
     train, val = faces.select("Training"), faces.select("PublicTest")
-    fixed = ["train.time_budget_s=0", "train.epochs=100000"]
-    trainers = {"without": Trainer.from_run(load_run(args.config, fixed), train, val),
-                "with": Trainer.from_run(load_run(args.config, fixed + args.overrides), train, val)}
+    trainers = {name: Trainer.from_run(run, train, val) for name, run in runs.items()}
     if args.compile:  # the optimiser holds the same parameters: only the forward pass is swapped
         trainers["with"].model = torch.compile(trainers["with"].model)
     print(f"{len(train)} training faces; {trainers['without'].speed.describe()}")
@@ -53,4 +53,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    cli(main)

@@ -36,9 +36,8 @@ import time
 from pathlib import Path
 from typing import NamedTuple
 
-from benchmarks.common import SHARED_FER, header, write_kaggle
+from benchmarks.common import SHARED_FER, cli, header, write_kaggle
 from benchmarks.peer_systems import cpus_here
-from fer.command import exit_process
 
 SYSTEMS = ("project", "random_fifo", "ray_tune", "optuna")
 REPO = Path(__file__).resolve().parents[1]
@@ -292,4 +291,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    exit_process(main())
+    cli(main)

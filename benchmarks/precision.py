@@ -13,7 +13,7 @@ import time
 
 import torch
 
-from benchmarks.common import header
+from benchmarks.common import cli, header
 from fer.config import resolve_run
 from fer.models import model_from_spec
 from fer.speed import SpeedCache, StepTimer, choose, cpu_bf16_flag, cpu_model, label
@@ -64,4 +64,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    cli(main)

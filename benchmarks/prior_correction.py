@@ -15,7 +15,7 @@ from dataclasses import replace
 import numpy as np
 
 from analysis.metrics import confusion
-from benchmarks.common import SHARED_FER, header
+from benchmarks.common import SHARED_FER, cli, header
 from fer.calibration import adjust_for_prior, balancing_tau
 from fer.checkpoint import Checkpoint
 from fer.data import load_data
@@ -48,4 +48,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    cli(main)

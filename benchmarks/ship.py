@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from benchmarks.common import SHARED_FER, header
+from benchmarks.common import SHARED_FER, cli, header
 from fer.checkpoint import Checkpoint, checkpoint_file
 from fer.data import load_data
 from fer.evaluate import classification_metrics, predict_checkpoint
@@ -50,4 +50,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    cli(main)

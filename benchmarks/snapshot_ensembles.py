@@ -16,6 +16,7 @@ import argparse
 
 import numpy as np
 
+from benchmarks.common import cli
 from fer.checkpoint import Checkpoint
 from fer.data import load_data
 from fer.ship.probs import validation_probs
@@ -52,4 +53,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    cli(main)

@@ -178,4 +178,6 @@ def _report(seconds: dict, counts: dict, wall: float, code: int) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from benchmarks.common import cli  # (here: pytest loads this module as a plugin, without torch)
+
+    cli(main)

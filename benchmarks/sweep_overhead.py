@@ -12,7 +12,7 @@ import time
 import numpy as np
 import ray
 
-from benchmarks.common import header
+from benchmarks.common import cli, header
 from fer.config import load_run
 from fer.data import SyntheticSpec, make_synthetic, train_val
 from fer.train import Trainer
@@ -65,4 +65,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    cli(main)

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from benchmarks.common import header
+from benchmarks.common import cli, header
 from fer.config import load_run
 from fer.data import SyntheticSpec, make_synthetic
 from fer.models import create_model
@@ -61,4 +61,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    cli(main)

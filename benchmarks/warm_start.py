@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from benchmarks.common import header
+from benchmarks.common import cli, header
 
 
 def best_by_minute(exp: str, minutes: list[float]) -> dict:
@@ -46,4 +46,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    cli(main)
