@@ -15,7 +15,7 @@ import argparse
 
 import numpy as np
 
-from benchmarks.common import SHARED_FER, cli, header
+from benchmarks.common import SHARED_FER, cli, header, parser
 from fer.calibration import expected_calibration_error, fit_temperature, nll, prior_correction, scaled_probabilities
 from fer.checkpoint import Checkpoint
 from fer.data import load_data
@@ -42,7 +42,7 @@ def cross_fitted(logits: np.ndarray, labels: np.ndarray, factor) -> tuple[np.nda
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("runs", nargs="+", help="LABEL=CHECKPOINT (a checkpoint.pt or its folder)")
     p.add_argument("--data", default=str(SHARED_FER))
     args = p.parse_args()

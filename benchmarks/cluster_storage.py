@@ -10,7 +10,6 @@ on each (the s3:// ones twice: a cold checkpoint cache, then a warm one). Prints
 """
 from __future__ import annotations
 
-import argparse
 import os
 import re
 import subprocess
@@ -19,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.common import SHARED_FER, cli, header
+from benchmarks.common import SHARED_FER, cli, header, parser
 from fer.speed import cpu_bf16_flag, cpu_model
 from tests.conftest import S3Server, free_port
 
@@ -43,7 +42,7 @@ def start(env: dict) -> None:
 
 
 def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = parser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data", default=str(SHARED_FER))
     p.add_argument("--space", default="configs/dnn.yaml")
     p.add_argument("--budget", type=float, default=300.0)

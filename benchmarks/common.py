@@ -23,10 +23,22 @@ def header(title: str, argv: list[str] | None = None, prog: str | None = None) -
     emulates bf16)."""
     from fer.speed import cpu_bf16_flag, cpu_model
 
-    prog = prog or "benchmarks." + Path(sys.argv[0]).stem
+    prog = prog or _prog()
     command = " ".join([f"python -m {prog}", *(sys.argv[1:] if argv is None else argv)])
     print(f"## {title}\n\n`{command}` on {cpu_model()} ({cpu_bf16_flag() or 'no bf16 flag'}), {machine()}, "
           f"{time.strftime('%Y-%m-%d')}\n")
+
+
+def _prog() -> str:
+    return "benchmarks." + Path(sys.argv[0]).stem
+
+
+def parser(**kwargs):
+    """fer's argument parser (fer.command.Parser: a bad option is one line and status 2, no
+    abbreviated options), named as the script is run: `benchmarks.NAME`."""
+    from fer.command import Parser
+
+    return Parser(**{"prog": _prog(), **kwargs})
 
 
 def cli(main, *args) -> None:
@@ -35,7 +47,7 @@ def cli(main, *args) -> None:
     ...`, and status 2; Ctrl-C or SIGTERM is one line and status 130; a bug keeps its traceback."""
     from fer.command import console, run_command
 
-    prog = "benchmarks." + Path(sys.argv[0]).stem
+    prog = _prog()
     console(prog, lambda: run_command(prog, lambda _: main(*args), None))
 
 

@@ -9,11 +9,10 @@ trials, and the sweep's or run's wall seconds.
 """
 from __future__ import annotations
 
-import argparse
 import time
 from pathlib import Path
 
-from benchmarks.common import SHARED_FER, cli, header
+from benchmarks.common import SHARED_FER, cli, header, parser
 from fer.checkpoint import Checkpoint
 from fer.data import load_data
 from fer.evaluate import classification_metrics, predict_checkpoint
@@ -60,7 +59,7 @@ def score(run: dict, faces) -> dict:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser()
+    p = parser()
     p.add_argument("runs", nargs="+", help="LABEL=PATH: a results folder or a checkpoint.pt")
     p.add_argument("--data", default=str(SHARED_FER))
     p.add_argument("--split", default="PublicTest")

@@ -9,11 +9,9 @@ bf16 autocast and channels_last, as the CPU sweep configs train.
 """
 from __future__ import annotations
 
-import argparse
-
 import torch
 
-from benchmarks.common import cli, header, median_time
+from benchmarks.common import cli, header, median_time, parser
 from fer.models import create_model
 
 
@@ -67,7 +65,7 @@ def step_time(model: torch.nn.Module, x: torch.Tensor, repeats: int) -> float:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser()
+    p = parser()
     p.add_argument("--model", default="vgg_cnn")
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--crop", type=int, default=40)

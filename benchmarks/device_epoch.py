@@ -7,7 +7,6 @@ Runs on CUDA when present (bf16 autocast in both loops), else on the CPU.
 """
 from __future__ import annotations
 
-import argparse
 import time
 
 import numpy as np
@@ -15,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
-from benchmarks.common import SHARED_FER, cli, header
+from benchmarks.common import SHARED_FER, cli, header, parser
 from fer.config import load_run
 from fer.data import SyntheticSpec, load_data, make_synthetic
 from fer.evaluate import autocast_for
@@ -55,7 +54,7 @@ def resident_epoch(faces, batch_size, device: str = "auto") -> float:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser()
+    p = parser()
     p.add_argument("--data", default=str(SHARED_FER) if SHARED_FER.exists() else None)
     p.add_argument("--n", type=int, default=0, help="use only the first N training images (0: all)")
     p.add_argument("--workers", type=int, default=4)

@@ -12,7 +12,6 @@ its peak RSS, and the driver functions of ours and of Tune that used most CPU (c
 """
 from __future__ import annotations
 
-import argparse
 import contextlib
 import cProfile
 import io
@@ -26,7 +25,7 @@ from pathlib import Path
 import optuna
 import ray
 
-from benchmarks.common import cli, header
+from benchmarks.common import cli, header, parser
 from benchmarks.empty_trial import empty_trial
 from search.space import SearchSpace
 from search.sweep import run_sweep
@@ -90,7 +89,7 @@ def _top(profile: cProfile.Profile, n: int = 5) -> list[tuple[str, float]]:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser()
+    p = parser()
     p.add_argument("--cpus", type=int, nargs="+", default=[16, 64, 256])
     p.add_argument("--trials-per-cpu", type=float, default=1.0)
     p.add_argument("--keep-checkpoints", type=int, default=1, help="the sweep setting (1: a snapshot per result)")

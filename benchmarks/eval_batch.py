@@ -9,19 +9,17 @@ The faces are random uint8 images: only the time matters, and it does not depend
 """
 from __future__ import annotations
 
-import argparse
-
 import numpy as np
 import torch
 
-from benchmarks.common import cli, header, median_time
+from benchmarks.common import cli, header, median_time, parser
 from fer.checkpoint import preprocessing
 from fer.evaluate import predict_proba
 from fer.models import create_model
 
 
 def main() -> None:
-    p = argparse.ArgumentParser()
+    p = parser()
     p.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     p.add_argument("--batch-sizes", type=int, nargs="+", default=[64, 128, 256, 512])
     p.add_argument("--repeats", type=int, default=5)

@@ -9,14 +9,13 @@ same precision and thread count) that this throughput reaches.
 """
 from __future__ import annotations
 
-import argparse
 import time
 
 import torch
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
-from benchmarks.common import cli, header
+from benchmarks.common import cli, header, parser
 from fer.config import load_run
 from fer.data import SyntheticSpec, make_synthetic, train_val
 from fer.models import model_from_spec
@@ -58,7 +57,7 @@ def images_per_s(faces, overrides: list[str], precision: str) -> float:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser()
+    p = parser()
     p.add_argument("--n", type=int, default=2048, help="training images per epoch")
     args = p.parse_args()
     header("FLOP rate")

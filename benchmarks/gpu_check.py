@@ -30,7 +30,7 @@ import numpy as np
 import torch
 import yaml
 
-from benchmarks.common import SHARED_FER, cli, write_kaggle
+from benchmarks.common import SHARED_FER, cli, parser, write_kaggle
 from benchmarks.device_epoch import dataloader_epoch, resident_epoch
 from fer.config import read_yaml, resolve_run
 from fer.data import SyntheticSpec, load_data, make_synthetic
@@ -196,7 +196,7 @@ def summary(report: dict) -> str:
 
 
 def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = parser(description=__doc__.split("\n\n")[0])
     p.add_argument("--device", choices=["cuda", "cpu"], default="cuda")
     p.add_argument("--data", default=str(SHARED_FER) if SHARED_FER.exists() else None)
     p.add_argument("--tiny", action="store_true", help="tiny data, models and windows: checks the logic in seconds")
@@ -211,8 +211,7 @@ def main() -> int:
         pack_worker(args)
         return 0
     if args.device == "cuda" and not torch.cuda.is_available():
-        print("gpu_check: error: no CUDA device (use --device cpu --tiny to check the logic)", file=sys.stderr)
-        return 2
+        p.error("--device cuda: no CUDA device here (use --device cpu --tiny to check the logic)")
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as work:
         args.data = tiny_csv(Path(work) / "tiny.csv") if args.tiny else args.data

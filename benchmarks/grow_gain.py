@@ -11,14 +11,13 @@ memory-bound MLP may not, a convolution usually does. Each arrangement runs in f
 """
 from __future__ import annotations
 
-import argparse
 import multiprocessing as mp
 import os
 import queue
 import statistics
 from pathlib import Path
 
-from benchmarks.common import cli, header
+from benchmarks.common import cli, header, parser
 
 
 def epochs_at(space_file: str, data: str | None, threads: int, epochs: int, start, out) -> None:
@@ -67,7 +66,7 @@ def arrangement(args, threads: int, copies: int) -> list[float]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="benchmarks.grow_gain", description=__doc__.split("\n\n")[0])
+    p = parser(description=__doc__.split("\n\n")[0])
     p.add_argument("space", help="a space file of one sweep (configs/dnn.yaml)")
     p.add_argument("--data", default=None, help="a FER2013 CSV (default: the built-in synthetic faces)")
     p.add_argument("--epochs", type=int, default=8, help="epochs timed per arrangement (median of all but the first)")

@@ -10,12 +10,11 @@ took and whether torch._dynamo got imported.
 """
 from __future__ import annotations
 
-import argparse
 import statistics
 import subprocess
 import sys
 
-from benchmarks.common import cli, header
+from benchmarks.common import cli, header, parser
 from fer.speed import cpu_bf16_flag, cpu_model
 
 CHILD = """
@@ -46,9 +45,9 @@ def one_run(kind: str) -> tuple[float, bool]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.optimizer_start", description=__doc__.split("\n")[0])
-    parser.add_argument("--runs", type=int, default=3, help="fresh processes per optimiser, alternated")
-    args = parser.parse_args(argv)
+    p = parser(description=__doc__.split("\n")[0])
+    p.add_argument("--runs", type=int, default=3, help="fresh processes per optimiser, alternated")
+    args = p.parse_args(argv)
     header("An optimiser's first steps in a new process")
     print(f"CPU: {cpu_model()} ({cpu_bf16_flag() or 'no bf16 flag'})")
     seen: dict[str, list[tuple[float, bool]]] = {"torch": [], "fer": []}

@@ -9,20 +9,19 @@ falls in its first epoch, printed apart): whether compiling buys the hour more e
 """
 from __future__ import annotations
 
-import argparse
 import statistics
 import time
 
 import torch
 
-from benchmarks.common import cli, header
+from benchmarks.common import cli, header, parser
 from fer.config import load_run
 from fer.data import SyntheticSpec, make_synthetic
 from fer.train import Trainer
 
 
 def main(argv=None) -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = parser(description=__doc__.splitlines()[0])
     p.add_argument("--config", required=True, help="YAML run config (the baseline)")
     p.add_argument("--per-class", type=int, default=1200, help="synthetic faces per class (70% train)")
     p.add_argument("--epochs", type=int, default=4, help="epochs of each, alternating; the first is warm-up")

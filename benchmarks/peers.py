@@ -36,7 +36,7 @@ import time
 from pathlib import Path
 from typing import NamedTuple
 
-from benchmarks.common import SHARED_FER, cli, header, write_kaggle
+from benchmarks.common import SHARED_FER, cli, header, parser, write_kaggle
 from benchmarks.peer_systems import cpus_here
 
 SYSTEMS = ("project", "random_fifo", "ray_tune", "optuna")
@@ -241,7 +241,7 @@ def one(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="benchmarks.peers", description=__doc__.split("\n\n")[0])
+    p = parser(description=__doc__.split("\n\n")[0])
     p.add_argument("--space", type=Path, required=True, help="a space file of one sweep (configs/dnn.yaml)")
     p.add_argument("--budget", type=float, required=True, help="wall-clock seconds each system searches")
     p.add_argument("--seeds", type=int, default=5, help="seeds per system (--first-seed, the next ones)")

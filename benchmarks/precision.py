@@ -7,13 +7,12 @@ to see a CPU that emulates bf16 on one with native bf16 (AMX, AVX512-BF16).
 """
 from __future__ import annotations
 
-import argparse
 import os
 import time
 
 import torch
 
-from benchmarks.common import cli, header
+from benchmarks.common import cli, header, parser
 from fer.config import resolve_run
 from fer.models import model_from_spec
 from fer.speed import SpeedCache, StepTimer, choose, cpu_bf16_flag, cpu_model, label
@@ -32,7 +31,7 @@ def build(model_cfg: dict) -> torch.nn.Module:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__)
+    p = parser(description=__doc__)
     p.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     p.add_argument("--steps", type=int, default=3)
     args = p.parse_args()

@@ -9,13 +9,12 @@ would pick here (the largest within 1 point of tau 0's accuracy). PrivateTest is
 """
 from __future__ import annotations
 
-import argparse
 from dataclasses import replace
 
 import numpy as np
 
 from analysis.metrics import confusion
-from benchmarks.common import SHARED_FER, cli, header
+from benchmarks.common import SHARED_FER, cli, header, parser
 from fer.calibration import adjust_for_prior, balancing_tau
 from fer.checkpoint import Checkpoint
 from fer.data import load_data
@@ -25,7 +24,7 @@ TAUS = np.round(np.linspace(0.0, 1.0, 11), 2)
 
 
 def main() -> None:
-    p = argparse.ArgumentParser()
+    p = parser()
     p.add_argument("checkpoints", nargs="+")
     p.add_argument("--data", default=str(SHARED_FER))
     args = p.parse_args()

@@ -5,12 +5,11 @@ saliency images (FER2013's PublicTest when present, else as many synthetic faces
 """
 from __future__ import annotations
 
-import argparse
 import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.common import SHARED_FER, cli, header
+from benchmarks.common import SHARED_FER, cli, header, parser
 from fer.config import load_run
 from fer.data import SyntheticSpec, make_synthetic
 
@@ -30,7 +29,7 @@ def untrained_seed_cnn(out: Path, data: str | None) -> Path:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser()
+    p = parser()
     p.add_argument("checkpoint", nargs="?")
     p.add_argument("--data", default=str(SHARED_FER) if SHARED_FER.exists() else None)
     args = p.parse_args()

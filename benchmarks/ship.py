@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from benchmarks.common import SHARED_FER, cli, header
+from benchmarks.common import SHARED_FER, cli, header, parser
 from fer.checkpoint import Checkpoint, checkpoint_file
 from fer.data import load_data
 from fer.evaluate import classification_metrics, predict_checkpoint
@@ -32,7 +32,7 @@ def ship_row(label: str, path: str, faces) -> dict:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("runs", nargs="+", help="LABEL=CHECKPOINT (a checkpoint.pt or its folder)")
     p.add_argument("--data", default=str(SHARED_FER))
     args = p.parse_args()

@@ -12,11 +12,9 @@ other, both ways, over 10 halvings. It reads the validation probabilities that
 """
 from __future__ import annotations
 
-import argparse
-
 import numpy as np
 
-from benchmarks.common import cli
+from benchmarks.common import cli, parser
 from fer.checkpoint import Checkpoint
 from fer.data import load_data
 from fer.ship.probs import validation_probs
@@ -33,7 +31,7 @@ def halves_scores(labels: np.ndarray, probs: list[np.ndarray], best_only: list[i
 
 
 def main(argv=None) -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = parser(description=__doc__.splitlines()[0])
     p.add_argument("dir", help="an experiment folder (RESULTS/NAME)")
     p.add_argument("--family", default="cnn")
     p.add_argument("--size", type=int, default=10, help="greedy steps, as search ensemble's --size")

@@ -10,11 +10,10 @@ after the suggestions: what the driver holds beside Ray and Tune on the head nod
 """
 from __future__ import annotations
 
-import argparse
 import resource
 import time
 
-from benchmarks.common import cli
+from benchmarks.common import cli, parser
 
 
 def peak_mb() -> float:
@@ -22,7 +21,7 @@ def peak_mb() -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.space_suggest", description=__doc__.split("\n\n")[0])
+    p = parser(description=__doc__.split("\n\n")[0])
     p.add_argument("--space", default="configs/dnn.yaml", help="a space file (its first sweep)")
     p.add_argument("--n", type=int, default=8, help="suggestions to time")
     p.add_argument("--seed", type=int, default=3, help="the random sampler's seed")

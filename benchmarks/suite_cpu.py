@@ -18,7 +18,6 @@ bounds. psutil comes with Ray (its third-party folder), which is imported for it
 """
 from __future__ import annotations
 
-import argparse
 import bisect
 import collections
 import json
@@ -146,7 +145,9 @@ def pytest_runtest_logfinish(nodeid, location):
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.suite_cpu", description=__doc__.split("\n\n")[0])
+    from benchmarks.common import parser  # (here: pytest loads this module as a plugin)
+
+    p = parser(description=__doc__.split("\n\n")[0])
     p.add_argument("command", nargs="*", help="the command to run (default: python -m pytest -q)")
     p.add_argument("--per-test", type=int, nargs="?", const=40, default=0, metavar="N",
                    help="also each test's CPU-s and wall s, the N largest (default 40): the command gets "

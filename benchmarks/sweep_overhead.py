@@ -5,14 +5,13 @@ the wall time a sweep spends per trial beyond training.
 """
 from __future__ import annotations
 
-import argparse
 import tempfile
 import time
 
 import numpy as np
 import ray
 
-from benchmarks.common import cli, header
+from benchmarks.common import cli, header, parser
 from fer.config import load_run
 from fer.data import SyntheticSpec, make_synthetic, train_val
 from fer.train import Trainer
@@ -29,7 +28,7 @@ def space(model: str, epochs: int, n: int, conc: int, cpus: float, lr=None) -> S
 
 
 def main() -> None:
-    p = argparse.ArgumentParser()
+    p = parser()
     p.add_argument("--model", default="small_cnn")
     p.add_argument("--n", type=int, default=4096)
     p.add_argument("--epochs", type=int, default=3)

@@ -5,14 +5,13 @@
 """
 from __future__ import annotations
 
-import argparse
 import time
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from benchmarks.common import cli, header
+from benchmarks.common import cli, header, parser
 from fer.config import load_run
 from fer.data import SyntheticSpec, make_synthetic
 from fer.models import create_model
@@ -44,7 +43,7 @@ def fer_loop(faces, name: str, batch_size: int, epochs: int) -> float:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser()
+    p = parser()
     p.add_argument("--n", type=int, default=4096)
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--model", default="seed_cnn")

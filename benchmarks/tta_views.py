@@ -8,17 +8,16 @@ The same weights, preprocessing and prior correction; only the averaged views ch
 """
 from __future__ import annotations
 
-import argparse
 import time
 
-from benchmarks.common import SHARED_FER, cli, header
+from benchmarks.common import SHARED_FER, cli, header, parser
 from fer.checkpoint import Checkpoint
 from fer.data import load_data
 from fer.evaluate import classification_metrics, predict_proba
 
 
 def main() -> None:
-    p = argparse.ArgumentParser()
+    p = parser()
     p.add_argument("checkpoint")
     p.add_argument("--data", default=str(SHARED_FER))
     args = p.parse_args()

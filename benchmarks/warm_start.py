@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from benchmarks.common import cli, header
+from benchmarks.common import cli, header, parser
 
 
 def best_by_minute(exp: str, minutes: list[float]) -> dict:
@@ -30,7 +30,7 @@ def best_by_minute(exp: str, minutes: list[float]) -> dict:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("runs", nargs="+", help="LABEL=SWEEP_FOLDER (results/<name>/<sweep>)")
     p.add_argument("--minutes", type=float, nargs="+", default=[5, 10, 20])
     args = p.parse_args()

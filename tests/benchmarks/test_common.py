@@ -29,3 +29,11 @@ def test_a_mistyped_config_path_is_one_line_and_status_2(tmp_path):
     assert done.returncode == 2, done.stderr
     assert done.stderr.strip().splitlines() == [f"benchmarks.option_cost: error: {missing}: no such config file"]
     assert "Training epoch" not in done.stdout  # checked before anything is measured
+
+
+def test_a_mistyped_option_is_one_line_named_as_the_script_is_run():
+    done = subprocess.run([sys.executable, "-m", "benchmarks.option_cost", "--config", "configs/runs/hour_cnn.yaml",
+                           "--epoch", "2"], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        "benchmarks.option_cost: error: unrecognized arguments: --epoch (see --help)"]  # not taken for --epochs

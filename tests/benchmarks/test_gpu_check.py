@@ -35,7 +35,8 @@ def test_without_cuda_it_says_so_in_one_line():
         pytest.skip("this machine has CUDA")
     done = subprocess.run([sys.executable, "-m", "benchmarks.gpu_check"], cwd=REPO, capture_output=True, text=True)
     assert done.returncode == 2 and done.stderr.strip().splitlines() == [
-        "gpu_check: error: no CUDA device (use --device cpu --tiny to check the logic)"]
+        "benchmarks.gpu_check: error: --device cuda: no CUDA device here (use --device cpu --tiny to check the logic) "
+        "(see --help)"]
 
 
 @pytest.mark.slow
