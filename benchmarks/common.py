@@ -1,4 +1,5 @@
-"""Shared bits of the benchmarks: the machine description and result logging."""
+"""Shared bits of the benchmarks: the machine description, result logging, and the entry point and
+argument parser that give every script the command contract of fer (fer.command)."""
 from __future__ import annotations
 
 import os
@@ -7,12 +8,12 @@ import sys
 import time
 from pathlib import Path
 
-import torch
-
 SHARED_FER = Path(__file__).resolve().parents[2] / "shared" / "data" / "fer2013.csv.gz"
 
 
 def machine() -> str:
+    import torch  # (here: this module is light to import, for suite_cpu's pytest plugin)
+
     return (f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
             f"torch {torch.__version__} ({torch.get_num_threads()} threads)")
 

@@ -28,6 +28,8 @@ import sys
 import tempfile
 import time
 
+from benchmarks.common import cli, parser
+
 KINDS = [  # (kind, any of these in the command line), first match wins
     ("pytest workers", ("xdist", "-m pytest")),
     ("Tune trial workers", ("ray::ImplicitFunc", "ray::_Inner")),
@@ -145,8 +147,6 @@ def pytest_runtest_logfinish(nodeid, location):
 
 
 def main(argv: list[str] | None = None) -> int:
-    from benchmarks.common import parser  # (here: pytest loads this module as a plugin)
-
     p = parser(description=__doc__.split("\n\n")[0])
     p.add_argument("command", nargs="*", help="the command to run (default: python -m pytest -q)")
     p.add_argument("--per-test", type=int, nargs="?", const=40, default=0, metavar="N",
@@ -179,6 +179,4 @@ def _report(seconds: dict, counts: dict, wall: float, code: int) -> int:
 
 
 if __name__ == "__main__":
-    from benchmarks.common import cli  # (here: pytest loads this module as a plugin, without torch)
-
     cli(main)
